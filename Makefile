@@ -1,0 +1,53 @@
+# The two commands of the README. Each installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.segwl-installed
+
+.PHONY: test demo install clean-check export-check nbtest pytest
+.DELETE_ON_ERROR:
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Reinstall when the dependencies change.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+# Fails when a command changes what git would see: the committed tree must already be clean and exported.
+define unchanged
+	@before=$$(find $(2) -type f \( -name '*.ipynb' -o -name '*.py' \) -not -path '*/.ipynb_checkpoints/*' -exec sha256sum {} + | sort); \
+	$(1) >/dev/null; \
+	after=$$(find $(2) -type f \( -name '*.ipynb' -o -name '*.py' \) -not -path '*/.ipynb_checkpoints/*' -exec sha256sum {} + | sort); \
+	if [ "$$before" != "$$after" ]; then echo "FAIL: '$(1)' changed files under $(2): $(3)"; \
+	  diff <(echo "$$before") <(echo "$$after") | grep '^[<>]' | awk '{print $$3}' | sort -u; exit 1; fi; \
+	echo "ok: $(1) changes nothing under $(2)"
+endef
+
+clean-check: $(STAMP)
+	$(call unchanged,$(BIN)/nbdev-clean,nbs,notebooks were not clean - commit the cleaned notebooks)
+
+export-check: $(STAMP)
+	$(call unchanged,$(BIN)/nbdev-export,segwl,segwl/ disagrees with nbs/ - edit notebooks then run nbdev-export)
+
+nbtest: $(STAMP)
+	$(BIN)/nbdev-test --do-print
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+SHELL := /bin/bash
+test: $(STAMP)
+	$(MAKE) --no-print-directory clean-check
+	$(MAKE) --no-print-directory export-check
+	$(MAKE) --no-print-directory nbtest
+	$(MAKE) --no-print-directory pytest
+
+DEMO_OUT ?= demo-out
+demo: $(STAMP)
+	$(BIN)/python -m segwl.cli demo --examples examples --out $(DEMO_OUT)
