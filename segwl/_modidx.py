@@ -28,6 +28,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'segwl.data.load_reference': ('data.html#load_reference', 'segwl/data.py'),
                             'segwl.data.mask_from_pil': ('data.html#mask_from_pil', 'segwl/data.py'),
                             'segwl.data.pair_masks': ('data.html#pair_masks', 'segwl/data.py'),
+                            'segwl.data.resolve_device': ('data.html#resolve_device', 'segwl/data.py'),
                             'segwl.data.save_mask': ('data.html#save_mask', 'segwl/data.py'),
                             'segwl.data.to_rgb': ('data.html#to_rgb', 'segwl/data.py'),
                             'segwl.data.write_text': ('data.html#write_text', 'segwl/data.py')},
