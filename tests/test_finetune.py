@@ -64,7 +64,7 @@ def test_model_json_records_what_was_used(syn, tmp_path):
 
 def test_training_learns_the_synthetic_discs(syn, tmp_path):
     "A learning check, not only a smoke test: 30 quick epochs must beat predicting everything as object."
-    s = TrainSettings(**TINY | dict(size=64, epochs=30, batch_size=3, val_fraction=0, lr=3e-3))
+    s = TrainSettings(**TINY | dict(size=32, epochs=30, batch_size=3, val_fraction=0, lr=3e-3))
     train(*syn, tmp_path/'m', s, **quiet)
     rows = predict_folder(load_model(tmp_path/'m', 'cpu'), syn[0], tmp_path/'pred', progress=False)
     ious = []
@@ -91,11 +91,15 @@ def test_cli_train_predict_evaluate_end_to_end(syn, tmp_path):
     metrics = json.loads((tmp_path/'rep'/'metrics.json').read_text())
     assert metrics['n_images'] == 6 and 0 <= metrics['mean_iou'] <= 1
 
-def test_cli_usage_errors(syn, tmp_path):
-    r = segwl('train', '--images', syn[0], '--masks', tmp_path, '--out', tmp_path/'m', '--no-pretrained', check_rc=2)
-    assert 'no mask for 6 image(s)' in r.stderr
-    r = segwl('train', '--images', syn[0], '--masks', syn[1], '--out', tmp_path/'m', '--arch', 'unet-nope', check_rc=2)
-    assert 'unknown encoder' in r.stderr
-    r = segwl('predict', '--model', tmp_path, '--images', syn[0], '--out', tmp_path/'p', check_rc=2)
-    assert 'no model.json' in r.stderr
-    assert 'smp:DECODER:ENCODER' in segwl('train', '--help', check_rc=0).stdout
+def test_cli_usage_errors(syn, tmp_path, capsys):
+    from segwl.cli import main
+    def run(*args):
+        code = main(list(map(str, args))); return code, capsys.readouterr()
+    code, out = run('train', '--images', syn[0], '--masks', tmp_path, '--out', tmp_path/'m', '--no-pretrained')
+    assert code == 2 and 'no mask for 6 image(s)' in out.err
+    code, out = run('train', '--images', syn[0], '--masks', syn[1], '--out', tmp_path/'m', '--arch', 'unet-nope')
+    assert code == 2 and 'unknown encoder' in out.err
+    code, out = run('predict', '--model', tmp_path, '--images', syn[0], '--out', tmp_path/'p')
+    assert code == 2 and 'no model.json' in out.err
+    with pytest.raises(SystemExit): run('train', '--help')
+    assert 'smp:DECODER:ENCODER' in capsys.readouterr().out
