@@ -60,3 +60,70 @@ def test_scale_points_and_resize_mask_agree():
     big = resize_mask(m, (111, 159))
     r, c = pixel_of(scale_points([[35.5, 15.5], [5.5, 5.5]], m.shape, big.shape), big.shape)
     assert big[r, c].tolist() == [True, False]
+
+# ---------------------------------------------------------------- points
+from segwl.points import object_points, background_points, peak_points, distance_to_background
+
+@__import__("functools").lru_cache(None)
+def _shapes():
+    "Masks of varied shapes and sizes: ellipses, a ring, an L, an object touching the border, a thin bar, two blobs."
+    out = []
+    for h, w in [(120, 90), (357, 500), (64, 300), (400, 120)]:
+        yy, xx = np.mgrid[:h, :w]
+        out.append(((yy - h/2) / (h/3)) ** 2 + ((xx - w/2) / (w/4)) ** 2 < 1)
+    yy, xx = np.mgrid[:200, :200]; r = np.hypot(yy - 100, xx - 100)
+    out.append((r > 40) & (r < 80))                                   # a ring: the centre is background
+    l = np.zeros((150, 150), bool); l[20:130, 20:50] = True; l[100:130, 20:130] = True; out.append(l)
+    b = np.zeros((100, 160), bool); b[:70, :90] = True; out.append(b)  # touches the image border
+    t = np.zeros((80, 200), bool); t[38:44, 10:190] = True; out.append(t)  # 6 px thin
+    two = np.zeros((100, 200), bool); two[20:80, 10:60] = True; two[30:70, 140:190] = True; out.append(two)
+    return out
+
+def _under(p, m): return m[np.floor(p[:, 1]).astype(int), np.floor(p[:, 0]).astype(int)]
+
+@pytest.mark.parametrize('k', range(9))
+@pytest.mark.parametrize('n', [1, 5, 12])
+def test_object_points_inside_away_from_edge_and_spread(k, n):
+    m = _shapes()[k]
+    p = object_points(m, n)
+    assert len(p) == n and _under(p, m).all()
+    depth = distance_to_background(m)[np.floor(p[:, 1]).astype(int), np.floor(p[:, 0]).astype(int)]
+    assert (depth >= 0.25 * distance_to_background(m).max() - 1e-9).all()
+    if n > 1:
+        dmin = min(np.linalg.norm(a - b) for i, a in enumerate(p) for b in p[i + 1:])
+        # spread: n points on an object of area A are, if even, about sqrt(A/n) apart; FPS keeps at least a good part of that
+        assert dmin >= 0.3 * np.sqrt(m.sum() / n) or dmin >= 0.3 * distance_to_background(m).max(), dmin
+    assert len({tuple(q) for q in p}) == len(p)
+
+@pytest.mark.parametrize('k', range(9))
+@pytest.mark.parametrize('n', [1, 4, 9])
+def test_background_points_outside_some_near(k, n):
+    m = _shapes()[k]
+    p = background_points(m, n)
+    assert len(p) == n and not _under(p, m).any()
+    away = distance_to_background(~m)[np.floor(p[:, 1]).astype(int), np.floor(p[:, 0]).astype(int)]
+    assert (away >= 1.5).all()                                       # never touching the object
+    assert (away <= 0.1 * max(m.shape) + 1).sum() >= int(np.ceil(n / 2))  # half of them near it
+    assert len({tuple(q) for q in p}) == len(p)
+
+@pytest.mark.parametrize('seed', range(6))
+def test_peak_points_known_answer(seed):
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(15, 60, 2)
+    H, W = rng.integers(h, 800), rng.integers(w, 800)
+    yy, xx = np.mgrid[:h, :w]
+    # k bumps at random separated cells, distinct heights
+    k = 3
+    cells = []
+    while len(cells) < k:
+        c = (int(rng.integers(0, h)), int(rng.integers(0, w)))
+        if all(abs(c[0] - d[0]) + abs(c[1] - d[1]) >= 8 for d in cells): cells.append(c)
+    heights = [1.0, 0.8, 0.6]
+    smap = sum(a * np.exp(-((yy - i) ** 2 + (xx - j) ** 2) / 4.0) for (i, j), a in zip(cells, heights)).astype(np.float32)
+    smap += rng.random(smap.shape).astype(np.float32) * 1e-3          # tiny noise: peaks must still win
+    cell_px = max(H / h, W / w)
+    p = peak_points(smap, 3, (H, W), min_distance=2 * cell_px)
+    expect = np.array([[(j + 0.5) * W / w, (i + 0.5) * H / h] for i, j in cells])
+    np.testing.assert_allclose(p, expect, atol=1e-9)
+    lo = peak_points(-smap, 2, (H, W), min_distance=2 * cell_px)     # minima: far from every bump
+    for q in lo: assert min(np.linalg.norm(q - e) for e in expect) >= 2 * cell_px
