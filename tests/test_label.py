@@ -127,3 +127,218 @@ def test_peak_points_known_answer(seed):
     np.testing.assert_allclose(p, expect, atol=1e-9)
     lo = peak_points(-smap, 2, (H, W), min_distance=2 * cell_px)     # minima: far from every bump
     for q in lo: assert min(np.linalg.norm(q - e) for e in expect) >= 2 * cell_px
+
+# ---------------------------------------------------------------- the labeller, with stand-ins
+import torch
+torch.set_num_threads(1)
+from segwl.data import load_mask, SegwlError
+from segwl.pseudolabel import PseudoLabeler, LabelSettings, label_folder, read_manifest, MANIFEST_KEYS
+from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, scene_folder, odd_files
+from segwl import stitch as stitch_mod
+
+def iou(a, b): return (a & b).sum() / (a | b).sum()
+
+class CheckingSegmenter(ColourSegmenter):
+    "The protocol's contract, checked: an ordinary image, points inside it, labels 0/1."
+    def set_image(self, image):
+        assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+        super().set_image(image)
+    def predict(self, points, labels, multimask=True):
+        h, w = self.image.shape[:2]
+        assert points.shape == (len(labels), 2) and set(np.unique(labels)) <= {0, 1}
+        assert (points >= 0).all() and (points[:, 0] < w).all() and (points[:, 1] < h).all()
+        return super().predict(points, labels, multimask)
+
+REFS = [(357, 500), (500, 357), (90, 300)]                    # (H, W): landscape, portrait, panorama references
+TARGETS = [(357, 500), (400, 120), (200, 1000), (31, 45), (640, 480)]
+
+@pytest.mark.parametrize('ref_hw', REFS)
+def test_labeller_exact_with_stand_ins_over_sizes_and_aspect_ratios(ref_hw):
+    ref, ref_mask = synthetic_scene(ref_hw, seed=100)
+    seg = CheckingSegmenter()
+    pl = PseudoLabeler(ref, ref_mask, 'a red ellipse', segmenter=seg, scorer=ColourScorer(), trials=3, n_object=5, n_background=5)
+    for i, hw in enumerate(TARGETS):
+        img, true = synthetic_scene(hw, seed=200 + i)
+        r = pl.label(img)
+        assert r.mask.shape == hw and r.mask.dtype == bool
+        assert iou(r.mask, true) == 1.0, (hw, iou(r.mask, true))
+        assert r.score == 1.0
+        tobj = r.points['text_object']                    # text points (target frame) are on the object
+        assert true[np.floor(tobj[:, 1]).astype(int), np.floor(tobj[:, 0]).astype(int)].mean() >= 2 / 3
+        assert ref_mask[np.floor(r.points['reference_object'][:, 1]).astype(int), np.floor(r.points['reference_object'][:, 0]).astype(int)].all()
+    assert (seg.set_image_calls, seg.predict_calls) == (len(TARGETS), 3 * len(TARGETS))   # one embedding per target
+
+def test_the_exactness_test_can_fail(monkeypatch):
+    "Crop one column off: the same test no longer sees IoU 1, so the geometry really is being tested."
+    monkeypatch.setattr(stitch_mod.Stitch, 'target_mask', lambda self, m: np.asarray(m)[..., self.offset - 1:-1])
+    ref, ref_mask = synthetic_scene((357, 500), seed=100)
+    img, true = synthetic_scene((200, 1000), seed=3)
+    r = PseudoLabeler(ref, ref_mask, 'x', segmenter=ColourSegmenter(), scorer=ColourScorer(), trials=1).label(img)
+    assert iou(r.mask, true) < 1
+
+def test_trials_use_different_seeded_subsets():
+    ref, ref_mask = synthetic_scene((100, 150), seed=1)
+    seen = []
+    class Recording(ColourSegmenter):
+        def predict(self, points, labels, multimask=True): seen.append((points.copy(), labels.copy())); return super().predict(points, labels, multimask)
+    pl = PseudoLabeler(ref, ref_mask, 'x', segmenter=Recording(), scorer=ColourScorer(), trials=5, n_object=6, n_background=6, n_text=3, n_text_background=2)
+    img = synthetic_scene((120, 90), seed=2)[0]
+    pl.label(img)
+    assert len(seen[0][0]) == 6 + 6 + 3 + 2                           # the first trial: every point
+    assert all(len(p) < len(seen[0][0]) for p, _ in seen[1:])         # the others: subsets
+    assert len({p.tobytes() for p, _ in seen}) == 5                   # all different
+    first = [p.copy() for p, _ in seen]; seen.clear(); pl.label(img)
+    assert all((a == b).all() for a, b in zip(first, (p for p, _ in seen)))   # the same seed: the same prompts
+
+def test_best_mask_prefers_masks_with_object_in_the_target():
+    class OnlyReference(ColourSegmenter):
+        "Best score for a mask of the reference side only; a worse one covers part of the target."
+        def predict(self, points, labels, multimask=True):
+            m = np.zeros((2, *self.image.shape[:2]), bool); m[0, :, :3] = True; m[1, :, -4:] = True
+            return m, np.array([0.99, 0.5], np.float32)
+    ref, ref_mask = synthetic_scene((60, 60), seed=1)
+    r = PseudoLabeler(ref, ref_mask, 'x', segmenter=OnlyReference(), scorer=ColourScorer(), trials=1).label(np.zeros((30, 40, 3), np.uint8))
+    assert r.score == 0.5 and r.mask[:, -4:].all() and r.mask.sum() == 4 * 30
+
+def test_label_settings_json_round_trip_and_defaults(tmp_path):
+    s = LabelSettings(n_object=3, n_background=2, n_text=1, n_text_background=0, trials=4, multimask=False, window=32, stride=16, seed=7)
+    s.save(tmp_path/'s.json')
+    assert LabelSettings.from_json(tmp_path/'s.json') == s
+    assert json.loads((tmp_path/'s.json').read_text())['seed'] == 7
+    assert LabelSettings().seed == 0 and LabelSettings().trials == 10
+    (tmp_path/'bad.json').write_text('{"trials": 0}')
+    with pytest.raises(SegwlError, match='trials=0'): LabelSettings.from_json(tmp_path/'bad.json')
+    (tmp_path/'bad.json').write_text('{"trials": 2,')
+    with pytest.raises(SegwlError, match='not valid JSON'): LabelSettings.from_json(tmp_path/'bad.json')
+
+# ---------------------------------------------------------------- label_folder
+def _labeler(seg=None, **kw):
+    ref, ref_mask = synthetic_scene((80, 110), seed=7)
+    kw = dict(dict(trials=2, n_object=4, n_background=4), **kw)
+    return PseudoLabeler(ref, ref_mask, 'a red ellipse', segmenter=seg or ColourSegmenter(), scorer=ColourScorer(), **kw)
+
+SIZES = [(60, 80), (90, 40), (40, 150), (70, 70), (50, 65)]
+
+def _snapshot(out):
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted((out/'masks').iterdir())}
+
+def _no_parts(out): return not [p for p in Path(out).rglob('*') if p.name.endswith('.part')]
+
+def test_label_folder_outputs_resume_and_rerun(tmp_path):
+    truth = scene_folder(tmp_path/'imgs', SIZES, seed=40)
+    out = tmp_path/'out'
+    assert label_folder(_labeler(), tmp_path/'imgs', out, progress=False) == dict(ok=5, error=0, skipped=0, total=5)
+    rows = read_manifest(out/'manifest.jsonl')
+    assert [r['file'] for r in rows] == [p.name for p in truth] and all(set(r) == set(MANIFEST_KEYS) for r in rows)
+    assert all(r['status'] == 'ok' and r['error'] is None and 0.5 < r['score'] <= 1 and 0 < r['text_score'] < 1 and r['seconds'] >= 0 for r in rows)
+    for p, m in truth.items():
+        saved = Image.open(out/'masks'/f'{p.stem}.png')
+        assert saved.mode == 'L' and set(np.unique(np.asarray(saved))) <= {0, 255}
+        assert (load_mask(out/'masks'/f'{p.stem}.png') == m).all()
+    cfg = json.loads((out/'config.json').read_text())
+    assert cfg['settings'] == _labeler().settings.to_dict() and set(cfg['versions']) >= {'segwl', 'torch', 'segment_anything', 'open_clip'}
+    before = _snapshot(out)
+    seg = ColourSegmenter()
+    assert label_folder(_labeler(seg), tmp_path/'imgs', out, progress=False) == dict(ok=0, error=0, skipped=5, total=5)
+    assert seg.set_image_calls == 0 and _snapshot(out) == before             # the second run does nothing
+    (out/'masks'/'scene_02.png').unlink()
+    assert label_folder(_labeler(seg), tmp_path/'imgs', out, progress=False)['ok'] == 1 and seg.set_image_calls == 1
+    after = _snapshot(out)
+    assert {k: v for k, v in after.items() if k != 'scene_02.png'} == {k: v for k, v in before.items() if k != 'scene_02.png'}
+    assert after['scene_02.png'][0] == before['scene_02.png'][0]            # redone, identically
+    assert len(read_manifest(out/'manifest.jsonl')) == 5 and _no_parts(out)
+    assert label_folder(_labeler(), tmp_path/'imgs', out, resume=False, progress=False)['ok'] == 5
+
+def test_label_folder_refuses_to_resume_with_other_settings(tmp_path):
+    scene_folder(tmp_path/'imgs', SIZES[:2])
+    label_folder(_labeler(), tmp_path/'imgs', tmp_path/'out', progress=False)
+    with pytest.raises(SegwlError, match='seed.*--no-resume'):
+        label_folder(_labeler(seed=5), tmp_path/'imgs', tmp_path/'out', progress=False)
+
+def test_same_seed_same_masks_whatever_the_order_or_interruptions(tmp_path):
+    scene_folder(tmp_path/'imgs', SIZES, seed=3)
+    label_folder(_labeler(trials=4), tmp_path/'imgs', tmp_path/'a', progress=False)
+    files = sorted((tmp_path/'imgs').iterdir())
+    label_folder(_labeler(trials=4), files[2:], tmp_path/'b', progress=False)   # a part first, then the rest
+    label_folder(_labeler(trials=4), files, tmp_path/'b', progress=False)
+    a, b = _snapshot(tmp_path/'a'), _snapshot(tmp_path/'b')
+    assert {k: v[0] for k, v in a.items()} == {k: v[0] for k, v in b.items()}
+
+def test_error_rows_exact_and_the_batch_goes_on(tmp_path):
+    exp = odd_files(tmp_path/'imgs', huge=None)
+    scene_folder(tmp_path/'imgs', SIZES[:2])
+    Image.fromarray(synthetic_scene((30, 40), seed=1)[0]).save(tmp_path/'imgs'/'scene_00.jpg')   # same stem as scene_00.png
+    n = label_folder(_labeler(), tmp_path/'imgs', tmp_path/'out', progress=False)
+    rows = {r['file']: r for r in read_manifest(tmp_path/'out'/'manifest.jsonl')}
+    exp = dict(exp, **{'tiny1.png': ('error', 'too small'), 'tiny3.png': ('error', 'too small'),
+                       'scene_00.png': ('error', 'same name as scene_00.jpg'), 'scene_00.jpg': ('error', 'same name as scene_00.png'),
+                       'scene_01.png': ('ok', (90, 40))})
+    assert set(rows) == set(exp)                                                # one row per image file, none for readme.txt
+    for name, (status, what) in exp.items():
+        r = rows[name]
+        assert r['status'] == status, (name, r)
+        if status == 'ok':
+            assert load_mask(tmp_path/'out'/'masks'/f'{Path(name).stem}.png').shape == what, name
+            assert r['error'] is None and r['score'] is not None
+        else:
+            assert what in r['error'] and name in r['error'] and r['score'] is None, (name, r)
+            assert not (tmp_path/'out'/'masks'/f'{Path(name).stem}.png').exists() or name.startswith('scene_00')
+    assert n == dict(ok=sum(s == 'ok' for s, _ in exp.values()), error=sum(s == 'error' for s, _ in exp.values()), skipped=0, total=len(exp))
+    assert not (tmp_path/'out'/'masks'/'scene_00.png').exists()               # neither twin wrote it
+
+def test_an_exception_mid_batch_leaves_a_consistent_manifest(tmp_path):
+    scene_folder(tmp_path/'imgs', SIZES, seed=11)
+    class Boom(ColourSegmenter):
+        def set_image(self, image):
+            if self.set_image_calls == 2: raise KeyboardInterrupt    # the third image: like Ctrl-C
+            super().set_image(image)
+    with pytest.raises(KeyboardInterrupt): label_folder(_labeler(Boom()), tmp_path/'imgs', tmp_path/'out', progress=False)
+    rows = read_manifest(tmp_path/'out'/'manifest.jsonl')
+    assert [r['file'] for r in rows] == ['scene_00.png', 'scene_01.png'] and all(r['status'] == 'ok' for r in rows)
+    assert sorted(p.name for p in (tmp_path/'out'/'masks').iterdir()) == ['scene_00.png', 'scene_01.png'] and _no_parts(tmp_path/'out')
+    # an error inside the mask write: no partial file, an error row, and the batch goes on
+    import segwl.pseudolabel as pmod
+    real = pmod.save_mask
+    def flaky(mask, path):
+        if Path(path).stem == 'scene_03':
+            from segwl.data import atomic_path
+            with atomic_path(path) as tmp: Path(tmp).write_bytes(b'half a png'); raise OSError('disk full')
+        real(mask, path)
+    pmod.save_mask = flaky
+    try: n = label_folder(_labeler(), tmp_path/'imgs', tmp_path/'out', progress=False)
+    finally: pmod.save_mask = real
+    assert n == dict(ok=2, error=1, skipped=2, total=5) and _no_parts(tmp_path/'out')
+    assert not (tmp_path/'out'/'masks'/'scene_03.png').exists()
+    rows = {r['file']: r for r in read_manifest(tmp_path/'out'/'manifest.jsonl')}
+    assert 'disk full' in rows['scene_03.png']['error']
+    # a partial last line (killed while writing a row) is dropped by the next run, which then finishes
+    with open(tmp_path/'out'/'manifest.jsonl', 'a') as f: f.write('{"file": "scene_0')
+    assert label_folder(_labeler(), tmp_path/'imgs', tmp_path/'out', progress=False) == dict(ok=1, error=0, skipped=4, total=5)
+    assert len((tmp_path/'out'/'manifest.jsonl').read_text().splitlines()) == 5
+
+KILL_SCRIPT = '''
+import sys, time, torch; torch.set_num_threads(1)
+from segwl.pseudolabel import PseudoLabeler, label_folder
+from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene
+class Slow(ColourSegmenter):
+    def predict(self, *a, **k): time.sleep(0.05); return super().predict(*a, **k)
+ref, m = synthetic_scene((80, 110), seed=7)
+pl = PseudoLabeler(ref, m, 'a red ellipse', segmenter=Slow(), scorer=ColourScorer(), trials=2, n_object=4, n_background=4)
+label_folder(pl, sys.argv[1], sys.argv[2], progress=False)
+'''
+
+@pytest.mark.parametrize('wait_rows', [1, 3])
+def test_killed_process_loses_only_the_image_in_flight(tmp_path, wait_rows):
+    scene_folder(tmp_path/'imgs', SIZES + SIZES, seed=21)
+    out = tmp_path/'out'
+    proc = subprocess.Popen([sys.executable, '-c', KILL_SCRIPT, str(tmp_path/'imgs'), str(out)], env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent)))
+    t0 = time.time()
+    while time.time() - t0 < 60 and len(read_manifest(out/'manifest.jsonl')) < wait_rows: time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL); proc.wait()
+    rows = read_manifest(out/'manifest.jsonl')
+    assert wait_rows <= len(rows) < 10
+    assert all((out/'masks'/f"{Path(r['file']).stem}.png").exists() for r in rows if r['status'] == 'ok')
+    n = label_folder(_labeler(), tmp_path/'imgs', out, progress=False)
+    assert n['skipped'] == len(rows) and n['ok'] + n['skipped'] == 10 and _no_parts(out)
+    label_folder(_labeler(), tmp_path/'imgs', tmp_path/'clean', progress=False)
+    assert {k: v[0] for k, v in _snapshot(out).items()} == {k: v[0] for k, v in _snapshot(tmp_path/'clean').items()}
