@@ -8,7 +8,7 @@ import argparse, sys
 from .data import SegwlError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'command', 'build_parser', 'main', 'demo']
+__all__ = ['COMMANDS', 'TINY_WARNING', 'command', 'build_parser', 'main', 'settings_from_args', 'make_backends', 'label', 'demo']
 
 # %% ../nbs/09_cli.ipynb #7af7140d
 COMMANDS: dict = {}
@@ -35,6 +35,82 @@ def main(argv=None) -> int:
     except SegwlError as e:
         print(f"segwl {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+# %% ../nbs/09_cli.ipynb #22cb5c74
+def _settings_flags(p):
+    from dataclasses import fields
+    from segwl.pseudolabel import LabelSettings
+    g = p.add_argument_group('labelling settings', 'defaults from LabelSettings, or from --config; flags given override both')
+    for f in fields(LabelSettings):
+        kind = str(f.type)
+        kw = dict(action=argparse.BooleanOptionalAction) if kind == 'bool' else dict(type=float if kind == 'float' else int, metavar='N')
+        g.add_argument('--' + f.name.replace('_', '-'), dest=f's_{f.name}', default=None, help=f"{f.metadata['help']} (default: {f.default})", **kw)
+
+def settings_from_args(args):
+    "The `LabelSettings` of parsed `args`: defaults, then `--config FILE`, then the flags given."
+    from dataclasses import replace
+    from segwl.pseudolabel import LabelSettings
+    s = LabelSettings.from_json(args.config) if args.config else LabelSettings()
+    given = {k[2:]: v for k, v in vars(args).items() if k.startswith('s_') and v is not None}
+    return replace(s, **given)
+
+# %% ../nbs/09_cli.ipynb #63290f71
+def _label_args(p):
+    p.add_argument('--reference-image', required=True, metavar='R', help='the one labelled image')
+    p.add_argument('--reference-mask', required=True, metavar='M', help='its mask: same size, nonzero = object')
+    p.add_argument('--text', required=True, metavar='T', help="what the object is, e.g. 'a photo of a cat'")
+    p.add_argument('--images', required=True, metavar='DIR', help='folder of images to label')
+    p.add_argument('--out', required=True, metavar='OUT', help='output folder: masks/, manifest.jsonl, config.json')
+    p.add_argument('--models', choices=['real', 'tiny-random'], default='real',
+                   help='real: SAM and CLIP weights; tiny-random: tiny untrained networks, for testing only (meaningless masks)')
+    p.add_argument('--sam-type', default='vit_b', help='SAM architecture (vit_b, vit_l, vit_h)')
+    p.add_argument('--sam-checkpoint', default=None, metavar='P', help='SAM weights file (default: the official one, downloaded and cached)')
+    p.add_argument('--clip-model', default='ViT-B-32', help='open_clip model name')
+    p.add_argument('--clip-pretrained', default='openai', metavar='TAG|PATH', help='open_clip pretrained tag or weights file')
+    p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps')
+    p.add_argument('--no-resume', action='store_true', help='start over instead of skipping the images already done')
+    p.add_argument('--config', default=None, metavar='FILE', help='a JSON file of labelling settings (LabelSettings)')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    _settings_flags(p)
+
+# %% ../nbs/09_cli.ipynb #e2f6eb9a
+TINY_WARNING = ("*" * 78 + "\n*** WARNING: --models tiny-random uses tiny UNTRAINED networks. The masks and scores it writes\n"
+                "*** are MEANINGLESS: use it to test the plumbing, never as labels.\n" + "*" * 78)
+
+def make_backends(models='real', sam_type='vit_b', sam_checkpoint=None, clip_model='ViT-B-32', clip_pretrained='openai', device='auto'):
+    "`(segmenter, scorer, model ids)` for the options of `segwl label`."
+    from segwl.data import resolve_device
+    from segwl.sam import SamSegmenter
+    from segwl.clip import ClipScorer
+    dev = resolve_device(device)
+    if models == 'tiny-random':
+        return (SamSegmenter.tiny_random(seed=0, device=dev), ClipScorer.tiny_random(seed=0, device=dev),
+                dict(sam='tiny-random', clip='tiny-random', device=dev))
+    ids = dict(sam=f"{sam_type}:{sam_checkpoint or 'official'}", clip=f"{clip_model}:{clip_pretrained}", device=dev)
+    return (SamSegmenter.from_checkpoint(sam_type, sam_checkpoint, device=dev),
+            ClipScorer.from_pretrained(clip_model, clip_pretrained, device=dev), ids)
+
+# %% ../nbs/09_cli.ipynb #9d5214c4
+@command('label', 'Pseudo-label a folder of images like one labelled reference image.', _label_args)
+def label(args):
+    from pathlib import Path
+    from segwl.data import load_reference, list_images, BadReferenceError
+    from segwl.pseudolabel import PseudoLabeler, label_folder
+    settings = settings_from_args(args)
+    try: ref, ref_mask = load_reference(args.reference_image, args.reference_mask)
+    except BadReferenceError: raise
+    except SegwlError as e: raise BadReferenceError(f"unusable reference: {e}") from None
+    n_images = len(list_images(args.images))
+    if args.models == 'tiny-random': print(TINY_WARNING, file=sys.stderr)
+    seg, scorer, ids = make_backends(args.models, args.sam_type, args.sam_checkpoint, args.clip_model, args.clip_pretrained, args.device)
+    pl = PseudoLabeler(ref, ref_mask, args.text, segmenter=seg, scorer=scorer, settings=settings)
+    ref_paths = dict(image=str(Path(args.reference_image).resolve()), mask=str(Path(args.reference_mask).resolve()))
+    n = label_folder(pl, args.images, args.out, resume=not args.no_resume, progress=not args.no_progress,
+                     config=dict(models=ids, reference=ref_paths))
+    print(f"segwl label: {n['ok']} labelled, {n['error']} failed, {n['skipped']} already done, of {n_images} images in "
+          f"{args.images} -> {args.out}" + (f" (see {Path(args.out)/'manifest.jsonl'})" if n['error'] else ''))
+    if args.models == 'tiny-random': print(TINY_WARNING, file=sys.stderr)
+    return 1 if n['error'] else 0
 
 # %% ../nbs/09_cli.ipynb #fedb7254
 def _demo_args(p):
