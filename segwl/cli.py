@@ -36,15 +36,17 @@ def main(argv=None) -> int:
         print(f"segwl {args.command}: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/09_cli.ipynb #22cb5c74
+# %% ../nbs/09_cli.ipynb #21772e89
 def _settings_flags(p):
     from dataclasses import fields
     from segwl.pseudolabel import LabelSettings
     g = p.add_argument_group('labelling settings', 'defaults from LabelSettings, or from --config; flags given override both')
     for f in fields(LabelSettings):
         kind = str(f.type)
-        kw = dict(action=argparse.BooleanOptionalAction) if kind == 'bool' else dict(type=float if kind == 'float' else int, metavar='N')
-        g.add_argument('--' + f.name.replace('_', '-'), dest=f's_{f.name}', default=None, help=f"{f.metadata['help']} (default: {f.default})", **kw)
+        kw = (dict(action=argparse.BooleanOptionalAction) if kind == 'bool' else
+              dict(type=float, metavar='X') if kind == 'float' else dict(type=int, metavar='N'))
+        h = f.metadata['help'] + ('' if 'default' in f.metadata['help'] else f" (default: {f.default})")
+        g.add_argument('--' + f.name.replace('_', '-'), dest=f's_{f.name}', default=None, help=h, **kw)
 
 def settings_from_args(args):
     "The `LabelSettings` of parsed `args`: defaults, then `--config FILE`, then the flags given."
@@ -54,7 +56,7 @@ def settings_from_args(args):
     given = {k[2:]: v for k, v in vars(args).items() if k.startswith('s_') and v is not None}
     return replace(s, **given)
 
-# %% ../nbs/09_cli.ipynb #63290f71
+# %% ../nbs/09_cli.ipynb #1bf303b6
 def _label_args(p):
     p.add_argument('--reference-image', required=True, metavar='R', help='the one labelled image')
     p.add_argument('--reference-mask', required=True, metavar='M', help='its mask: same size, nonzero = object')
@@ -73,7 +75,7 @@ def _label_args(p):
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     _settings_flags(p)
 
-# %% ../nbs/09_cli.ipynb #e2f6eb9a
+# %% ../nbs/09_cli.ipynb #7a578302
 TINY_WARNING = ("*" * 78 + "\n*** WARNING: --models tiny-random uses tiny UNTRAINED networks. The masks and scores it writes\n"
                 "*** are MEANINGLESS: use it to test the plumbing, never as labels.\n" + "*" * 78)
 
@@ -90,7 +92,7 @@ def make_backends(models='real', sam_type='vit_b', sam_checkpoint=None, clip_mod
     return (SamSegmenter.from_checkpoint(sam_type, sam_checkpoint, device=dev),
             ClipScorer.from_pretrained(clip_model, clip_pretrained, device=dev), ids)
 
-# %% ../nbs/09_cli.ipynb #9d5214c4
+# %% ../nbs/09_cli.ipynb #91312fab
 @command('label', 'Pseudo-label a folder of images like one labelled reference image.', _label_args)
 def label(args):
     from pathlib import Path
