@@ -64,6 +64,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'segwl.pseudolabel._trials': ('pseudolabel.html#_trials', 'segwl/pseudolabel.py'),
                                    'segwl.pseudolabel._validate': ('pseudolabel.html#_validate', 'segwl/pseudolabel.py'),
                                    'segwl.pseudolabel._versions': ('pseudolabel.html#_versions', 'segwl/pseudolabel.py'),
+                                   'segwl.pseudolabel._working_copy': ('pseudolabel.html#_working_copy', 'segwl/pseudolabel.py'),
                                    'segwl.pseudolabel.label_folder': ('pseudolabel.html#label_folder', 'segwl/pseudolabel.py'),
                                    'segwl.pseudolabel.read_manifest': ('pseudolabel.html#read_manifest', 'segwl/pseudolabel.py')},
             'segwl.sam': { 'segwl.sam.PromptableSegmenter': ('sam.html#promptablesegmenter', 'segwl/sam.py'),
