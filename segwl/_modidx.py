@@ -47,7 +47,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                            'segwl.sam._check_prompts': ('sam.html#_check_prompts', 'segwl/sam.py'),
                            'segwl.sam._entry': ('sam.html#_entry', 'segwl/sam.py'),
                            'segwl.sam._from_checkpoint': ('sam.html#_from_checkpoint', 'segwl/sam.py'),
-                           'segwl.sam._predict_batch': ('sam.html#_predict_batch', 'segwl/sam.py'),
                            'segwl.sam._remember': ('sam.html#_remember', 'segwl/sam.py'),
                            'segwl.sam._sam_builder': ('sam.html#_sam_builder', 'segwl/sam.py'),
                            'segwl.sam._stamp': ('sam.html#_stamp', 'segwl/sam.py'),

@@ -50,7 +50,6 @@ def test_embedding_once_per_set_image(seg):
     try:
         seg.set_image(_img(50, 70))
         for _ in range(5): seg.predict(np.array([[3., 4.]]), np.array([1]))
-        seg.predict_batch(np.full((4, 2, 2), 10.), np.ones((4, 2)))
         assert len(calls) == 1
         seg.set_image(_img(20, 20)); seg.predict(np.array([[3., 4.]]), np.array([1]))
         assert len(calls) == 2
@@ -79,17 +78,6 @@ def test_points_shift_the_mask(seg):
     b, _ = seg.predict(np.array([[60., 60.]]), np.array([1]))
     assert not np.array_equal(a, b)
 
-def test_predict_batch_matches_predict(seg):
-    img = _img(45, 100); seg.set_image(img)
-    rng = np.random.default_rng(1)
-    P = rng.uniform(0, 1, (5, 4, 2)) * [100, 45]; L = rng.integers(0, 2, (5, 4))
-    mb, sb = seg.predict_batch(P, L, multimask=False)
-    assert mb.shape == (5, 1, 45, 100) and sb.shape == (5, 1)
-    for i in range(5):
-        m, s = seg.predict(P[i], L[i], multimask=False)
-        np.testing.assert_allclose(sb[i], s, atol=1e-4)
-        assert (mb[i] != m).mean() < 1e-3
-
 BAD = [
     (None, np.array([[1., 1.]]), np.array([1]), 'no image set'),
     ((40, 30), np.array([[31., 1.]]), np.array([1]), 'outside the 30x40'),
@@ -100,7 +88,7 @@ BAD = [
     ((40, 30), np.array([[1., 1.]]), np.array([[1]]), 'one per point'),
     ((40, 30), np.array([[1., 1.]]), np.array([-1]), '1 (object) or 0'),
     ((40, 30), np.array([[np.inf, 1.]]), np.array([1]), 'outside'),
-    ((40, 30), np.full((2, 1, 2), 1.), np.ones((2, 1)), 'predict_batch'),
+    ((40, 30), np.full((2, 1, 2), 1.), np.ones((2, 1)), 'for one prompt'),
 ]
 
 @pytest.mark.parametrize('shape,pts,lab,msg', BAD, ids=[b[3] for b in BAD])
@@ -271,3 +259,22 @@ def test_real_vit_b():
     s.set_image(_img(120, 200))
     m, sc = s.predict(np.array([[100., 60.]]), np.array([1]))
     assert m.shape == (3, 120, 200)
+
+@pytest.mark.parametrize('sam_type', ['vit_b', 'vit_l', 'vit_h'])
+def test_arch_table_matches_segment_anything(sam_type):
+    "The width/depth read from a file are those of segment-anything's own builders (built on 'meta': no memory)."
+    from segment_anything import sam_model_registry
+    with torch.device('meta'): m = sam_model_registry[sam_type](checkpoint=None)
+    assert sam._arch_of(m.state_dict()) == sam.SAM_ARCHS[sam_type]
+
+def test_real_vit_b_architecture_loads(tmp_path, monkeypatch):
+    "The whole load path with vit_b's real keys and shapes; torch.load is stubbed to spare writing 375 MB."
+    from segment_anything import sam_model_registry
+    torch.manual_seed(0); sd = sam_model_registry['vit_b'](checkpoint=None).state_dict()
+    (tmp_path/'vit_b.pth').write_bytes(b'stub')
+    calls = []
+    monkeypatch.setattr(torch, 'load', lambda *a, **kw: (calls.append(kw), sd)[1])
+    m = load_sam(tmp_path/'vit_b.pth', 'vit_b')
+    assert calls == [{'map_location': 'cpu', 'weights_only': True}]
+    assert torch.equal(m.mask_decoder.iou_token.weight, sd['mask_decoder.iou_token.weight'])
+    with pytest.raises(SegwlError, match=r'vit_b\.pth is a vit_b model.*not vit_h'): load_sam(tmp_path/'vit_b.pth', 'vit_h')
