@@ -20,6 +20,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'segwl.clip._input_size': ('clip.html#_input_size', 'segwl/clip.py'),
                             'segwl.clip._mean_std': ('clip.html#_mean_std', 'segwl/clip.py'),
                             'segwl.clip._offline_reason': ('clip.html#_offline_reason', 'segwl/clip.py'),
+                            'segwl.clip._on_device_': ('clip.html#_on_device_', 'segwl/clip.py'),
                             'segwl.clip._resized_': ('clip.html#_resized_', 'segwl/clip.py'),
                             'segwl.clip._same_file': ('clip.html#_same_file', 'segwl/clip.py'),
                             'segwl.clip._similarity_map': ('clip.html#_similarity_map', 'segwl/clip.py'),
