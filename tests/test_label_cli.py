@@ -154,8 +154,19 @@ def test_cli_tiny_models_on_examples(tmp_path):
     for q in images: assert load_mask(tmp_path/'out'/'masks'/f'{q.stem}.png').shape == load_image(q).shape[:2]
     cfg = json.loads((tmp_path/'out'/'config.json').read_text())
     assert cfg['models']['sam'] == 'tiny-random' and cfg['versions']['segment_anything'] and cfg['versions']['open_clip']
-    p2 = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert p2.returncode == 0 and '0 labelled, 0 failed, 5 already done' in p2.stdout
+
+@tiny
+def test_cli_tiny_models_resume(tmp_path, capsys):
+    args = ['label', *EXAMPLE_REF, '--images', EX/'unlabeled'/'images', '--out', tmp_path/'out', '--models', 'tiny-random', '--device', 'cpu', *FAST]
+    assert run(capsys, *args)[0] == 0
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path/'out'/'masks').iterdir()}
+    code, out, err = run(capsys, *args)
+    assert code == 0 and '0 labelled, 0 failed, 5 already done' in out
+    (tmp_path/'out'/'masks'/'Bengal_110.png').unlink()
+    code, out, err = run(capsys, *args)
+    assert code == 0 and '1 labelled, 0 failed, 4 already done' in out
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path/'out'/'masks').iterdir()}
+    assert {k: v for k, v in after.items() if k != 'Bengal_110.png'} == {k: v for k, v in before.items() if k != 'Bengal_110.png'}
 
 @tiny
 def test_cli_tiny_models_same_seed_same_masks(tmp_path, capsys):
