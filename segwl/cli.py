@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         print(f"segwl {args.command}: error: {e}", file=sys.stderr)
         return 2
 
-# %% ../nbs/09_cli.ipynb #78f87430
+# %% ../nbs/09_cli.ipynb #46c5ce1f
 def _settings_flags(p):
     from dataclasses import fields
     from segwl.pseudolabel import LabelSettings
@@ -56,7 +56,7 @@ def settings_from_args(args):
     given = {k[2:]: v for k, v in vars(args).items() if k.startswith('s_') and v is not None}
     return replace(s, **given)
 
-# %% ../nbs/09_cli.ipynb #5077d5d2
+# %% ../nbs/09_cli.ipynb #d2b69cfb
 def _label_args(p):
     p.add_argument('--reference-image', required=True, metavar='R', help='the one labelled image')
     p.add_argument('--reference-mask', required=True, metavar='M', help='its mask: same size, nonzero = object')
@@ -75,7 +75,7 @@ def _label_args(p):
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     _settings_flags(p)
 
-# %% ../nbs/09_cli.ipynb #e68996aa
+# %% ../nbs/09_cli.ipynb #79d2af12
 TINY_WARNING = ("*" * 78 + "\n*** WARNING: --models tiny-random uses tiny UNTRAINED networks. The masks and scores it writes\n"
                 "*** are MEANINGLESS: use it to test the plumbing, never as labels.\n" + "*" * 78)
 
@@ -92,23 +92,23 @@ def make_backends(models='real', sam_type='vit_b', sam_checkpoint=None, clip_mod
     return (SamSegmenter.from_checkpoint(sam_type, sam_checkpoint, device=dev),
             ClipScorer.from_pretrained(clip_model, clip_pretrained, device=dev), ids)
 
-# %% ../nbs/09_cli.ipynb #40d3c3df
+# %% ../nbs/09_cli.ipynb #75fc4286
 @command('label', 'Pseudo-label a folder of images like one labelled reference image.', _label_args)
 def label(args):
     from pathlib import Path
-    from segwl.data import load_reference, list_images, BadReferenceError
+    from segwl.data import load_reference, list_images, resolve_device, BadReferenceError
     from segwl.pseudolabel import PseudoLabeler, label_folder
     settings = settings_from_args(args)
     try: ref, ref_mask = load_reference(args.reference_image, args.reference_mask)
     except BadReferenceError: raise
     except SegwlError as e: raise BadReferenceError(f"unusable reference: {e}") from None
-    n_images = len(list_images(args.images))
+    n_images, device = len(list_images(args.images)), resolve_device(args.device)
     if args.models == 'tiny-random': print(TINY_WARNING, file=sys.stderr)
-    seg, scorer, ids = make_backends(args.models, args.sam_type, args.sam_checkpoint, args.clip_model, args.clip_pretrained, args.device)
+    seg, scorer, ids = make_backends(args.models, args.sam_type, args.sam_checkpoint, args.clip_model, args.clip_pretrained, device)
     pl = PseudoLabeler(ref, ref_mask, args.text, segmenter=seg, scorer=scorer, settings=settings)
     ref_paths = dict(image=str(Path(args.reference_image).resolve()), mask=str(Path(args.reference_mask).resolve()))
     n = label_folder(pl, args.images, args.out, resume=not args.no_resume, progress=not args.no_progress,
-                     config=dict(models=ids, reference=ref_paths, device=args.device))
+                     config=dict(models=ids, reference=ref_paths, device=device))
     print(f"segwl label: {n['ok']} labelled, {n['error']} failed, {n['skipped']} already done, of {n_images} images in "
           f"{args.images} -> {args.out}" + (f" (see {Path(args.out)/'manifest.jsonl'})" if n['error'] else ''))
     if args.models == 'tiny-random': print(TINY_WARNING, file=sys.stderr)
