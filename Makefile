@@ -49,4 +49,4 @@ test: install
 
 DEMO_OUT ?= demo-out
 demo: install
-	$(BIN)/python -m segwl.cli demo --examples examples --out $(DEMO_OUT)
+	$(BIN)/segwl demo --examples examples --out $(DEMO_OUT)
