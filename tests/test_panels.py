@@ -128,3 +128,31 @@ def test_errors_land_in_the_output_widget(setup):
     (tmp/'a_file').write_text('')
     p.config_path.value = str(tmp/'a_file'/'s.json')                # its folder is a file
     assert p.save_settings() is None and 'save settings: error' in p.log.outputs[-1]['text'] + p.log.outputs[-2]['text']
+
+def test_tiny_random_models_on_the_examples(examples):
+    "The real backends behind the proxies: one SAM embedding and one CLIP map while point sliders move."
+    import torch; torch.set_num_threads(1)
+    from segwl.sam import SamSegmenter
+    from segwl.clip import ClipScorer
+    from segwl.data import load_image
+    ref = examples/'reference'
+    p = TuningPanel(ref/'Abyssinian_88.jpg', ref/'Abyssinian_88.png', 'a photo of a cat', examples/'unlabeled'/'images',
+                    SamSegmenter.tiny_random(), ClipScorer.tiny_random(), settings=LabelSettings(trials=2, max_side=96))
+    assert p.error is None, p.error
+    assert not p.controls['window'].disabled and p.controls['window'].value == p.raw_scorer.window
+    p.controls['n_object'].value = 3; p.controls['n_text'].value = 1
+    assert p.error is None and len(p.result.points['reference_object']) == 3 and len(p.result.points['text_object']) == 1
+    assert (p.segmenter.set_image_calls, p.scorer.map_calls) == (1, 1)
+    assert p.result.mask.shape == load_image(p.image_path).shape[:2]
+
+def test_the_screenshot_notebook_runs(tmp_path, monkeypatch):
+    "docs/panel_demo.ipynb (the source of docs/panel.png) still builds a working panel."
+    from conftest import ROOT
+    nb = json.loads((ROOT/'docs'/'panel_demo.ipynb').read_text())
+    monkeypatch.setenv('TMPDIR', str(tmp_path))
+    import tempfile; monkeypatch.setattr(tempfile, 'tempdir', None)
+    ns = {}
+    for c in nb['cells']:
+        if c['cell_type'] == 'code': exec(''.join(c['source']), ns)
+    p = ns['panel']
+    assert p.error is None and p.progress.value == 3 and 'labelled 3' in p.log.outputs[0]['text']
