@@ -8,7 +8,8 @@ import argparse, sys
 from .data import SegwlError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'TINY_WARNING', 'command', 'build_parser', 'main', 'settings_from_args', 'make_backends', 'label', 'demo']
+__all__ = ['COMMANDS', 'TINY_WARNING', 'command', 'build_parser', 'main', 'settings_from_args', 'make_backends', 'label',
+           'train_cmd', 'predict_cmd', 'evaluate_cmd', 'demo']
 
 # %% ../nbs/09_cli.ipynb #7af7140d
 COMMANDS: dict = {}
@@ -113,6 +114,78 @@ def label(args):
           f"{args.images} -> {args.out}" + (f" (see {Path(args.out)/'manifest.jsonl'})" if n['error'] else ''))
     if args.models == 'tiny-random': print(TINY_WARNING, file=sys.stderr)
     return 1 if n['error'] else 0
+
+# %% ../nbs/09_cli.ipynb #8f39d74e
+def _train_args(p):
+    from dataclasses import fields
+    from segwl.finetune import TrainSettings, arch_help
+    d = {f.name: f.default for f in fields(TrainSettings)}
+    p.add_argument('--images', required=True, help='folder of training images')
+    p.add_argument('--masks', required=True, help='folder of their masks, paired by file name (e.g. LABELS/masks from segwl label)')
+    p.add_argument('--out', required=True, help='model folder (best.pt, last.pt, model.json); an existing run there is resumed')
+    p.add_argument('--arch', default=d['arch'], help=f"architecture: {arch_help()}")
+    p.add_argument('--size', type=int, default=d['size'], help='input size in pixels, a multiple of 32 (default %(default)s)')
+    p.add_argument('--epochs', type=int, default=d['epochs'], help='stop after this many epochs (default %(default)s)')
+    p.add_argument('--max-minutes', type=float, default=d['max_minutes'], help='... or after this many minutes of training, whichever comes first')
+    p.add_argument('--batch-size', type=int, default=d['batch_size'], help='default %(default)s')
+    p.add_argument('--lr', type=float, default=d['lr'], help='peak AdamW learning rate (default %(default)s)')
+    p.add_argument('--val-fraction', type=float, default=d['val_fraction'], help='images held out to pick the best epoch (default %(default)s)')
+    p.add_argument('--manifest', help='manifest.jsonl of the labelling run: error rows are left out, and with --min-score/--min-text-score low scores too')
+    p.add_argument('--min-score', type=float, default=d['min_score'], help='leave out pseudo-labels whose manifest score is below this')
+    p.add_argument('--min-text-score', type=float, default=d['min_text_score'], help='leave out pseudo-labels whose CLIP text score is below this (the seed used 0.25)')
+    p.add_argument('--pretrained', action=argparse.BooleanOptionalAction, default=d['pretrained'],
+                   help='start from pretrained weights, downloaded once (default); --no-pretrained trains from scratch')
+    p.add_argument('--device', default=d['device'], help='auto, cpu, cuda, cuda:N or mps (default %(default)s)')
+    p.add_argument('--seed', type=int, default=d['seed'])
+    p.add_argument('--quiet', action='store_true', help='no progress bars')
+
+@command('train', 'Fine-tune a segmentation model on images and (pseudo-)label masks.', _train_args)
+def train_cmd(args):
+    from dataclasses import fields
+    from segwl.finetune import TrainSettings, train
+    if (args.min_score is not None or args.min_text_score is not None) and not args.manifest:
+        raise SegwlError("--min-score and --min-text-score filter the rows of a labelling manifest: give --manifest too")
+    s = TrainSettings(**{f.name: getattr(args, f.name) for f in fields(TrainSettings) if hasattr(args, f.name)})
+    info = train(args.images, args.masks, args.out, s, manifest=args.manifest, progress=not args.quiet)
+    print(f"model written to {args.out} (model.json, best.pt from epoch {info['best']['epoch']})")
+    return 0
+
+# %% ../nbs/09_cli.ipynb #14a0c2ec
+def _predict_args(p):
+    p.add_argument('--model', required=True, help='a model folder written by segwl train')
+    p.add_argument('--images', required=True, help='folder of images to segment')
+    p.add_argument('--out', required=True, help='output folder: masks/<name>.png (0/255, each image\'s size) and manifest.jsonl')
+    p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps (default %(default)s)')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+
+@command('predict', 'Segment a folder of images with a trained model.', _predict_args)
+def predict_cmd(args):
+    from segwl.finetune import predict_folder
+    rows = predict_folder(args.model, args.images, args.out, device=args.device, progress=not args.quiet)
+    bad = sum(r['status'] != 'ok' for r in rows)
+    print(f"{len(rows) - bad} masks written to {args.out}/masks" + (f"; {bad} image(s) failed (see {args.out}/manifest.jsonl)" if bad else ''))
+    return 1 if bad else 0
+
+def _evaluate_args(p):
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument('--model', help='a model folder written by segwl train (needs --images)')
+    src.add_argument('--pred', help='a folder of predicted masks (e.g. pseudo-labels) to score as they are')
+    p.add_argument('--images', help='test images (needed with --model; with --pred only for the figures)')
+    p.add_argument('--masks', required=True, help='ground-truth masks, paired by file name')
+    p.add_argument('--ignore', help='optional folder of masks whose pixels are not scored')
+    p.add_argument('--out', required=True, help='report folder: metrics.json, per_image.csv, figures')
+    p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps (default %(default)s)')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+
+@command('evaluate', 'Score a model or a folder of masks against ground truth.', _evaluate_args)
+def evaluate_cmd(args):
+    from segwl.evaluate import evaluate_folder
+    m = evaluate_folder(args.masks, args.out, pred_dir=args.pred, model=args.model, images_dir=args.images,
+                        ignore_dir=args.ignore, device=args.device, progress=not args.quiet)
+    print(f"mean IoU {m['mean_iou']:.4f}, dataset IoU {m['dataset_iou']:.4f}, Dice {m['dice']:.4f}, boundary IoU "
+          f"{m['boundary_iou']:.4f} over {m['n_images']} images" + (' (ignore regions left out)' if m['ignore_used'] else '')
+          + f"; report in {args.out}")
+    return 0
 
 # %% ../nbs/09_cli.ipynb #fedb7254
 def _demo_args(p):
