@@ -188,7 +188,7 @@ def evaluate_cmd(args):
           + f"; report in {args.out}")
     return 0
 
-# %% ../nbs/09_cli.ipynb #89bf433f
+# %% ../nbs/09_cli.ipynb #cc25c309
 def jobs_dir() -> 'Path':
     "The folder of the job notebooks shipped inside the package."
     from pathlib import Path
@@ -210,7 +210,7 @@ def job_notebook(name_or_path) -> 'Path':
     if not q.is_file(): raise SegwlError(f"{name_or_path!r}: not a job ({', '.join(job_names()) or 'none shipped'}) nor a notebook file")
     return q
 
-# %% ../nbs/09_cli.ipynb #544fcbaf
+# %% ../nbs/09_cli.ipynb #8b82efdf
 def parse_value(v: str):
     "A `-p` value: `True`/`False`/`None`, an int, a float, or the string itself."
     if v in ('True', 'False', 'None'): return {'True': True, 'False': False, 'None': None}[v]
@@ -228,12 +228,13 @@ def notebook_parameters(path) -> dict:
 
 def check_parameters(path, given: dict) -> dict:
     "`given`, or `SegwlError` naming the unknown ones and listing the valid names."
+    if not given: return given          # any notebook runs as it is
     valid = notebook_parameters(path)
     bad = [k for k in given if k not in valid]
     if bad: raise SegwlError(f"{path}: unknown parameter(s) {', '.join(bad)}; valid names: {', '.join(valid)}")
     return given
 
-# %% ../nbs/09_cli.ipynb #80f1ea6d
+# %% ../nbs/09_cli.ipynb #be0b5fe9
 def _this_python_kernel():
     "A jupyter_client KernelManager class that starts an ipykernel on `sys.executable`."
     from jupyter_client.manager import KernelManager
@@ -256,7 +257,7 @@ def run_notebook(notebook, output, parameters: dict | None = None, cwd='.', prog
                                       cwd=str(cwd), progress_bar=progress, log_output=log_output,
                                       kernel_manager_class=_this_python_kernel())
 
-# %% ../nbs/09_cli.ipynb #f74d197d
+# %% ../nbs/09_cli.ipynb #a6b634ad
 def _run_notebook_args(p):
     p.add_argument('notebook', help=f"a job shipped with segwl ({', '.join(job_names())}) or the path of a notebook with a cell tagged 'parameters'")
     p.add_argument('output', help='where to write the executed notebook (.ipynb): the report, with outputs and figures')
