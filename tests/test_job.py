@@ -104,3 +104,19 @@ def test_failing_job_exits_1(tmp_path):
     r = segwl('run-notebook', 'pipeline', 'x.ipynb', '--no-progress', '-p', 'reference_image', 'missing.jpg', cwd=tmp_path)
     assert r.returncode == 1 and 'missing.jpg' in r.stderr and 'x.ipynb' in r.stderr
     assert (tmp_path/'x.ipynb').exists()
+
+def test_kernel_is_this_python(tmp_path):
+    "Jupyter's registered kernels do not matter: a 'python3' kernelspec that cannot start is never used."
+    spec = tmp_path/'jupyter'/'kernels'/'python3'; spec.mkdir(parents=True)
+    (spec/'kernel.json').write_text(json.dumps(dict(argv=['/bin/false', '{connection_file}'], display_name='broken', language='python')))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={'tags': ['parameters']}),
+                                         nbformat.v4.new_code_cell("import sys, segwl; print(sys.executable, x)")])
+    nb.metadata['kernelspec'] = dict(name='python3', display_name='python3', language='python')
+    nbformat.write(nb, tmp_path/'k.ipynb')
+    os.environ['JUPYTER_PATH'], old = str(tmp_path/'jupyter'), os.environ.get('JUPYTER_PATH')
+    try: r = segwl('run-notebook', 'k.ipynb', 'k_out.ipynb', '-p', 'x', '5', '--no-progress', cwd=tmp_path)
+    finally:
+        if old is None: del os.environ['JUPYTER_PATH']
+        else: os.environ['JUPYTER_PATH'] = old
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert nbformat.read(tmp_path/'k_out.ipynb', 4).cells[-1].outputs[0]['text'] == f"{sys.executable} 5\n"
