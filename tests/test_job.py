@@ -38,16 +38,17 @@ def test_package_data_declared():
 def job(tmp_path_factory):
     "One run of the pipeline job on 3 images, tiny random models, a seconds-long training; from a folder outside the clone."
     d = tmp_path_factory.mktemp('job')
-    (d/'images').mkdir(); (d/'test'/'images').mkdir(parents=True); (d/'test'/'masks').mkdir()
-    for p in sorted((EX/'unlabeled'/'images').glob('*.jpg'))[:3]: shutil.copy(p, d/'images')
+    for sub in ('unlabeled/images', 'unlabeled/masks', 'test/images', 'test/masks'): (d/sub).mkdir(parents=True)
+    for p in sorted((EX/'unlabeled'/'images').glob('*.jpg'))[:3]:
+        shutil.copy(p, d/'unlabeled'/'images'); shutil.copy(EX/'unlabeled'/'masks'/f'{p.stem}.png', d/'unlabeled'/'masks')
     for p in sorted((EX/'test'/'images').glob('*.jpg'))[:2]:
         shutil.copy(p, d/'test'/'images'); shutil.copy(EX/'test'/'masks'/f'{p.stem}.png', d/'test'/'masks')
     LabelSettings(trials=2, n_object=3, n_background=3, n_text=2).save(d/'fast.json')
     before = tree_digest(ROOT/'nbs')
     r = segwl('run-notebook', 'pipeline', 'ran/pipeline.ipynb', '--no-progress',
               '-p', 'reference_image', EX/'reference'/'Abyssinian_88.jpg', '-p', 'reference_mask', EX/'reference'/'Abyssinian_88.png',
-              '-p', 'images', 'images', '-p', 'out', 'out', '-p', 'models', 'tiny-random', '-p', 'config', 'fast.json',
-              '-p', 'device', 'cpu', '-p', 'seed', '3', '-p', 'size', '64', '-p', 'epochs', '2', '-p', 'max_minutes', '0.02',
+              '-p', 'images', 'unlabeled/images', '-p', 'out', 'out', '-p', 'models', 'tiny-random', '-p', 'config', 'fast.json',
+              '-p', 'device', 'cpu', '-p', 'seed', '3', '-p', 'epochs', '2', '-p', 'max_minutes', '0.02',
               '-p', 'test_images', 'test/images', '-p', 'test_masks', 'test/masks', cwd=d)
     return d, r, before
 
@@ -67,20 +68,21 @@ def test_executed_notebook_where_asked(job):
 def test_metrics(job):
     d, r, _ = job
     m = json.loads((d/'out'/'metrics.json').read_text())
-    assert {'n_images', 'labelled', 'failed', 'mean_score', 'mean_text_score', 'models', 'device', 'train', 'test'} <= set(m)
+    assert {'n_images', 'labelled', 'failed', 'mean_score', 'mean_text_score', 'models', 'device', 'train', 'label_quality', 'test'} <= set(m)
     assert (m['n_images'], m['labelled'], m['failed'], m['device']) == (3, 3, 0, 'cpu')
     assert m['models'] == {'sam': 'tiny-random', 'clip': 'tiny-random'}
     assert -1 <= m['mean_text_score'] <= 1 and np.isfinite(m['mean_score'])
     assert m['train']['arch'] == 'smp:Unet:resnet18' and 1 <= m['train']['epochs'] <= 2 and m['train']['stopped'] in ('epochs', 'time')
-    t = m['test']
-    assert t['n_images'] == 2
-    for k in ('mean_iou', 'dataset_iou', 'dice', 'pixel_accuracy', 'boundary_iou', 'precision', 'recall'): assert 0 <= t[k] <= 1, k
+    assert json.loads((d/'out'/'model'/'model.json').read_text())['input_size'] == 64   # tiny-random: the quick size
+    assert (m['label_quality']['n_images'], m['test']['n_images']) == (3, 2)   # label_masks='auto' found unlabeled/masks
+    for t in (m['label_quality'], m['test']):
+        for k in ('mean_iou', 'dataset_iou', 'dice', 'pixel_accuracy', 'boundary_iou', 'precision', 'recall'): assert 0 <= t[k] <= 1, k
     cfg = json.loads((d/'out'/'labels'/'config.json').read_text())
     assert (cfg['settings']['trials'], cfg['settings']['seed']) == (2, 3)   # the config file, then the seed parameter
 
 def test_masks(job):
     d, r, _ = job
-    imgs = sorted((d/'images').iterdir())
+    imgs = sorted((d/'unlabeled'/'images').iterdir())
     masks = sorted((d/'out'/'labels'/'masks').glob('*.png'))
     assert [p.stem for p in masks] == [p.stem for p in imgs]
     for p, q in zip(imgs, masks):
