@@ -188,7 +188,7 @@ def evaluate_cmd(args):
           + f"; report in {args.out}")
     return 0
 
-# %% ../nbs/09_cli.ipynb #cc25c309
+# %% ../nbs/09_cli.ipynb #f263f4ed
 def jobs_dir() -> 'Path':
     "The folder of the job notebooks shipped inside the package."
     from pathlib import Path
@@ -203,14 +203,13 @@ def job_notebook(name_or_path) -> 'Path':
     "The notebook of a shipped job `name`, or the notebook at a path."
     from pathlib import Path
     p = Path(name_or_path)
-    if p.suffix == '.ipynb' or p.exists():
-        if not p.is_file(): raise SegwlError(f"{p}: no such notebook")
-        return p
+    if p.is_file(): return p
+    if p.suffix == '.ipynb' or len(p.parts) > 1: raise SegwlError(f"{p}: no such notebook")
     q = jobs_dir()/f'{name_or_path}.ipynb'
     if not q.is_file(): raise SegwlError(f"{name_or_path!r}: not a job ({', '.join(job_names()) or 'none shipped'}) nor a notebook file")
     return q
 
-# %% ../nbs/09_cli.ipynb #8b82efdf
+# %% ../nbs/09_cli.ipynb #3a9a52d5
 def parse_value(v: str):
     "A `-p` value: `True`/`False`/`None`, an int, a float, or the string itself."
     if v in ('True', 'False', 'None'): return {'True': True, 'False': False, 'None': None}[v]
@@ -234,7 +233,7 @@ def check_parameters(path, given: dict) -> dict:
     if bad: raise SegwlError(f"{path}: unknown parameter(s) {', '.join(bad)}; valid names: {', '.join(valid)}")
     return given
 
-# %% ../nbs/09_cli.ipynb #be0b5fe9
+# %% ../nbs/09_cli.ipynb #f4552696
 def _this_python_kernel():
     "A jupyter_client KernelManager class that starts an ipykernel on `sys.executable`."
     from jupyter_client.manager import KernelManager
@@ -257,7 +256,7 @@ def run_notebook(notebook, output, parameters: dict | None = None, cwd='.', prog
                                       cwd=str(cwd), progress_bar=progress, log_output=log_output,
                                       kernel_manager_class=_this_python_kernel())
 
-# %% ../nbs/09_cli.ipynb #a6b634ad
+# %% ../nbs/09_cli.ipynb #f468d69c
 def _run_notebook_args(p):
     p.add_argument('notebook', help=f"a job shipped with segwl ({', '.join(job_names())}) or the path of a notebook with a cell tagged 'parameters'")
     p.add_argument('output', help='where to write the executed notebook (.ipynb): the report, with outputs and figures')
