@@ -9,7 +9,8 @@ from .data import SegwlError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'TINY_WARNING', 'command', 'build_parser', 'main', 'settings_from_args', 'make_backends', 'label',
-           'train_cmd', 'predict_cmd', 'evaluate_cmd', 'demo']
+           'train_cmd', 'predict_cmd', 'evaluate_cmd', 'jobs_dir', 'job_names', 'job_notebook', 'parse_value',
+           'notebook_parameters', 'check_parameters', 'run_notebook', 'run_notebook_cmd', 'demo']
 
 # %% ../nbs/09_cli.ipynb #7af7140d
 COMMANDS: dict = {}
@@ -185,6 +186,100 @@ def evaluate_cmd(args):
     print(f"mean IoU {m['mean_iou']:.4f}, dataset IoU {m['dataset_iou']:.4f}, Dice {m['dice']:.4f}, boundary IoU "
           f"{m['boundary_iou']:.4f} over {m['n_images']} images" + (' (ignore regions left out)' if m['ignore_used'] else '')
           + f"; report in {args.out}")
+    return 0
+
+# %% ../nbs/09_cli.ipynb #f263f4ed
+def jobs_dir() -> 'Path':
+    "The folder of the job notebooks shipped inside the package."
+    from pathlib import Path
+    import segwl
+    return Path(segwl.__file__).parent/'jobs'
+
+def job_names() -> list[str]:
+    "Names of the job notebooks shipped with segwl."
+    return sorted(p.stem for p in jobs_dir().glob('*.ipynb'))
+
+def job_notebook(name_or_path) -> 'Path':
+    "The notebook of a shipped job `name`, or the notebook at a path."
+    from pathlib import Path
+    p = Path(name_or_path)
+    if p.is_file(): return p
+    if p.suffix == '.ipynb' or len(p.parts) > 1: raise SegwlError(f"{p}: no such notebook")
+    q = jobs_dir()/f'{name_or_path}.ipynb'
+    if not q.is_file(): raise SegwlError(f"{name_or_path!r}: not a job ({', '.join(job_names()) or 'none shipped'}) nor a notebook file")
+    return q
+
+# %% ../nbs/09_cli.ipynb #3a9a52d5
+def parse_value(v: str):
+    "A `-p` value: `True`/`False`/`None`, an int, a float, or the string itself."
+    if v in ('True', 'False', 'None'): return {'True': True, 'False': False, 'None': None}[v]
+    for t in (int, float):
+        try: return t(v)
+        except ValueError: pass
+    return v
+
+def notebook_parameters(path) -> dict:
+    "`{name: default (as source text)}` of the cell tagged `parameters`; `SegwlError` if there is none."
+    import papermill
+    ps = papermill.inspect_notebook(str(path))
+    if not ps: raise SegwlError(f"{path}: no cell tagged 'parameters', so it takes no parameters")
+    return {k: v['default'] for k, v in ps.items()}
+
+def check_parameters(path, given: dict) -> dict:
+    "`given`, or `SegwlError` naming the unknown ones and listing the valid names."
+    if not given: return given          # any notebook runs as it is
+    valid = notebook_parameters(path)
+    bad = [k for k in given if k not in valid]
+    if bad: raise SegwlError(f"{path}: unknown parameter(s) {', '.join(bad)}; valid names: {', '.join(valid)}")
+    return given
+
+# %% ../nbs/09_cli.ipynb #f4552696
+def _this_python_kernel():
+    "A jupyter_client KernelManager class that starts an ipykernel on `sys.executable`."
+    from jupyter_client.manager import KernelManager
+    from jupyter_client.kernelspec import KernelSpec
+    class ThisPythonKernel(KernelManager):
+        @property
+        def kernel_spec(self):
+            return KernelSpec(argv=[sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+                              display_name=f'Python ({sys.executable})', language='python')
+    return ThisPythonKernel
+
+def run_notebook(notebook, output, parameters: dict | None = None, cwd='.', progress=True, log_output=False):
+    "Execute `notebook` (a job name or a path) with `parameters` into `output`; papermill's errors propagate."
+    import papermill
+    nb = job_notebook(notebook)
+    params = check_parameters(nb, dict(parameters or {}))
+    from pathlib import Path
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    return papermill.execute_notebook(str(nb), str(output), parameters=params, kernel_name='python3', language='python',
+                                      cwd=str(cwd), progress_bar=progress, log_output=log_output,
+                                      kernel_manager_class=_this_python_kernel())
+
+# %% ../nbs/09_cli.ipynb #f468d69c
+def _run_notebook_args(p):
+    p.add_argument('notebook', help=f"a job shipped with segwl ({', '.join(job_names())}) or the path of a notebook with a cell tagged 'parameters'")
+    p.add_argument('output', help='where to write the executed notebook (.ipynb): the report, with outputs and figures')
+    p.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), dest='parameters',
+                   help='set a parameter; VALUE is parsed like papermill -p: True, False, None, numbers, else a string')
+    p.add_argument('-r', '--raw', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
+                   help='set a parameter to the string VALUE, unparsed')
+    p.add_argument('--cwd', default='.', help='working directory of the notebook: relative paths in parameters are read from here (default: the current one)')
+    p.add_argument('--log-output', action='store_true', help="echo the notebook's outputs while it runs")
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+@command('run-notebook', 'Run a job notebook headless with papermill: segwl run-notebook pipeline OUT.ipynb -p name value ...', _run_notebook_args)
+def run_notebook_cmd(args):
+    from papermill.exceptions import PapermillExecutionError
+    params = {}
+    for name, value in args.parameters: params[name] = parse_value(value)
+    for name, value in args.raw: params[name] = value
+    try: run_notebook(args.notebook, args.output, params, cwd=args.cwd, progress=not args.no_progress, log_output=args.log_output)
+    except PapermillExecutionError as e:
+        print(f"segwl run-notebook: the notebook failed in cell [{e.exec_count}]: {e.ename}: {e.evalue}\n"
+              f"the executed notebook, up to the error, is {args.output}", file=sys.stderr)
+        return 1
+    print(f"segwl run-notebook: {args.notebook} ran; executed notebook: {args.output}")
     return 0
 
 # %% ../nbs/09_cli.ipynb #fedb7254
