@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.segwl-installed
 
-.PHONY: test demo install clean-check export-check nbtest pytest
+.PHONY: test demo install export clean-check export-check nbtest pytest
 .DELETE_ON_ERROR:
 
 $(BIN)/python:
@@ -31,8 +31,13 @@ endef
 clean-check: install
 	$(call unchanged,$(BIN)/nbdev-clean,nbs,notebooks were not clean - commit the cleaned notebooks)
 
+# nbdev-export writes segwl/*.py; the papermill job ships inside the package as a copy of nbs/jobs/pipeline.ipynb.
+EXPORT := $(BIN)/nbdev-export && cp nbs/jobs/pipeline.ipynb segwl/jobs/pipeline.ipynb
+export: install
+	$(EXPORT)
+
 export-check: install
-	$(call unchanged,$(BIN)/nbdev-export,segwl,segwl/ disagrees with nbs/ - edit notebooks then run nbdev-export)
+	$(call unchanged,$(EXPORT),segwl,segwl/ disagrees with nbs/ - edit notebooks then run make export)
 
 nbtest: install
 	$(BIN)/nbdev-test --do-print
@@ -47,6 +52,8 @@ test: install
 	$(MAKE) --no-print-directory nbtest
 	$(MAKE) --no-print-directory pytest
 
+# `make demo MODELS=tiny-random` runs the same chain offline in seconds (meaningless masks).
 DEMO_OUT ?= demo-out
+MODELS   ?= real
 demo: install
-	$(BIN)/segwl demo --examples examples --out $(DEMO_OUT)
+	$(BIN)/segwl demo --examples examples --out $(DEMO_OUT) --models $(MODELS)

@@ -2,6 +2,7 @@
 
 d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_url': '', 'lib_path': 'segwl'},
   'syms': { 'segwl.cli': { 'segwl.cli._demo_args': ('cli.html#_demo_args', 'segwl/cli.py'),
+                           'segwl.cli._demo_steps': ('cli.html#_demo_steps', 'segwl/cli.py'),
                            'segwl.cli._evaluate_args': ('cli.html#_evaluate_args', 'segwl/cli.py'),
                            'segwl.cli._label_args': ('cli.html#_label_args', 'segwl/cli.py'),
                            'segwl.cli._predict_args': ('cli.html#_predict_args', 'segwl/cli.py'),

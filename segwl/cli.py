@@ -285,13 +285,42 @@ def run_notebook_cmd(args):
 # %% ../nbs/09_cli.ipynb #fedb7254
 def _demo_args(p):
     p.add_argument('--examples', default='examples', help='a dataset folder in the layout of the README')
-    p.add_argument('--out', default='demo-out', help='output folder')
+    p.add_argument('--out', default='demo-out', help='output folder: labels/, model/, eval/, label-quality/')
+    p.add_argument('--text', default='a photo of a cat', help='what the reference mask shows')
+    p.add_argument('--models', choices=['real', 'tiny-random'], default='real', help='real SAM + CLIP weights, or tiny random ones (smoke runs)')
+    p.add_argument('--device', default='auto')
+    p.add_argument('--max-minutes', type=float, default=None, help='training budget (default: 3 with real models, 0.1 with tiny ones)')
+
+def _demo_steps(args, lay) -> list:
+    "The `segwl` command lines the demo runs, in order."
+    from pathlib import Path
+    out, real = Path(args.out), args.models == 'real'
+    minutes = args.max_minutes if args.max_minutes is not None else (3 if real else 0.1)
+    steps = [['label', '--reference-image', lay.reference_image, '--reference-mask', lay.reference_mask, '--text', args.text,
+              '--images', lay.unlabeled, '--out', out/'labels', '--models', args.models, '--device', args.device],
+             ['train', '--images', lay.unlabeled, '--masks', out/'labels'/'masks', '--manifest', out/'labels'/'manifest.jsonl',
+              '--out', out/'model', '--max-minutes', minutes, '--device', args.device]
+             + ([] if real else ['--no-pretrained', '--size', 64])]
+    if lay.test_images and lay.test_masks:
+        steps.append(['evaluate', '--model', out/'model', '--images', lay.test_images, '--masks', lay.test_masks,
+                      '--out', out/'eval', '--device', args.device])
+    if lay.unlabeled_masks:
+        steps.append(['evaluate', '--pred', out/'labels'/'masks', '--masks', lay.unlabeled_masks, '--out', out/'label-quality'])
+    return [[str(a) for a in s] for s in steps]
 
 @command('demo', 'Run the main job on a dataset folder: label, train, evaluate.', _demo_args)
 def demo(args):
-    from segwl.data import dataset_layout, list_images
-    lay = dataset_layout(args.examples)
-    print(f"reference: {lay.reference_image} + {lay.reference_mask}")
-    print(f"would pseudo-label {len(list_images(lay.unlabeled))} images of {lay.unlabeled} into {args.out}/labels, "
-          f"train on them and evaluate on {lay.test_images}; the labelling and training commands are not built yet.")
+    from segwl.data import dataset_layout
+    import json
+    from pathlib import Path
+    for argv in _demo_steps(args, dataset_layout(args.examples)):
+        print(f"\n$ segwl {' '.join(argv)}", flush=True)
+        code = main(argv)
+        if code == 2 or (code == 1 and argv[0] != 'label'): return code   # a failed label file is only one row
+    for name in ['label-quality', 'eval']:
+        m = Path(args.out)/name/'metrics.json'
+        if m.exists():
+            r = json.loads(m.read_text())
+            print(f"{'pseudo-labels vs true masks' if name == 'label-quality' else 'fine-tuned model on the test split'}: "
+                  f"mean IoU {r['mean_iou']:.3f}, Dice {r['dice']:.3f}, pixel accuracy {r['pixel_accuracy']:.3f} ({r['n_images']} images)")
     return 0
