@@ -60,7 +60,8 @@ def labeler(args, seg, sc):
     from segwl.pseudolabel import PseudoLabeler
     ref_path, mask_path, _ = find_data(args.data)
     ref, ref_mask = load_reference(ref_path, mask_path)
-    return PseudoLabeler(ref, ref_mask, args.text, segmenter=seg, scorer=sc, trials=args.trials)
+    kw = {k: getattr(args, k) for k in ('window', 'stride') if getattr(args, k, None) is not None}
+    return PseudoLabeler(ref, ref_mask, args.text, segmenter=seg, scorer=sc, trials=args.trials, **kw)
 
 
 # ---------------------------------------------------------------- the seed's call pattern
@@ -128,6 +129,8 @@ def child_args(args) -> list[str]:
     a = ['--data', str(args.data), '--trials', str(args.trials), '--sam-type', args.sam_type, '--clip-model', args.clip_model,
          '--device', args.device, '--text', args.text]
     if args.threads: a += ['--threads', str(args.threads)]
+    for k in ('window', 'stride'):
+        if getattr(args, k, None) is not None: a += [f'--{k}', str(getattr(args, k))]
     return a + (['--tiny'] if args.tiny or args.memory_tiny else [])
 
 
@@ -175,7 +178,7 @@ def table(res: dict) -> str:
     m, st, sd = res['machine'], res['steps_s_per_image'], res.get('seed_steps_s_per_image') or {}
     f = lambda v, d=2: '—' if v is None else f"{v:.{d}f}"
     lines = [f"SAM `{res['models']['sam']}`, CLIP `{res['models']['clip']}` (random weights), {res['images']} images of "
-             f"`{res['data']}`, {res['trials']} trials; {m['device']} ({m['cpu']}, {m['cpu_count']} cores, "
+             f"`{res['data']}`, {res['trials']} trials, CLIP window {res.get('clip_window')} / stride {res.get('clip_stride')} px; {m['device']} ({m['cpu']}, {m['cpu_count']} cores, "
              f"{m['torch_threads']} torch threads, load average {res['load_average_start'][0]:.1f} at start, "
              f"{res['load_average_end'][0]:.1f} at end); torch {res['versions']['torch']}.", '',
              '| measure | value |', '|---|---|',
@@ -235,6 +238,7 @@ def run(args) -> dict:
         mem = dict(runs=runs, rss_growth_mb_per_image=(last[-1] - last[0]) / max(1, len(last) - 1),
                    peak_rss_growth_mb=runs[-1]['peak_rss_mb'] - runs[0]['peak_rss_mb'])
     res = dict(models=models, data=str(args.data), images=len(files), trials=args.trials,
+               settings=pl.settings.to_dict(), clip_window=sc.window, clip_stride=sc.stride,
                **summarise(steps, seed_steps, encoder, mem, args.trials), peak_rss_mb=peak, machine=machine(args), versions=versions(),
                load_average_start=la0, load_average_end=os.getloadavg(), per_image=steps, seed_per_image=seed_steps,
                encoder_per_image=encoder, command=' '.join(sys.argv))
@@ -254,6 +258,8 @@ def parse(argv=None):
     ap.add_argument('--device', default='auto')
     ap.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own)")
     ap.add_argument('--text', default='a photo of a cat')
+    ap.add_argument('--window', type=int, default=None, help="CLIP window in target pixels (LabelSettings.window; default: the scorer's, 160)")
+    ap.add_argument('--stride', type=int, default=None, help="CLIP stride in target pixels (LabelSettings.stride; default: the scorer's, 80)")
     ap.add_argument('--tiny', action='store_true', help="tiny random models: a quick check of the script, not a measurement")
     ap.add_argument('--json', type=Path, default=None, help="write the results here")
     ap.add_argument('--memory-child', type=int, default=None, help=argparse.SUPPRESS)
