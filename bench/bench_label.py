@@ -25,8 +25,13 @@ def rss_mb() -> float:
     except (OSError, ValueError): return 0.0
 
 def peak_rss_mb() -> float:
-    "Peak resident set size of this process so far, MB (ru_maxrss is KB on Linux)."
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set size of this process so far, MB: VmHWM on Linux (ru_maxrss is not used: Linux carries it over
+    from the parent across fork + exec, so a fresh subprocess would report its parent's peak)."""
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+    except OSError: pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != 'darwin' else 2**20)
 
 
 # ---------------------------------------------------------------- models and data
@@ -202,6 +207,14 @@ def table(res: dict) -> str:
     lines.append(f"| **total** | **{f(res['pipeline_s_per_image'])}** | **{f(res['seed_pattern_s_per_image'])}** |")
     return '\n'.join(lines)
 
+def memory(args, models) -> dict:
+    "Label folders of each size in `--memory` with a fresh process each: RSS after every image, and peak RSS."
+    runs = [memory_run(args, n) for n in args.memory]
+    for r in runs: r['models'] = 'tiny' if args.tiny or args.memory_tiny else models
+    last = runs[-1]['rss_per_image_mb']
+    return dict(runs=runs, rss_growth_mb_per_image=(last[-1] - last[0]) / max(1, len(last) - 1),
+                peak_rss_growth_mb=runs[-1]['peak_rss_mb'] - runs[0]['peak_rss_mb'])
+
 def run(args) -> dict:
     import torch, segwl
     la0 = os.getloadavg()
@@ -230,13 +243,7 @@ def run(args) -> dict:
                     log(f"  seed pattern {p.name}: {seed_steps[-1]['total']:.2f} s")
             finally: sc.batch_size = bs
     peak = peak_rss_mb()
-    mem = None
-    if args.memory:
-        runs = [memory_run(args, n) for n in args.memory]
-        for r in runs: r['models'] = 'tiny' if args.tiny or args.memory_tiny else models
-        last = runs[-1]['rss_per_image_mb']
-        mem = dict(runs=runs, rss_growth_mb_per_image=(last[-1] - last[0]) / max(1, len(last) - 1),
-                   peak_rss_growth_mb=runs[-1]['peak_rss_mb'] - runs[0]['peak_rss_mb'])
+    mem = memory(args, models) if args.memory else None
     res = dict(models=models, data=str(args.data), images=len(files), trials=args.trials,
                settings=pl.settings.to_dict(), clip_window=sc.window, clip_stride=sc.stride,
                **summarise(steps, seed_steps, encoder, mem, args.trials), peak_rss_mb=peak, machine=machine(args), versions=versions(),
@@ -262,6 +269,8 @@ def parse(argv=None):
     ap.add_argument('--stride', type=int, default=None, help="CLIP stride in target pixels (LabelSettings.stride; default: the scorer's, 80)")
     ap.add_argument('--tiny', action='store_true', help="tiny random models: a quick check of the script, not a measurement")
     ap.add_argument('--json', type=Path, default=None, help="write the results here")
+    ap.add_argument('--memory-only', action='store_true', help="only the --memory runs; with an existing --json, replace its memory results")
+    ap.add_argument('--table', type=Path, default=None, help="print the tables of an earlier --json file and stop")
     ap.add_argument('--memory-child', type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.seed_images is None: args.seed_images = args.images
@@ -273,11 +282,17 @@ def main(argv=None) -> int:
     if args.threads:
         import torch; torch.set_num_threads(args.threads)
     if args.memory_child is not None: memory_child(args); return 0
+    if args.table: print(table(json.loads(args.table.read_text()))); return 0
     if find_data(args.data) is None:
         print(f"bench_label: skipped: no dataset at {args.data} (needs reference/<name>.jpg + .png and unlabeled/images/); "
               f"pass --data DIR", file=sys.stderr)
         return 0
-    res = run(args)
+    if args.memory_only:                                                 # redo the memory runs, into --json's results if any
+        res = json.loads(args.json.read_text()) if args.json and args.json.exists() else None
+        mem = memory(args, res['models'] if res else None)
+        if res is None: print(json.dumps(mem, indent=2)); return 0
+        res['memory'] = mem
+    else: res = run(args)
     print(table(res))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
