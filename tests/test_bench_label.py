@@ -27,6 +27,7 @@ def test_summary_known_answer(bench):
     assert r['speedup_vs_seed'] == pytest.approx(r['seed_pattern_s_per_image'] / r['pipeline_s_per_image_on_seed_images'])
     assert r['speedup_vs_seed'] == pytest.approx(102.5 / 11.5)
     assert r['speedup_bound_sam_only'] == pytest.approx(10 * 10.1 / 11.0)    # 10 (E + d) / (E + 10 d)
+    assert r['speedup_vs_seed_same_encoder'] == pytest.approx((10 * 10.1 + 1.5) / 11.5)
     assert r['steps_s_per_image']['text_map'] == pytest.approx(0.5)
 
 def test_table_and_json_keys(bench):
