@@ -16,7 +16,7 @@ DEFAULT_DATA = Path(os.environ.get('SEGWL_SHARED_DATA', ROOT.parent/'shared'/'da
 STEPS = ('load', 'text_map', 'text_score', 'points', 'stitch', 'set_image', 'predict', 'write')
 STEP_NAMES = dict(load='image loading', text_map='CLIP map', text_score='CLIP whole-image score',
                   points='text points (map peaks)', stitch='stitching', set_image='SAM image encoder (set_image)',
-                  predict='SAM decoder calls (all trials)', write='writing the mask')
+                  predict='SAM decoder calls (all trials; seed: full passes, encoder included)', write='writing the mask')
 
 
 def rss_mb() -> float:

@@ -39,7 +39,7 @@ def test_table_and_json_keys(bench):
     for k in ('encoder_s', 'pipeline_s_per_image', 'overhead_ratio', 'seed_pattern_s_per_image', 'speedup_vs_seed'): assert k in res
     t = bench.table(res)
     assert '| `overhead_ratio` = pipeline / encoder pass (goal <= 1.15) | 1.250 |' in t
-    assert '| SAM decoder calls (all trials) | 0.500 | — |' in t
+    assert '| SAM decoder calls (all trials; seed: full passes, encoder included) | 0.500 | — |' in t
 
 def test_missing_data_skips(bench, tmp_path, capsys):
     assert bench.main(['--data', str(tmp_path/'nothing'), '--tiny']) == 0
