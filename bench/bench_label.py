@@ -231,6 +231,7 @@ def memory(args, models) -> dict:
 
 def run(args) -> dict:
     import torch, segwl
+    from segwl.data import resolve_device
     la0 = os.getloadavg()
     found = find_data(args.data)
     if found is None: return None
@@ -261,7 +262,8 @@ def run(args) -> dict:
     mem = memory(args, models) if args.memory else None
     res = dict(models=models, data=str(args.data), images=len(files), trials=args.trials,
                settings=pl.settings.to_dict(), clip_window=sc.window, clip_stride=sc.stride,
-               **summarise(steps, seed_steps, encoder, mem, args.trials), peak_rss_mb=peak, machine=machine(args), versions=versions(),
+               **summarise(steps, seed_steps, encoder, mem, args.trials), peak_rss_mb=peak, device=resolve_device(args.device),
+               machine=machine(args), versions=versions(),
                load_average_start=la0, load_average_end=os.getloadavg(), per_image=steps, seed_per_image=seed_steps,
                encoder_per_image=encoder, command=' '.join(sys.argv))
     return res
@@ -300,6 +302,7 @@ def main(argv=None) -> int:
     if args.table:                                       # recompute the summary from the stored per-image times, print it
         res = json.loads(args.table.read_text())
         res.update(summarise(res['per_image'], res['seed_per_image'], res['encoder_per_image'], res.get('memory'), res['trials']))
+        res.setdefault('device', res['machine']['device'])
         args.table.write_text(json.dumps(res, indent=2, default=float) + '\n'); print(table(res)); return 0
     if find_data(args.data) is None:
         print(f"bench_label: skipped: no dataset at {args.data} (needs reference/<name>.jpg + .png and unlabeled/images/); "
