@@ -8,7 +8,9 @@ import argparse, sys
 from .data import SegwlError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'command', 'build_parser', 'main', 'train_cmd', 'predict_cmd', 'evaluate_cmd', 'demo']
+__all__ = ['COMMANDS', 'TINY_WARNING', 'command', 'build_parser', 'main', 'settings_from_args', 'make_backends', 'label',
+           'train_cmd', 'predict_cmd', 'evaluate_cmd', 'jobs_dir', 'job_names', 'job_notebook', 'parse_value',
+           'notebook_parameters', 'check_parameters', 'run_notebook', 'run_notebook_cmd', 'demo']
 
 # %% ../nbs/09_cli.ipynb #7af7140d
 COMMANDS: dict = {}
@@ -35,6 +37,84 @@ def main(argv=None) -> int:
     except SegwlError as e:
         print(f"segwl {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+# %% ../nbs/09_cli.ipynb #46c5ce1f
+def _settings_flags(p):
+    from dataclasses import fields
+    from segwl.pseudolabel import LabelSettings
+    g = p.add_argument_group('labelling settings', 'defaults from LabelSettings, or from --config; flags given override both')
+    for f in fields(LabelSettings):
+        kind = str(f.type)
+        kw = (dict(action=argparse.BooleanOptionalAction) if kind == 'bool' else
+              dict(type=float, metavar='X') if kind == 'float' else dict(type=int, metavar='N'))
+        h = f.metadata['help'] + ('' if 'default' in f.metadata['help'] else f" (default: {f.default})")
+        g.add_argument('--' + f.name.replace('_', '-'), dest=f's_{f.name}', default=None, help=h, **kw)
+
+def settings_from_args(args):
+    "The `LabelSettings` of parsed `args`: defaults, then `--config FILE`, then the flags given."
+    from dataclasses import replace
+    from segwl.pseudolabel import LabelSettings
+    s = LabelSettings.from_json(args.config) if args.config else LabelSettings()
+    given = {k[2:]: v for k, v in vars(args).items() if k.startswith('s_') and v is not None}
+    return replace(s, **given)
+
+# %% ../nbs/09_cli.ipynb #d2b69cfb
+def _label_args(p):
+    p.add_argument('--reference-image', required=True, metavar='R', help='the one labelled image')
+    p.add_argument('--reference-mask', required=True, metavar='M', help='its mask: same size, nonzero = object')
+    p.add_argument('--text', required=True, metavar='T', help="what the object is, e.g. 'a photo of a cat'")
+    p.add_argument('--images', required=True, metavar='DIR', help='folder of images to label')
+    p.add_argument('--out', required=True, metavar='OUT', help='output folder: masks/, manifest.jsonl, config.json')
+    p.add_argument('--models', choices=['real', 'tiny-random'], default='real',
+                   help='real: SAM and CLIP weights; tiny-random: tiny untrained networks, for testing only (meaningless masks)')
+    p.add_argument('--sam-type', default='vit_b', help='SAM architecture (vit_b, vit_l, vit_h)')
+    p.add_argument('--sam-checkpoint', default=None, metavar='P', help='SAM weights file (default: the official one, downloaded and cached)')
+    p.add_argument('--clip-model', default='ViT-B-32', help='open_clip model name')
+    p.add_argument('--clip-pretrained', default='openai', metavar='TAG|PATH', help='open_clip pretrained tag or weights file')
+    p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps')
+    p.add_argument('--no-resume', action='store_true', help='start over instead of skipping the images already done')
+    p.add_argument('--config', default=None, metavar='FILE', help='a JSON file of labelling settings (LabelSettings)')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    _settings_flags(p)
+
+# %% ../nbs/09_cli.ipynb #79d2af12
+TINY_WARNING = ("*" * 78 + "\n*** WARNING: --models tiny-random uses tiny UNTRAINED networks. The masks and scores it writes\n"
+                "*** are MEANINGLESS: use it to test the plumbing, never as labels.\n" + "*" * 78)
+
+def make_backends(models='real', sam_type='vit_b', sam_checkpoint=None, clip_model='ViT-B-32', clip_pretrained='openai', device='auto'):
+    "`(segmenter, scorer, model ids)` for the options of `segwl label`."
+    from segwl.data import resolve_device
+    from segwl.sam import SamSegmenter
+    from segwl.clip import ClipScorer
+    dev = resolve_device(device)
+    if models == 'tiny-random':
+        return (SamSegmenter.tiny_random(seed=0, device=dev), ClipScorer.tiny_random(seed=0, device=dev),
+                dict(sam='tiny-random', clip='tiny-random'))
+    ids = dict(sam=f"{sam_type}:{sam_checkpoint or 'official'}", clip=f"{clip_model}:{clip_pretrained}")
+    return (SamSegmenter.from_checkpoint(sam_type, sam_checkpoint, device=dev),
+            ClipScorer.from_pretrained(clip_model, clip_pretrained, device=dev), ids)
+
+# %% ../nbs/09_cli.ipynb #75fc4286
+@command('label', 'Pseudo-label a folder of images like one labelled reference image.', _label_args)
+def label(args):
+    from pathlib import Path
+    from segwl.data import load_reference, list_images, resolve_device, BadReferenceError
+    from segwl.pseudolabel import PseudoLabeler, label_folder
+    settings = settings_from_args(args)
+    try: ref, ref_mask = load_reference(args.reference_image, args.reference_mask)
+    except BadReferenceError: raise
+    except SegwlError as e: raise BadReferenceError(f"unusable reference: {e}") from None
+    n_images, device = len(list_images(args.images)), resolve_device(args.device)
+    if args.models == 'tiny-random': print(TINY_WARNING, file=sys.stderr)
+    seg, scorer, ids = make_backends(args.models, args.sam_type, args.sam_checkpoint, args.clip_model, args.clip_pretrained, device)
+    pl = PseudoLabeler(ref, ref_mask, args.text, segmenter=seg, scorer=scorer, settings=settings)
+    ref_paths = dict(image=str(Path(args.reference_image).resolve()), mask=str(Path(args.reference_mask).resolve()))
+    n = label_folder(pl, args.images, args.out, resume=not args.no_resume, progress=not args.no_progress,
+                     config=dict(models=ids, reference=ref_paths, device=device))
+    print(f"segwl label: {n['ok']} labelled, {n['error']} failed, {n['skipped']} already done, of {n_images} images in "
+          f"{args.images} -> {args.out}" + (f" (see {Path(args.out)/'manifest.jsonl'})" if n['error'] else ''))
+    if args.models == 'tiny-random': print(TINY_WARNING, file=sys.stderr)
+    return 1 if n['error'] else 0
 
 # %% ../nbs/09_cli.ipynb #8f39d74e
 def _train_args(p):
@@ -108,16 +188,139 @@ def evaluate_cmd(args):
           + f"; report in {args.out}")
     return 0
 
+# %% ../nbs/09_cli.ipynb #f263f4ed
+def jobs_dir() -> 'Path':
+    "The folder of the job notebooks shipped inside the package."
+    from pathlib import Path
+    import segwl
+    return Path(segwl.__file__).parent/'jobs'
+
+def job_names() -> list[str]:
+    "Names of the job notebooks shipped with segwl."
+    return sorted(p.stem for p in jobs_dir().glob('*.ipynb'))
+
+def job_notebook(name_or_path) -> 'Path':
+    "The notebook of a shipped job `name`, or the notebook at a path."
+    from pathlib import Path
+    p = Path(name_or_path)
+    if p.is_file(): return p
+    if p.suffix == '.ipynb' or len(p.parts) > 1: raise SegwlError(f"{p}: no such notebook")
+    q = jobs_dir()/f'{name_or_path}.ipynb'
+    if not q.is_file(): raise SegwlError(f"{name_or_path!r}: not a job ({', '.join(job_names()) or 'none shipped'}) nor a notebook file")
+    return q
+
+# %% ../nbs/09_cli.ipynb #3a9a52d5
+def parse_value(v: str):
+    "A `-p` value: `True`/`False`/`None`, an int, a float, or the string itself."
+    if v in ('True', 'False', 'None'): return {'True': True, 'False': False, 'None': None}[v]
+    for t in (int, float):
+        try: return t(v)
+        except ValueError: pass
+    return v
+
+def notebook_parameters(path) -> dict:
+    "`{name: default (as source text)}` of the cell tagged `parameters`; `SegwlError` if there is none."
+    import papermill
+    ps = papermill.inspect_notebook(str(path))
+    if not ps: raise SegwlError(f"{path}: no cell tagged 'parameters', so it takes no parameters")
+    return {k: v['default'] for k, v in ps.items()}
+
+def check_parameters(path, given: dict) -> dict:
+    "`given`, or `SegwlError` naming the unknown ones and listing the valid names."
+    if not given: return given          # any notebook runs as it is
+    valid = notebook_parameters(path)
+    bad = [k for k in given if k not in valid]
+    if bad: raise SegwlError(f"{path}: unknown parameter(s) {', '.join(bad)}; valid names: {', '.join(valid)}")
+    return given
+
+# %% ../nbs/09_cli.ipynb #f4552696
+def _this_python_kernel():
+    "A jupyter_client KernelManager class that starts an ipykernel on `sys.executable`."
+    from jupyter_client.manager import KernelManager
+    from jupyter_client.kernelspec import KernelSpec
+    class ThisPythonKernel(KernelManager):
+        @property
+        def kernel_spec(self):
+            return KernelSpec(argv=[sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+                              display_name=f'Python ({sys.executable})', language='python')
+    return ThisPythonKernel
+
+def run_notebook(notebook, output, parameters: dict | None = None, cwd='.', progress=True, log_output=False):
+    "Execute `notebook` (a job name or a path) with `parameters` into `output`; papermill's errors propagate."
+    import papermill
+    nb = job_notebook(notebook)
+    params = check_parameters(nb, dict(parameters or {}))
+    from pathlib import Path
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    return papermill.execute_notebook(str(nb), str(output), parameters=params, kernel_name='python3', language='python',
+                                      cwd=str(cwd), progress_bar=progress, log_output=log_output,
+                                      kernel_manager_class=_this_python_kernel())
+
+# %% ../nbs/09_cli.ipynb #f468d69c
+def _run_notebook_args(p):
+    p.add_argument('notebook', help=f"a job shipped with segwl ({', '.join(job_names())}) or the path of a notebook with a cell tagged 'parameters'")
+    p.add_argument('output', help='where to write the executed notebook (.ipynb): the report, with outputs and figures')
+    p.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'), dest='parameters',
+                   help='set a parameter; VALUE is parsed like papermill -p: True, False, None, numbers, else a string')
+    p.add_argument('-r', '--raw', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
+                   help='set a parameter to the string VALUE, unparsed')
+    p.add_argument('--cwd', default='.', help='working directory of the notebook: relative paths in parameters are read from here (default: the current one)')
+    p.add_argument('--log-output', action='store_true', help="echo the notebook's outputs while it runs")
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+@command('run-notebook', 'Run a job notebook headless with papermill: segwl run-notebook pipeline OUT.ipynb -p name value ...', _run_notebook_args)
+def run_notebook_cmd(args):
+    from papermill.exceptions import PapermillExecutionError
+    params = {}
+    for name, value in args.parameters: params[name] = parse_value(value)
+    for name, value in args.raw: params[name] = value
+    try: run_notebook(args.notebook, args.output, params, cwd=args.cwd, progress=not args.no_progress, log_output=args.log_output)
+    except PapermillExecutionError as e:
+        print(f"segwl run-notebook: the notebook failed in cell [{e.exec_count}]: {e.ename}: {e.evalue}\n"
+              f"the executed notebook, up to the error, is {args.output}", file=sys.stderr)
+        return 1
+    print(f"segwl run-notebook: {args.notebook} ran; executed notebook: {args.output}")
+    return 0
+
 # %% ../nbs/09_cli.ipynb #fedb7254
 def _demo_args(p):
     p.add_argument('--examples', default='examples', help='a dataset folder in the layout of the README')
-    p.add_argument('--out', default='demo-out', help='output folder')
+    p.add_argument('--out', default='demo-out', help='output folder: labels/, model/, eval/, label-quality/')
+    p.add_argument('--text', default='a photo of a cat', help='what the reference mask shows')
+    p.add_argument('--models', choices=['real', 'tiny-random'], default='real', help='real SAM + CLIP weights, or tiny random ones (smoke runs)')
+    p.add_argument('--device', default='auto')
+    p.add_argument('--max-minutes', type=float, default=None, help='training budget (default: 3 with real models, 0.1 with tiny ones)')
+
+def _demo_steps(args, lay) -> list:
+    "The `segwl` command lines the demo runs, in order."
+    from pathlib import Path
+    out, real = Path(args.out), args.models == 'real'
+    minutes = args.max_minutes if args.max_minutes is not None else (3 if real else 0.1)
+    steps = [['label', '--reference-image', lay.reference_image, '--reference-mask', lay.reference_mask, '--text', args.text,
+              '--images', lay.unlabeled, '--out', out/'labels', '--models', args.models, '--device', args.device],
+             ['train', '--images', lay.unlabeled, '--masks', out/'labels'/'masks', '--manifest', out/'labels'/'manifest.jsonl',
+              '--out', out/'model', '--max-minutes', minutes, '--device', args.device]
+             + ([] if real else ['--no-pretrained', '--size', 64])]
+    if lay.test_images and lay.test_masks:
+        steps.append(['evaluate', '--model', out/'model', '--images', lay.test_images, '--masks', lay.test_masks,
+                      '--out', out/'eval', '--device', args.device])
+    if lay.unlabeled_masks:
+        steps.append(['evaluate', '--pred', out/'labels'/'masks', '--masks', lay.unlabeled_masks, '--out', out/'label-quality'])
+    return [[str(a) for a in s] for s in steps]
 
 @command('demo', 'Run the main job on a dataset folder: label, train, evaluate.', _demo_args)
 def demo(args):
-    from segwl.data import dataset_layout, list_images
-    lay = dataset_layout(args.examples)
-    print(f"reference: {lay.reference_image} + {lay.reference_mask}")
-    print(f"would pseudo-label {len(list_images(lay.unlabeled))} images of {lay.unlabeled} into {args.out}/labels, "
-          f"train on them and evaluate on {lay.test_images}; the labelling and training commands are not built yet.")
+    from segwl.data import dataset_layout
+    import json
+    from pathlib import Path
+    for argv in _demo_steps(args, dataset_layout(args.examples)):
+        print(f"\n$ segwl {' '.join(argv)}", flush=True)
+        code = main(argv)
+        if code == 2 or (code == 1 and argv[0] != 'label'): return code   # a failed label file is only one row
+    for name in ['label-quality', 'eval']:
+        m = Path(args.out)/name/'metrics.json'
+        if m.exists():
+            r = json.loads(m.read_text())
+            print(f"{'pseudo-labels vs true masks' if name == 'label-quality' else 'fine-tuned model on the test split'}: "
+                  f"mean IoU {r['mean_iou']:.3f}, Dice {r['dice']:.3f}, pixel accuracy {r['pixel_accuracy']:.3f} ({r['n_images']} images)")
     return 0

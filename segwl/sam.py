@@ -8,7 +8,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 # %% auto #0
-__all__ = ['PromptableSegmenter']
+__all__ = ['SAM_BASE_URL', 'SAM_CHECKPOINTS', 'SAM_ARCHS', 'PromptableSegmenter', 'SamError', 'SamSegmenter', 'tiny_sam',
+           'sam_cache_dir', 'file_md5', 'sam_checkpoint', 'load_sam']
 
 # %% ../nbs/04_sam.ipynb #da0e49b9
 @runtime_checkable
@@ -20,3 +21,195 @@ class PromptableSegmenter(Protocol):
     def predict(self, points: np.ndarray, labels: np.ndarray, multimask: bool = True) -> tuple[np.ndarray, np.ndarray]:
         "`(masks, scores)`: (K, H, W) bool and (K,) float, from (N, 2) (x, y) `points` with `labels` 1 = object, 0 = background."
         ...
+
+# %% ../nbs/04_sam.ipynb #f738bbc3
+import hashlib, os
+from functools import partial
+from pathlib import Path
+import torch
+from .data import SegwlError, resolve_device, atomic_path
+
+# %% ../nbs/04_sam.ipynb #1afeee39
+class SamError(SegwlError):
+    "SAM cannot run: bad prompts, no image set, or unusable weights."
+
+def _check_image(image) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+        raise SamError(f"set_image: expected an HxWx3 uint8 RGB image, got shape {a.shape} dtype {a.dtype}")
+    if 0 in a.shape[:2]: raise SamError(f"set_image: image is empty ({a.shape[1]}x{a.shape[0]})")
+    return a
+
+def _check_prompts(points, labels, shape) -> tuple[np.ndarray, np.ndarray]:
+    "Validated `(points (..., N, 2) float, labels (..., N) int)` inside an image of `shape` (H, W)."
+    p, l = np.asarray(points, dtype=np.float64), np.asarray(labels)
+    if p.ndim < 2 or p.shape[-1] != 2 or p.shape[-2] == 0:
+        raise SamError(f"points: expected (N, 2) (x, y) coordinates with N >= 1, got shape {p.shape}")
+    if l.shape != p.shape[:-1]: raise SamError(f"labels: expected shape {p.shape[:-1]} (one per point), got {l.shape}")
+    if not np.isin(l, (0, 1)).all(): raise SamError(f"labels: expected 1 (object) or 0 (background), got {np.unique(l).tolist()}")
+    h, w = shape
+    out = ~np.isfinite(p).all(-1) | (p[..., 0] < 0) | (p[..., 0] > w) | (p[..., 1] < 0) | (p[..., 1] > h)
+    if out.any():
+        raise SamError(f"points: {int(out.sum())} point(s) outside the {w}x{h} (WxH) image, e.g. (x, y) = "
+                       f"{tuple(float(v) for v in p[out][0])}; points are (x, y) pixels in the image given to set_image")
+    return p, l.astype(np.int64)
+
+# %% ../nbs/04_sam.ipynb #20de82ad
+class SamSegmenter:
+    "`PromptableSegmenter` over segment-anything's `SamPredictor`: one image embedding per `set_image`, many prompts."
+    def __init__(self, sam_model, device=None):
+        from segment_anything import SamPredictor
+        if device is not None: sam_model = sam_model.to(resolve_device(device))
+        self.model = sam_model.eval()
+        self.predictor = SamPredictor(self.model)
+        self.shape = None
+
+    @property
+    def device(self): return self.model.device
+
+    def set_image(self, image: np.ndarray) -> None:
+        "Compute the image embedding of an HxWx3 uint8 RGB `image`; every later `predict` reuses it."
+        self.shape = None; self.predictor.reset_image()   # a failed set_image must not leave the last image in place
+        a = _check_image(image)
+        with torch.inference_mode(): self.predictor.set_image(a, image_format='RGB')
+        self.shape = a.shape[:2]
+
+    def _need_image(self):
+        if self.shape is None: raise SamError("predict: no image set; call set_image(image) first")
+
+    def predict(self, points, labels, multimask: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        "`(masks (K, H, W) bool, scores (K,) float32 = SAM's predicted IoU)`; K = 3 with `multimask`, else 1."
+        self._need_image()
+        p, l = _check_prompts(points, labels, self.shape)
+        if p.ndim != 2: raise SamError(f"points: expected (N, 2) (x, y) coordinates for one prompt, got shape {p.shape}")
+        with torch.inference_mode():
+            masks, scores, _ = self.predictor.predict(point_coords=p, point_labels=l, multimask_output=multimask)
+        return masks.astype(bool), scores.astype(np.float32)
+
+# %% ../nbs/04_sam.ipynb #72be822e
+def tiny_sam(seed: int = 0, img_size: int = 256, dim: int = 32, depth: int = 2):
+    "A small random-initialised `Sam` from segment-anything's own classes; the same `seed` gives the same weights."
+    from segment_anything.modeling import ImageEncoderViT, PromptEncoder, MaskDecoder, TwoWayTransformer, Sam
+    emb = img_size // 16
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        enc = ImageEncoderViT(img_size=img_size, patch_size=16, embed_dim=dim, depth=depth, num_heads=2, mlp_ratio=2,
+                              out_chans=dim, qkv_bias=True, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+                              use_rel_pos=True, window_size=8, global_attn_indexes=(depth - 1,))
+        prompt = PromptEncoder(embed_dim=dim, image_embedding_size=(emb, emb), input_image_size=(img_size, img_size),
+                               mask_in_chans=4)
+        dec = MaskDecoder(num_multimask_outputs=3, transformer_dim=dim, iou_head_depth=3, iou_head_hidden_dim=dim,
+                          transformer=TwoWayTransformer(depth=2, embedding_dim=dim, mlp_dim=2 * dim, num_heads=2))
+        return Sam(image_encoder=enc, prompt_encoder=prompt, mask_decoder=dec,
+                   pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375]).eval()
+
+def _tiny_random(cls, seed: int = 0, device='cpu'):
+    "A `SamSegmenter` over `tiny_sam(seed)`: real SAM code, random weights, fast on a CPU."
+    return cls(tiny_sam(seed), device=device)
+SamSegmenter.tiny_random = classmethod(_tiny_random)
+
+# %% ../nbs/04_sam.ipynb #2ef96309
+SAM_BASE_URL = 'https://dl.fbaipublicfiles.com/segment_anything/'
+SAM_CHECKPOINTS = {   # sam_type: (file name, full MD5 of the file)
+    'vit_b': ('sam_vit_b_01ec64.pth', '01ec64d29a2fca3f0661936605ae66f8'),
+    'vit_l': ('sam_vit_l_0b3195.pth', '0b3195507c641ddb6910d2bb5adee89c'),
+    'vit_h': ('sam_vit_h_4b8939.pth', '4b8939a88964f0f4ff5f5b2642c598a6'),
+}
+
+def sam_cache_dir(cache_dir=None) -> Path:
+    "Where checkpoints are kept: `cache_dir`, else `$SEGWL_CACHE`, else torch hub's `checkpoints/` folder."
+    return Path(cache_dir or os.environ.get('SEGWL_CACHE') or Path(torch.hub.get_dir())/'checkpoints')
+
+def file_md5(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, 'rb') as f:
+        while b := f.read(chunk): h.update(b)
+    return h.hexdigest()
+
+def _stamp(path: Path, md5: str) -> str:
+    st = path.stat(); return f"{md5} {st.st_size} {st.st_mtime_ns}"
+
+def _verified(path: Path, md5: str) -> bool:
+    "Whether `path` has MD5 `md5`; hashed once, then remembered in a `.md5-ok` marker while size and mtime hold."
+    ok = path.with_name(path.name + '.md5-ok')
+    if ok.exists() and ok.read_text().strip() == _stamp(path, md5): return True
+    if file_md5(path) != md5: return False
+    _remember(path, md5); return True
+
+def _remember(path: Path, md5: str):
+    try: path.with_name(path.name + '.md5-ok').write_text(_stamp(path, md5))
+    except OSError: pass   # a read-only cache only costs a re-hash next time
+
+# %% ../nbs/04_sam.ipynb #f7969621
+def _entry(sam_type):
+    if sam_type not in SAM_CHECKPOINTS:
+        raise SamError(f"--sam-type {sam_type}: no known checkpoint; expected one of {', '.join(SAM_CHECKPOINTS)}")
+    return SAM_CHECKPOINTS[sam_type]
+
+def sam_checkpoint(sam_type: str = 'vit_b', cache_dir=None, base_url: str | None = None, progress: bool = True) -> Path:
+    "Path of the official `sam_type` checkpoint in the cache, downloaded and MD5-verified if it is not there yet."
+    from urllib.error import URLError, HTTPError
+    from http.client import HTTPException
+    name, md5 = _entry(sam_type)
+    dest = sam_cache_dir(cache_dir)/name
+    base = base_url or os.environ.get('SEGWL_SAM_BASE_URL') or SAM_BASE_URL
+    url = base.rstrip('/') + '/' + name
+    if dest.exists():
+        if _verified(dest, md5): return dest
+        raise SamError(f"cached SAM checkpoint {dest} is damaged or not the official file (MD5 {file_md5(dest)}, "
+                       f"expected {md5}): delete it to download it again from {url}, or pass --sam-checkpoint PATH")
+    try:
+        with atomic_path(dest) as tmp:
+            torch.hub.download_url_to_file(url, str(tmp), hash_prefix=None, progress=progress)
+            got = file_md5(tmp)
+            if got != md5:
+                raise SamError(f"downloaded {name} from {url} has MD5 {got}, expected {md5} ({tmp.stat().st_size:,} bytes "
+                               f"received: a transfer cut short or a different file); nothing was kept, try again")
+    except (URLError, HTTPException, OSError) as e:
+        why = f"HTTP {e.code} {e.reason}" if isinstance(e, HTTPError) else getattr(e, 'reason', None) or repr(e)
+        raise SamError(f"cannot download SAM {sam_type} checkpoint {name} from {url} ({why}). "
+                       f"Download it yourself and put it at {dest}, or pass --sam-checkpoint PATH") from None
+    _remember(dest, md5)
+    return dest
+
+# %% ../nbs/04_sam.ipynb #1e78615b
+SAM_ARCHS = {'vit_b': (768, 12), 'vit_l': (1024, 24), 'vit_h': (1280, 32)}   # encoder width, depth
+
+def _sam_builder(sam_type):
+    if sam_type == 'tiny': return lambda: tiny_sam()
+    from segment_anything import sam_model_registry
+    if sam_type not in SAM_ARCHS: raise SamError(f"--sam-type {sam_type}: expected one of {', '.join(SAM_ARCHS)}")
+    return lambda: sam_model_registry[sam_type](checkpoint=None)
+
+def _arch_of(sd) -> tuple[int, int] | None:
+    w = sd.get('image_encoder.patch_embed.proj.weight')
+    if w is None: return None
+    depth = len({k.split('.')[2] for k in sd if k.startswith('image_encoder.blocks.')})
+    return int(w.shape[0]), depth
+
+def load_sam(path, sam_type: str = 'vit_b'):
+    "A `Sam` model of architecture `sam_type` with the weights in `path`, loaded with `weights_only=True`."
+    path = Path(path)
+    if not path.is_file(): raise SamError(f"SAM checkpoint {path}: file not found")
+    try: sd = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise SamError(f"SAM checkpoint {path}: cannot be read as a weights file ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0] if str(e) else ''}); is it a complete SAM .pth?") from None
+    if isinstance(sd, dict) and isinstance(sd.get('model'), dict): sd = sd['model']
+    arch = _arch_of(sd) if isinstance(sd, dict) else None
+    if arch is None: raise SamError(f"SAM checkpoint {path}: not a SAM state dict (no image_encoder weights)")
+    named = {v: k for k, v in SAM_ARCHS.items()}.get(arch)
+    if sam_type in SAM_ARCHS and arch != SAM_ARCHS[sam_type]:
+        raise SamError(f"SAM checkpoint {path} is a {named or 'non-standard'} model (encoder width {arch[0]}, depth "
+                       f"{arch[1]}), not {sam_type}: pass --sam-type {named or '...'} or the {sam_type} checkpoint")
+    model = _sam_builder(sam_type)()
+    try: model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise SamError(f"SAM checkpoint {path} does not fit --sam-type {sam_type}: {str(e).splitlines()[0]}") from None
+    return model.eval()
+
+def _from_checkpoint(cls, sam_type: str = 'vit_b', checkpoint=None, device='auto', cache_dir=None):
+    "A `SamSegmenter` from a user `checkpoint` file (no MD5 needed) or the official `sam_type` weights (downloaded once)."
+    path = checkpoint if checkpoint is not None else sam_checkpoint(sam_type, cache_dir)
+    return cls(load_sam(path, sam_type), device=device)
+SamSegmenter.from_checkpoint = classmethod(_from_checkpoint)

@@ -30,7 +30,7 @@ def test_every_mode_becomes_rgb_uint8(tmp_path, mode, value, rgb):
     p = tmp_path/'x.tif'
     Image.new(mode, (5, 3), value).save(p)
     a = load_image(p)
-    assert a.shape == (3, 5, 3) and a.dtype == np.uint8
+    assert a.shape == (3, 5, 3) and a.dtype == np.uint8 and a.flags.writeable
     assert tuple(int(v) for v in a[1, 2]) == pytest.approx(rgb, abs=1)
 
 def test_palette_with_and_without_transparency(tmp_path):

@@ -1,0 +1,324 @@
+"""Labelling cost: where the time of `PseudoLabeler` goes, against one SAM image-encoder pass and the seed's call pattern.
+
+Real-size architectures with random weights (speed does not depend on weight values) on real photos:
+
+    nice python bench/bench_label.py --images 3 --trials 10 --json bench/label_cpu.json
+
+See bench/README.md, section "Labelling cost (bench_label.py)", for what is measured and the latest results.
+"""
+from __future__ import annotations
+import argparse, json, os, platform, resource, subprocess, sys, tempfile, time
+from pathlib import Path
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = Path(os.environ.get('SEGWL_SHARED_DATA', ROOT.parent/'shared'/'data'))/'pets-cat'
+STEPS = ('load', 'text_map', 'text_score', 'points', 'stitch', 'set_image', 'predict', 'write')
+STEP_NAMES = dict(load='image loading', text_map='CLIP map', text_score='CLIP whole-image score',
+                  points='text points (map peaks)', stitch='stitching', set_image='SAM image encoder (set_image)',
+                  predict='SAM decoder calls (all trials; seed: full passes, encoder included)', write='writing the mask')
+
+
+def rss_mb() -> float:
+    "Current resident set size of this process in MB (Linux /proc; 0 elsewhere)."
+    try: return int(Path('/proc/self/statm').read_text().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+    except (OSError, ValueError): return 0.0
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, MB: VmHWM on Linux (ru_maxrss is not used: Linux carries it over
+    from the parent across fork + exec, so a fresh subprocess would report its parent's peak)."""
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+    except OSError: pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != 'darwin' else 2**20)
+
+
+# ---------------------------------------------------------------- models and data
+def build(args):
+    "`(segmenter, scorer, models)`: real-size architectures with random weights (or tiny ones with --tiny)."
+    import torch
+    from segwl.sam import SamSegmenter
+    from segwl.clip import ClipScorer
+    torch.manual_seed(0)
+    if args.tiny:
+        return SamSegmenter.tiny_random(), ClipScorer.tiny_random(), dict(sam='tiny', clip='tiny')
+    import open_clip
+    from segment_anything import sam_model_registry
+    seg = SamSegmenter(sam_model_registry[args.sam_type](checkpoint=None), device=args.device)
+    model, _, preprocess = open_clip.create_model_and_transforms(args.clip_model, pretrained=None)
+    sc = ClipScorer(model, preprocess, open_clip.get_tokenizer(args.clip_model), device=args.device)
+    return seg, sc, dict(sam=args.sam_type, clip=args.clip_model)
+
+def find_data(d: Path):
+    "`(reference image, reference mask, target files)` of a dataset folder in segwl's layout, or None if it is missing."
+    from segwl.data import list_images
+    ref = d/'reference'
+    imgs = d/'unlabeled'/'images'
+    if not ref.is_dir() or not imgs.is_dir(): return None
+    pairs = [(p, p.with_suffix('.png')) for p in list_images(ref) if p.suffix.lower() != '.png' and p.with_suffix('.png').exists()]
+    if not pairs: return None
+    return pairs[0][0], pairs[0][1], list_images(imgs)
+
+def labeler(args, seg, sc):
+    from segwl.data import load_reference
+    from segwl.pseudolabel import PseudoLabeler
+    ref_path, mask_path, _ = find_data(args.data)
+    ref, ref_mask = load_reference(ref_path, mask_path)
+    kw = {k: getattr(args, k) for k in ('window', 'stride') if getattr(args, k, None) is not None}
+    return PseudoLabeler(ref, ref_mask, args.text, segmenter=seg, scorer=sc, trials=args.trials, **kw)
+
+
+class Synced:
+    "A segmenter whose `set_image` waits for the GPU, so the encoder's time is not billed to the first decoder call."
+    def __init__(self, seg): self.seg = seg
+    def set_image(self, image):
+        import torch
+        self.seg.set_image(image)
+        if torch.cuda.is_available(): torch.cuda.synchronize()
+    def predict(self, *a, **kw): return self.seg.predict(*a, **kw)
+
+
+# ---------------------------------------------------------------- the seed's call pattern
+class SeedPattern:
+    "The seed's calls to SAM: every prompt trial is a full forward pass, image encoder included."
+    def __init__(self, seg): self.seg, self.image = seg, None
+    def set_image(self, image): self.image = image           # nothing computed here: each trial encodes again
+    def predict(self, points, labels, multimask=True):
+        self.seg.set_image(self.image)
+        return self.seg.predict(points, labels, multimask=multimask)
+
+
+# ---------------------------------------------------------------- one timed image
+def label_one(pl, path, out_dir) -> dict:
+    "Seconds per step of labelling the image at `path` and writing its mask, as `label_folder` does."
+    from segwl.data import load_image, save_mask
+    t0 = time.perf_counter()
+    img = load_image(path)
+    t1 = time.perf_counter()
+    r = pl.label(img)
+    t2 = time.perf_counter()
+    save_mask(r.mask, Path(out_dir)/f"{Path(path).stem}.png")
+    t3 = time.perf_counter()
+    tm = {k: float(r.timings.get(k, 0.0)) for k in STEPS if k not in ('load', 'write')}
+    tm.update(load=t1 - t0, write=t3 - t2, total=t3 - t0, label=t2 - t1)
+    tm['other'] = tm['total'] - sum(tm[k] for k in STEPS)
+    return tm
+
+def encoder_pass(pl, path) -> float:
+    "Seconds of one SAM image-encoder pass (`set_image`) on the stitched canvas of the image at `path`: the floor."
+    from segwl.data import load_image
+    from segwl.stitch import Stitch
+    from segwl.pseudolabel import _working_copy
+    img, _ = _working_copy(load_image(path), pl.settings.max_side)
+    st = Stitch(pl.reference.shape, img.shape)
+    canvas = st.canvas(pl.reference, img)
+    t = time.perf_counter(); pl.segmenter.set_image(canvas)
+    return time.perf_counter() - t
+
+
+# ---------------------------------------------------------------- memory: a fresh process labels a folder
+def memory_child(args):
+    "Label the first `--memory-child` images with `label_folder`; print JSON: RSS after each image and ru_maxrss."
+    from segwl.pseudolabel import label_folder
+    seg, sc, _ = build(args)
+    pl = labeler(args, seg, sc)
+    files = find_data(args.data)[2][:args.memory_child]
+    trace, inner = [], pl.label
+    def label(image):
+        r = inner(image); trace.append(round(rss_mb(), 1)); return r
+    pl.label = label
+    with tempfile.TemporaryDirectory() as out:
+        before = rss_mb()
+        n = label_folder(pl, list(files), out, progress=False)
+    print(json.dumps(dict(images=len(files), ok=n['ok'], rss_before_mb=round(before, 1), rss_per_image_mb=trace,
+                          peak_rss_mb=round(peak_rss_mb(), 1))))
+
+def memory_run(args, n: int) -> dict:
+    cmd = [sys.executable, __file__, '--memory-child', str(n), *child_args(args)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    if p.returncode: raise RuntimeError(f"memory run over {n} images failed:\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+def child_args(args) -> list[str]:
+    a = ['--data', str(args.data), '--trials', str(args.trials), '--sam-type', args.sam_type, '--clip-model', args.clip_model,
+         '--device', args.device, '--text', args.text]
+    if args.threads: a += ['--threads', str(args.threads)]
+    for k in ('window', 'stride'):
+        if getattr(args, k, None) is not None: a += [f'--{k}', str(getattr(args, k))]
+    return a + (['--tiny'] if args.tiny or args.memory_tiny else [])
+
+
+# ---------------------------------------------------------------- the run
+def machine(args) -> dict:
+    import torch
+    from segwl.data import resolve_device
+    cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor()) \
+        if Path('/proc/cpuinfo').exists() else platform.processor()
+    dev = resolve_device(args.device)
+    return dict(device=dev, gpu=torch.cuda.get_device_name(0) if dev == 'cuda' else None, cpu=cpu, cpu_count=os.cpu_count(),
+                torch_threads=torch.get_num_threads(), platform=platform.platform(), python=platform.python_version())
+
+def versions() -> dict:
+    from segwl.pseudolabel import _versions
+    return _versions()
+
+def mean(xs): return float(np.mean(xs)) if len(xs) else float('nan')
+
+def summarise(steps: list[dict], seed_steps: list[dict], encoder: list[float], mem: dict | None, trials: int) -> dict:
+    "The headline numbers from per-image step timings (pure arithmetic: tested with made-up numbers)."
+    enc = float(np.median(encoder))
+    pipe = mean([s['total'] for s in steps])
+    dec = mean([s['predict'] for s in steps]) / trials                   # one decoder call
+    non_enc = mean([s['total'] - s['set_image'] for s in steps])
+    out = dict(encoder_s=enc, pipeline_s_per_image=pipe, overhead_ratio=pipe / enc,
+               non_encoder_s_per_image=non_enc, overhead_ratio_in_run=1 + non_enc / mean([s['set_image'] for s in steps]),
+               steps_s_per_image={k: mean([s[k] for s in steps]) for k in (*STEPS, 'other')})
+    if seed_steps:
+        k = len(seed_steps)
+        seed = mean([s['total'] for s in seed_steps])
+        same = mean([s['total'] for s in steps[:k]])
+        out.update(seed_pattern_s_per_image=seed, seed_pattern_images=k, pipeline_s_per_image_on_seed_images=same,
+                   speedup_vs_seed=seed / same,
+                   # what sharing one encoder pass can give at best: both CLIP costs 0, same decoder time d per trial:
+                   # trials * (E + d) / (E + trials * d)
+                   speedup_bound_sam_only=trials * (enc + dec) / (enc + trials * dec),
+                   # the seed's time rebuilt from this run's own encoder and decoder times plus its measured CLIP time:
+                   # the same ratio without the drift of a shared CPU's load between the two parts of the run
+                   speedup_vs_seed_same_encoder=(trials * (enc + dec) + mean([s['text_map'] + s['text_score'] for s in seed_steps])) / same,
+                   seed_steps_s_per_image={k2: mean([s[k2] for s in seed_steps]) for k2 in (*STEPS, 'other')})
+    else: out.update(seed_pattern_s_per_image=None, speedup_vs_seed=None)
+    if mem: out['memory'] = mem
+    return out
+
+def table(res: dict) -> str:
+    "Markdown tables of a result: headline numbers, then seconds per step per image."
+    m, st, sd = res['machine'], res['steps_s_per_image'], res.get('seed_steps_s_per_image') or {}
+    f = lambda v, d=2: '—' if v is None else f"{v:.{d}f}"
+    lines = [f"SAM `{res['models']['sam']}`, CLIP `{res['models']['clip']}` (random weights), {res['images']} images of "
+             f"`{res['data']}`, {res['trials']} trials, CLIP window {res.get('clip_window')} / stride {res.get('clip_stride')} px; {m['device']} ({m['cpu']}, {m['cpu_count']} cores, "
+             f"{m['torch_threads']} torch threads, load average {res['load_average_start'][0]:.1f} at start, "
+             f"{res['load_average_end'][0]:.1f} at end); torch {res['versions']['torch']}.", '',
+             '| measure | value |', '|---|---|',
+             f"| one SAM image-encoder pass on the stitched image (`encoder_s`, the floor) | {f(res['encoder_s'])} s |",
+             f"| pipeline per image (`pipeline_s_per_image`) | {f(res['pipeline_s_per_image'])} s |",
+             f"| `overhead_ratio` = pipeline / encoder pass (goal <= 1.15) | {f(res['overhead_ratio'], 3)} |",
+             f"| `overhead_ratio_in_run` = 1 + (pipeline - its own encoder step) / its own encoder step | {f(res['overhead_ratio_in_run'], 3)} |",
+             f"| seed call pattern per image (`seed_pattern_s_per_image`, {res.get('seed_pattern_images', 0)} images) | {f(res['seed_pattern_s_per_image'])} s |",
+             f"| `speedup_vs_seed` (goal >= 10) | {f(res['speedup_vs_seed'], 1)} |",
+             f"| the same with the seed's SAM time rebuilt from this run's encoder and decoder times (`speedup_vs_seed_same_encoder`) | {f(res.get('speedup_vs_seed_same_encoder'), 1)} |",
+             f"| best possible speedup from sharing the encoder pass, CLIP free (`speedup_bound_sam_only`) | {f(res.get('speedup_bound_sam_only'), 1)} |",
+             f"| peak RSS of this run (`peak_rss_mb`) | {res['peak_rss_mb']:.0f} MB |"]
+    for r in (res.get('memory') or {}).get('runs', []):
+        tr = r['rss_per_image_mb']
+        lines.append(f"| fresh process, `label_folder` over {r['images']} images ({r['models'] if isinstance(r['models'], str) else 'same models'}): peak RSS / RSS after image 1 -> last | "
+                     f"{r['peak_rss_mb']:.0f} MB / {tr[0]:.0f} -> {tr[-1]:.0f} MB |")
+    if res.get('memory'): lines.append(f"| RSS growth per image after the first (from {res['memory']['runs'][-1]['images']} images) | "
+                                       f"{res['memory']['rss_growth_mb_per_image']:+.2f} MB |")
+    lines += ['', '| step (seconds per image) | pipeline | seed pattern |', '|---|---|---|']
+    for k in (*STEPS, 'other'):
+        lines.append(f"| {STEP_NAMES.get(k, 'other (bookkeeping)')} | {f(st[k], 3)} | {f(sd.get(k), 3) if sd else '—'} |")
+    lines.append(f"| **total** | **{f(res['pipeline_s_per_image'])}** | **{f(res['seed_pattern_s_per_image'])}** |")
+    return '\n'.join(lines)
+
+def memory(args, models) -> dict:
+    "Label folders of each size in `--memory` with a fresh process each: RSS after every image, and peak RSS."
+    runs = [memory_run(args, n) for n in args.memory]
+    for r in runs: r['models'] = 'tiny' if args.tiny or args.memory_tiny else models
+    last = runs[-1]['rss_per_image_mb']
+    return dict(runs=runs, rss_growth_mb_per_image=(last[-1] - last[0]) / max(1, len(last) - 1),
+                peak_rss_growth_mb=runs[-1]['peak_rss_mb'] - runs[0]['peak_rss_mb'])
+
+def run(args) -> dict:
+    import torch, segwl
+    from segwl.data import resolve_device
+    la0 = os.getloadavg()
+    found = find_data(args.data)
+    if found is None: return None
+    files = found[2][:args.images]
+    seg, sc, models = build(args)
+    seg = Synced(seg)
+    pl = labeler(args, seg, sc)
+    log = lambda *a: print(*a, file=sys.stderr, flush=True)
+    log(f"bench: {models}, {len(files)} images, {args.trials} trials, {torch.get_num_threads()} torch threads")
+    encoder_pass(pl, files[0])                                           # warm-up: first calls allocate
+    pl.label(__import__('segwl.data', fromlist=['load_image']).load_image(files[0]))
+    encoder, steps, seed_steps = [], [], []
+    with tempfile.TemporaryDirectory() as out:
+        for p in files:
+            encoder.append(encoder_pass(pl, p))
+            steps.append(label_one(pl, p, out))
+            log(f"  {p.name}: encoder {encoder[-1]:.2f} s, pipeline {steps[-1]['total']:.2f} s")
+        if args.seed_images:
+            bs = sc.batch_size
+            seed_pl = labeler(args, SeedPattern(seg), sc)
+            sc.batch_size = 1                                            # the seed's CLIP map: one window at a time
+            try:
+                for p in files[:args.seed_images]:
+                    seed_steps.append(label_one(seed_pl, p, out))
+                    log(f"  seed pattern {p.name}: {seed_steps[-1]['total']:.2f} s")
+            finally: sc.batch_size = bs
+    peak = peak_rss_mb()
+    mem = memory(args, models) if args.memory else None
+    res = dict(models=models, data=str(args.data), images=len(files), trials=args.trials,
+               settings=pl.settings.to_dict(), clip_window=sc.window, clip_stride=sc.stride,
+               **summarise(steps, seed_steps, encoder, mem, args.trials), peak_rss_mb=peak, device=resolve_device(args.device),
+               machine=machine(args), versions=versions(),
+               load_average_start=la0, load_average_end=os.getloadavg(), per_image=steps, seed_per_image=seed_steps,
+               encoder_per_image=encoder, command=' '.join(sys.argv))
+    return res
+
+
+def parse(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--data', type=Path, default=DEFAULT_DATA, help="dataset folder in segwl's layout (default: %(default)s)")
+    ap.add_argument('--images', type=int, default=3, help="images to label with the pipeline")
+    ap.add_argument('--trials', type=int, default=10, help="prompt trials per image (the seed used 10)")
+    ap.add_argument('--seed-images', type=int, default=None, help="images to label with the seed's call pattern (default: --images; 0: skip)")
+    ap.add_argument('--memory', default='', help="comma-separated folder sizes, each labelled by a fresh process, e.g. 10,40 (default: none)")
+    ap.add_argument('--memory-tiny', action='store_true', help="the --memory runs use tiny models (what grows with the folder is the pipeline's, not the model's)")
+    ap.add_argument('--sam-type', default='vit_b')
+    ap.add_argument('--clip-model', default='ViT-B-32')
+    ap.add_argument('--device', default='auto')
+    ap.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own)")
+    ap.add_argument('--text', default='a photo of a cat')
+    ap.add_argument('--window', type=int, default=None, help="CLIP window in target pixels (LabelSettings.window; default: the scorer's, 160)")
+    ap.add_argument('--stride', type=int, default=None, help="CLIP stride in target pixels (LabelSettings.stride; default: the scorer's, 80)")
+    ap.add_argument('--tiny', action='store_true', help="tiny random models: a quick check of the script, not a measurement")
+    ap.add_argument('--json', type=Path, default=None, help="write the results here")
+    ap.add_argument('--memory-only', action='store_true', help="only the --memory runs; with an existing --json, replace its memory results")
+    ap.add_argument('--table', type=Path, default=None, help="recompute the summary of an earlier --json file from its per-image times, rewrite it, print its tables")
+    ap.add_argument('--memory-child', type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.seed_images is None: args.seed_images = args.images
+    args.memory = [int(v) for v in str(args.memory).split(',') if v.strip()]
+    return args
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    if args.threads:
+        import torch; torch.set_num_threads(args.threads)
+    if args.memory_child is not None: memory_child(args); return 0
+    if args.table:                                       # recompute the summary from the stored per-image times, print it
+        res = json.loads(args.table.read_text())
+        res.update(summarise(res['per_image'], res['seed_per_image'], res['encoder_per_image'], res.get('memory'), res['trials']))
+        res.setdefault('device', res['machine']['device'])
+        args.table.write_text(json.dumps(res, indent=2, default=float) + '\n'); print(table(res)); return 0
+    if find_data(args.data) is None:
+        print(f"bench_label: skipped: no dataset at {args.data} (needs reference/<name>.jpg + .png and unlabeled/images/); "
+              f"pass --data DIR", file=sys.stderr)
+        return 0
+    if args.memory_only:                                                 # redo the memory runs, into --json's results if any
+        res = json.loads(args.json.read_text()) if args.json and args.json.exists() else None
+        mem = memory(args, res['models'] if res else None)
+        if res is None: print(json.dumps(mem, indent=2)); return 0
+        res['memory'] = mem
+    else: res = run(args)
+    print(table(res))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(res, indent=2, default=float) + '\n')
+    return 0
+
+if __name__ == '__main__':
+    sys.exit(main())

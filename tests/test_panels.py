@@ -1,0 +1,158 @@
+"The tuning panel, headless: controls set programmatically, results, caching, folder labelling, settings file, errors."
+import json
+from pathlib import Path
+import numpy as np
+import pytest
+from segwl.data import save_mask
+from segwl.pseudolabel import LabelSettings, read_manifest
+from segwl.panels import TuningPanel
+from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, scene_folder
+from segwl.cli import build_parser, settings_from_args, main
+
+def iou(a, b): return (a & b).sum() / (a | b).sum()
+
+@pytest.fixture
+def setup(tmp_path):
+    ref, ref_mask = synthetic_scene((64, 80), seed=100)
+    truth = scene_folder(tmp_path/'images', [(60, 72), (48, 64), (70, 56), (52, 52)])
+    seg, scorer = ColourSegmenter(), ColourScorer(window=16, stride=8)
+    panel = TuningPanel(ref, ref_mask, 'a red ellipse', tmp_path/'images', segmenter=seg, scorer=scorer,
+                        settings=LabelSettings(trials=3), out=tmp_path/'labels', config_path=tmp_path/'s.json')
+    return panel, seg, scorer, truth, tmp_path
+
+def test_result_follows_the_controls(setup):
+    p, seg, scorer, truth, tmp = setup
+    assert p.error is None and iou(p.result.mask, truth[tmp/'images'/'scene_00.png']) > 0.9
+    c = p.controls
+    c['n_object'].value, c['n_background'].value, c['n_text'].value, c['n_text_background'].value = 5, 4, 2, 0
+    r = p.result
+    assert {k: len(v) for k, v in r.points.items()} == dict(reference_object=5, reference_background=4, text_object=2, text_background=0)
+    c['trials'].value = 4
+    assert len(p.result.candidate_scores) == 4 and all(len(s) == 3 for s in p.result.candidate_scores)
+    assert p.result.score == max(max(s) for s in p.result.candidate_scores)
+    assert [s for _, s in p.candidates] == p.result.candidate_scores[p.result.best_trial]
+    for name in ['scene_01.png', 'scene_02.png', 'scene_03.png']:
+        c['image'].value = name
+        assert p.error is None and iou(p.result.mask, truth[tmp/'images'/name]) > 0.9, name
+    assert p.view.value[:3] == b'\xff\xd8\xff' and 'score' in p.summary.value
+
+def test_sliders_reuse_the_sam_embedding_and_the_similarity_map(setup):
+    p, seg, scorer, truth, tmp = setup
+    assert (seg.set_image_calls, len(scorer.texts)) == (1, 1)
+    c = p.controls
+    for k, v in [('n_object', 2), ('n_background', 12), ('n_text', 5), ('n_text_background', 3), ('trials', 6), ('seed', 9)]:
+        c[k].value = v
+    assert (seg.set_image_calls, len(scorer.texts)) == (1, 1)      # cheap steps only
+    assert seg.predict_calls == 3 + 3 + 3 + 3 + 3 + 6 + 6           # the trials did rerun
+    c['window'].value = 24; assert (seg.set_image_calls, len(scorer.texts), scorer.window) == (1, 2, 24)
+    c['stride'].value = 4;  assert (seg.set_image_calls, len(scorer.texts), scorer.stride) == (1, 3, 4)
+    c['window'].value = 16; c['stride'].value = 8                   # back to a map already computed
+    assert len(scorer.texts) == 4                                    # (16, 4) is new, then (16, 8) is cached
+    c['image'].value = 'scene_01.png'; assert (seg.set_image_calls, len(scorer.texts)) == (2, 5)
+    c['image'].value = 'scene_00.png'; assert len(scorer.texts) == 5  # map cached; SAM holds one image at a time
+    c['text'].value = 'something else'; assert (len(scorer.texts), scorer.texts[-1]) == (6, 'something else')
+
+def test_shrunk_targets_show_candidates_in_the_target_frame(tmp_path):
+    ref, ref_mask = synthetic_scene((64, 80), seed=100)
+    truth = scene_folder(tmp_path/'big', [(120, 160)])
+    p = TuningPanel(ref, ref_mask, 'red', tmp_path/'big', ColourSegmenter(), ColourScorer(), settings=LabelSettings(max_side=64, trials=2))
+    assert p.error is None and p.result.mask.shape == (120, 160)
+    assert all(m.shape == (120, 160) for m, _ in p.candidates)
+    assert iou(p.result.mask, truth[tmp_path/'big'/'scene_00.png']) > 0.85
+
+def test_reference_as_paths_and_the_examples_folder(examples):
+    ref = examples/'reference'
+    p = TuningPanel(ref/'Abyssinian_88.jpg', ref/'Abyssinian_88.png', 'a photo of a cat', examples/'unlabeled'/'images',
+                    ColourSegmenter(), ColourScorer(), settings=LabelSettings(trials=1, max_side=128))
+    assert p.error is None and p.reference_mask.any() and p.ref_paths['image'].endswith('Abyssinian_88.jpg')
+    assert len(p.controls['image'].options) == len(list((examples/'unlabeled'/'images').iterdir()))
+
+def test_saved_settings_round_trip_through_label_settings_and_the_cli(setup):
+    p, seg, scorer, truth, tmp = setup
+    c = p.controls
+    c['n_object'].value, c['trials'].value, c['window'].value, c['stride'].value, c['seed'].value = 4, 2, 20, 6, 7
+    path = p.save_settings()
+    assert path == tmp/'s.json' and p.error is None and str(path) in p.log.outputs[-1]['text']
+    s = LabelSettings.from_json(path)
+    assert s == p.settings() and (s.n_object, s.trials, s.window, s.stride, s.seed) == (4, 2, 20, 6, 7)
+    args = build_parser().parse_args(['label', '--reference-image', 'r.jpg', '--reference-mask', 'r.png', '--text', 't',
+                                      '--images', 'i', '--out', 'o', '--config', str(path)])
+    assert settings_from_args(args) == s
+
+def test_folder_button_writes_what_segwl_label_writes(setup):
+    p, seg, scorer, truth, tmp = setup
+    p.controls['trials'].value = 2
+    p.label_button.click()
+    out = tmp/'labels'
+    rows = read_manifest(out/'manifest.jsonl')
+    assert sorted(r['file'] for r in rows) == sorted(q.name for q in truth) and all(r['status'] == 'ok' for r in rows)
+    assert p.progress.value == p.progress.max == 4 and p.progress.bar_style == 'success'
+    cfg = json.loads((out/'config.json').read_text())
+    assert cfg['settings'] == p.settings().to_dict() and cfg['text'] == 'a red ellipse'
+    from segwl.data import load_mask
+    for q, m in truth.items(): assert iou(load_mask(out/'masks'/f'{q.stem}.png'), m) > 0.9
+    assert 'labelled 4' in p.log.outputs[-1]['text']
+    p.label_button.click()                                          # resumes: nothing to do
+    assert 'already done 4' in p.log.outputs[-1]['text']
+    p.controls['seed'].value = 3; p.label_button.click()            # other settings: refused, in the panel
+    assert 'seed' in p.error and 'label the folder: error' in p.log.outputs[-1]['text']
+
+def test_settings_file_runs_segwl_label(setup, capsys):
+    p, seg, scorer, truth, tmp = setup
+    p.controls['trials'].value = 1; p.controls['n_object'].value = 2
+    path = p.save_settings()
+    ref, ref_mask = synthetic_scene((64, 80), seed=100)
+    from PIL import Image
+    Image.fromarray(ref).save(tmp/'ref.png'); save_mask(ref_mask, tmp/'ref_mask.png')
+    only = tmp/'one'; only.mkdir(); (only/'scene_00.png').write_bytes((tmp/'images'/'scene_00.png').read_bytes())
+    rc = main(['label', '--reference-image', str(tmp/'ref.png'), '--reference-mask', str(tmp/'ref_mask.png'), '--text', 'x',
+               '--images', str(only), '--out', str(tmp/'cli'), '--models', 'tiny-random', '--config', str(path), '--no-progress'])
+    assert rc == 0
+    assert json.loads((tmp/'cli'/'config.json').read_text())['settings'] == LabelSettings.from_json(path).to_dict()
+
+def test_errors_land_in_the_output_widget(setup):
+    p, seg, scorer, truth, tmp = setup
+    (tmp/'images'/'broken.jpg').write_bytes(b'')
+    p2 = TuningPanel(p.reference, p.reference_mask, 'x', tmp/'images', seg, scorer)
+    p2.controls['image'].value = 'broken.jpg'
+    assert p2.result is None and p2.view.value == b''
+    assert 'broken.jpg' in p2.error and 'broken.jpg' in p2.log.outputs[-1]['text']
+    p2.controls['image'].value = 'scene_00.png'; assert p2.error is None and p2.result is not None
+    class Failing(ColourSegmenter):
+        def predict(self, *a, **k): raise RuntimeError('backend exploded')
+    p3 = TuningPanel(p.reference, p.reference_mask, 'x', tmp/'images', Failing(), scorer)
+    assert 'broken.jpg' in p3.error                                  # the first image, at construction
+    p3.controls['image'].value = 'scene_00.png'
+    assert 'backend exploded' in p3.error
+    assert any('backend exploded' in o['text'] for o in p3.log.outputs)   # message, then the traceback
+    (tmp/'a_file').write_text('')
+    p.config_path.value = str(tmp/'a_file'/'s.json')                # its folder is a file
+    assert p.save_settings() is None and 'save settings: error' in p.log.outputs[-1]['text'] + p.log.outputs[-2]['text']
+
+def test_tiny_random_models_on_the_examples(examples):
+    "The real backends behind the proxies: one SAM embedding and one CLIP map while point sliders move."
+    import torch; torch.set_num_threads(1)
+    from segwl.sam import SamSegmenter
+    from segwl.clip import ClipScorer
+    from segwl.data import load_image
+    ref = examples/'reference'
+    p = TuningPanel(ref/'Abyssinian_88.jpg', ref/'Abyssinian_88.png', 'a photo of a cat', examples/'unlabeled'/'images',
+                    SamSegmenter.tiny_random(), ClipScorer.tiny_random(), settings=LabelSettings(trials=2, max_side=96))
+    assert p.error is None, p.error
+    assert not p.controls['window'].disabled and p.controls['window'].value == p.raw_scorer.window
+    p.controls['n_object'].value = 3; p.controls['n_text'].value = 1
+    assert p.error is None and len(p.result.points['reference_object']) == 3 and len(p.result.points['text_object']) == 1
+    assert (p.segmenter.set_image_calls, p.scorer.map_calls) == (1, 1)
+    assert p.result.mask.shape == load_image(p.image_path).shape[:2]
+
+def test_the_screenshot_notebook_runs(tmp_path, monkeypatch):
+    "docs/panel_demo.ipynb (the source of docs/panel.png) still builds a working panel."
+    from conftest import ROOT
+    nb = json.loads((ROOT/'docs'/'panel_demo.ipynb').read_text())
+    monkeypatch.setenv('TMPDIR', str(tmp_path))
+    import tempfile; monkeypatch.setattr(tempfile, 'tempdir', None)
+    ns = {}
+    for c in nb['cells']:
+        if c['cell_type'] == 'code': exec(''.join(c['source']), ns)
+    p = ns['panel']
+    assert p.error is None and p.progress.value == 3 and 'labelled 3' in p.log.outputs[0]['text']
