@@ -199,8 +199,8 @@ def _shrink(img: np.ndarray, mask: np.ndarray | None, short: int):
     h, w = img.shape[:2]; f = short / min(h, w)
     if f >= 1: return img, mask
     sz = (max(1, round(w*f)), max(1, round(h*f)))
-    img = np.asarray(Image.fromarray(img).resize(sz, Image.BILINEAR))
-    if mask is not None: mask = np.asarray(Image.fromarray(mask).resize(sz, Image.NEAREST))
+    img = np.array(Image.fromarray(img).resize(sz, Image.BILINEAR))   # a writable copy: torch.from_numpy needs one
+    if mask is not None: mask = np.array(Image.fromarray(mask).resize(sz, Image.NEAREST))
     return img, mask
 
 def train_transform(size: int, scale=(0.35, 1.0), jitter=0.3):
