@@ -12,13 +12,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+from .pseudolabel import read_manifest
 from .data import (SegwlError, LayoutError, list_images, find_mask, load_image, load_mask,
                         atomic_path, write_text, save_mask, resolve_device)
 
 # %% auto #0
 __all__ = ['TV_ARCHS', 'SMP_DECODERS', 'SMP_ENCODERS_SUGGESTED', 'DEFAULT_ARCH', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ArchError',
            'arch_help', 'parse_arch', 'canonical_arch', 'weights_source', 'BinarySegmenter', 'build_model',
-           'TrainSettings', 'read_manifest', 'select_training_data', 'synthetic_dataset', 'train_transform', 'to_input',
+           'TrainSettings', 'manifest_rows', 'select_training_data', 'synthetic_dataset', 'train_transform', 'to_input',
            'SegDataset', 'bce_dice_loss', 'lr_factor', 'foreground_iou', 'validate', 'split_pairs', 'ResumeError',
            'train', 'TrainedModel', 'load_model', 'predict_folder']
 
@@ -141,16 +142,10 @@ class TrainSettings:
     def from_json(cls, d: dict): return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
 
 # %% ../nbs/06_finetune.ipynb #ec972c98
-def read_manifest(path) -> dict:
-    "`{stem: row}` from a manifest.jsonl (later rows win, as a resumed run appends)."
-    rows = {}
-    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip(): continue
-        try: r = json.loads(line)
-        except json.JSONDecodeError as e: raise LayoutError(f"manifest {path}, line {i}: not JSON ({e})") from None
-        if 'file' not in r: raise LayoutError(f"manifest {path}, line {i}: no 'file' field")
-        rows[Path(r['file']).stem] = r
-    return rows
+def manifest_rows(path) -> dict:
+    "`{stem: row}` from a labelling run's manifest.jsonl (segwl.pseudolabel.read_manifest: incomplete rows of a killed run are skipped)."
+    if not Path(path).is_file(): raise LayoutError(f"manifest {path}: file not found (it is the manifest.jsonl that segwl label wrote)")
+    return {Path(r['file']).stem: r for r in read_manifest(path)}
 
 def select_training_data(images_dir, masks_dir, manifest=None, min_score=None, min_text_score=None):
     "`(pairs, counts)`: the (image, mask) paths to train on, and how many images each rule left out."
@@ -161,7 +156,7 @@ def select_training_data(images_dir, masks_dir, manifest=None, min_score=None, m
         from segwl.data import pair_masks
         pairs = list(pair_masks(images, masks_dir).items())
     else:
-        rows, keep = read_manifest(manifest), []
+        rows, keep = manifest_rows(manifest), []
         c = dict(not_in_manifest=0, error_rows=0, below_min_score=0, below_min_text_score=0)
         for p in images:
             r = rows.get(p.stem)

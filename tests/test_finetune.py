@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from segwl.data import load_mask
+from segwl.data import load_mask, LayoutError
 from segwl.finetune import (TrainSettings, ArchError, build_model, train, synthetic_dataset, load_model,
                             predict_folder, SMP_DECODERS, TV_ARCHS)
 
@@ -103,3 +103,13 @@ def test_cli_usage_errors(syn, tmp_path, capsys):
     assert code == 2 and 'no model.json' in out.err
     with pytest.raises(SystemExit): run('train', '--help')
     assert 'smp:DECODER:ENCODER' in capsys.readouterr().out
+
+def test_manifest_of_a_killed_labelling_run(syn, tmp_path):
+    "A run killed while appending leaves a half-written last row: training uses the complete rows, as resuming does."
+    from segwl.finetune import select_training_data
+    rows = [dict(file=f'im{i}.png', status='ok', error=None, score=0.9, text_score=0.3, seconds=1) for i in range(4)]
+    (tmp_path/'manifest.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows) + '{"file": "im4.png", "sta')
+    pairs, c = select_training_data(*syn, manifest=tmp_path/'manifest.jsonl')
+    assert (c['used'], c['not_in_manifest']) == (4, c['images'] - 4)
+    with pytest.raises(LayoutError, match='nope.jsonl: file not found'):
+        select_training_data(*syn, manifest=tmp_path/'nope.jsonl')
