@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+from .stitch import resize_image, resize_mask
 from .pseudolabel import read_manifest
 from .data import (SegwlError, LayoutError, list_images, find_mask, load_image, load_mask,
                         atomic_path, write_text, save_mask, resolve_device)
@@ -193,10 +194,8 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 def _shrink(img: np.ndarray, mask: np.ndarray | None, short: int):
     h, w = img.shape[:2]; f = short / min(h, w)
     if f >= 1: return img, mask
-    sz = (max(1, round(w*f)), max(1, round(h*f)))
-    img = np.array(Image.fromarray(img).resize(sz, Image.BILINEAR))   # a writable copy: torch.from_numpy needs one
-    if mask is not None: mask = np.array(Image.fromarray(mask).resize(sz, Image.NEAREST))
-    return img, mask
+    hw = (max(1, round(h*f)), max(1, round(w*f)))
+    return resize_image(img, hw), (None if mask is None else resize_mask(mask, hw))
 
 def train_transform(size: int, scale=(0.35, 1.0), jitter=0.3):
     "Random scale-crop, horizontal flip and colour jitter, drawn once per (image, mask) pair."

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import ipywidgets as W
 from .data import SegwlError, load_image, load_mask, load_reference, list_images, check_reference_mask
-from .stitch import Stitch
-from .pseudolabel import LabelSettings, LabelResult, PseudoLabeler, label_folder
+from .stitch import Stitch, resize_mask
+from .pseudolabel import LabelSettings, LabelResult, PseudoLabeler, label_folder, working_hw
 
 # %% auto #0
 __all__ = ['fingerprint', 'CachingSegmenter', 'CachingScorer', 'render_result', 'TuningPanel']
@@ -204,18 +204,8 @@ def _candidates(self, res, target):
     "The winning trial's candidate masks in the target frame, with their scores."
     if res.best_trial >= len(self.segmenter.predictions): return []
     _, _, masks, scores = self.segmenter.predictions[res.best_trial]
-    st = Stitch(self.reference.shape, _work_shape(target, self.base.max_side))
-    return [(_resize_back(st.target_mask(m), target.shape[:2]), float(s)) for m, s in zip(masks, scores)]
-
-def _work_shape(target, ms):
-    "Shape of the copy `PseudoLabeler` labels: the target's, or shrunk to longer side `ms`."
-    h, w = target.shape[:2]
-    if not ms or max(h, w) <= ms: return target.shape
-    f = ms / max(h, w); return (max(1, round(h * f)), max(1, round(w * f)), 3)
-
-def _resize_back(mask, hw):
-    from segwl.stitch import resize_mask
-    return mask if mask.shape == tuple(hw) else resize_mask(mask, hw)
+    st = Stitch(self.reference.shape, working_hw(target.shape, self.base.max_side))
+    return [(resize_mask(st.target_mask(m), target.shape[:2]), float(s)) for m, s in zip(masks, scores)]
 
 def _compute(self):
     self.error, self.result = None, None

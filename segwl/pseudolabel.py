@@ -15,7 +15,8 @@ from .stitch import Stitch, scale_points, resize_image, resize_mask
 from .points import object_points, background_points, peak_points
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'MANIFEST_KEYS', 'LabelSettings', 'LabelResult', 'PseudoLabeler', 'read_manifest', 'label_folder']
+__all__ = ['MIN_SIDE', 'MANIFEST_KEYS', 'LabelSettings', 'LabelResult', 'PseudoLabeler', 'working_hw', 'read_manifest',
+           'label_folder']
 
 # %% ../nbs/05_pseudolabel.ipynb #384699a3
 MIN_SIDE = 8  # smaller images are refused: SAM and CLIP would see a few blown-up pixels
@@ -143,12 +144,17 @@ def _timer(tm: dict, step: str):
     try: yield
     finally: tm[step] = tm.get(step, 0) + time.perf_counter() - t
 
+def working_hw(hw, max_side) -> tuple:
+    "`(h, w)` of the copy a target of shape `hw` is labelled on: its own, or shrunk to longer side `max_side`."
+    h, w = int(hw[0]), int(hw[1])
+    if not max_side or max(h, w) <= max_side: return (h, w)
+    f = max_side / max(h, w)
+    return (max(1, round(h * f)), max(1, round(w * f)))
+
 def _working_copy(image, max_side):
     "`(image, shrunk)`: `image` itself, or a copy whose longer side is `max_side`."
-    h, w = image.shape[:2]
-    if not max_side or max(h, w) <= max_side: return image, False
-    f = max_side / max(h, w)
-    return resize_image(image, (max(1, round(h * f)), max(1, round(w * f)))), True
+    hw = working_hw(image.shape, max_side)
+    return (image, False) if hw == image.shape[:2] else (resize_image(image, hw), True)
 
 def _text_prompts(self, image, tm):
     "Similarity map, whole-image score and text points (target frame) of `image`; one map cell's size in pixels."
