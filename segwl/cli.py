@@ -46,7 +46,8 @@ def _settings_flags(p):
     for f in fields(LabelSettings):
         kind = str(f.type)
         kw = (dict(action=argparse.BooleanOptionalAction) if kind == 'bool' else
-              dict(type=float, metavar='X') if kind == 'float' else dict(type=int, metavar='N'))
+              dict(type=float, metavar='X') if kind == 'float' else
+              dict(type=str, metavar='NAME') if kind.startswith('str') else dict(type=int, metavar='N'))
         h = f.metadata['help'] + ('' if 'default' in f.metadata['help'] else f" (default: {f.default})")
         g.add_argument('--' + f.name.replace('_', '-'), dest=f's_{f.name}', default=None, help=h, **kw)
 

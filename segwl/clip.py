@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_clip.ipynb #17684220
 from __future__ import annotations
-import os, socket
+import math, os, socket
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlparse
@@ -12,8 +12,9 @@ import numpy as np
 from .data import SegwlError, resolve_device
 
 # %% auto #0
-__all__ = ['TINY_CLIP_CFG', 'TextRegionScorer', 'window_starts', 'window_geometry', 'window_boxes', 'map_shape', 'boxes_to_map',
-           'ClipScorer', 'clip_weights']
+__all__ = ['MAP_MODES', 'TINY_CLIP_CFG', 'TextRegionScorer', 'window_starts', 'window_geometry', 'window_boxes', 'map_shape',
+           'boxes_to_map', 'ClipScorer', 'dense_unsupported', 'dense_grid', 'vit_tokens', 'self_self_attention',
+           'dense_features', 'clip_weights']
 
 # %% ../nbs/03_clip.ipynb #80755766
 @runtime_checkable
@@ -82,14 +83,15 @@ def _check_image(image):
 
 # %% ../nbs/03_clip.ipynb #6c2ee63e
 class ClipScorer:
-    "A `TextRegionScorer` over an open_clip model: window similarities to a text, and a whole-image score."
+    "A `TextRegionScorer` over an open_clip model: a similarity map (dense or windows) to a text, and a whole-image score."
     def __init__(self, model, preprocess, tokenizer, window: int = 160, stride: int = 80, batch_size: int = 32,
-                 device: str | None = None):
+                 map_mode: str = 'auto', dense_side: int = 448, device: str | None = None):
         import torch
         if device is None: device = next(iter(model.parameters()), torch.empty(0)).device.type
         self.device = resolve_device(device)
         self.model, self.preprocess, self.tokenizer = model.to(self.device).eval(), preprocess, tokenizer
         self.window, self.stride, self.batch_size = window, stride, batch_size
+        self.map_mode, self.dense_side = map_mode, dense_side
         mean, std = _mean_std(model, preprocess)
         self._mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
@@ -97,8 +99,8 @@ class ClipScorer:
         self.text_cache: dict[str, object] = {}
 
     def __repr__(self):
-        return (f"ClipScorer({type(self.model).__name__}, input {self.input_size}, window={self.window}, "
-                f"stride={self.stride}, batch_size={self.batch_size}, device={self.device!r})")
+        return (f"ClipScorer({type(self.model).__name__}, input {self.input_size}, map_mode={self.map_mode!r}, "
+                f"window={self.window}, stride={self.stride}, dense_side={self.dense_side}, device={self.device!r})")
 
 # %% ../nbs/03_clip.ipynb #618ee216
 def _dtype(self):
@@ -150,13 +152,38 @@ def _window_scores(self, image: np.ndarray, text: str) -> tuple[np.ndarray, np.n
     scores = self._encode(crops) @ self.text_embedding(text)
     return boxes, scores.cpu().numpy().astype(np.float32)
 
-def _similarity_map(self, image: np.ndarray, text: str) -> np.ndarray:
+def _window_map(self, image: np.ndarray, text: str) -> np.ndarray:
     "`(rows, cols)` float32 map over the whole image, `map_shape` with cells of the stride used; higher = more like `text`."
     boxes, scores = self.window_scores(image, text)
     h, w = image.shape[:2]
     return boxes_to_map(boxes, scores, h, w, window_geometry(h, w, self.window, self.stride)[1])
 
-ClipScorer.window_scores, ClipScorer.similarity_map = _window_scores, _similarity_map
+MAP_MODES = ('auto', 'dense', 'windows')
+
+def dense_unsupported(model) -> str | None:
+    "Why `model` cannot give a dense map, or `None` if it can (an open_clip ViT pooling a token, standard attention)."
+    import torch
+    from open_clip.transformer import VisionTransformer
+    v = getattr(model, 'visual', None)
+    if not isinstance(v, VisionTransformer): return f"its image tower is {type(v).__name__}, not an open_clip VisionTransformer"
+    if v.attn_pool is not None or v.proj is None: return "its ViT pools with attention or has no projection"
+    a = getattr(v.transformer.resblocks[-1], 'attn', None)
+    if not (isinstance(a, torch.nn.MultiheadAttention) and a._qkv_same_embed_dim): return "its last block's attention is not a standard MultiheadAttention"
+
+def _map_kind(self) -> str:
+    "`'dense'` or `'windows'`: the map `similarity_map` computes with this model and `map_mode`."
+    m = self.map_mode
+    if m not in MAP_MODES: raise SegwlError(f"map_mode={m!r}: expected one of {', '.join(map(repr, MAP_MODES))}")
+    why = None if m == 'windows' else dense_unsupported(self.model)
+    if m == 'dense' and why: raise SegwlError(f"map_mode='dense' needs an open_clip ViT, but {why}; use map_mode='windows'")
+    return 'windows' if m == 'windows' or why else 'dense'
+
+def _similarity_map(self, image: np.ndarray, text: str) -> np.ndarray:
+    "`(rows, cols)` float32 map covering the whole image (cells scale it down uniformly); higher = more like `text`."
+    return (self.dense_map if self.map_kind() == 'dense' else self.window_map)(image, text)
+
+ClipScorer.window_scores, ClipScorer.window_map, ClipScorer.map_kind, ClipScorer.similarity_map = (
+    _window_scores, _window_map, _map_kind, _similarity_map)
 
 # %% ../nbs/03_clip.ipynb #8d785edc
 def _image_score(self, image: np.ndarray, text: str) -> float:
@@ -189,6 +216,60 @@ def _tiny_random(cls, seed: int = 0, device: str = 'cpu', **kw) -> ClipScorer:
     return cls(model, preprocess, tokenizer, device=device, **kw)
 
 ClipScorer.tiny_random = classmethod(_tiny_random)
+
+# %% ../nbs/03_clip.ipynb #3b74d901
+def dense_grid(h: int, w: int, side: int, patch: tuple[int, int]) -> tuple[int, int]:
+    "Patch rows and columns of the picture an `h` x `w` image becomes: longer side about `side` px, aspect kept."
+    k = side / max(h, w)
+    return max(1, math.floor(h * k / patch[0] + .5)), max(1, math.floor(w * k / patch[1] + .5))
+
+def vit_tokens(visual, x):
+    "Tokens `(B, 1 + gh*gw, width)` of an open_clip ViT after `ln_pre`, for pictures of any patch grid."
+    import torch, torch.nn.functional as F
+    t = visual.conv1(x)
+    (gh, gw), (h0, w0) = t.shape[-2:], visual.grid_size
+    t, pos = t.flatten(2).transpose(1, 2), visual.positional_embedding.to(t.dtype)
+    grid = pos[1:]
+    if (gh, gw) != (h0, w0):
+        grid = F.interpolate(grid.reshape(1, h0, w0, -1).permute(0, 3, 1, 2), size=(gh, gw), mode='bicubic', align_corners=False)
+        grid = grid.permute(0, 2, 3, 1).reshape(gh * gw, -1)
+    cls = visual.class_embedding.to(t.dtype).expand(len(t), 1, -1)
+    return visual.ln_pre(visual.patch_dropout(torch.cat([cls + pos[:1], t + grid], 1)))
+
+# %% ../nbs/03_clip.ipynb #aaec14a7
+def self_self_attention(block, x):
+    "ClearCLIP's last block on batch-first tokens `x`: attention by query-query similarity, no residual, no MLP."
+    import torch.nn.functional as F
+    a = block.attn
+    q, _, v = F.linear(block.ln_1(x), a.in_proj_weight, a.in_proj_bias).chunk(3, dim=-1)
+    (b, n, d), h = q.shape, a.num_heads
+    q, v = (z.reshape(b, n, h, d // h).transpose(1, 2) for z in (q, v))
+    return block.ls_1(a.out_proj(F.scaled_dot_product_attention(q, q, v).transpose(1, 2).reshape(b, n, d)))
+
+def dense_features(visual, x):
+    "Patch embeddings `(B, gh, gw, D)` in CLIP's joint space of pictures `x` whose sides are whole patches."
+    gh, gw = x.shape[-2] // visual.patch_size[0], x.shape[-1] // visual.patch_size[1]
+    tr = visual.transformer
+    t = vit_tokens(visual, x)
+    first = getattr(tr, 'batch_first', True)
+    if not first: t = t.transpose(0, 1)
+    for blk in tr.resblocks[:-1]: t = blk(t)
+    if not first: t = t.transpose(0, 1)
+    return (visual.ln_post(self_self_attention(tr.resblocks[-1], t)[:, 1:]) @ visual.proj).reshape(len(x), gh, gw, -1)
+
+# %% ../nbs/03_clip.ipynb #0d2aa39b
+def _dense_map(self, image: np.ndarray, text: str) -> np.ndarray:
+    "`(rows, cols)` float32 map, one cell per patch of one forward pass: cosine similarity of the patch to `text`."
+    import torch
+    _check_image(image)
+    v = self.model.visual
+    gh, gw = dense_grid(*image.shape[:2], self.dense_side, v.patch_size)
+    x = self._resized(self._on_device(image), (gh * v.patch_size[0], gw * v.patch_size[1])).to(_dtype(self))
+    with torch.inference_mode():
+        f = torch.nn.functional.normalize(dense_features(v, x).float(), dim=-1)[0]
+        return (f @ self.text_embedding(text)).cpu().numpy().astype(np.float32)
+
+ClipScorer.dense_map = _dense_map
 
 # %% ../nbs/03_clip.ipynb #905e4225
 def _tag_cfg(model_name: str, tag: str) -> dict:

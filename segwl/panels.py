@@ -12,10 +12,10 @@ import numpy as np
 import ipywidgets as W
 from .data import SegwlError, load_image, load_mask, load_reference, list_images, check_reference_mask
 from .stitch import Stitch, resize_mask
-from .pseudolabel import LabelSettings, LabelResult, PseudoLabeler, label_folder, working_hw
+from .pseudolabel import LabelSettings, LabelResult, PseudoLabeler, label_folder, working_hw, SCORER_KNOBS
 
 # %% auto #0
-__all__ = ['fingerprint', 'CachingSegmenter', 'CachingScorer', 'render_result', 'TuningPanel']
+__all__ = ['MAP_KNOBS', 'fingerprint', 'CachingSegmenter', 'CachingScorer', 'render_result', 'TuningPanel']
 
 # %% ../nbs/08_panels.ipynb #4732e7fc
 def fingerprint(image) -> tuple:
@@ -43,6 +43,8 @@ class CachingSegmenter:
     def clear(self): self.predictions = []
 
 # %% ../nbs/08_panels.ipynb #f367d187
+MAP_KNOBS = (*SCORER_KNOBS, 'dense_side')   # what a scorer's map depends on besides the image and text
+
 class CachingScorer:
     "`TextRegionScorer` proxy: remembers the last `size` similarity maps and whole-image scores."
     def __init__(self, scorer, size: int = 16):
@@ -65,7 +67,7 @@ class CachingScorer:
         return v
 
     def similarity_map(self, image, text):
-        key = (fingerprint(image), text, getattr(self.scorer, 'window', None), getattr(self.scorer, 'stride', None))
+        key = (fingerprint(image), text, *(getattr(self.scorer, k, None) for k in MAP_KNOBS))
         def compute():
             self.map_calls += 1
             return np.asarray(self.scorer.similarity_map(image, text), np.float32)
@@ -147,6 +149,9 @@ def _build(self, text, out, config_path):
     c['image'] = W.Dropdown(options=[p.name for p in self.files], description='image', style=_STYLE, layout=_WIDE)
     c['text'] = W.Text(value=text, description='text', continuous_update=False, style=_STYLE, layout=_WIDE)
     for name, desc, lo, hi in _SLIDERS: c[name] = _slider(name, desc, lo, hi, getattr(s, name))
+    own = getattr(self.raw_scorer, 'map_mode', None)
+    c['map_mode'] = W.Dropdown(options=['auto', 'dense', 'windows'], value=s.map_mode or own or 'auto', description='text map',
+                               style=_STYLE, layout=_WIDE, disabled=own is None)
     for k, hi in (('window', 512), ('stride', 256)):
         own = getattr(self.raw_scorer, k, None)
         v = getattr(s, k) or own or 1
@@ -188,6 +193,7 @@ def _settings(self) -> LabelSettings:
     c = self.controls
     kw = {k: c[k].value for k, *_ in _SLIDERS}
     if not c['window'].disabled: kw.update(window=c['window'].value, stride=c['stride'].value)
+    if not c['map_mode'].disabled: kw.update(map_mode=c['map_mode'].value)
     return replace(self.base, seed=int(c['seed'].value), **kw)
 
 TuningPanel._say, TuningPanel._report, TuningPanel.settings = _say, _report, _settings

@@ -15,11 +15,12 @@ from .stitch import Stitch, scale_points, resize_image, resize_mask
 from .points import object_points, background_points, peak_points
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'MANIFEST_KEYS', 'LabelSettings', 'LabelResult', 'PseudoLabeler', 'working_hw', 'read_manifest',
-           'label_folder']
+__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MANIFEST_KEYS', 'LabelSettings', 'LabelResult', 'PseudoLabeler', 'working_hw',
+           'read_manifest', 'label_folder']
 
 # %% ../nbs/05_pseudolabel.ipynb #384699a3
 MIN_SIDE = 8  # smaller images are refused: SAM and CLIP would see a few blown-up pixels
+SCORER_KNOBS = ('map_mode', 'window', 'stride')   # settings that belong to the text scorer, passed on if it has them
 
 def _opt(default, help): return field(default=default, metadata={'help': help})
 
@@ -36,6 +37,7 @@ class LabelSettings:
     edge: float = _opt(0.25, "object points stay this fraction of the object's largest depth away from its edge")
     near: float = _opt(0.1, "'near the object' for background points: within this fraction of the reference's longer side")
     peak_distance: float = _opt(0.2, "text points are at least this fraction of sqrt(H*W) of the target apart")
+    map_mode: str | None = _opt(None, "the text scorer's kind of map, if it has a choice: 'dense' (every patch of one CLIP pass), 'windows' (one CLIP pass per window, the seed's) or 'auto' (default: the scorer's own)")
     window: int | None = _opt(None, "the text scorer's window in target pixels, if it has one (default: the scorer's own)")
     stride: int | None = _opt(None, "the text scorer's stride in target pixels, if it has one (default: the scorer's own)")
     max_side: int | None = _opt(1024, "larger targets are labelled on a copy shrunk to this longer side, the mask resized back (null: never)")
@@ -57,6 +59,8 @@ def _validate(self):
         v = getattr(self, k)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo < v <= hi if k == 'keep' else lo <= v <= hi):
             raise SegwlError(f"setting {k}={v!r}: expected a number in {'(' if k == 'keep' else '['}{lo}, {hi}]")
+    if self.map_mode not in (None, 'auto', 'dense', 'windows'):
+        raise SegwlError(f"setting map_mode={self.map_mode!r}: expected 'auto', 'dense', 'windows' or null")
     if not isinstance(self.multimask, bool): raise SegwlError(f"setting multimask={self.multimask!r}: expected true or false")
     if self.n_object + self.n_text < 1: raise SegwlError("settings n_object and n_text are both 0: SAM needs at least one object point")
 
@@ -112,7 +116,7 @@ class PseudoLabeler:
         if not isinstance(text, str) or not text.strip(): raise SegwlError("text: give a short description of the object, e.g. 'a photo of a cat'")
         self.text, self.segmenter, self.scorer = text, segmenter, scorer
         s = self.settings
-        for k in ('window', 'stride'):          # the scorer's own knobs, passed on only if it has them
+        for k in SCORER_KNOBS:                  # the scorer's own knobs, passed on only if it has them
             if getattr(s, k) is not None and hasattr(scorer, k): setattr(scorer, k, getattr(s, k))
         self.object_points = object_points(self.reference_mask, s.n_object, edge=s.edge)
         self.background_points = background_points(self.reference_mask, s.n_background, near=s.near)

@@ -28,6 +28,7 @@ def test_summary_known_answer(bench):
     assert r['speedup_vs_seed'] == pytest.approx(102.5 / 11.5)
     assert r['speedup_bound_sam_only'] == pytest.approx(10 * 10.1 / 11.0)    # 10 (E + d) / (E + 10 d)
     assert r['speedup_vs_seed_same_encoder'] == pytest.approx((10 * 10.1 + 1.5) / 11.5)
+    assert r['speedup_vs_seed_clip_once'] == pytest.approx((102.5 - 0.9 * 1.5) / 11.5)   # nine of its ten maps taken away
     assert r['steps_s_per_image']['text_map'] == pytest.approx(0.5)
 
 def test_table_and_json_keys(bench):
@@ -40,6 +41,8 @@ def test_table_and_json_keys(bench):
     t = bench.table(res)
     assert '| `overhead_ratio` = pipeline / encoder pass (goal <= 1.15) | 1.250 |' in t
     assert '| SAM decoder calls (all trials; seed: full passes, encoder included) | 0.500 | — |' in t
+    assert 'CLIP map windows None / stride None px' in t
+    assert 'CLIP map dense (one pass, longer side 448 px)' in bench.table(dict(res, clip_map='dense', clip_dense_side=448))
 
 def test_missing_data_skips(bench, tmp_path, capsys):
     assert bench.main(['--data', str(tmp_path/'nothing'), '--tiny']) == 0

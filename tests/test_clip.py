@@ -37,7 +37,7 @@ def one_thread():
 
 @pytest.fixture(scope='module')
 def tiny():
-    return ClipScorer.tiny_random(seed=0, window=64, stride=32, batch_size=16)
+    return ClipScorer.tiny_random(seed=0, window=64, stride=32, batch_size=16, map_mode='windows')
 
 @pytest.fixture
 def photo():
@@ -162,9 +162,11 @@ def test_local_file_loads(tmp_path, tiny, photo):
     (tmp_path/'segwl-tiny.json').write_text(json.dumps(TINY_CLIP_CFG))
     open_clip.add_model_config(tmp_path/'segwl-tiny.json')
     torch.save(tiny.model.state_dict(), tmp_path/'tiny.pt')
-    sc = ClipScorer.from_pretrained('segwl-tiny', pretrained=str(tmp_path/'tiny.pt'), device='cpu', window=64, stride=32)
+    sc = ClipScorer.from_pretrained('segwl-tiny', pretrained=str(tmp_path/'tiny.pt'), device='cpu', window=64, stride=32,
+                                    map_mode='windows')
     assert sc.image_score(photo, 'a cat') == pytest.approx(tiny.image_score(photo, 'a cat'), abs=1e-5)
     np.testing.assert_allclose(sc.similarity_map(photo, 'a cat'), tiny.similarity_map(photo, 'a cat'), atol=1e-5)
+    np.testing.assert_allclose(sc.dense_map(photo, 'a cat'), tiny.dense_map(photo, 'a cat'), atol=1e-5)
     # a file of the wrong shapes is refused with the file's name
     torch.save({'nothing': torch.zeros(1)}, tmp_path/'bad.pt')
     with pytest.raises(SegwlError, match='bad.pt'):
@@ -262,5 +264,36 @@ def test_cached_weights_found_without_network(monkeypatch, tmp_path, tiny, photo
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_cuda_matches_cpu(tiny, photo):
-    g = ClipScorer.tiny_random(seed=0, device='cuda', window=64, stride=32)
+    g = ClipScorer.tiny_random(seed=0, device='cuda', window=64, stride=32, map_mode='windows')
     np.testing.assert_allclose(g.similarity_map(photo, 'a cat'), tiny.similarity_map(photo, 'a cat'), atol=2e-3)
+    np.testing.assert_allclose(g.dense_map(photo, 'a cat'), tiny.dense_map(photo, 'a cat'), atol=2e-3)
+
+
+# --- the dense map ------------------------------------------------------------------------------------------------
+
+def test_dense_map_is_one_forward_pass(photo):
+    "'auto' on a ViT: one pass of the image tower per map, whatever the image size, and one cell per patch."
+    sc = ClipScorer.tiny_random(seed=0, dense_side=128)
+    calls = []
+    h = sc.model.visual.conv1.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape)))
+    try:
+        for hw, grid in (((150, 200), (6, 8)), ((400, 90), (8, 2)), ((20, 30), (5, 8))):
+            calls.clear()
+            m = sc.similarity_map(np.zeros((*hw, 3), np.uint8) + 128, 'a cat')
+            assert m.shape == grid and calls == [(1, 3, grid[0] * 16, grid[1] * 16)]
+        sc.map_mode = 'windows'; calls.clear()
+        sc.similarity_map(photo, 'a cat')                 # 6 windows, one batch
+        assert sc.map_kind() == 'windows' and len(calls) == 1 and calls[0][0] == len(window_boxes(150, 200, 160, 80))
+    finally: h.remove()
+
+
+def test_dense_map_refused_on_other_towers():
+    class NotViT(torch.nn.Module):
+        def __init__(self):
+            super().__init__(); self.visual = SimpleNamespace(image_size=32, image_mean=(0, 0, 0), image_std=(1, 1, 1))
+    sc = ClipScorer(NotViT(), None, lambda t: torch.zeros(len(t), 1, dtype=torch.long), map_mode='dense')
+    with pytest.raises(SegwlError, match="SimpleNamespace, not an open_clip VisionTransformer.*map_mode='windows'"):
+        sc.similarity_map(np.zeros((40, 40, 3), np.uint8), 'x')
+    sc.map_mode = 'auto'
+    assert sc.map_kind() == 'windows'
+

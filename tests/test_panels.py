@@ -144,6 +144,10 @@ def test_tiny_random_models_on_the_examples(examples):
     assert p.error is None and len(p.result.points['reference_object']) == 3 and len(p.result.points['text_object']) == 1
     assert (p.segmenter.set_image_calls, p.scorer.map_calls) == (1, 1)
     assert p.result.mask.shape == load_image(p.image_path).shape[:2]
+    assert (p.controls['map_mode'].disabled, p.controls['map_mode'].value, p.raw_scorer.map_kind()) == (False, 'auto', 'dense')
+    p.controls['map_mode'].value = 'windows'                   # CLIP's map is computed again, SAM's embedding kept
+    assert p.error is None and p.raw_scorer.map_mode == 'windows' and p.settings().map_mode == 'windows'
+    assert (p.segmenter.set_image_calls, p.scorer.map_calls) == (1, 2)
 
 def test_the_screenshot_notebook_runs(tmp_path, monkeypatch):
     "docs/panel_demo.ipynb (the source of docs/panel.png) still builds a working panel."
