@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from segwl.pseudolabel import MAP_MODES, SCORER_KNOBS    # the scorer's settings, as segwl label takes them
 DEFAULT_DATA = Path(os.environ.get('SEGWL_SHARED_DATA', ROOT.parent/'shared'/'data'))/'pets-cat'
 STEPS = ('load', 'text_map', 'text_score', 'points', 'stitch', 'set_image', 'predict', 'write')
 STEP_NAMES = dict(load='image loading', text_map='CLIP map', text_score='CLIP whole-image score',
@@ -65,7 +67,7 @@ def labeler(args, seg, sc):
     from segwl.pseudolabel import PseudoLabeler
     ref_path, mask_path, _ = find_data(args.data)
     ref, ref_mask = load_reference(ref_path, mask_path)
-    kw = {k: getattr(args, k) for k in ('map_mode', 'window', 'stride') if getattr(args, k, None) is not None}
+    kw = {k: getattr(args, k) for k in SCORER_KNOBS if getattr(args, k, None) is not None}
     return PseudoLabeler(ref, ref_mask, args.text, segmenter=seg, scorer=sc, trials=args.trials, **kw)
 
 
@@ -155,7 +157,7 @@ def child_args(args) -> list[str]:
     a = ['--data', str(args.data), '--trials', str(args.trials), '--sam-type', args.sam_type, '--clip-model', args.clip_model,
          '--device', args.device, '--text', args.text]
     if args.threads: a += ['--threads', str(args.threads)]
-    for k in ('map_mode', 'window', 'stride'):
+    for k in SCORER_KNOBS:
         if getattr(args, k, None) is not None: a += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
     return a + (['--tiny'] if args.tiny or args.memory_tiny else [])
 
@@ -298,7 +300,7 @@ def parse(argv=None):
     ap.add_argument('--device', default='auto')
     ap.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own)")
     ap.add_argument('--text', default='a photo of a cat')
-    ap.add_argument('--map-mode', default=None, choices=['auto', 'dense', 'windows'], help="the pipeline's CLIP map (LabelSettings.map_mode; default: the scorer's, auto = dense on a ViT)")
+    ap.add_argument('--map-mode', default=None, choices=MAP_MODES, help="the pipeline's CLIP map (LabelSettings.map_mode; default: the scorer's, auto = dense on a ViT)")
     ap.add_argument('--window', type=int, default=None, help="CLIP window in target pixels (LabelSettings.window; default: the scorer's, 160)")
     ap.add_argument('--stride', type=int, default=None, help="CLIP stride in target pixels (LabelSettings.stride; default: the scorer's, 80)")
     ap.add_argument('--tiny', action='store_true', help="tiny random models: a quick check of the script, not a measurement")

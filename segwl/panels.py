@@ -12,7 +12,7 @@ import numpy as np
 import ipywidgets as W
 from .data import SegwlError, load_image, load_mask, load_reference, list_images, check_reference_mask
 from .stitch import Stitch, resize_mask
-from .pseudolabel import LabelSettings, LabelResult, PseudoLabeler, label_folder, working_hw, SCORER_KNOBS
+from .pseudolabel import LabelSettings, LabelResult, PseudoLabeler, label_folder, working_hw, SCORER_KNOBS, MAP_MODES
 
 # %% auto #0
 __all__ = ['MAP_KNOBS', 'fingerprint', 'CachingSegmenter', 'CachingScorer', 'render_result', 'TuningPanel']
@@ -150,7 +150,7 @@ def _build(self, text, out, config_path):
     c['text'] = W.Text(value=text, description='text', continuous_update=False, style=_STYLE, layout=_WIDE)
     for name, desc, lo, hi in _SLIDERS: c[name] = _slider(name, desc, lo, hi, getattr(s, name))
     own = getattr(self.raw_scorer, 'map_mode', None)
-    c['map_mode'] = W.Dropdown(options=['auto', 'dense', 'windows'], value=s.map_mode or own or 'auto', description='text map',
+    c['map_mode'] = W.Dropdown(options=MAP_MODES, value=s.map_mode or own or 'auto', description='text map',
                                style=_STYLE, layout=_WIDE, disabled=own is None)
     for k, hi in (('window', 512), ('stride', 256)):
         own = getattr(self.raw_scorer, k, None)

@@ -15,12 +15,13 @@ from .stitch import Stitch, scale_points, resize_image, resize_mask
 from .points import object_points, background_points, peak_points
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MANIFEST_KEYS', 'LabelSettings', 'LabelResult', 'PseudoLabeler', 'working_hw',
-           'read_manifest', 'label_folder']
+__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAP_MODES', 'MANIFEST_KEYS', 'LabelSettings', 'LabelResult', 'PseudoLabeler',
+           'working_hw', 'read_manifest', 'label_folder']
 
 # %% ../nbs/05_pseudolabel.ipynb #384699a3
 MIN_SIDE = 8  # smaller images are refused: SAM and CLIP would see a few blown-up pixels
 SCORER_KNOBS = ('map_mode', 'window', 'stride')   # settings that belong to the text scorer, passed on if it has them
+MAP_MODES = ('auto', 'dense', 'windows')          # values of the map_mode setting (null: the scorer's own)
 
 def _opt(default, help): return field(default=default, metadata={'help': help})
 
@@ -59,8 +60,8 @@ def _validate(self):
         v = getattr(self, k)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo < v <= hi if k == 'keep' else lo <= v <= hi):
             raise SegwlError(f"setting {k}={v!r}: expected a number in {'(' if k == 'keep' else '['}{lo}, {hi}]")
-    if self.map_mode not in (None, 'auto', 'dense', 'windows'):
-        raise SegwlError(f"setting map_mode={self.map_mode!r}: expected 'auto', 'dense', 'windows' or null")
+    if self.map_mode is not None and self.map_mode not in MAP_MODES:
+        raise SegwlError(f"setting map_mode={self.map_mode!r}: expected {', '.join(map(repr, MAP_MODES))} or null")
     if not isinstance(self.multimask, bool): raise SegwlError(f"setting multimask={self.multimask!r}: expected true or false")
     if self.n_object + self.n_text < 1: raise SegwlError("settings n_object and n_text are both 0: SAM needs at least one object point")
 
