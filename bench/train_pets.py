@@ -1,11 +1,11 @@
 """Benchmark: fine-tuning on the pets-cat data from scratch on CPU, with true labels and with 30% corrupted labels.
 
     nice python bench/train_pets.py prepare      # corrupted masks + label-quality manifest
-    nice python bench/train_pets.py train NAME   # NAME in clean, corrupt, filtered (10 min each)
+    nice python bench/train_pets.py train NAME   # NAME in clean, corrupt, filtered (10 min each, per seed in BENCH_SEEDS=0,1,2)
     nice python bench/train_pets.py report       # evaluates everything on the test split, prints the table
     nice python bench/train_pets.py all
 
-Outputs go to bench/out/ (ignored by git). Timings are wall-clock on a shared machine: see bench/README.md."""
+Outputs go to bench/out/ (ignored by git); `report` also writes bench/results/finetune_pets_cpu_SIZE.json. Timings are wall-clock on a shared machine: see bench/README.md."""
 import json, os, shutil, sys, time
 from pathlib import Path
 import numpy as np
@@ -22,6 +22,7 @@ OUT = ROOT/'bench'/'out'
 MINUTES = float(os.environ.get('BENCH_MINUTES', 10))
 # defaults of TrainSettings unless overridden: the CPU budget favours a smaller input (see README)
 SIZE, BATCH = int(os.environ.get('BENCH_SIZE', 224)), int(os.environ.get('BENCH_BATCH', 4))
+SEEDS = [int(x) for x in os.environ.get('BENCH_SEEDS', '0').split(',')]   # one 10-minute run per seed and cell
 CORRUPT_FRACTION, KEEP_FRACTION = 0.3, 0.7   # filtered run: keep the best-scoring 70% of labels
 
 def _dilate(m, d):
@@ -77,10 +78,10 @@ RUNS = {'clean':    dict(masks=lambda: DATA/'unlabeled'/'masks', manifest=None, 
         'filtered': dict(masks=lambda: OUT/'corrupt'/'masks', manifest=lambda: OUT/'corrupt'/'manifest.jsonl',
                          min_score=lambda: json.loads((OUT/'corrupt'/'quality.json').read_text())['min_score'])}
 
-def run_train(name):
+def run_train(name, seed=0):
     from segwl.finetune import TrainSettings, train
-    r = RUNS[name]; d = OUT/'runs'/f'{name}-{SIZE}'; shutil.rmtree(d, ignore_errors=True)
-    s = TrainSettings(size=SIZE, batch_size=BATCH, epochs=10_000, max_minutes=MINUTES, pretrained=False, device='cpu', seed=0,
+    r = RUNS[name]; d = OUT/'runs'/f'{name}-{SIZE}-s{seed}'; shutil.rmtree(d, ignore_errors=True)
+    s = TrainSettings(size=SIZE, batch_size=BATCH, epochs=10_000, max_minutes=MINUTES, pretrained=False, device='cpu', seed=seed,
                       min_score=r['min_score']() if r['min_score'] else None)
     load0, t0, cpu0 = os.getloadavg(), time.time(), time.process_time()
     info = train(DATA/'unlabeled'/'images', r['masks'](), d/'model', s, manifest=r['manifest']() if r['manifest'] else None)
@@ -95,29 +96,40 @@ def report():
     for m in list_images(test/'masks'): save_mask(np.ones(load_mask(m).shape), allfg/m.name)
     base = evaluate_folder(test/'masks', OUT/'report-allfg', pred_dir=allfg, progress=False)
     base_ig = evaluate_folder(test/'masks', OUT/'report-allfg-ignore', pred_dir=allfg, ignore_dir=DATA/'ignore', progress=False)
-    print('| labels | model | epochs (time) | train images | test mean IoU | with ignore band | dataset IoU | boundary IoU | load avg (1, 5, 15 min) at start | torch threads | CPU s received |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|')
-    print(f"| — | all-foreground baseline | — | — | {base['mean_iou']:.3f} | {base_ig['mean_iou']:.3f} | {base['dataset_iou']:.3f} | {base['boundary_iou']:.3f} | — | — | — |")
+    print('| labels | seed | model | epochs (time) | train images | test mean IoU | with ignore band | dataset IoU | boundary IoU | load avg (1, 5, 15 min) at start | torch threads | CPU s received |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
+    print(f"| — | — | all-foreground baseline | — | — | {base['mean_iou']:.3f} | {base_ig['mean_iou']:.3f} | {base['dataset_iou']:.3f} | {base['boundary_iou']:.3f} | — | — | — |")
     desc = {'clean': 'true masks', 'corrupt': '30% corrupted', 'filtered': '30% corrupted, --min-score filter'}
-    for d in sorted((OUT/'runs').glob('*-*'), key=lambda d: (list(RUNS).index(d.name.split('-')[0]), d.name)):
-        name = d.name.split('-')[0]
-        if not (d/'model'/'model.json').exists(): continue
+    runs, results = [d for d in (OUT/'runs').glob('*-*-s*') if (d/'model'/'model.json').exists()], {}
+    for d in sorted(runs, key=lambda d: (list(RUNS).index(d.name.split('-')[0]), d.name)):
+        name, seed = d.name.split('-')[0], int(d.name.rsplit('-s', 1)[1])
         info, env = json.loads((d/'model'/'model.json').read_text()), json.loads((d/'env.json').read_text())
         m = evaluate_folder(test/'masks', d/'report', model=d/'model', images_dir=test/'images', device='cpu', progress=False)
         mi = evaluate_folder(test/'masks', d/'report-ignore', model=d/'model', images_dir=test/'images', ignore_dir=DATA/'ignore', device='cpu', progress=False, figures=False)
         h = info['history']
-        print(f"| {desc[name]} | {info['arch']} @ {info['input_size']} px, batch {info['settings']['batch_size']}, from scratch | {len(h)} ({info['seconds']/60:.1f} min; best epoch {info['best']['epoch']}) "
+        results.setdefault(name, []).append(dict(seed=seed, mean_iou=m['mean_iou'], mean_iou_ignore=mi['mean_iou'], dataset_iou=m['dataset_iou'],
+                                                 boundary_iou=m['boundary_iou'], epochs=len(h), best_epoch=info['best']['epoch'],
+                                                 train=info['data']['train'], settings=info['settings'], env=env))
+        print(f"| {desc[name]} | {seed} | {info['arch']} @ {info['input_size']} px, batch {info['settings']['batch_size']}, EMA {info['settings'].get('ema', 0)}, from scratch | {len(h)} ({info['seconds']/60:.1f} min; best epoch {info['best']['epoch']}) "
               f"| {info['data']['train']} (+{info['data']['val']} val) | **{m['mean_iou']:.3f}** | {mi['mean_iou']:.3f} | {m['dataset_iou']:.3f} | {m['boundary_iou']:.3f} "
               f"| {', '.join(f'{x:.1f}' for x in env['loadavg_start'])} | {env['torch_threads']} | {env.get('cpu_s', '?')} |")
+    print('\n| labels | runs (seeds) | test mean IoU: mean | min | max |\n|---|---|---|---|---|')
+    for name, rs in results.items():
+        v = [r['mean_iou'] for r in rs]
+        print(f"| {desc[name]} | {len(v)} ({', '.join(str(r['seed']) for r in rs)}) | **{np.mean(v):.3f}** | {min(v):.3f} | {max(v):.3f} |")
+    write_text(ROOT/'bench'/'results'/f'finetune_pets_cpu_{SIZE}.json', json.dumps(dict(
+        baseline_all_foreground=base['mean_iou'], minutes=MINUTES, torch=torch.__version__, runs=results), indent=1))
     q = OUT/'corrupt'/'quality.json'
     if q.exists(): print('\nlabel quality score:', q.read_text())
 
 if __name__ == '__main__':
     cmd = sys.argv[1]
     if cmd == 'prepare': prepare()
-    elif cmd == 'train': run_train(sys.argv[2])
+    elif cmd == 'train':
+        for seed in SEEDS: run_train(sys.argv[2], seed)
     elif cmd == 'report': report()
     elif cmd == 'all':
         prepare()
-        for n in RUNS: run_train(n)
+        for n in RUNS:
+            for seed in SEEDS: run_train(n, seed)
         report()

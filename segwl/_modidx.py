@@ -135,6 +135,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'segwl.finetune.bce_dice_loss': ('finetune.html#bce_dice_loss', 'segwl/finetune.py'),
                                 'segwl.finetune.build_model': ('finetune.html#build_model', 'segwl/finetune.py'),
                                 'segwl.finetune.canonical_arch': ('finetune.html#canonical_arch', 'segwl/finetune.py'),
+                                'segwl.finetune.ema_decay': ('finetune.html#ema_decay', 'segwl/finetune.py'),
+                                'segwl.finetune.ema_model': ('finetune.html#ema_model', 'segwl/finetune.py'),
                                 'segwl.finetune.foreground_iou': ('finetune.html#foreground_iou', 'segwl/finetune.py'),
                                 'segwl.finetune.load_model': ('finetune.html#load_model', 'segwl/finetune.py'),
                                 'segwl.finetune.lr_factor': ('finetune.html#lr_factor', 'segwl/finetune.py'),

@@ -131,6 +131,7 @@ def _train_args(p):
     p.add_argument('--max-minutes', type=float, default=d['max_minutes'], help='... or after this many minutes of training, whichever comes first')
     p.add_argument('--batch-size', type=int, default=d['batch_size'], help='default %(default)s')
     p.add_argument('--lr', type=float, default=d['lr'], help='peak AdamW learning rate (default %(default)s)')
+    p.add_argument('--ema', type=float, default=d['ema'], help='decay of the weight average that is validated and saved; 0 saves the trained weights as they are (default %(default)s)')
     p.add_argument('--val-fraction', type=float, default=d['val_fraction'], help='images held out to pick the best epoch (default %(default)s)')
     p.add_argument('--manifest', help='manifest.jsonl of the labelling run: error rows are left out, and with --min-score/--min-text-score low scores too')
     p.add_argument('--min-score', type=float, default=d['min_score'], help='leave out pseudo-labels whose manifest score is below this')

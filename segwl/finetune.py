@@ -21,8 +21,8 @@ from .data import (SegwlError, LayoutError, list_images, find_mask, load_image, 
 __all__ = ['TV_ARCHS', 'SMP_DECODERS', 'SMP_ENCODERS_SUGGESTED', 'DEFAULT_ARCH', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ArchError',
            'arch_help', 'parse_arch', 'canonical_arch', 'weights_source', 'BinarySegmenter', 'build_model',
            'TrainSettings', 'manifest_rows', 'select_training_data', 'synthetic_dataset', 'train_transform', 'to_input',
-           'SegDataset', 'bce_dice_loss', 'lr_factor', 'foreground_iou', 'validate', 'split_pairs', 'ResumeError',
-           'train', 'TrainedModel', 'load_model', 'predict_folder']
+           'SegDataset', 'bce_dice_loss', 'lr_factor', 'ema_decay', 'ema_model', 'foreground_iou', 'validate',
+           'split_pairs', 'ResumeError', 'train', 'TrainedModel', 'load_model', 'predict_folder']
 
 # %% ../nbs/06_finetune.ipynb #1e289229
 class ArchError(SegwlError):
@@ -129,6 +129,7 @@ class TrainSettings:
     device: str = 'auto'
     seed: int = 0
     amp: bool = True                # mixed precision, on CUDA only
+    ema: float = 0.99               # validate and save an average of the weights over ~1/(1-ema) steps (0 = off)
 
     def __post_init__(self):
         self.arch = canonical_arch(self.arch)
@@ -137,6 +138,7 @@ class TrainSettings:
         if self.batch_size < 1: raise SegwlError(f"--batch-size {self.batch_size}: must be at least 1")
         if not 0 <= self.val_fraction < 1: raise SegwlError(f"--val-fraction {self.val_fraction}: must be in [0, 1)")
         if self.max_minutes is not None and self.max_minutes <= 0: raise SegwlError("--max-minutes must be positive")
+        if not 0 <= self.ema < 1: raise SegwlError(f"--ema {self.ema}: must be in [0, 1) (0 turns the average off)")
 
     def to_json(self) -> dict: return asdict(self)
     @classmethod
@@ -244,6 +246,15 @@ def lr_factor(progress: float, warmup: float = 0.05, floor: float = 0.01) -> flo
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 # %% ../nbs/06_finetune.ipynb #f688cf15
+def ema_decay(n, decay: float) -> float:
+    "Decay of the weight average after `n` earlier updates: short at first, `decay` once (1+n)/(10+n) exceeds it."
+    return min(decay, (1 + int(n)) / (10 + int(n)))
+
+def ema_model(model: nn.Module, decay: float):
+    "An `AveragedModel` that keeps an exponential moving average of `model`'s weights and buffers."
+    from torch.optim.swa_utils import AveragedModel
+    return AveragedModel(model, avg_fn=lambda a, c, n: a + (c - a) * (1 - ema_decay(n, decay)), use_buffers=True)
+
 def foreground_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     "Per-image IoU of `logits > 0` with `target` (both empty = 1)."
     p, t = logits > 0, target > 0.5
@@ -254,7 +265,7 @@ def foreground_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def validate(model, loader, device) -> float:
     model.eval(); ious = []
-    for x, y in loader: ious.append(foreground_iou(model(x.to(device)).float().cpu(), y))
+    for x, y in loader: ious.append(foreground_iou(model(x.to(device, memory_format=torch.channels_last)).float().cpu(), y))
     return torch.cat(ious).mean().item() if ious else float('nan')
 
 def split_pairs(pairs, val_fraction, seed):
@@ -294,13 +305,16 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
         if (old['arch'], old['size']) != (s.arch, s.size):
             raise ResumeError(f"{out} holds a {old['arch']} run at {old['size']} px; this run asks for {s.arch} at "
                               f"{s.size} px: use another --out folder or delete {out/'last.pt'}")
-    model = build_model(s.arch, pretrained=s.pretrained and ck is None).to(device)
+    model = build_model(s.arch, pretrained=s.pretrained and ck is None).to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     amp = s.amp and device.startswith('cuda')
     scaler = torch.amp.GradScaler('cuda', enabled=amp)
     epoch, step, elapsed, history, best = 0, 0, 0.0, [], {'epoch': None, 'val_iou': None}
     if ck is not None:
         model.load_state_dict(ck['model']); opt.load_state_dict(ck['optimizer']); scaler.load_state_dict(ck['scaler'])
+    ema = ema_model(model, s.ema) if s.ema else None    # built after loading: a run resumed without one starts from there
+    if ck is not None:
+        if ema is not None and ck.get('ema') is not None: ema.load_state_dict(ck['ema'])
         epoch, step, elapsed, history, best = ck['epoch'], ck['step'], ck['elapsed'], ck['history'], ck['best']
         log(f"resuming {out} after epoch {epoch} ({elapsed/60:.1f} min trained)")
     tl = torch.utils.data.DataLoader(SegDataset(train_pairs, s.size, train=True), batch_size=s.batch_size, shuffle=True,
@@ -315,16 +329,18 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
         bar = tqdm(tl, desc=f"epoch {epoch+1}/{s.epochs}", disable=not progress, leave=True)
         for i, (x, y) in enumerate(bar):
             for g in opt.param_groups: g['lr'] = s.lr * lr_factor(progress_of(epoch + i/len(tl), elapsed), s.warmup)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x, y = x.to(device, non_blocking=True, memory_format=torch.channels_last), y.to(device, non_blocking=True)
             with torch.autocast('cuda', enabled=amp):
                 loss = bce_dice_loss(model(x).float(), y)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
+            if ema is not None: ema.update_parameters(model)
             losses.append(loss.item()); step += 1; elapsed = time.monotonic() - t0
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
             if budget and elapsed >= budget: break
         epoch += 1
-        vi = validate(model, vl, device) if vl else float('nan')
+        kept = ema.module if ema is not None else model   # the weights that are validated and saved
+        vi = validate(kept, vl, device) if vl else float('nan')
         elapsed = time.monotonic() - t0
         partial = len(losses) < len(tl)
         history.append({'epoch': epoch, 'loss': round(float(np.mean(losses)), 4), 'val_iou': None if math.isnan(vi) else round(vi, 4),
@@ -332,9 +348,10 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
         if progress: bar.write(f"epoch {epoch}: loss {np.mean(losses):.4f}" + ('' if math.isnan(vi) else f", val IoU {vi:.4f}"))
         if vl is None or best['val_iou'] is None or vi > best['val_iou']:   # without validation: the last is the best
             best = {'epoch': epoch, 'val_iou': None if math.isnan(vi) else round(vi, 4)}
-            _save(model.state_dict(), out/'best.pt')
+            _save(kept.state_dict(), out/'best.pt')
         stopped = 'epochs' if epoch >= s.epochs else 'time' if budget and elapsed >= budget else None
         _save({'model': model.state_dict(), 'optimizer': opt.state_dict(), 'scaler': scaler.state_dict(),
+               'ema': ema.state_dict() if ema is not None else None,
                'epoch': epoch, 'step': step, 'elapsed': elapsed, 'history': history, 'best': best,
                'settings': s.to_json()}, out/'last.pt')
         info = _model_info(s, counts, train_pairs, val_pairs, history, best, stopped, sources, device, elapsed)
@@ -358,7 +375,7 @@ class TrainedModel:
         ckpt = d/self.info.get('checkpoint', 'best.pt')
         if not ckpt.exists(): raise LayoutError(f"{d}: model.json names {ckpt.name}, which is missing")
         self.net.load_state_dict(torch.load(ckpt, map_location='cpu', weights_only=True))
-        self.net.to(self.device).eval()
+        self.net.to(self.device, memory_format=torch.channels_last).eval()
         n = self.info['normalize']; self.mean, self.std = tuple(n['mean']), tuple(n['std'])
 
     @torch.no_grad()
@@ -367,7 +384,7 @@ class TrainedModel:
         from torchvision.transforms.v2 import functional as TF
         h, w = image.shape[:2]
         t = TF.resize(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), [self.size]*2, antialias=True)
-        logits = self.net(to_input(t, self.mean, self.std)[None].to(self.device)).float()
+        logits = self.net(to_input(t, self.mean, self.std)[None].to(self.device, memory_format=torch.channels_last)).float()
         return F.interpolate(logits, size=(h, w), mode='bilinear', align_corners=False)[0, 0].sigmoid().cpu().numpy()
 
     def predict(self, image: np.ndarray) -> np.ndarray:

@@ -77,8 +77,9 @@ def test_training_learns_the_synthetic_discs(syn, tmp_path):
 def test_cli_train_predict_evaluate_end_to_end(syn, tmp_path):
     imgs, msks = syn
     r = segwl('train', '--images', imgs, '--masks', msks, '--out', tmp_path/'model', '--size', 32, '--epochs', 1,
-              '--batch-size', 2, '--no-pretrained', '--device', 'cpu', check_rc=0)
+              '--batch-size', 2, '--no-pretrained', '--device', 'cpu', '--ema', 0.9, check_rc=0)
     assert 'epoch 1' in r.stderr + r.stdout
+    assert json.loads((tmp_path/'model'/'model.json').read_text())['settings']['ema'] == 0.9
     (tmp_path/'in').mkdir()
     for p in imgs.iterdir(): (tmp_path/'in'/p.name).write_bytes(p.read_bytes())
     (tmp_path/'in'/'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 20)
