@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from segwl.data import list_images, load_image, load_mask
 from segwl.finetune import TrainSettings, train, load_model
+from segwl.evaluate import confusion, scores
 
 DATA = Path(os.environ.get('SEGWL_SHARED_DATA', ROOT.parent/'shared'/'data'))/'pets-cat'/'unlabeled'
 OUT = ROOT/'bench'/'out'
@@ -41,9 +42,8 @@ def screen(name: str, overrides: dict) -> dict:
     t0 = time.time()
     info = train(d/'images', DATA/'masks', d/'model', TrainSettings(**BASE | overrides), progress=False, log=lambda *a: None)
     m, ious = load_model(d/'model', 'cpu'), []
-    for p in hold:
-        pr, gt = m.predict(load_image(p)), load_mask(DATA/'masks'/f'{p.stem}.png')
-        ious.append((pr & gt).sum() / max(1, (pr | gt).sum()))
+    for p in hold:   # foreground IoU as segwl evaluate computes it
+        ious.append(scores(confusion(m.predict(load_image(p)), load_mask(DATA/'masks'/f'{p.stem}.png')))['iou'])
     return dict(name=name, overrides=overrides, holdout_iou=round(float(np.mean(ious)), 4), epochs=len(info['history']),
                 final_loss=info['history'][-1]['loss'], minutes=round((time.time() - t0)/60, 1))
 
