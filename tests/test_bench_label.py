@@ -1,15 +1,9 @@
 "The labelling benchmark's arithmetic and its skip, on made-up numbers (the measurement itself is in bench/, not a test)."
-import importlib.util, json
-from pathlib import Path
+import json
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
 @pytest.fixture(scope='module')
-def bench():
-    spec = importlib.util.spec_from_file_location('bench_label', ROOT/'bench'/'bench_label.py')
-    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-    return m
+def bench(bench_module): return bench_module('bench_label')
 
 def _steps(bench, **kw):
     s = {k: 0.0 for k in (*bench.STEPS, 'other')}

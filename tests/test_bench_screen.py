@@ -1,15 +1,8 @@
 "The recipe screen's split and argument parsing (the screen itself trains for minutes: bench/, not a test)."
-import importlib.util
-from pathlib import Path
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
 @pytest.fixture(scope='module')
-def screen():
-    spec = importlib.util.spec_from_file_location('screen_recipe', ROOT/'bench'/'screen_recipe.py')
-    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-    return m
+def screen(bench_module): return bench_module('screen_recipe')
 
 def test_holdout_split_is_fixed_and_disjoint(screen):
     names = [f'im{i}' for i in range(60)]
