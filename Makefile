@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.segwl-installed
 
-.PHONY: test demo install export clean-check export-check nbtest pytest
+.PHONY: test demo install export clean-check export-check nbtest pytest lint
 .DELETE_ON_ERROR:
 
 $(BIN)/python:
@@ -38,6 +38,10 @@ export: install
 
 export-check: install
 	$(call unchanged,$(EXPORT),segwl,segwl/ disagrees with nbs/ - edit notebooks then run make export)
+
+# ruff (pyproject.toml: 120 columns, one statement per line) over the package and tools.
+lint: install
+	$(BIN)/python tools/lint.py segwl tools
 
 nbtest: install
 	$(BIN)/nbdev-test --do-print

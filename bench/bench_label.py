@@ -40,8 +40,8 @@ def peak_rss_mb() -> float:
 def build(args):
     "`(segmenter, scorer, models)`: real-size architectures with random weights (or tiny ones with --tiny)."
     import torch
-    from segwl.sam import SamSegmenter
-    from segwl.clip import ClipScorer
+    from segwl.backends.sam import SamSegmenter
+    from segwl.backends.clip import ClipScorer
     torch.manual_seed(0)
     if args.tiny:
         return SamSegmenter.tiny_random(), ClipScorer.tiny_random(), dict(sam='tiny', clip='tiny')
@@ -133,7 +133,7 @@ def encoder_pass(pl, path) -> float:
 # ---------------------------------------------------------------- memory: a fresh process labels a folder
 def memory_child(args):
     "Label the first `--memory-child` images with `label_folder`; print JSON: RSS after each image and ru_maxrss."
-    from segwl.pseudolabel import label_folder
+    from segwl.folder import label_folder
     seg, sc, _ = build(args)
     pl = labeler(args, seg, sc)
     files = find_data(args.data)[2][:args.memory_child]
@@ -173,8 +173,8 @@ def machine(args) -> dict:
                 torch_threads=torch.get_num_threads(), platform=platform.platform(), python=platform.python_version())
 
 def versions() -> dict:
-    from segwl.pseudolabel import _versions
-    return _versions()
+    from segwl.registry import versions
+    return versions('sam-vit_b', 'clip')
 
 def mean(xs): return float(np.mean(xs)) if len(xs) else float('nan')
 

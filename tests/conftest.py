@@ -1,4 +1,4 @@
-import importlib.util, os
+import importlib.util, os, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -23,3 +23,20 @@ def bench_module():
         m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
         return m
     return load
+
+
+def segwl(*argv, cwd=None, check_rc=None, timeout=600) -> subprocess.CompletedProcess:
+    "Run the `segwl` command in a fresh process, this checkout's package first on the path; `check_rc` asserts the exit."
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get('PYTHONPATH')] if p]),
+               OMP_NUM_THREADS='1')
+    code = 'import sys; from segwl.cli import main; sys.exit(main(sys.argv[1:]))'
+    r = subprocess.run([sys.executable, '-c', code, *map(str, argv)], cwd=cwd, env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    if check_rc is not None: assert r.returncode == check_rc, r.stdout + r.stderr
+    return r
+
+
+def iou(a, b) -> float:
+    "Intersection over union of two bool masks; 1 when both are empty."
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0

@@ -132,7 +132,8 @@ def test_peak_points_known_answer(seed):
 import torch
 torch.set_num_threads(1)
 from segwl.data import load_mask, SegwlError
-from segwl.pseudolabel import PseudoLabeler, LabelSettings, label_folder, read_manifest, MANIFEST_KEYS
+from segwl.pseudolabel import PseudoLabeler, LabelSettings
+from segwl.folder import label_folder, read_manifest, MANIFEST_KEYS
 from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, scene_folder, odd_files
 from segwl import stitch as stitch_mod
 
@@ -227,7 +228,7 @@ def _no_parts(out): return not [p for p in Path(out).rglob('*') if p.name.endswi
 def test_label_folder_outputs_resume_and_rerun(tmp_path):
     truth = scene_folder(tmp_path/'imgs', SIZES, seed=40)
     out = tmp_path/'out'
-    assert label_folder(_labeler(), tmp_path/'imgs', out, progress=False) == dict(ok=5, error=0, skipped=0, total=5)
+    assert label_folder(_labeler(), tmp_path/'imgs', out, progress=False) == dict(ok=5, absent=0, error=0, skipped=0, total=5)
     rows = read_manifest(out/'manifest.jsonl')
     assert [r['file'] for r in rows] == [p.name for p in truth] and all(set(r) == set(MANIFEST_KEYS) for r in rows)
     assert all(r['status'] == 'ok' and r['error'] is None and 0.5 < r['score'] <= 1 and 0 < r['text_score'] < 1 and r['seconds'] >= 0 for r in rows)
@@ -236,10 +237,10 @@ def test_label_folder_outputs_resume_and_rerun(tmp_path):
         assert saved.mode == 'L' and set(np.unique(np.asarray(saved))) <= {0, 255}
         assert (load_mask(out/'masks'/f'{p.stem}.png') == m).all()
     cfg = json.loads((out/'config.json').read_text())
-    assert cfg['settings'] == _labeler().settings.to_dict() and set(cfg['versions']) >= {'segwl', 'torch', 'segment_anything', 'open_clip'}
+    assert cfg['settings'] == _labeler().settings.to_dict() and set(cfg['versions']) >= {'segwl', 'torch', 'numpy', 'pillow'}
     before = _snapshot(out)
     seg = ColourSegmenter()
-    assert label_folder(_labeler(seg), tmp_path/'imgs', out, progress=False) == dict(ok=0, error=0, skipped=5, total=5)
+    assert label_folder(_labeler(seg), tmp_path/'imgs', out, progress=False) == dict(ok=0, absent=0, error=0, skipped=5, total=5)
     assert seg.set_image_calls == 0 and _snapshot(out) == before             # the second run does nothing
     (out/'masks'/'scene_02.png').unlink()
     assert label_folder(_labeler(seg), tmp_path/'imgs', out, progress=False)['ok'] == 1 and seg.set_image_calls == 1
@@ -283,7 +284,7 @@ def test_error_rows_exact_and_the_batch_goes_on(tmp_path):
         else:
             assert what in r['error'] and name in r['error'] and r['score'] is None, (name, r)
             assert not (tmp_path/'out'/'masks'/f'{Path(name).stem}.png').exists() or name.startswith('scene_00')
-    assert n == dict(ok=sum(s == 'ok' for s, _ in exp.values()), error=sum(s == 'error' for s, _ in exp.values()), skipped=0, total=len(exp))
+    assert n == dict(absent=0, ok=sum(s == 'ok' for s, _ in exp.values()), error=sum(s == 'error' for s, _ in exp.values()), skipped=0, total=len(exp))
     assert not (tmp_path/'out'/'masks'/'scene_00.png').exists()               # neither twin wrote it
 
 def test_an_exception_mid_batch_leaves_a_consistent_manifest(tmp_path):
@@ -297,7 +298,7 @@ def test_an_exception_mid_batch_leaves_a_consistent_manifest(tmp_path):
     assert [r['file'] for r in rows] == ['scene_00.png', 'scene_01.png'] and all(r['status'] == 'ok' for r in rows)
     assert sorted(p.name for p in (tmp_path/'out'/'masks').iterdir()) == ['scene_00.png', 'scene_01.png'] and _no_parts(tmp_path/'out')
     # an error inside the mask write: no partial file, an error row, and the batch goes on
-    import segwl.pseudolabel as pmod
+    import segwl.folder as pmod
     real = pmod.save_mask
     def flaky(mask, path):
         if Path(path).stem == 'scene_03':
@@ -307,18 +308,19 @@ def test_an_exception_mid_batch_leaves_a_consistent_manifest(tmp_path):
     pmod.save_mask = flaky
     try: n = label_folder(_labeler(), tmp_path/'imgs', tmp_path/'out', progress=False)
     finally: pmod.save_mask = real
-    assert n == dict(ok=2, error=1, skipped=2, total=5) and _no_parts(tmp_path/'out')
+    assert n == dict(ok=2, absent=0, error=1, skipped=2, total=5) and _no_parts(tmp_path/'out')
     assert not (tmp_path/'out'/'masks'/'scene_03.png').exists()
     rows = {r['file']: r for r in read_manifest(tmp_path/'out'/'manifest.jsonl')}
     assert 'disk full' in rows['scene_03.png']['error']
     # a partial last line (killed while writing a row) is dropped by the next run, which then finishes
     with open(tmp_path/'out'/'manifest.jsonl', 'a') as f: f.write('{"file": "scene_0')
-    assert label_folder(_labeler(), tmp_path/'imgs', tmp_path/'out', progress=False) == dict(ok=1, error=0, skipped=4, total=5)
+    assert label_folder(_labeler(), tmp_path/'imgs', tmp_path/'out', progress=False) == dict(ok=1, absent=0, error=0, skipped=4, total=5)
     assert len((tmp_path/'out'/'manifest.jsonl').read_text().splitlines()) == 5
 
 KILL_SCRIPT = '''
 import sys, time, torch; torch.set_num_threads(1)
-from segwl.pseudolabel import PseudoLabeler, label_folder
+from segwl.pseudolabel import PseudoLabeler
+from segwl.folder import label_folder
 from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene
 class Slow(ColourSegmenter):
     def predict(self, *a, **k): time.sleep(0.05); return super().predict(*a, **k)

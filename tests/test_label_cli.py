@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 import segwl.cli as cli
 from segwl.data import load_mask, load_image
-from segwl.pseudolabel import read_manifest, LabelSettings, MANIFEST_KEYS
+from segwl.pseudolabel import LabelSettings
+from segwl.folder import read_manifest, MANIFEST_KEYS
 from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, scene_folder, odd_files
 
 torch.set_num_threads(1)
@@ -130,11 +131,11 @@ def test_cli_usage_errors_exit_2(tmp_path, capsys, stand_ins, scene_ref):
 
 # ---------------------------------------------------------------- with tiny real-architecture models
 def _tiny_available():
-    import segwl.sam, segwl.clip
-    return all(hasattr(getattr(m, c, None), 'tiny_random') for m, c in ((segwl.sam, 'SamSegmenter'), (segwl.clip, 'ClipScorer')))
+    import segwl.backends.sam, segwl.backends.clip
+    return all(hasattr(getattr(m, c, None), 'tiny_random') for m, c in ((segwl.backends.sam, 'SamSegmenter'), (segwl.backends.clip, 'ClipScorer')))
 
-tiny = pytest.mark.skipif(not _tiny_available(), reason="needs SamSegmenter.tiny_random (segwl.sam) and ClipScorer.tiny_random "
-                                                        "(segwl.clip) from the sam and clip branches; not merged here yet")
+tiny = pytest.mark.skipif(not _tiny_available(), reason="needs SamSegmenter.tiny_random (segwl.backends.sam) and ClipScorer.tiny_random "
+                                                        "(segwl.backends.clip) from the sam and clip branches; not merged here yet")
 EXAMPLE_REF = ['--reference-image', EX/'reference'/'Abyssinian_88.jpg', '--reference-mask', EX/'reference'/'Abyssinian_88.png',
                '--text', 'a photo of a cat']
 
@@ -153,7 +154,7 @@ def test_cli_tiny_models_on_examples(tmp_path):
     assert all(isinstance(r['text_score'], float) for r in rows.values())
     for q in images: assert load_mask(tmp_path/'out'/'masks'/f'{q.stem}.png').shape == load_image(q).shape[:2]
     cfg = json.loads((tmp_path/'out'/'config.json').read_text())
-    assert cfg['models']['sam'] == 'tiny-random' and cfg['versions']['segment_anything'] and cfg['versions']['open_clip']
+    assert cfg['models']['sam'] == 'tiny-random' and cfg['versions']['torch']
 
 @tiny
 def test_cli_tiny_models_resume(tmp_path, capsys):

@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from segwl.data import save_mask
-from segwl.pseudolabel import LabelSettings, read_manifest
+from segwl.pseudolabel import LabelSettings
+from segwl.folder import read_manifest
 from segwl.panels import TuningPanel
 from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, scene_folder
 from segwl.cli import build_parser, settings_from_args, main
@@ -127,13 +128,13 @@ def test_errors_land_in_the_output_widget(setup):
     assert any('backend exploded' in o['text'] for o in p3.log.outputs)   # message, then the traceback
     (tmp/'a_file').write_text('')
     p.config_path.value = str(tmp/'a_file'/'s.json')                # its folder is a file
-    assert p.save_settings() is None and 'save settings: error' in p.log.outputs[-1]['text'] + p.log.outputs[-2]['text']
+    assert p.save_settings() is None and 'save settings: error' in ''.join(o['text'] for o in p.log.outputs)
 
 def test_tiny_random_models_on_the_examples(examples):
     "The real backends behind the proxies: one SAM embedding and one CLIP map while point sliders move."
     import torch; torch.set_num_threads(1)
-    from segwl.sam import SamSegmenter
-    from segwl.clip import ClipScorer
+    from segwl.backends.sam import SamSegmenter
+    from segwl.backends.clip import ClipScorer
     from segwl.data import load_image
     ref = examples/'reference'
     p = TuningPanel(ref/'Abyssinian_88.jpg', ref/'Abyssinian_88.png', 'a photo of a cat', examples/'unlabeled'/'images',

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 from segment_anything.utils.transforms import ResizeLongestSide
-from segwl import sam
+from segwl.backends import sam
 from segwl.data import SegwlError
-from segwl.sam import SamSegmenter, PromptableSegmenter, sam_checkpoint, tiny_sam, load_sam, SAM_CHECKPOINTS
+from segwl.protocols import PromptableSegmenter
+from segwl.backends.sam import SamSegmenter, sam_checkpoint, tiny_sam, load_sam, SAM_CHECKPOINTS
 
 torch.set_num_threads(1)
 
