@@ -55,7 +55,7 @@ def job(tmp_path_factory):
 def test_job_runs(job):
     d, r, before = job
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'ran; executed notebook: ran/pipeline.ipynb' in r.stdout
+    assert 'pipeline ran (ok); executed notebook: ran/pipeline.ipynb' in r.stdout
     assert tree_digest(ROOT/'nbs') == before, "running the job changed files under nbs/"
 
 def test_executed_notebook_where_asked(job):
@@ -70,7 +70,8 @@ def test_metrics(job):
     m = json.loads((d/'out'/'metrics.json').read_text())
     assert {'n_images', 'labelled', 'failed', 'mean_score', 'mean_text_score', 'models', 'device', 'train', 'label_quality', 'test'} <= set(m)
     assert (m['n_images'], m['labelled'], m['failed'], m['device']) == (3, 3, 0, 'cpu')
-    assert m['models'] == {'sam': 'tiny-random', 'clip': 'tiny-random'}
+    assert m['models'] == dict(segmenter=dict(name='sam-vit_b', kind='segmenter', weights='tiny-random'),
+                               scorer=dict(name='clip', kind='scorer', weights='tiny-random'))
     assert -1 <= m['mean_text_score'] <= 1 and np.isfinite(m['mean_score'])
     assert m['train']['arch'] == 'smp:Unet:resnet18' and 1 <= m['train']['epochs'] <= 2 and m['train']['stopped'] in ('epochs', 'time')
     assert json.loads((d/'out'/'model'/'model.json').read_text())['input_size'] == 64   # tiny-random: the quick size
@@ -94,18 +95,28 @@ def test_masks(job):
 def test_unknown_parameter(tmp_path):
     r = segwl('run-notebook', 'pipeline', 'x.ipynb', '-p', 'model', 'real', '-p', 'seed', '1', cwd=tmp_path)
     assert r.returncode == 2
-    assert 'unknown parameter(s) model; valid names: reference_image, reference_mask, text, images, out, models' in r.stderr
+    assert 'unknown parameter(s) model; valid names: reference_image, reference_mask, text, images, out, segmenter' in r.stderr
     assert not (tmp_path/'x.ipynb').exists()
 
 def test_unknown_job(tmp_path):
     r = segwl('run-notebook', 'pipelin', 'x.ipynb', cwd=tmp_path)
     assert r.returncode == 2 and "'pipelin': not a job (pipeline)" in r.stderr
 
-def test_failing_job_exits_1(tmp_path):
-    "A cell that raises: exit 1, the error in the message, and the executed notebook kept for a look."
-    r = segwl('run-notebook', 'pipeline', 'x.ipynb', '--no-progress', '-p', 'reference_image', 'missing.jpg', cwd=tmp_path)
-    assert r.returncode == 1 and 'missing.jpg' in r.stderr and 'x.ipynb' in r.stderr
-    assert (tmp_path/'x.ipynb').exists()
+def test_bad_input_fails_fast_naming_the_parameter(tmp_path):
+    "A bad path stops the job in its check cell, before any work: exit 2, the file named, later cells never run."
+    r = segwl('run-notebook', 'pipeline', 'x.ipynb', '--no-progress', '-p', 'reference_image', 'missing.jpg',
+              '-p', 'reference_mask', EX/'reference'/'Abyssinian_88.png', '-p', 'images', EX/'unlabeled'/'images',
+              cwd=tmp_path)
+    assert r.returncode == 2 and 'missing.jpg' in r.stderr and 'x.ipynb' in r.stderr, r.stderr[-2000:]
+    cells = [c for c in nbformat.read(tmp_path/'x.ipynb', 4).cells if c.cell_type == 'code']
+    ran = [i for i, c in enumerate(cells) if c.get('outputs')]
+    assert ran and max(ran) <= 2                                  # parameters, injected parameters, the check
+    r = segwl('run-notebook', 'pipeline', 'y.ipynb', '--no-progress', cwd=tmp_path)
+    assert r.returncode == 2 and 'reference_image, reference_mask, images must be given' in r.stderr
+
+def test_list_parameters(tmp_path):
+    r = segwl('run-notebook', 'pipeline', '--list-parameters', cwd=tmp_path)
+    assert r.returncode == 0 and 'images = None' in r.stdout and 'folder of images to label (required)' in r.stdout
 
 def test_kernel_is_this_python(tmp_path):
     "Jupyter's registered kernels do not matter: a 'python3' kernelspec that cannot start is never used."
@@ -122,3 +133,17 @@ def test_kernel_is_this_python(tmp_path):
         else: os.environ['JUPYTER_PATH'] = old
     assert r.returncode == 0, r.stderr[-2000:]
     assert nbformat.read(tmp_path/'k_out.ipynb', 4).cells[-1].outputs[0]['text'] == f"{sys.executable} 5\n"
+
+
+def test_failed_files_exit_1_like_segwl_label(tmp_path):
+    "A job whose labelling fails on some files exits 1, as `segwl label` does, and says how many."
+    (tmp_path/'imgs').mkdir()
+    for p in sorted((EX/'unlabeled'/'images').glob('*.jpg'))[:1]: shutil.copy(p, tmp_path/'imgs')
+    (tmp_path/'imgs'/'broken.jpg').write_bytes(b'not a jpeg')
+    r = segwl('run-notebook', 'pipeline', 'x.ipynb', '--no-progress', '-p', 'reference_image',
+              EX/'reference'/'Abyssinian_88.jpg', '-p', 'reference_mask', EX/'reference'/'Abyssinian_88.png',
+              '-p', 'images', 'imgs', '-p', 'out', 'out', '-p', 'models', 'tiny-random', '-p', 'train', 'False',
+              '-p', 'device', 'cpu', cwd=tmp_path)
+    assert r.returncode == 1 and '1 of 2 images failed' in r.stdout, r.stdout + r.stderr[-2000:]
+    m = json.loads((tmp_path/'out'/'metrics.json').read_text())
+    assert (m['labelled'], m['failed']) == (1, 1)

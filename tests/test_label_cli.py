@@ -21,16 +21,19 @@ def run(capsys, *argv):
     out, err = capsys.readouterr()
     return code, out, err
 
-@pytest.fixture
-def stand_ins(monkeypatch):
-    "SAM and CLIP replaced by the colour stand-ins: the CLI's own logic, fast, with known answers."
-    monkeypatch.setattr(cli, 'make_backends', lambda *a, **k: (ColourSegmenter(), ColourScorer(), dict(sam='colour', clip='colour')))
+STAND_INS = ['--segmenter', 'colour-segmenter', '--scorer', 'colour-scorer']
 
 @pytest.fixture
-def scene_ref(tmp_path):
+def stand_ins():
+    "The colour stand-ins of segwl.testing by their registry names: the CLI's own logic, fast, with known answers."
+    return STAND_INS
+
+@pytest.fixture
+def scene_ref(tmp_path, stand_ins):
     ref, m = synthetic_scene((90, 120), seed=1)
-    Image.fromarray(ref).save(tmp_path/'ref.png'); Image.fromarray(m).save(tmp_path/'ref_mask.png')
-    return ['--reference-image', tmp_path/'ref.png', '--reference-mask', tmp_path/'ref_mask.png', '--text', 'a red ellipse']
+    Image.fromarray(ref).save(tmp_path/'ref.png')
+    Image.fromarray(m).save(tmp_path/'ref_mask.png')
+    return ['--reference', tmp_path/'ref.png', tmp_path/'ref_mask.png', '--text', 'a red ellipse', *stand_ins]
 
 def rows_of(out): return {r['file']: r for r in read_manifest(Path(out)/'manifest.jsonl')}
 
@@ -58,12 +61,12 @@ def test_cli_scenes_exact_resume_and_no_resume(tmp_path, capsys, stand_ins, scen
     truth = scene_folder(tmp_path/'imgs', [(60, 80), (120, 40), (45, 200)], seed=5)
     args = ['label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', *FAST]
     code, out, err = run(capsys, *args)
-    assert code == 0 and '3 labelled, 0 failed, 0 already done, of 3 images' in out, (out, err)
+    assert code == 0 and '3 labelled, 0 absent, 0 failed, 0 already done, of 3 images' in out, (out, err)
     for p, m in truth.items(): assert (load_mask(tmp_path/'out'/'masks'/f'{p.stem}.png') == m).all()
     code, out, err = run(capsys, *args)
-    assert code == 0 and '0 labelled, 0 failed, 3 already done' in out
+    assert code == 0 and '0 labelled, 0 absent, 0 failed, 3 already done' in out
     code, out, err = run(capsys, *args, '--no-resume')
-    assert code == 0 and '3 labelled, 0 failed, 0 already done' in out
+    assert code == 0 and '3 labelled, 0 absent, 0 failed, 0 already done' in out
     code, out, err = run(capsys, *args, '--seed', '4')
     assert code == 2 and 'seed' in err and '--no-resume' in err
 
@@ -73,9 +76,9 @@ def test_cli_odd_files_exact_rows_and_exit_1(tmp_path, capsys, stand_ins, scene_
     assert code == 1, (out, err)
     check_odd_rows(tmp_path/'out', exp)
     n_ok = sum(s == 'ok' for s, _ in exp.values()) - 2
-    assert f'{n_ok} labelled, {len(exp) - n_ok} failed' in out and 'manifest.jsonl' in out
+    assert f'{n_ok} labelled, 0 absent, {len(exp) - n_ok} failed' in out and 'manifest.jsonl' in out
     code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', *FAST)
-    assert code == 1 and f'0 labelled, {len(exp) - n_ok} failed, {n_ok} already done' in out   # errors retried, ok kept
+    assert code == 1 and f'0 labelled, 0 absent, {len(exp) - n_ok} failed, {n_ok} already done' in out   # errors retried, ok kept
 
 def test_cli_config_then_flags(tmp_path, capsys, stand_ins, scene_ref):
     scene_folder(tmp_path/'imgs', [(40, 50)])
@@ -85,12 +88,45 @@ def test_cli_config_then_flags(tmp_path, capsys, stand_ins, scene_ref):
     assert code == 0, err
     s = json.loads((tmp_path/'out'/'config.json').read_text())
     assert s['settings'] == dict(LabelSettings().to_dict(), trials=3, seed=2, n_text=1, window=12, multimask=False)
-    assert s['models'] == dict(sam='colour', clip='colour') and s['reference']['image'].endswith('ref.png') and s['text'] == 'a red ellipse'
+    assert s['models'] == dict(segmenter=dict(name='colour-segmenter', kind='segmenter', weights='real'),
+                               scorer=dict(name='colour-scorer', kind='scorer', weights='real'))
+    assert s['reference'][0]['image'].endswith('ref.png') and s['text'] == 'a red ellipse'
 
-def test_cli_tiny_random_warns_loudly(tmp_path, capsys, stand_ins, scene_ref):
+@pytest.fixture
+def new_backends():
+    "Two backends registered the way a plugin would: a few lines each, a real builder and a tiny random twin."
+    from segwl.registry import register_backend, BACKENDS
+    built = []
+    def real(device='cpu'):
+        built.append(('real', device))
+        return ColourSegmenter()
+    def twin(seed=0, device='cpu'):
+        built.append(('tiny', seed))
+        return ColourSegmenter(tolerances=(24,))
+    register_backend('test-colour', 'segmenter', real, tiny=twin, help='a plugin stand-in')
+    register_backend('test-scorer', 'scorer', ColourScorer, tiny=lambda seed=0, device='cpu': ColourScorer())
+    yield built
+    del BACKENDS['test-colour'], BACKENDS['test-scorer']
+
+def test_a_registered_backend_is_used_by_name(tmp_path, capsys, scene_ref, new_backends):
+    truth = scene_folder(tmp_path/'imgs', [(60, 80), (45, 200)], seed=5)
+    args = ['label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', *FAST]
+    code, out, err = run(capsys, *args, '--segmenter', 'test-colour', '--device', 'cpu')
+    assert code == 0 and new_backends == [('real', 'cpu')], (out, err)
+    for p, m in truth.items(): assert (load_mask(tmp_path/'out'/'masks'/f'{p.stem}.png') == m).all()
+    cfg = json.loads((tmp_path/'out'/'config.json').read_text())
+    assert cfg['models']['segmenter'] == dict(name='test-colour', kind='segmenter', weights='real')
+
+def test_cli_tiny_random_warns_loudly_and_stamps(tmp_path, capsys, scene_ref, new_backends):
     scene_folder(tmp_path/'imgs', [(40, 50)])
-    code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', '--models', 'tiny-random', *FAST)
-    assert code == 0 and 'MEANINGLESS' in err
+    code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out',
+                         '--segmenter', 'test-colour', '--scorer', 'test-scorer', '--models', 'tiny-random', *FAST)
+    assert code == 0 and 'MEANINGLESS' in err and new_backends == [('tiny', 0)]
+    cfg = json.loads((tmp_path/'out'/'config.json').read_text())
+    assert {m['weights'] for m in cfg['models'].values()} == {'tiny-random'}
+    code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'o2',
+                         '--models', 'tiny-random', *FAST)
+    assert code == 2 and 'colour-segmenter has no tiny random model' in err
 
 def _bad_refs(tmp_path):
     ref, m = synthetic_scene((90, 120), seed=1)
@@ -109,7 +145,7 @@ def test_cli_bad_reference_exit_2(tmp_path, capsys, stand_ins):
     scene_folder(tmp_path/'imgs', [(40, 50)])
     for img, mask, msg in _bad_refs(tmp_path):
         code, out, err = run(capsys, 'label', '--reference-image', tmp_path/img, '--reference-mask', tmp_path/mask, '--text', 't',
-                             '--images', tmp_path/'imgs', '--out', tmp_path/'out', '--no-progress')
+                             '--images', tmp_path/'imgs', '--out', tmp_path/'out', '--no-progress', *stand_ins)
         assert code == 2 and msg in err and err.startswith('segwl label: error:'), (img, mask, err)
     assert not (tmp_path/'out').exists()                                  # nothing written before the reference is checked
 
@@ -147,14 +183,15 @@ def test_cli_tiny_models_on_examples(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert 'MEANINGLESS' in p.stderr and '5 labelled, 0 failed' in p.stdout
+    assert 'MEANINGLESS' in p.stderr and '5 labelled, 0 absent, 0 failed' in p.stdout
     rows = rows_of(tmp_path/'out')
     images = sorted((EX/'unlabeled'/'images').iterdir())
     assert sorted(rows) == [q.name for q in images] and all(r['status'] == 'ok' for r in rows.values())
     assert all(isinstance(r['text_score'], float) for r in rows.values())
     for q in images: assert load_mask(tmp_path/'out'/'masks'/f'{q.stem}.png').shape == load_image(q).shape[:2]
     cfg = json.loads((tmp_path/'out'/'config.json').read_text())
-    assert cfg['models']['sam'] == 'tiny-random' and cfg['versions']['torch']
+    assert cfg['models']['segmenter'] == dict(name='sam-vit_b', kind='segmenter', weights='tiny-random')
+    assert cfg['versions']['segment-anything'] and cfg['versions']['open_clip_torch']
 
 @tiny
 def test_cli_tiny_models_resume(tmp_path, capsys):
@@ -162,10 +199,10 @@ def test_cli_tiny_models_resume(tmp_path, capsys):
     assert run(capsys, *args)[0] == 0
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path/'out'/'masks').iterdir()}
     code, out, err = run(capsys, *args)
-    assert code == 0 and '0 labelled, 0 failed, 5 already done' in out
+    assert code == 0 and '0 labelled, 0 absent, 0 failed, 5 already done' in out
     (tmp_path/'out'/'masks'/'Bengal_110.png').unlink()
     code, out, err = run(capsys, *args)
-    assert code == 0 and '1 labelled, 0 failed, 4 already done' in out
+    assert code == 0 and '1 labelled, 0 absent, 0 failed, 4 already done' in out
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path/'out'/'masks').iterdir()}
     assert {k: v for k, v in after.items() if k != 'Bengal_110.png'} == {k: v for k, v in before.items() if k != 'Bengal_110.png'}
 
