@@ -182,7 +182,8 @@ def test_trials_use_different_seeded_subsets():
     seen = []
     class Recording(ColourSegmenter):
         def predict(self, points, labels, multimask=True): seen.append((points.copy(), labels.copy())); return super().predict(points, labels, multimask)
-    pl = PseudoLabeler(ref, ref_mask, 'x', segmenter=Recording(), scorer=ColourScorer(), trials=5, n_object=6, n_background=6, n_text=3, n_text_background=2)
+    pl = PseudoLabeler(ref, ref_mask, 'x', segmenter=Recording(), scorer=ColourScorer(), trials=5, n_object=6, n_background=6, n_text=3, n_text_background=2,
+                       peak_threshold=0)              # every separated peak: a known number of points
     img = synthetic_scene((120, 90), seed=2)[0]
     pl.label(img)
     assert len(seen[0][0]) == 6 + 6 + 3 + 2                           # the first trial: every point
