@@ -6,16 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from segwl.pseudolabel import LabelSettings
+from conftest import segwl
 
 ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT/'examples'
-
-def segwl(*argv, cwd):
-    "Run the `segwl` command in a fresh process (the worktree's package first on the path), from `cwd`."
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get('PYTHONPATH')] if p]),
-               OMP_NUM_THREADS='1')
-    code = 'import sys; from segwl.cli import main; sys.exit(main(sys.argv[1:]))'
-    return subprocess.run([sys.executable, '-c', code, *map(str, argv)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 def tree_digest(folder) -> str:
     h = hashlib.sha256()

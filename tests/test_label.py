@@ -137,7 +137,7 @@ from segwl.folder import label_folder, read_manifest, MANIFEST_KEYS
 from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, scene_folder, odd_files
 from segwl import stitch as stitch_mod
 
-def iou(a, b): return (a & b).sum() / (a | b).sum()
+from conftest import iou
 
 class CheckingSegmenter(ColourSegmenter):
     "The protocol's contract, checked: an ordinary image, points inside it, labels 0/1."
