@@ -331,7 +331,11 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'segwl.testing.ColourSegmenter.predict': ('testing.html#coloursegmenter.predict', 'segwl/testing.py'),
                                'segwl.testing.ColourSegmenter.set_image': ('testing.html#coloursegmenter.set_image', 'segwl/testing.py'),
                                'segwl.testing._bomb_png': ('testing.html#_bomb_png', 'segwl/testing.py'),
+                               'segwl.testing._broken_files': ('testing.html#_broken_files', 'segwl/testing.py'),
                                'segwl.testing._far_colour': ('testing.html#_far_colour', 'segwl/testing.py'),
+                               'segwl.testing._readable_files': ('testing.html#_readable_files', 'segwl/testing.py'),
+                               'segwl.testing._rgb': ('testing.html#_rgb', 'segwl/testing.py'),
+                               'segwl.testing._save_ok': ('testing.html#_save_ok', 'segwl/testing.py'),
                                'segwl.testing.odd_files': ('testing.html#odd_files', 'segwl/testing.py'),
                                'segwl.testing.scene_folder': ('testing.html#scene_folder', 'segwl/testing.py'),
                                'segwl.testing.synthetic_scene': ('testing.html#synthetic_scene', 'segwl/testing.py')}}}
