@@ -69,7 +69,7 @@ class CachingScorer:
         if name in self.__dict__: object.__setattr__(self, name, value)
         else: setattr(self.scorer, name, value)
 
-# %% ../nbs/11_panels.ipynb #fb4cb2a1
+# %% ../nbs/11_panels.ipynb #e31d04a7
 @patch
 def _cached(self: CachingScorer, cache: OrderedDict, key, compute):
     "`cache[key]`, computed once by `compute()`."
@@ -112,7 +112,7 @@ def _small_box(mask, small: float = 0.02, pad: float = 0.05):
     h, w = m.shape
     return max(0, cols.min() - d), max(0, rows.min() - d), min(w, cols.max() + 1 + d), min(h, rows.max() + 1 + d)
 
-# %% ../nbs/11_panels.ipynb #56a917ea
+# %% ../nbs/11_panels.ipynb #f69ac8eb
 _MARKERS = dict(reference_object=('reference: object', 'lime', 'o', 40),
                 reference_background=('reference: background', 'red', 'o', 40),
                 text_object=('text: map peak', 'lime', '*', 160),
@@ -134,7 +134,7 @@ def _legend(fig):
     hs.append(Line2D([], [], color='yellow', lw=1.5, ls='--', label='small mask: boxed'))
     return fig.legend(handles=hs, loc='lower center', ncol=len(hs), fontsize=9, frameon=False)
 
-# %% ../nbs/11_panels.ipynb #98fcd150
+# %% ../nbs/11_panels.ipynb #abd1f6d9
 def _similarity(fig, ax, target, res: LabelResult):
     ax.set_title('text similarity')
     if res.similarity_map is None: return
@@ -163,7 +163,7 @@ def _top_row(fig, axs, reference, reference_mask, target, res: LabelResult):
     _similarity(fig, axs[2], target, res)
     _chosen(axs[3], target, res.mask, f'chosen mask, score {res.score:.3f}')
 
-# %% ../nbs/11_panels.ipynb #9d2d48b3
+# %% ../nbs/11_panels.ipynb #b5f42eb7
 def render_result(reference, reference_mask, target, res: LabelResult, candidates=(), dpi: int = 72,
                   stamp: str | None = None) -> bytes:
     "JPEG bytes of the panel's figure for `res` (see above); `candidates`: `[(mask in the target frame, score)]`."
@@ -202,7 +202,7 @@ def _ref_paths(image, mask) -> dict | None:
     if not (isinstance(image, (str, Path)) and isinstance(mask, (str, Path))): return None
     return dict(image=str(Path(image).resolve()), mask=str(Path(mask).resolve()))
 
-# %% ../nbs/11_panels.ipynb #16c5e32f
+# %% ../nbs/11_panels.ipynb #4e2415a0
 def _class_path(obj) -> str: return f"{obj.__module__}:{obj.__qualname__}"
 
 def _describe(backend, kind: str) -> dict:
@@ -213,7 +213,7 @@ def _describe(backend, kind: str) -> dict:
             return backend_record(name)
     return dict(name=None, kind=kind, weights='unknown', cls=type(backend).__name__)
 
-# %% ../nbs/11_panels.ipynb #fb112b68
+# %% ../nbs/11_panels.ipynb #97f9564f
 TINY_STAMP = 'tiny random models: meaningless masks'
 
 def _tiny(models: dict) -> bool:
@@ -228,7 +228,7 @@ def _backends_html(models: dict) -> str:
     line = 'backends: ' + ', '.join(one(r, m) for r, m in (models or {}).items())
     banner = (f"<div style='background:#c00;color:#fff;font-weight:bold;padding:3px 6px;margin:2px 0'>"
               f"{TINY_STAMP}</div>")
-    return f"<div style='font-size:12px'>{line}</div>" + (banner if _tiny(models) else '')
+    return f"<div style='font-size:12px;line-height:1.4'>{line}</div>" + (banner if _tiny(models) else '')
 
 # %% ../nbs/11_panels.ipynb #c2bdd396
 class TuningPanel:
@@ -250,7 +250,7 @@ class TuningPanel:
         self._build(text, out, config_path)
         self.refresh()
 
-# %% ../nbs/11_panels.ipynb #a71f12ff
+# %% ../nbs/11_panels.ipynb #226e9716
 @patch(cls_method=True)
 @delegates(TuningPanel.__init__, but=['models'])
 def from_names(cls: TuningPanel, reference_image, reference_mask, text: str, images, segmenter: str = 'sam-vit_b',
@@ -286,15 +286,16 @@ def _controls(self: TuningPanel, text: str) -> dict:
     c['seed'] = W.BoundedIntText(value=s.seed, min=0, max=2**31 - 1, description='seed', style=_STYLE, layout=_WIDE)
     return c
 
-# %% ../nbs/11_panels.ipynb #81bb5f8c
+# %% ../nbs/11_panels.ipynb #73b9a8bb
 @patch
 def _actions(self: TuningPanel, out, config_path) -> W.VBox:
-    wide = W.Layout(width='440px')
+    wide, button = W.Layout(width='400px'), W.Layout(width='150px')
     self.out_dir = W.Text(value=str(out), description='output folder', style=_STYLE, layout=wide)
     self.config_path = W.Text(value=str(config_path), description='settings file', style=_STYLE, layout=wide)
-    self.label_button = W.Button(description='Label the folder', button_style='primary', icon='play')
-    self.stop_button = W.Button(description='Stop', icon='stop', disabled=True, tooltip='stop after this image')
-    self.save_button = W.Button(description='Save settings', icon='save')
+    self.label_button = W.Button(description='Label the folder', button_style='primary', icon='play', layout=button)
+    self.stop_button = W.Button(description='Stop', icon='stop', disabled=True, tooltip='stop after the image being '
+                                'labelled', layout=W.Layout(width='80px'))
+    self.save_button = W.Button(description='Save settings', icon='save', layout=button)
     self.progress = W.IntProgress(value=0, min=0, max=len(self.files), description='progress', style=_STYLE,
                                   layout=wide)
     self.status = W.HTML()
@@ -304,7 +305,7 @@ def _actions(self: TuningPanel, out, config_path) -> W.VBox:
     return W.VBox([W.HBox([self.out_dir, self.label_button, self.stop_button]), self.progress, self.status,
                    W.HBox([self.config_path, self.save_button])])
 
-# %% ../nbs/11_panels.ipynb #4c8d77ec
+# %% ../nbs/11_panels.ipynb #51ea210c
 @patch
 def _build(self: TuningPanel, text: str, out, config_path):
     "Make the widgets and lay them out: controls on the left, summary and actions on the right, the figure below."
@@ -354,7 +355,7 @@ def image_path(self: TuningPanel) -> Path: return self.files[self.controls['imag
 @patch(as_prop=True)
 def running(self: TuningPanel) -> bool: return self._running
 
-# %% ../nbs/11_panels.ipynb #72c4b57e
+# %% ../nbs/11_panels.ipynb #a0f115e0
 @patch
 def _dense(self: TuningPanel) -> bool:
     "Whether the map the controls ask for is the dense one (window and stride unused)."
@@ -394,7 +395,7 @@ def _candidates(self: TuningPanel, res, target):
     st = Stitch(self.reference.shape, working_hw(target.shape, self.base.max_side))
     return [(resize_mask(st.target_mask(m), target.shape[:2]), float(s)) for m, s in zip(masks, scores)]
 
-# %% ../nbs/11_panels.ipynb #a7dd2c2c
+# %% ../nbs/11_panels.ipynb #df9efe5d
 @patch
 def _compute(self: TuningPanel):
     self.error, self.result = None, None
@@ -443,7 +444,7 @@ def _summary(self: TuningPanel, res: LabelResult) -> str:
             f"SAM embeddings computed: {self.segmenter.set_image_calls}, "
             f"similarity maps computed: {self.scorer.map_calls}</div>")
 
-# %% ../nbs/11_panels.ipynb #99f15528
+# %% ../nbs/11_panels.ipynb #b04ccd62
 def _eta(seconds: float) -> str:
     "A duration to read at a glance."
     s = int(round(seconds))
@@ -490,7 +491,7 @@ def _done_before(out: Path, files) -> int:
     return len({r['file'] for r in rows if r['status'] in ('ok', 'absent') and r['file'] in names
                 and (out/'masks'/f"{Path(r['file']).stem}.png").exists()})
 
-# %% ../nbs/11_panels.ipynb #332f7cb3
+# %% ../nbs/11_panels.ipynb #daf4fcaa
 @patch
 def _set_running(self: TuningPanel, on: bool):
     self._running = on
@@ -530,7 +531,7 @@ def label_folder(self: TuningPanel, background: bool = True):
     if t is None or background: return t
     return self.wait()
 
-# %% ../nbs/11_panels.ipynb #ab34f2f8
+# %% ../nbs/11_panels.ipynb #f96841ea
 @patch
 def _job(self: TuningPanel, ticker: _Ticker, out: Path):
     try: self.counts = self._report('label the folder', lambda: self._label_or_stop(ticker, out))
@@ -567,7 +568,7 @@ def wait(self: TuningPanel, timeout: float | None = None) -> dict | None:
     if self._thread is not None: self._thread.join(timeout)
     return self.counts
 
-# %% ../nbs/11_panels.ipynb #0dd4d086
+# %% ../nbs/11_panels.ipynb #ca89a179
 @patch
 def save_settings(self: TuningPanel):
     "Write the settings the controls show to the settings file; its path (None on error, said in the log)."

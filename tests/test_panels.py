@@ -267,15 +267,26 @@ def test_tiny_random_models_by_registry_name(examples, tmp_path):
     assert cfg['models'] == p.models and cfg['settings']['map_mode'] == 'dense'
 
 
-def test_the_screenshot_notebook_runs(tmp_path, monkeypatch):
-    "docs/panel_demo.ipynb (the source of docs/panel.png) still builds a working panel."
+def _run_doc_notebook(name: str, tmp_path, monkeypatch) -> dict:
+    "The namespace after running the code cells of docs/`name` in docs/ (as JupyterLab does), temp files in `tmp_path`."
     from conftest import ROOT
-    nb = json.loads((ROOT/'docs'/'panel_demo.ipynb').read_text())
+    nb = json.loads((ROOT/'docs'/name).read_text())
     monkeypatch.setenv('TMPDIR', str(tmp_path))
     import tempfile
     monkeypatch.setattr(tempfile, 'tempdir', None)
+    monkeypatch.chdir(ROOT/'docs')
     ns = {}
     for c in nb['cells']:
         if c['cell_type'] == 'code': exec(''.join(c['source']), ns)
-    p = ns['panel']
+    return ns
+
+
+def test_the_screenshot_notebooks_run(tmp_path, monkeypatch):
+    "docs/panel_demo.ipynb and docs/panel_tiny_demo.ipynb (sources of docs/panel.png, panel_tiny.png) still work."
+    p = _run_doc_notebook('panel_demo.ipynb', tmp_path, monkeypatch)['panel']
     assert p.error is None and p.progress.value == 3 and 'labelled 3' in p.log.outputs[0]['text']
+    assert p.models['scorer'] == dict(name='colour-scorer', kind='scorer', weights='real', window='48', stride='16')
+    assert (p.controls['map_mode'].disabled, p.controls['image'].value) == (True, 'scene_01.png')
+    p = _run_doc_notebook('panel_tiny_demo.ipynb', tmp_path, monkeypatch)['panel']
+    assert p.error is None and TINY_STAMP in p.backends.value
+    assert [p.controls[k].disabled for k in ('map_mode', 'window', 'stride')] == [False, True, True]
