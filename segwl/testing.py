@@ -17,12 +17,13 @@ __all__ = ['ColourSegmenter', 'ColourScorer', 'synthetic_scene', 'scene_folder',
 
 # %% ../nbs/13_testing.ipynb #cc16f254
 class ColourSegmenter:
-    "Stand-in `PromptableSegmenter`: the region of the colour under the positive points, scored by agreement with the points."
+    "Stand-in `PromptableSegmenter`: the region of the colour under the positive points, scored by agreement."
     def __init__(self, tolerances=(24, 60, 120)):
         self.tolerances, self.image, self.set_image_calls, self.predict_calls = tuple(tolerances), None, 0, 0
 
     def set_image(self, image: np.ndarray) -> None:
-        self.image = np.asarray(image).astype(np.int16); self.set_image_calls += 1
+        self.image = np.asarray(image).astype(np.int16)
+        self.set_image_calls += 1
 
     def predict(self, points, labels, multimask: bool = True):
         if self.image is None: raise RuntimeError("predict before set_image")
@@ -70,7 +71,8 @@ def synthetic_scene(hw, colour=(220, 30, 30), seed: int = 0, clutter: int = 12, 
     "`(image, mask)`: an HxW scene with an ellipse of `colour` (the object, True in `mask`) on random clutter."
     rng = np.random.default_rng(seed)
     h, w = int(hw[0]), int(hw[1])
-    img = np.empty((h, w, 3), np.int16); img[:] = _far_colour(rng, colour)
+    img = np.empty((h, w, 3), np.int16)
+    img[:] = _far_colour(rng, colour)
     for _ in range(clutter):
         y0, x0 = rng.integers(0, h), rng.integers(0, w)
         img[y0:y0 + rng.integers(1, h // 3 + 2), x0:x0 + rng.integers(1, w // 3 + 2)] = _far_colour(rng, colour)
@@ -85,41 +87,67 @@ def synthetic_scene(hw, colour=(220, 30, 30), seed: int = 0, clutter: int = 12, 
 # %% ../nbs/13_testing.ipynb #e1b780ac
 def scene_folder(folder, sizes, seed: int = 0, colour=(220, 30, 30), ext: str = '.png') -> dict:
     "Write one synthetic scene per (H, W) in `sizes` into `folder` as `scene_NN.ext`; `{path: true mask}`."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for i, hw in enumerate(sizes):
         im, m = synthetic_scene(hw, colour, seed=seed + i)
-        p = folder/f'scene_{i:02d}{ext}'; Image.fromarray(im).save(p); out[p] = m
+        p = folder/f'scene_{i:02d}{ext}'
+        Image.fromarray(im).save(p)
+        out[p] = m
     return out
 
 # %% ../nbs/13_testing.ipynb #27efcd02
 def _bomb_png(w=20000, h=20000) -> bytes:
-    buf = io.BytesIO(); Image.new('L', (1, 1)).save(buf, format='PNG'); b = bytearray(buf.getvalue())
+    "A 1x1 PNG whose header claims `w` x `h` pixels (its header checksum fixed to match)."
+    buf = io.BytesIO()
+    Image.new('L', (1, 1)).save(buf, format='PNG')
+    b = bytearray(buf.getvalue())
     ihdr = 8 + 8                                                      # signature, then the IHDR length and type
     b[ihdr:ihdr + 8] = struct.pack('>II', w, h)
     b[ihdr + 13:ihdr + 17] = struct.pack('>I', zlib.crc32(bytes(b[ihdr - 4:ihdr + 13])))
     return bytes(b)
 
+# %% ../nbs/13_testing.ipynb #0ece61c2
+def _rgb(rng, h: int, w: int) -> Image.Image:
+    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+def _save_ok(folder: Path, exp: dict, name: str, im: Image.Image, **kw):
+    "Save `im` as `folder/name` and record its displayed size in `exp`."
+    im.save(folder/name, **kw)
+    exp[name] = ('ok', (im.size[1], im.size[0]))
+
+def _readable_files(folder: Path, rng, huge) -> dict:
+    "Odd files a reader must open: `{name: ('ok', (H, W) as displayed)}`."
+    exp = {}
+    _save_ok(folder, exp, 'grey.jpg', _rgb(rng, 40, 60).convert('L'))
+    _save_ok(folder, exp, 'rgba.png', _rgb(rng, 30, 50).convert('RGBA'))
+    _save_ok(folder, exp, 'deep16.png', Image.fromarray((rng.random((36, 48)) * 65535).astype(np.uint16)))
+    _save_ok(folder, exp, 'cmyk.jpg', _rgb(rng, 32, 40).convert('CMYK'))
+    _save_ok(folder, exp, 'palette.gif', _rgb(rng, 24, 24).convert('P'))
+    ex = Image.Exif()
+    ex[0x0112] = 6                                                    # "rotate 90 to display"
+    _rgb(rng, 20, 44).save(folder/'rotated.jpg', exif=ex)
+    exp['rotated.jpg'] = ('ok', (44, 20))
+    _save_ok(folder, exp, 'tiny1.png', _rgb(rng, 1, 1))
+    _save_ok(folder, exp, 'tiny3.png', _rgb(rng, 3, 3))
+    if huge: _save_ok(folder, exp, 'huge.jpg', _rgb(rng, *huge), quality=70)
+    return exp
+
+# %% ../nbs/13_testing.ipynb #bb5724ad
+def _broken_files(folder: Path, rng) -> dict:
+    "Files a reader must refuse: `{name: ('error', word in the message)}`; also writes `readme.txt` (not an image)."
+    buf = io.BytesIO()
+    _rgb(rng, 64, 64).save(buf, format='JPEG')
+    data = {'empty.jpg': (b'', 'empty'), 'truncated.jpg': (buf.getvalue()[:600], 'truncated'),
+            'notes.png': (b'not an image at all', 'not an image'), 'bomb.png': (_bomb_png(), 'decompression bomb')}
+    for name, (raw, _) in data.items(): (folder/name).write_bytes(raw)
+    (folder/'readme.txt').write_text('skipped: not an image extension')   # listed by nobody, so no row
+    return {name: ('error', word) for name, (_, word) in data.items()}
+
 def odd_files(folder, huge=(3000, 5000)) -> dict:
     "Write broken and odd image files into `folder`; `{name: ('ok', (H, W)) or ('error', word in the message)}`."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    rgb = lambda h, w: Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-    exp = {}
-    def ok(name, im, **kw): im.save(folder/name, **kw); exp[name] = ('ok', (im.size[1], im.size[0]))
-    ok('grey.jpg', rgb(40, 60).convert('L'))
-    ok('rgba.png', rgb(30, 50).convert('RGBA'))
-    ok('deep16.png', Image.fromarray((rng.random((36, 48)) * 65535).astype(np.uint16)))
-    ok('cmyk.jpg', rgb(32, 40).convert('CMYK'))
-    ok('palette.gif', rgb(24, 24).convert('P'))
-    ex = Image.Exif(); ex[0x0112] = 6                                    # "rotate 90 to display"
-    rgb(20, 44).save(folder/'rotated.jpg', exif=ex); exp['rotated.jpg'] = ('ok', (44, 20))
-    ok('tiny1.png', rgb(1, 1)); ok('tiny3.png', rgb(3, 3))
-    if huge: ok('huge.jpg', rgb(*huge), quality=70)
-    (folder/'empty.jpg').write_bytes(b''); exp['empty.jpg'] = ('error', 'empty')
-    buf = io.BytesIO(); rgb(64, 64).save(buf, format='JPEG')
-    (folder/'truncated.jpg').write_bytes(buf.getvalue()[:600]); exp['truncated.jpg'] = ('error', 'truncated')
-    (folder/'notes.png').write_text('not an image at all'); exp['notes.png'] = ('error', 'not an image')
-    (folder/'bomb.png').write_bytes(_bomb_png()); exp['bomb.png'] = ('error', 'decompression bomb')
-    (folder/'readme.txt').write_text('skipped: not an image extension')   # listed by nobody, so no row
-    return exp
+    return {**_readable_files(folder, rng, huge), **_broken_files(folder, rng)}

@@ -1,16 +1,28 @@
 "The tuning panel, headless: controls set programmatically, results, caching, folder labelling, settings file, errors."
-import json
+import json, threading
 from pathlib import Path
 import numpy as np
 import pytest
-from segwl.data import save_mask
+from conftest import iou, segwl
+from segwl.data import save_mask, load_mask
 from segwl.pseudolabel import LabelSettings
 from segwl.folder import read_manifest
-from segwl.panels import TuningPanel
+from segwl.panels import TuningPanel, TINY_STAMP
 from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, scene_folder
-from segwl.cli import build_parser, settings_from_args, main
+from segwl.cli import build_parser, settings_from_args
 
-def iou(a, b): return (a & b).sum() / (a | b).sum()
+
+class Gated(ColourSegmenter):
+    "A stand-in that, once `gated`, waits in `set_image` (one call per image) until the test opens `gate`."
+    def __init__(self):
+        super().__init__()
+        self.gated, self.gate, self.waiting = False, threading.Event(), threading.Event()
+
+    def set_image(self, image):
+        if self.gated:
+            self.waiting.set()
+            assert self.gate.wait(20), 'the test never opened the gate'
+        super().set_image(image)
 
 @pytest.fixture
 def setup(tmp_path):
@@ -27,7 +39,8 @@ def test_result_follows_the_controls(setup):
     c = p.controls
     c['n_object'].value, c['n_background'].value, c['n_text'].value, c['n_text_background'].value = 5, 4, 2, 0
     r = p.result
-    assert {k: len(v) for k, v in r.points.items()} == dict(reference_object=5, reference_background=4, text_object=2, text_background=0)
+    assert {k: len(v) for k, v in r.points.items()} == dict(reference_object=5, reference_background=4, text_object=2,
+                                                           text_background=0)
     c['trials'].value = 4
     assert len(p.result.candidate_scores) == 4 and all(len(s) == 3 for s in p.result.candidate_scores)
     assert p.result.score == max(max(s) for s in p.result.candidate_scores)
@@ -41,22 +54,30 @@ def test_sliders_reuse_the_sam_embedding_and_the_similarity_map(setup):
     p, seg, scorer, truth, tmp = setup
     assert (seg.set_image_calls, len(scorer.texts)) == (1, 1)
     c = p.controls
-    for k, v in [('n_object', 2), ('n_background', 12), ('n_text', 5), ('n_text_background', 3), ('trials', 6), ('seed', 9)]:
+    for k, v in [('n_object', 2), ('n_background', 12), ('n_text', 5), ('n_text_background', 3), ('trials', 6),
+                 ('seed', 9)]:
         c[k].value = v
     assert (seg.set_image_calls, len(scorer.texts)) == (1, 1)      # cheap steps only
     assert seg.predict_calls == 3 + 3 + 3 + 3 + 3 + 6 + 6           # the trials did rerun
-    c['window'].value = 24; assert (seg.set_image_calls, len(scorer.texts), scorer.window) == (1, 2, 24)
-    c['stride'].value = 4;  assert (seg.set_image_calls, len(scorer.texts), scorer.stride) == (1, 3, 4)
-    c['window'].value = 16; c['stride'].value = 8                   # back to a map already computed
+    c['window'].value = 24
+    assert (seg.set_image_calls, len(scorer.texts), scorer.window) == (1, 2, 24)
+    c['stride'].value = 4
+    assert (seg.set_image_calls, len(scorer.texts), scorer.stride) == (1, 3, 4)
+    c['window'].value = 16
+    c['stride'].value = 8                                            # back to a map already computed
     assert len(scorer.texts) == 4                                    # (16, 4) is new, then (16, 8) is cached
-    c['image'].value = 'scene_01.png'; assert (seg.set_image_calls, len(scorer.texts)) == (2, 5)
-    c['image'].value = 'scene_00.png'; assert len(scorer.texts) == 5  # map cached; SAM holds one image at a time
-    c['text'].value = 'something else'; assert (len(scorer.texts), scorer.texts[-1]) == (6, 'something else')
+    c['image'].value = 'scene_01.png'
+    assert (seg.set_image_calls, len(scorer.texts)) == (2, 5)
+    c['image'].value = 'scene_00.png'
+    assert (seg.set_image_calls, len(scorer.texts)) == (3, 5)       # map cached; SAM holds one image at a time
+    c['text'].value = 'something else'
+    assert (len(scorer.texts), scorer.texts[-1]) == (6, 'something else')
 
 def test_shrunk_targets_show_candidates_in_the_target_frame(tmp_path):
     ref, ref_mask = synthetic_scene((64, 80), seed=100)
     truth = scene_folder(tmp_path/'big', [(120, 160)])
-    p = TuningPanel(ref, ref_mask, 'red', tmp_path/'big', ColourSegmenter(), ColourScorer(), settings=LabelSettings(max_side=64, trials=2))
+    p = TuningPanel(ref, ref_mask, 'red', tmp_path/'big', ColourSegmenter(), ColourScorer(),
+                    settings=LabelSettings(max_side=64, trials=2))
     assert p.error is None and p.result.mask.shape == (120, 160)
     assert all(m.shape == (120, 160) for m, _ in p.candidates)
     assert iou(p.result.mask, truth[tmp_path/'big'/'scene_00.png']) > 0.85
@@ -65,7 +86,8 @@ def test_reference_as_paths_and_the_examples_folder(examples):
     ref = examples/'reference'
     p = TuningPanel(ref/'Abyssinian_88.jpg', ref/'Abyssinian_88.png', 'a photo of a cat', examples/'unlabeled'/'images',
                     ColourSegmenter(), ColourScorer(), settings=LabelSettings(trials=1, max_side=128))
-    assert p.error is None and p.reference_mask.any() and p.ref_paths['image'].endswith('Abyssinian_88.jpg')
+    assert p.error is None and p.ref_paths['image'].endswith('Abyssinian_88.jpg')
+    assert (p.reference_mask == load_mask(ref/'Abyssinian_88.png')).all() and p.reference_mask.any()
     assert len(p.controls['image'].options) == len(list((examples/'unlabeled'/'images').iterdir()))
 
 def test_saved_settings_round_trip_through_label_settings_and_the_cli(setup):
@@ -84,31 +106,109 @@ def test_folder_button_writes_what_segwl_label_writes(setup):
     p, seg, scorer, truth, tmp = setup
     p.controls['trials'].value = 2
     p.label_button.click()
+    assert p.wait(60) == dict(ok=4, absent=0, error=0, skipped=0, total=4)
     out = tmp/'labels'
     rows = read_manifest(out/'manifest.jsonl')
     assert sorted(r['file'] for r in rows) == sorted(q.name for q in truth) and all(r['status'] == 'ok' for r in rows)
     assert p.progress.value == p.progress.max == 4 and p.progress.bar_style == 'success'
     cfg = json.loads((out/'config.json').read_text())
     assert cfg['settings'] == p.settings().to_dict() and cfg['text'] == 'a red ellipse'
-    from segwl.data import load_mask
+    assert cfg['models'] == dict(segmenter=dict(name='colour-segmenter', kind='segmenter', weights='real'),
+                                 scorer=dict(name='colour-scorer', kind='scorer', weights='real'))
     for q, m in truth.items(): assert iou(load_mask(out/'masks'/f'{q.stem}.png'), m) > 0.9
     assert 'labelled 4' in p.log.outputs[-1]['text']
     p.label_button.click()                                          # resumes: nothing to do
-    assert 'already done 4' in p.log.outputs[-1]['text']
-    p.controls['seed'].value = 3; p.label_button.click()            # other settings: refused, in the panel
-    assert 'seed' in p.error and 'label the folder: error' in p.log.outputs[-1]['text']
+    assert p.wait(60)['skipped'] == 4 and 'already done 4' in p.log.outputs[-1]['text']
+    p.controls['seed'].value = 3
+    p.label_button.click()                                          # other settings: refused, in the panel
+    assert p.wait(60) is None and 'seed' in p.error and 'label the folder: error' in p.log.outputs[-1]['text']
+    assert not p.label_button.disabled and not p.controls['seed'].disabled
+
+
+@pytest.fixture
+def gated(tmp_path):
+    ref, ref_mask = synthetic_scene((64, 80), seed=100)
+    truth = scene_folder(tmp_path/'images', [(60, 72), (48, 64), (70, 56), (52, 52)])
+    seg = Gated()
+    panel = TuningPanel(ref, ref_mask, 'a red ellipse', tmp_path/'images', seg, ColourScorer(window=16, stride=8),
+                        settings=LabelSettings(trials=2), out=tmp_path/'labels')
+    seg.gated = True                                                # from here on, the test paces the images
+    yield panel, seg, truth, tmp_path/'labels'
+    seg.gate.set()
+    panel.wait(60)
+
+
+def _settings_frozen(p) -> list:
+    return [k for k, w in p.controls.items() if w.disabled]
+
+
+def test_label_in_the_background_then_wait(gated):
+    p, seg, truth, out = gated
+    t = p.label_folder()
+    assert seg.waiting.wait(20) and t.is_alive() and p.running          # blocked inside the first image
+    assert (p.label_button.disabled, p.stop_button.disabled) == (True, False)
+    assert _settings_frozen(p) == [k for k in p.controls if k != 'image']    # settings frozen, the image stays live
+    assert p.status.value == '0 of 4 images labelled' and p.progress.bar_style == 'info'
+    p.label_button.click()                                          # a second click starts nothing
+    assert p._thread is t and 'already running' in p.log.outputs[-1]['text']
+    seg.gate.set()
+    assert p.wait(60) == dict(ok=4, absent=0, error=0, skipped=0, total=4) and not t.is_alive()
+    assert (p.label_button.disabled, p.stop_button.disabled, p.running) == (False, True, False)
+    assert _settings_frozen(p) == ['map_mode']                      # the colour scorer has one kind of map
+    assert p.progress.value == 4 and p.progress.bar_style == 'success'
+    assert p.status.value.startswith('4 of 4 images labelled, ') and p.status.value.endswith(' s per image')
+    assert sorted(q.name for q in (out/'masks').iterdir()) == [q.name for q in sorted(truth)]
+    for q, m in truth.items(): assert iou(load_mask(out/'masks'/f'{q.stem}.png'), m) > 0.9
+
+
+def test_stop_after_the_first_image_then_resume(gated):
+    p, seg, truth, out = gated
+    p.stop_button.click()                                           # nothing running: nothing to stop
+    assert p.log.outputs == () or 'stopping' not in p.log.outputs[-1]['text']
+    p.label_button.click()
+    assert seg.waiting.wait(20)                                     # inside scene_00
+    p.stop_button.click()
+    assert p.stop_button.disabled and 'stopping after the image' in p.log.outputs[-1]['text']
+    seg.gate.set()
+    assert p.wait(60) is None and p.error is None
+    rows = read_manifest(out/'manifest.jsonl')
+    assert [(r['file'], r['status']) for r in rows] == [('scene_00.png', 'ok')]
+    assert [q.name for q in (out/'masks').iterdir()] == ['scene_00.png'] and not list(out.glob('.*.part'))
+    assert 'stopped after labelling 1 image(s)' in p.log.outputs[-1]['text']
+    assert (p.progress.value, p.progress.bar_style, p.label_button.disabled) == (1, 'warning', False)
+    assert p.status.value.startswith('1 of 4 images labelled, ') and p.status.value.endswith('(stopped)')
+    p.label_button.click()                                          # resumes where it stopped
+    assert p.wait(60) == dict(ok=3, absent=0, error=0, skipped=1, total=4)
+    assert p.status.value.startswith('3 of 3 images labelled (1 done earlier)')
+    assert sorted(r['file'] for r in read_manifest(out/'manifest.jsonl')) == [q.name for q in sorted(truth)]
+    for q, m in truth.items(): assert iou(load_mask(out/'masks'/f'{q.stem}.png'), m) > 0.9
+
+
+def test_the_panel_sets_its_image_again_after_a_run(gated):
+    "refresh and the folder thread share one model: after the run used it, the panel's canvas must be set again."
+    p, seg, truth, out = gated
+    seg.gated = False
+    n0 = seg.set_image_calls
+    assert p.label_folder(background=False)['ok'] == 4
+    assert seg.set_image_calls == n0 + 4
+    p.controls['n_object'].value = 5                               # same image as before the run: SAM set again
+    assert seg.set_image_calls == n0 + 5 and iou(p.result.mask, truth[sorted(truth)[0]]) > 0.9
 
 def test_settings_file_runs_segwl_label(setup, capsys):
     p, seg, scorer, truth, tmp = setup
-    p.controls['trials'].value = 1; p.controls['n_object'].value = 2
+    p.controls['trials'].value = 1
+    p.controls['n_object'].value = 2
     path = p.save_settings()
     ref, ref_mask = synthetic_scene((64, 80), seed=100)
     from PIL import Image
-    Image.fromarray(ref).save(tmp/'ref.png'); save_mask(ref_mask, tmp/'ref_mask.png')
-    only = tmp/'one'; only.mkdir(); (only/'scene_00.png').write_bytes((tmp/'images'/'scene_00.png').read_bytes())
-    rc = main(['label', '--reference-image', str(tmp/'ref.png'), '--reference-mask', str(tmp/'ref_mask.png'), '--text', 'x',
-               '--images', str(only), '--out', str(tmp/'cli'), '--models', 'tiny-random', '--config', str(path), '--no-progress'])
-    assert rc == 0
+    Image.fromarray(ref).save(tmp/'ref.png')
+    save_mask(ref_mask, tmp/'ref_mask.png')
+    only = tmp/'one'
+    only.mkdir()
+    (only/'scene_00.png').write_bytes((tmp/'images'/'scene_00.png').read_bytes())
+    segwl('label', '--reference-image', tmp/'ref.png', '--reference-mask', tmp/'ref_mask.png', '--text', 'x',
+          '--images', only, '--out', tmp/'cli', '--models', 'tiny-random', '--config', path, '--no-progress',
+          check_rc=0)
     assert json.loads((tmp/'cli'/'config.json').read_text())['settings'] == LabelSettings.from_json(path).to_dict()
 
 def test_errors_land_in_the_output_widget(setup):
@@ -118,7 +218,8 @@ def test_errors_land_in_the_output_widget(setup):
     p2.controls['image'].value = 'broken.jpg'
     assert p2.result is None and p2.view.value == b''
     assert 'broken.jpg' in p2.error and 'broken.jpg' in p2.log.outputs[-1]['text']
-    p2.controls['image'].value = 'scene_00.png'; assert p2.error is None and p2.result is not None
+    p2.controls['image'].value = 'scene_00.png'
+    assert p2.error is None and iou(p2.result.mask, truth[tmp/'images'/'scene_00.png']) > 0.9
     class Failing(ColourSegmenter):
         def predict(self, *a, **k): raise RuntimeError('backend exploded')
     p3 = TuningPanel(p.reference, p.reference_mask, 'x', tmp/'images', Failing(), scorer)
@@ -130,34 +231,62 @@ def test_errors_land_in_the_output_widget(setup):
     p.config_path.value = str(tmp/'a_file'/'s.json')                # its folder is a file
     assert p.save_settings() is None and 'save settings: error' in ''.join(o['text'] for o in p.log.outputs)
 
-def test_tiny_random_models_on_the_examples(examples):
-    "The real backends behind the proxies: one SAM embedding and one CLIP map while point sliders move."
-    import torch; torch.set_num_threads(1)
-    from segwl.backends.sam import SamSegmenter
-    from segwl.backends.clip import ClipScorer
+def test_tiny_random_models_by_registry_name(examples, tmp_path):
+    """The real backends (tiny twins) behind the proxies: one SAM embedding and one CLIP map while point sliders
+    move; the dense map disables window and stride; the stamp shows in the panel, the log and the run's record."""
+    import torch
+    torch.set_num_threads(1)
     from segwl.data import load_image
     ref = examples/'reference'
-    p = TuningPanel(ref/'Abyssinian_88.jpg', ref/'Abyssinian_88.png', 'a photo of a cat', examples/'unlabeled'/'images',
-                    SamSegmenter.tiny_random(), ClipScorer.tiny_random(), settings=LabelSettings(trials=2, max_side=96))
+    p = TuningPanel.from_names(ref/'Abyssinian_88.jpg', ref/'Abyssinian_88.png', 'a photo of a cat',
+                               examples/'unlabeled'/'images', segmenter='sam-vit_b', scorer='clip', random=True,
+                               device='cpu', settings=LabelSettings(trials=2, max_side=96), out=tmp_path/'labels')
     assert p.error is None, p.error
-    assert not p.controls['window'].disabled and p.controls['window'].value == p.raw_scorer.window
-    p.controls['n_object'].value = 3; p.controls['n_text'].value = 1
-    assert p.error is None and len(p.result.points['reference_object']) == 3 and len(p.result.points['text_object']) == 1
+    assert (type(p.raw_segmenter).__name__, type(p.raw_scorer).__name__) == ('SamSegmenter', 'ClipScorer')
+    assert p.models == dict(segmenter=dict(name='sam-vit_b', kind='segmenter', weights='tiny-random'),
+                            scorer=dict(name='clip', kind='scorer', weights='tiny-random'))
+    assert TINY_STAMP in p.backends.value and 'segmenter <b>sam-vit_b</b> (tiny random)' in p.backends.value
+    c = p.controls
+    assert (c['map_mode'].value, p.raw_scorer.map_kind()) == ('auto', 'dense')
+    assert (c['map_mode'].disabled, c['window'].disabled, c['stride'].disabled) == (False, True, True)
+    assert p.settings().window == p.raw_scorer.window == c['window'].value       # still recorded
+    c['n_object'].value = 3
+    c['n_text'].value = 1
+    assert p.error is None and [len(p.result.points[k]) for k in ('reference_object', 'text_object')] == [3, 1]
     assert (p.segmenter.set_image_calls, p.scorer.map_calls) == (1, 1)
     assert p.result.mask.shape == load_image(p.image_path).shape[:2]
-    assert (p.controls['map_mode'].disabled, p.controls['map_mode'].value, p.raw_scorer.map_kind()) == (False, 'auto', 'dense')
-    p.controls['map_mode'].value = 'windows'                   # CLIP's map is computed again, SAM's embedding kept
+    c['map_mode'].value = 'windows'                            # CLIP's map is computed again, SAM's embedding kept
     assert p.error is None and p.raw_scorer.map_mode == 'windows' and p.settings().map_mode == 'windows'
     assert (p.segmenter.set_image_calls, p.scorer.map_calls) == (1, 2)
+    assert (c['window'].disabled, c['stride'].disabled) == (False, False)
+    c['map_mode'].value = 'dense'
+    assert (c['window'].disabled, c['stride'].disabled, p.raw_scorer.map_mode) == (True, True, 'dense')
+    assert p.label_folder(background=False) == dict(ok=5, absent=0, error=0, skipped=0, total=5)
+    assert TINY_STAMP in p.log.outputs[-1]['text']
+    cfg = json.loads((tmp_path/'labels'/'config.json').read_text())
+    assert cfg['models'] == p.models and cfg['settings']['map_mode'] == 'dense'
 
-def test_the_screenshot_notebook_runs(tmp_path, monkeypatch):
-    "docs/panel_demo.ipynb (the source of docs/panel.png) still builds a working panel."
+
+def _run_doc_notebook(name: str, tmp_path, monkeypatch) -> dict:
+    "The namespace after running the code cells of docs/`name` in docs/ (as JupyterLab does), temp files in `tmp_path`."
     from conftest import ROOT
-    nb = json.loads((ROOT/'docs'/'panel_demo.ipynb').read_text())
+    nb = json.loads((ROOT/'docs'/name).read_text())
     monkeypatch.setenv('TMPDIR', str(tmp_path))
-    import tempfile; monkeypatch.setattr(tempfile, 'tempdir', None)
+    import tempfile
+    monkeypatch.setattr(tempfile, 'tempdir', None)
+    monkeypatch.chdir(ROOT/'docs')
     ns = {}
     for c in nb['cells']:
         if c['cell_type'] == 'code': exec(''.join(c['source']), ns)
-    p = ns['panel']
+    return ns
+
+
+def test_the_screenshot_notebooks_run(tmp_path, monkeypatch):
+    "docs/panel_demo.ipynb and docs/panel_tiny_demo.ipynb (sources of docs/panel.png, panel_tiny.png) still work."
+    p = _run_doc_notebook('panel_demo.ipynb', tmp_path, monkeypatch)['panel']
     assert p.error is None and p.progress.value == 3 and 'labelled 3' in p.log.outputs[0]['text']
+    assert p.models['scorer'] == dict(name='colour-scorer', kind='scorer', weights='real', window='48', stride='16')
+    assert (p.controls['map_mode'].disabled, p.controls['image'].value) == (True, 'scene_01.png')
+    p = _run_doc_notebook('panel_tiny_demo.ipynb', tmp_path, monkeypatch)['panel']
+    assert p.error is None and TINY_STAMP in p.backends.value
+    assert [p.controls[k].disabled for k in ('map_mode', 'window', 'stride')] == [False, True, True]
