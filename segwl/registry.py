@@ -104,7 +104,8 @@ for _t, _h in _SAM_TYPES.items():
     register_backend(f'sam-{_t}', 'segmenter', 'segwl.backends.sam:SamSegmenter.from_checkpoint',
                      tiny='segwl.backends.sam:SamSegmenter.tiny_random', distributions=('segment-anything',), help=_h,
                      sam_type=_t)
-register_backend('clip', 'scorer', 'segwl.backends.clip:ClipScorer.from_pretrained', tiny='segwl.backends.clip:ClipScorer.tiny_random',
+register_backend('clip', 'scorer', 'segwl.backends.clip:ClipScorer.from_pretrained',
+                 tiny='segwl.backends.clip:ClipScorer.tiny_random',
                  distributions=('open_clip_torch',), help='open_clip CLIP (model and pretrained tag or file)')
 register_backend('colour-segmenter', 'segmenter', 'segwl.testing:ColourSegmenter',
                  help='stand-in: the region of the colour under the points (known answers on synthetic scenes)')

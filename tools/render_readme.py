@@ -13,7 +13,8 @@ def render(nb_path=root/'nbs'/'index.ipynb') -> str:
         src = ''.join(c['source']).strip()
         if not src or src.startswith('#|'): continue
         parts.append(src if c['cell_type'] == 'markdown' else f"```python\n{src}\n```")
-    return "<!-- generated from nbs/index.ipynb by tools/render_readme.py: edit the notebook, not this file -->\n\n" + '\n\n'.join(parts) + '\n'
+    head = "<!-- generated from nbs/index.ipynb by tools/render_readme.py: edit the notebook, not this file -->"
+    return head + '\n\n' + '\n\n'.join(parts) + '\n'
 
 if __name__ == '__main__':
     text, readme = render(), root/'README.md'
