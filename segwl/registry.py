@@ -105,9 +105,20 @@ for _t, _h in _SAM_TYPES.items():
                      tiny='segwl.backends.sam:SamSegmenter.tiny_random', distributions=('segment-anything',), help=_h,
                      sam_type=_t)
 register_backend('clip', 'scorer', 'segwl.backends.clip:ClipScorer.from_pretrained',
-                 tiny='segwl.backends.clip:ClipScorer.tiny_random',
-                 distributions=('open_clip_torch',), help='open_clip CLIP (model and pretrained tag or file)')
+                 tiny='segwl.backends.clip:ClipScorer.tiny_random', distributions=('open_clip_torch',),
+                 help='open_clip CLIP (model and pretrained tag or file)')
 register_backend('colour-segmenter', 'segmenter', 'segwl.testing:ColourSegmenter',
                  help='stand-in: the region of the colour under the points (known answers on synthetic scenes)')
 register_backend('colour-scorer', 'scorer', 'segwl.testing:ColourScorer',
                  help='stand-in: closeness to one colour (known answers on synthetic scenes)')
+_SAM2_SIZES = {'tiny': '156 MB', 'small': '184 MB', 'base-plus': '324 MB', 'large': '898 MB'}
+for _t, _h in _SAM2_SIZES.items():
+    register_backend(f'sam2.1-{_t}', 'segmenter', 'segwl.backends.sam2:Sam2Segmenter.from_pretrained',
+                     tiny='segwl.backends.sam2:Sam2Segmenter.tiny_random', distributions=('transformers',),
+                     help=f'SAM 2.1 Hiera-{_t} (facebook/sam2.1-hiera-{_t}, {_h}, Apache-2.0)',
+                     model_id=f'facebook/sam2.1-hiera-{_t}')
+register_backend('sam3', 'concept', 'segwl.backends.sam3:Sam3Segmenter.from_pretrained',
+                 tiny='segwl.backends.sam3:Sam3Segmenter.tiny_random', distributions=('transformers',),
+                 help='SAM 3 (facebook/sam3, 3.4 GB, gated: SAM License): every instance of a text or exemplar concept')
+register_backend('colour-concept', 'concept', 'segwl.testing:ColourConcept',
+                 help='stand-in: every region of the exemplars\' colour is an instance (known answers)')

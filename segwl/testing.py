@@ -13,7 +13,8 @@ from PIL import Image
 from .stitch import pixel_of
 
 # %% auto #0
-__all__ = ['ColourSegmenter', 'ColourScorer', 'synthetic_scene', 'scene_folder', 'odd_files']
+__all__ = ['LOOKALIKES', 'ColourSegmenter', 'ColourScorer', 'synthetic_scene', 'scene_folder', 'odd_files', 'ColourConcept',
+           'concept_scene']
 
 # %% ../nbs/13_testing.ipynb #cc16f254
 class ColourSegmenter:
@@ -151,3 +152,69 @@ def odd_files(folder, huge=(3000, 5000)) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     return {**_readable_files(folder, rng, huge), **_broken_files(folder, rng)}
+
+# %% ../nbs/13_testing.ipynb #885390d9
+from .protocols import check_image, check_boxes
+from .concept import connected_parts
+
+class ColourConcept:
+    "Stand-in `ConceptSegmenter`: each connected region of a positive exemplar's colour is an instance (known answers)."
+    def __init__(self, tolerance: int = 40, min_area: int = 16):
+        self.tolerance, self.min_area, self.image, self.texts = tolerance, min_area, None, []
+        self.set_image_calls = self.segment_calls = 0
+
+    def set_image(self, image: np.ndarray) -> None:
+        self.image = check_image(image).astype(np.int16)
+        self.set_image_calls += 1
+
+    def _distance(self, boxes) -> np.ndarray:
+        "Per pixel, the max-channel distance to the nearest colour at the centre of `boxes` (inf if none)."
+        d = np.full(self.image.shape[:2], np.inf)
+        for x0, y0, x1, y1 in boxes:                                  # the box's central half: inside an ellipse
+            cx, cy, qx, qy = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 4, (y1 - y0) / 4
+            patch = self.image[int(cy - qy):int(np.ceil(cy + qy)), int(cx - qx):int(np.ceil(cx + qx))]
+            colour = np.median(patch.reshape(-1, 3), axis=0)
+            d = np.minimum(d, np.abs(self.image - colour).max(-1))
+        return d
+
+    def segment(self, text, boxes, box_labels):
+        "`(masks, scores)`: score = 1 - mean colour distance / (2 tolerance), best first; K may be 0."
+        if self.image is None: raise RuntimeError("segment before set_image")
+        b, lab = check_boxes(boxes, box_labels, self.image.shape)
+        self.texts.append(text)
+        self.segment_calls += 1
+        pos, neg = self._distance(b[lab == 1]), self._distance(b[lab == 0])
+        parts, n = connected_parts((pos <= self.tolerance) & (pos <= neg))
+        area = np.bincount(parts.ravel(), minlength=n + 1)[1:]
+        dist = np.bincount(parts.ravel(), weights=np.where(parts > 0, pos, 0).ravel(), minlength=n + 1)[1:]
+        ids = [i for i in np.argsort(dist / np.maximum(area, 1), kind='stable') if area[i] >= self.min_area]
+        masks = np.stack([parts == i + 1 for i in ids]) if ids else np.zeros((0, *parts.shape), bool)
+        return masks, np.array([1 - dist[i] / area[i] / (2 * self.tolerance) for i in ids], np.float32)
+
+LOOKALIKES = ((220, 100, 30), (150, 30, 30), (220, 30, 100), (255, 90, 90))   # 70+ away from red in one channel
+
+def concept_scene(hw, n: int, seed: int = 0, colour=(220, 30, 30), lookalikes: int = 3, noise: int = 6):
+    "`(image, mask, instance masks)`: `n` separate ellipses of `colour` among `lookalikes` of near colours."
+    rng = np.random.default_rng(seed)
+    h, w = int(hw[0]), int(hw[1])
+    img = np.empty((h, w, 3), np.int16)
+    img[:] = _far_colour(rng, colour)
+    for _ in range(8):
+        y0, x0 = rng.integers(0, h), rng.integers(0, w)
+        img[y0:y0 + rng.integers(1, h // 3 + 2), x0:x0 + rng.integers(1, w // 3 + 2)] = _far_colour(rng, colour)
+    yy, xx = np.mgrid[:h, :w]
+    taken, parts = np.zeros((h, w), bool), []
+    for k in range(n + lookalikes):
+        for _ in range(200):
+            ry, rx = rng.uniform(0.06, 0.14) * h, rng.uniform(0.06, 0.14) * w
+            cy, cx = rng.uniform(ry + 1, h - ry - 1), rng.uniform(rx + 1, w - rx - 1)
+            e = ((yy + 0.5 - cy) / ry) ** 2 + ((xx + 0.5 - cx) / rx) ** 2 < 1
+            halo = ((yy + 0.5 - cy) / (ry + 3)) ** 2 + ((xx + 0.5 - cx) / (rx + 3)) ** 2 < 1
+            if e.sum() >= 16 and not (halo & taken).any(): break
+        else: raise ValueError(f"concept_scene: no room for {n + lookalikes} shapes in {w}x{h}")
+        taken |= halo
+        img[e] = colour if k < n else LOOKALIKES[(k - n) % len(LOOKALIKES)]
+        if k < n: parts.append(e)
+    img += rng.integers(-noise, noise + 1, img.shape, dtype=np.int16)
+    mask = np.any(parts, axis=0) if parts else np.zeros((h, w), bool)
+    return np.clip(img, 0, 255).astype(np.uint8), mask, parts
