@@ -78,50 +78,66 @@ def _flag_kind(f) -> dict:
     if f.metadata.get('choices'): kw.update(choices=f.metadata['choices'], metavar=None)
     return kw
 
-def settings_flags(p, cls, title: str):
-    "Declare one flag per field of settings dataclass `cls` in a group `title` (dest `s_<field>`, default: not given)."
+def settings_flags(p, classes, title: str):
+    "One flag per field of the settings dataclass(es) `classes` (dest `s_<field>`, default: not given)."
     from dataclasses import fields
-    g = p.add_argument_group(title, f'defaults from {cls.__name__}, or from --config; flags given override both')
-    for f in fields(cls):
-        h = f.metadata.get('help', '') + f" (default: {f.default})"
-        g.add_argument('--' + f.name.replace('_', '-'), dest=f's_{f.name}', default=None, help=h, **_flag_kind(f))
+    classes = classes if isinstance(classes, (list, tuple)) else [classes]
+    names = ' or '.join(c.__name__ for c in classes)
+    g = p.add_argument_group(title, f'defaults from {names}, or from --config; flags given override both')
+    seen = {}
+    for c in classes:
+        for f in fields(c): seen.setdefault(f.name, []).append((c, f))
+    for name, pairs in seen.items():
+        f = pairs[0][1]
+        where = ', '.join(f"{c.__name__} {x.default}" if len(classes) > 1 else f"{x.default}" for c, x in pairs)
+        g.add_argument('--' + name.replace('_', '-'), dest=f's_{name}', default=None,
+                       help=f.metadata.get('help', '') + f" (default: {where})", **_flag_kind(f))
 
 def settings_from_args(args, cls=None):
     "The settings (`cls`, default `LabelSettings`) of parsed `args`: defaults, then `--config FILE`, then flags given."
-    from dataclasses import replace
+    from dataclasses import replace, fields
     if cls is None: from segwl.pseudolabel import LabelSettings as cls
     s = cls.from_json(args.config) if getattr(args, 'config', None) else cls()
     given = {k[2:]: v for k, v in vars(args).items() if k.startswith('s_') and v is not None}
+    alien = ['--' + k.replace('_', '-') for k in given if k not in {f.name for f in fields(cls)}]
+    if alien: raise SegwlError(f"{', '.join(alien)}: not a setting of {cls.__name__}")
     return replace(s, **given)
 
 # %% ../nbs/12_cli.ipynb #d2b69cfb
 def _label_args(p):
     from segwl.registry import backend_names
+    p.add_argument('--method', choices=['seed', 'canvas'], default='seed',
+                   help="seed: stitch + points + text map, a promptable segmenter (SAM); canvas: references and "
+                        "target on one canvas, a concept segmenter (SAM 3), every instance (default %(default)s)")
     p.add_argument('--reference', nargs=2, action='append', metavar=('IMAGE', 'MASK'), default=[],
-                   help='a labelled image and its mask (same size, nonzero = object)')
+                   help='a labelled image and its mask (same size, nonzero = object); canvas: up to 5')
     p.add_argument('--reference-image', metavar='R', help='the labelled image (same as --reference R M)')
     p.add_argument('--reference-mask', metavar='M', help='its mask')
-    p.add_argument('--text', required=True, metavar='T', help="what the object is, e.g. 'a photo of a cat'")
+    p.add_argument('--text', metavar='T', help="what the object is, e.g. 'a photo of a cat' (canvas: optional)")
     p.add_argument('--images', required=True, metavar='DIR', help='folder of images to label')
     p.add_argument('--out', required=True, metavar='OUT', help='output folder: masks/, manifest.jsonl, config.json')
-    p.add_argument('--segmenter', default='sam-vit_b', choices=backend_names('segmenter'),
-                   help='promptable segmenter, by registry name (default %(default)s)')
+    p.add_argument('--segmenter', choices=backend_names('segmenter') + backend_names('concept'),
+                   help='by registry name: a promptable segmenter for seed (default sam-vit_b), a concept segmenter '
+                        'for canvas (default sam3)')
     p.add_argument('--scorer', default='clip', choices=backend_names('scorer'),
-                   help='text-region scorer, by registry name (default %(default)s)')
+                   help='seed: the text-region scorer, by registry name (default %(default)s)')
     p.add_argument('--models', choices=['real', 'tiny-random'], default='real',
                    help='real: trained weights; tiny-random: tiny untrained twins, for testing only '
                         '(meaningless masks)')
     _backend_option_args(p)
     p.add_argument('--limit', type=int, metavar='N', help='label at most N of the images not done yet')
     p.add_argument('--no-resume', action='store_true', help='start over (empties masks/) instead of resuming')
-    p.add_argument('--config', default=None, metavar='FILE', help='a JSON file of labelling settings (LabelSettings)')
+    p.add_argument('--config', default=None, metavar='FILE', help='a JSON file of labelling settings '
+                                                                  '(LabelSettings, or CanvasSettings for canvas)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     from segwl.pseudolabel import LabelSettings
-    settings_flags(p, LabelSettings, 'labelling settings')
+    from segwl.concept import CanvasSettings
+    settings_flags(p, [LabelSettings, CanvasSettings], 'labelling settings')
 
 # %% ../nbs/12_cli.ipynb #181e964d
-BACKEND_OPTIONS = {'segmenter': dict(checkpoint='sam_checkpoint'),
-                   'scorer': dict(model_name='clip_model', pretrained='clip_pretrained')}
+BACKEND_OPTIONS = {'segmenter': dict(checkpoint='sam_checkpoint', cache_dir='cache_dir'),
+                   'scorer': dict(model_name='clip_model', pretrained='clip_pretrained'),
+                   'concept': dict(cache_dir='cache_dir')}
 
 def _backend_option_args(p):
     p.add_argument('--sam-checkpoint', metavar='P', help='SAM weights file (default: the official one, downloaded, '
@@ -129,6 +145,8 @@ def _backend_option_args(p):
     p.add_argument('--clip-model', metavar='NAME', help='open_clip model name (default ViT-B-32)')
     p.add_argument('--clip-pretrained', metavar='TAG|PATH', help='open_clip pretrained tag or weights file '
                                                                '(default openai)')
+    p.add_argument('--cache-dir', metavar='DIR', help="where downloaded weights are kept (default: the backend's "
+                                                       "own cache: $SEGWL_CACHE, torch hub or the Hugging Face cache)")
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps (default %(default)s)')
 
 # %% ../nbs/12_cli.ipynb #79d2af12
@@ -182,26 +200,43 @@ def images_to_label(folder) -> list:
     raise LayoutError(f"{folder}: no images to label (jpg, png, webp, bmp, tif, gif){hint}")
 
 # %% ../nbs/12_cli.ipynb #75fc4286
-@command('label', 'Pseudo-label a folder of images like one labelled reference image.', _label_args)
+def _seed_labeller(args, refs, device, tiny):
+    "`(PseudoLabeler, models record)` of the seed method for the parsed `args`."
+    from segwl.pseudolabel import PseudoLabeler
+    if len(refs) > 1: raise SegwlError("the seed method takes one reference (--reference once); canvas takes up to 5")
+    if not args.text: raise SegwlError("the seed method needs --text (what the object is, e.g. 'a photo of a cat')")
+    (ref, ref_mask), = refs
+    settings = settings_from_args(args)
+    seg, seg_rec = make_backend('segmenter', args.segmenter or 'sam-vit_b', device, tiny,
+                                **backend_options('segmenter', args))
+    scorer, scorer_rec = make_backend('scorer', args.scorer, device, tiny, **backend_options('scorer', args))
+    labeller = PseudoLabeler(ref, ref_mask, args.text, segmenter=seg, scorer=scorer, settings=settings)
+    return labeller, dict(segmenter=seg_rec, scorer=scorer_rec)
+
+def _canvas_labeller(args, refs, device, tiny):
+    "`(CanvasLabeler, models record)` of the canvas method for the parsed `args`."
+    from segwl.concept import CanvasLabeler, CanvasSettings
+    settings = settings_from_args(args, CanvasSettings)
+    seg, rec = make_backend('concept', args.segmenter or 'sam3', device, tiny, **backend_options('concept', args))
+    return CanvasLabeler(refs, args.text, seg, settings), dict(concept=rec)
+
+# %% ../nbs/12_cli.ipynb #b3bb9db7
+@command('label', 'Pseudo-label a folder of images like one (or a few) labelled reference images.', _label_args)
 def label(args):
     from pathlib import Path
     from segwl.data import resolve_device
-    from segwl.pseudolabel import PseudoLabeler
     from segwl.folder import label_folder
-    settings = settings_from_args(args)
-    refs = _references(args)
-    if len(refs) > 1: raise SegwlError("the seed method takes one reference (--reference once)")
-    (ref, ref_mask), = load_references(refs)
+    pairs = _references(args)
+    refs = load_references(pairs)
     files, device = images_to_label(args.images), resolve_device(args.device)
     tiny = args.models == 'tiny-random'
     if tiny: print(TINY_WARNING, file=sys.stderr)
-    seg, seg_rec = make_backend('segmenter', args.segmenter, device, tiny, **backend_options('segmenter', args))
-    scorer, scorer_rec = make_backend('scorer', args.scorer, device, tiny, **backend_options('scorer', args))
-    pl = PseudoLabeler(ref, ref_mask, args.text, segmenter=seg, scorer=scorer, settings=settings)
-    ref_paths = [dict(image=str(Path(i).resolve()), mask=str(Path(m).resolve())) for i, m in refs]
-    cfg = dict(models=dict(segmenter=seg_rec, scorer=scorer_rec), reference=ref_paths, device=device)
-    n = label_folder(pl, args.images, args.out, resume=not args.no_resume, progress=not args.no_progress, config=cfg,
-                     limit=args.limit)
+    make = _canvas_labeller if args.method == 'canvas' else _seed_labeller
+    labeller, models = make(args, refs, device, tiny)
+    ref_paths = [dict(image=str(Path(i).resolve()), mask=str(Path(m).resolve())) for i, m in pairs]
+    cfg = dict(method=args.method, models=models, reference=ref_paths, device=device)
+    n = label_folder(labeller, args.images, args.out, resume=not args.no_resume, progress=not args.no_progress,
+                     config=cfg, limit=args.limit)
     return _label_summary(n, len(files), args, tiny)
 
 # %% ../nbs/12_cli.ipynb #c242560b

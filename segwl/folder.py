@@ -9,10 +9,11 @@ from pathlib import Path
 from .data import (SegwlError, OutputError, SegwlWarning, load_image, list_images, save_mask, write_text,
                         output_lock, clean_parts, output_error, read_json, short_list)
 from .registry import versions
+import numpy as np
 
 # %% auto #0
 __all__ = ['MANIFEST_KEYS', 'STATUSES', 'RESUME_KEYS', 'manifest_row', 'read_manifest', 'ManifestWriter', 'check_resume',
-           'collisions', 'label_one', 'label_folder']
+           'collisions', 'rle', 'save_instances', 'label_one', 'label_folder']
 
 # %% ../nbs/08_folder.ipynb #7f42a036
 MANIFEST_KEYS = ('file', 'status', 'error', 'score', 'text_score', 'seconds')
@@ -99,7 +100,7 @@ def _start_over(out: Path, masks: Path):
     if old:
         warnings.warn(f"{out}: starting over (no resume): removing {len(old)} mask(s) of the earlier run",
                       SegwlWarning)
-    for p in old: p.unlink()
+    for p in [*old, *(out/'instances').glob('*.json')]: p.unlink()
     (out/'manifest.jsonl').unlink(missing_ok=True)
 
 def _done_rows(out: Path, masks: Path, names: set) -> dict:
@@ -116,7 +117,22 @@ def collisions(files) -> dict:
     return {p: f"{p.name}: same name as {', '.join(q.name for q in g if q != p)} apart from the extension; both "
                f"masks would be masks/{p.stem}.png: rename one" for g in by.values() if len(g) > 1 for p in g}
 
+# %% ../nbs/08_folder.ipynb #1d0f7ccb
+def rle(mask) -> dict:
+    "COCO run-length encoding of an HxW bool mask, JSON-ready (`counts` as text)."
+    from pycocotools import mask as mask_utils
+    r = mask_utils.encode(np.asfortranarray(np.asarray(mask, np.uint8)))
+    return dict(size=[int(v) for v in r['size']], counts=r['counts'].decode('ascii'))
+
+def save_instances(instances, path):
+    "Write `[{rle, score, box}]` of the instances to `path` atomically."
+    rows = [dict(rle=rle(i.mask), score=round(float(i.score), 6),
+                 box=[round(float(v), 2) for v in getattr(i, 'box', ())]) for i in instances]
+    write_text(path, json.dumps(rows) + '\n')
+
 # %% ../nbs/08_folder.ipynb #1c86a7ce
+def _instances_path(mask_path: Path) -> Path: return mask_path.parent.parent/'instances'/f"{mask_path.stem}.json"
+
 def _status(res) -> str:
     "ok, or absent when the labeller found nothing (`present` False)."
     return 'absent' if getattr(res, 'present', True) is False else 'ok'
@@ -128,13 +144,19 @@ def label_one(labeler, path: Path, mask_path: Path, collide: dict) -> dict:
         if path in collide: raise SegwlError(collide[path])
         res = labeler.label(load_image(path))
         save_mask(res.mask, mask_path)
+        extra = {}
+        if getattr(res, 'instances', None) is not None:
+            save_instances(res.instances, _instances_path(mask_path))
+            extra = dict(instances=len(res.instances))
         return manifest_row(path.name, _status(res), None, res.score, getattr(res, 'text_score', None),
-                            time.perf_counter() - t0)
+                            time.perf_counter() - t0, **extra)
     except OutputError: raise
     except Exception as e:
         msg = str(e) if isinstance(e, SegwlError) else f"{type(e).__name__}: {e}"
         if path.name not in msg: msg = f"{path}: {msg}"                    # every error row names its file
-        if path not in collide and mask_path.exists(): mask_path.unlink()  # no stale mask without an ok row
+        if path not in collide:                                          # no stale mask without an ok row
+            mask_path.unlink(missing_ok=True)
+            _instances_path(mask_path).unlink(missing_ok=True)
         return manifest_row(path.name, 'error', msg, seconds=time.perf_counter() - t0)
 
 # %% ../nbs/08_folder.ipynb #63122202

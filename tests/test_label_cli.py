@@ -230,3 +230,74 @@ def test_cli_tiny_models_bad_reference_exit_2(tmp_path, capsys):
         code, out, err = run(capsys, 'label', '--reference-image', tmp_path/img, '--reference-mask', tmp_path/mask, '--text', 't',
                              '--images', EX/'unlabeled'/'images', '--out', tmp_path/'out', '--models', 'tiny-random', '--device', 'cpu')
         assert code == 2 and msg in err, (img, mask, err)
+
+
+# ---------------------------------------------------------------- the canvas method
+@pytest.fixture
+def concept_job(tmp_path):
+    "Three references of different sizes and a folder of scenes with 0 to 3 objects among look-alikes."
+    from segwl.testing import concept_scene
+    refs = []
+    for k, hw in enumerate([(80, 120), (120, 70), (60, 60)]):
+        im, m = synthetic_scene(hw, seed=100 + k)                           # one red ellipse, 15-30% of each side
+        Image.fromarray(im).save(tmp_path/f'ref{k}.png')
+        Image.fromarray(m).save(tmp_path/f'ref{k}_mask.png')
+        refs.append(['--reference', tmp_path/f'ref{k}.png', tmp_path/f'ref{k}_mask.png'])
+    (tmp_path/'imgs').mkdir()
+    truth = {}
+    for k, (hw, n) in enumerate([((90, 140), 0), ((100, 100), 1), ((70, 200), 2), ((160, 90), 3)]):
+        im, m, parts = concept_scene(hw, n, seed=200 + k)
+        Image.fromarray(im).save(tmp_path/'imgs'/f'scene_{n}.png')
+        truth[f'scene_{n}'] = (m, len(parts))
+    return refs, truth
+
+
+@pytest.mark.parametrize('n_refs', [1, 3])
+def test_cli_canvas_counts_instances_and_says_absent(tmp_path, capsys, concept_job, n_refs):
+    refs, truth = concept_job
+    argv = ['label', '--method', 'canvas', '--segmenter', 'colour-concept', *[a for r in refs[:n_refs] for a in r],
+            '--images', tmp_path/'imgs', '--out', tmp_path/'out', '--no-progress']
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and '3 labelled, 1 absent, 0 failed' in out, (out, err)
+    rows = rows_of(tmp_path/'out')
+    for stem, (m, n) in truth.items():
+        r = rows[f'{stem}.png']
+        assert r['status'] == ('absent' if n == 0 else 'ok') and r['instances'] == n, r
+        assert (load_mask(tmp_path/'out'/'masks'/f'{stem}.png') == m).all()
+        assert len(json.loads((tmp_path/'out'/'instances'/f'{stem}.json').read_text())) == n
+    cfg = json.loads((tmp_path/'out'/'config.json').read_text())
+    assert cfg['method'] == 'canvas' and len(cfg['reference']) == n_refs and cfg['text'] is None
+    assert cfg['models'] == dict(concept=dict(name='colour-concept', kind='concept', weights='real'))
+
+
+def test_cli_canvas_settings_and_mistakes(tmp_path, capsys, concept_job):
+    refs, truth = concept_job
+    base = ['label', '--method', 'canvas', '--segmenter', 'colour-concept', *refs[0], '--images', tmp_path/'imgs',
+            '--no-progress']
+    code, out, err = run(capsys, *base, '--out', tmp_path/'a', '--min-score', '0.9', '--layout', 'top')
+    assert code == 0
+    assert json.loads((tmp_path/'a'/'config.json').read_text())['settings']['layout'] == 'top'
+    code, out, err = run(capsys, *base, '--out', tmp_path/'b', '--trials', '3')
+    assert code == 2 and '--trials: not a setting of CanvasSettings' in err
+    code, out, err = run(capsys, *base, '--out', tmp_path/'c', '--segmenter', 'colour-segmenter')
+    assert code == 2 and "concept backend 'colour-segmenter' is not registered" in err
+    many = [a for _ in range(3) for r in refs for a in r]                    # 9 references
+    code, out, err = run(capsys, *base[:5], *many, '--images', tmp_path/'imgs', '--out', tmp_path/'d')
+    assert code == 2 and '5' in err, err
+    code, out, err = run(capsys, 'label', *refs[0], '--images', tmp_path/'imgs', '--out', tmp_path/'e',
+                         '--segmenter', 'colour-segmenter', '--scorer', 'colour-scorer')
+    assert code == 2 and 'needs --text' in err
+
+
+def test_cli_canvas_tiny_sam3_end_to_end(tmp_path, capsys, concept_job):
+    "The tiny random SAM 3 through `segwl label --method canvas`: rows for every image, masks at each image's size."
+    refs, truth = concept_job
+    code, out, err = run(capsys, 'label', '--method', 'canvas', '--segmenter', 'sam3', '--models', 'tiny-random',
+                         '--device', 'cpu', *refs[0], '--text', 'a red ellipse', '--images', tmp_path/'imgs',
+                         '--out', tmp_path/'out', '--no-progress', '--min-score', '0')
+    assert code == 0 and 'MEANINGLESS' in err, err[-2000:]
+    rows = rows_of(tmp_path/'out')
+    assert sorted(rows) == sorted(f'{s}.png' for s in truth) and {r['status'] for r in rows.values()} <= {'ok', 'absent'}
+    for stem, (m, _) in truth.items():
+        assert load_mask(tmp_path/'out'/'masks'/f'{stem}.png').shape == m.shape
+    assert json.loads((tmp_path/'out'/'config.json').read_text())['models']['concept']['weights'] == 'tiny-random'
