@@ -8,13 +8,15 @@ import math, os, socket
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
+from fastcore.basics import patch
+from fastcore.meta import delegates
 from ..data import SegwlError, resolve_device
 from ..protocols import TextRegionScorer, check_image
 
 # %% auto #0
 __all__ = ['MAP_MODES', 'TINY_CLIP_CFG', 'window_starts', 'window_geometry', 'window_boxes', 'map_shape', 'boxes_to_map',
-           'ClipScorer', 'dense_unsupported', 'dense_grid', 'vit_tokens', 'self_self_attention', 'dense_features',
-           'clip_weights']
+           'ClipError', 'ClipScorer', 'dense_unsupported', 'dense_grid', 'vit_tokens', 'self_self_attention',
+           'dense_features', 'clip_weights']
 
 # %% ../../nbs/04_clip.ipynb #3a538385
 def window_starts(length: int, win: int, stride: int) -> list[int]:
@@ -46,7 +48,8 @@ def boxes_to_map(boxes: np.ndarray, values: np.ndarray, h: int, w: int, cell: in
     "Spread each box's value over its pixels, average where boxes overlap, then average into the `map_shape` grid."
     total, count = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
     for (x0, y0, x1, y1), v in zip(boxes, values):
-        total[y0:y1, x0:x1] += v; count[y0:y1, x0:x1] += 1
+        total[y0:y1, x0:x1] += v
+        count[y0:y1, x0:x1] += 1
     per_pixel = total / np.maximum(count, 1)
     rows, cols = map_shape(h, w, cell)
     ry, rx = np.arange(rows) * h // rows, np.arange(cols) * w // cols
@@ -68,8 +71,11 @@ def _input_size(model) -> tuple[int, int]:
     return (s, s) if isinstance(s, int) else tuple(s)
 
 # %% ../../nbs/04_clip.ipynb #6c2ee63e
+class ClipError(SegwlError):
+    "CLIP cannot run: an unknown model, tag or map mode, or weights that cannot be had or are refused."
+
 class ClipScorer:
-    "A `TextRegionScorer` over an open_clip model: a similarity map (dense or windows) to a text, and a whole-image score."
+    "`TextRegionScorer` over an open_clip model: a map (dense or windows) of similarity to a text; a whole-image score."
     def __init__(self, model, preprocess, tokenizer, window: int = 160, stride: int = 80, batch_size: int = 32,
                  map_mode: str = 'auto', dense_side: int = 448, device: str | None = None):
         import torch
@@ -89,11 +95,14 @@ class ClipScorer:
                 f"window={self.window}, stride={self.stride}, dense_side={self.dense_side}, device={self.device!r})")
 
 # %% ../../nbs/04_clip.ipynb #618ee216
-def _dtype(self):
+@patch
+def _dtype(self: ClipScorer):
+    "The dtype of the model's weights (inputs are cast to it)."
     import torch
     return next(iter(self.model.parameters()), torch.empty(0)).dtype
 
-def _text_embedding(self, text: str):
+@patch
+def text_embedding(self: ClipScorer, text: str):
     "Normalised `(D,)` embedding of `text`, computed once per text."
     import torch
     if text not in self.text_cache:
@@ -102,12 +111,14 @@ def _text_embedding(self, text: str):
             self.text_cache[text] = torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)[0]
     return self.text_cache[text]
 
-def _on_device_(self, image: np.ndarray):
+@patch
+def _on_device(self: ClipScorer, image: np.ndarray):
     "`image` as a `(1, 3, H, W)` uint8 tensor on the device."
     import torch
     return torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None]
 
-def _resized_(self, x, size: tuple[int, int]):
+@patch
+def _resized(self: ClipScorer, x, size: tuple[int, int]):
     "uint8 `(B, 3, h, w)` pictures as floats of `size`, resized (antialiased bicubic) and normalised."
     import torch.nn.functional as F
     x = x.float() / 255
@@ -115,35 +126,36 @@ def _resized_(self, x, size: tuple[int, int]):
         x = F.interpolate(x, size=size, mode='bicubic', antialias=True, align_corners=False).clamp_(0, 1)
     return (x - self._mean) / self._std
 
-def _encode_(self, batches):
+@patch
+def _encode(self: ClipScorer, batches):
     "Normalised image embeddings `(N, D)` float32 of an iterable of `(B, 3, h, w)` tensors."
     import torch
+    normalize = torch.nn.functional.normalize
     with torch.inference_mode():
-        return torch.cat([torch.nn.functional.normalize(self.model.encode_image(b.to(_dtype(self))).float(), dim=-1)
-                          for b in batches])
-
-ClipScorer.text_embedding, ClipScorer._on_device, ClipScorer._resized, ClipScorer._encode = (
-    _text_embedding, _on_device_, _resized_, _encode_)
+        return torch.cat([normalize(self.model.encode_image(b.to(self._dtype())).float(), dim=-1) for b in batches])
 
 # %% ../../nbs/04_clip.ipynb #69618114
-def _window_scores(self, image: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray]:
+@patch
+def window_scores(self: ClipScorer, image: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray]:
     "`(boxes, scores)`: the `(N, 4)` `(x0, y0, x1, y1)` windows in image pixels and their cosine similarity to `text`."
     import torch
     check_image(image)
     h, w = image.shape[:2]
     boxes = window_boxes(h, w, self.window, self.stride)
     x, bs = self._on_device(image), max(1, int(self.batch_size))
-    crops = (self._resized(torch.cat([x[..., y0:y1, x0:x1] for x0, y0, x1, y1 in boxes[i:i + bs]]), self.input_size)
-             for i in range(0, len(boxes), bs))
-    scores = self._encode(crops) @ self.text_embedding(text)
+    def crops(i):
+        return self._resized(torch.cat([x[..., y0:y1, x0:x1] for x0, y0, x1, y1 in boxes[i:i + bs]]), self.input_size)
+    scores = self._encode(crops(i) for i in range(0, len(boxes), bs)) @ self.text_embedding(text)
     return boxes, scores.cpu().numpy().astype(np.float32)
 
-def _window_map(self, image: np.ndarray, text: str) -> np.ndarray:
-    "`(rows, cols)` float32 map over the whole image, `map_shape` with cells of the stride used; higher = more like `text`."
+@patch
+def window_map(self: ClipScorer, image: np.ndarray, text: str) -> np.ndarray:
+    "`(rows, cols)` float32 map of the windows: `map_shape` with cells of the stride used; higher = more like `text`."
     boxes, scores = self.window_scores(image, text)
     h, w = image.shape[:2]
     return boxes_to_map(boxes, scores, h, w, window_geometry(h, w, self.window, self.stride)[1])
 
+# %% ../../nbs/04_clip.ipynb #b8db7271
 MAP_MODES = ('auto', 'dense', 'windows')
 
 def dense_unsupported(model) -> str | None:
@@ -151,28 +163,32 @@ def dense_unsupported(model) -> str | None:
     import torch
     from open_clip.transformer import VisionTransformer
     v = getattr(model, 'visual', None)
-    if not isinstance(v, VisionTransformer): return f"its image tower is {type(v).__name__}, not an open_clip VisionTransformer"
+    if not isinstance(v, VisionTransformer):
+        return f"its image tower is {type(v).__name__}, not an open_clip VisionTransformer"
     if v.attn_pool is not None or v.proj is None: return "its ViT pools with attention or has no projection"
     a = getattr(v.transformer.resblocks[-1], 'attn', None)
-    if not (isinstance(a, torch.nn.MultiheadAttention) and a._qkv_same_embed_dim): return "its last block's attention is not a standard MultiheadAttention"
+    if not (isinstance(a, torch.nn.MultiheadAttention) and a._qkv_same_embed_dim):
+        return "its last block's attention is not a standard MultiheadAttention"
+    return None
 
-def _map_kind(self) -> str:
+@patch
+def map_kind(self: ClipScorer) -> str:
     "`'dense'` or `'windows'`: the map `similarity_map` computes with this model and `map_mode`."
     m = self.map_mode
-    if m not in MAP_MODES: raise SegwlError(f"map_mode={m!r}: expected one of {', '.join(map(repr, MAP_MODES))}")
+    if m not in MAP_MODES: raise ClipError(f"map_mode={m!r}: expected one of {', '.join(map(repr, MAP_MODES))}")
     why = None if m == 'windows' else dense_unsupported(self.model)
-    if m == 'dense' and why: raise SegwlError(f"map_mode='dense' needs an open_clip ViT, but {why}; use map_mode='windows'")
+    if m == 'dense' and why:
+        raise ClipError(f"map_mode='dense' needs an open_clip ViT, but {why}; use map_mode='windows'")
     return 'windows' if m == 'windows' or why else 'dense'
 
-def _similarity_map(self, image: np.ndarray, text: str) -> np.ndarray:
+@patch
+def similarity_map(self: ClipScorer, image: np.ndarray, text: str) -> np.ndarray:
     "`(rows, cols)` float32 map covering the whole image (cells scale it down uniformly); higher = more like `text`."
     return (self.dense_map if self.map_kind() == 'dense' else self.window_map)(image, text)
 
-ClipScorer.window_scores, ClipScorer.window_map, ClipScorer.map_kind, ClipScorer.similarity_map = (
-    _window_scores, _window_map, _map_kind, _similarity_map)
-
 # %% ../../nbs/04_clip.ipynb #8d785edc
-def _image_score(self, image: np.ndarray, text: str) -> float:
+@patch
+def image_score(self: ClipScorer, image: np.ndarray, text: str) -> float:
     "Cosine similarity of the whole `image` (letterboxed, not cropped) to `text`."
     import torch
     check_image(image)
@@ -184,24 +200,22 @@ def _image_score(self, image: np.ndarray, text: str) -> float:
     canvas[..., top:top + nh, left:left + nw] = self._resized(self._on_device(image), (nh, nw))
     return float(self._encode([canvas])[0] @ self.text_embedding(text))
 
-ClipScorer.image_score = _image_score
-
 # %% ../../nbs/04_clip.ipynb #d9548642
 TINY_CLIP_CFG = dict(embed_dim=32,
                      vision_cfg=dict(image_size=64, patch_size=16, layers=2, width=64, head_width=32),
                      text_cfg=dict(context_length=16, vocab_size=49408, width=64, heads=2, layers=2))
 
-def _tiny_random(cls, seed: int = 0, device: str = 'cpu', **kw) -> ClipScorer:
-    "A `ClipScorer` over a tiny random-initialised open_clip `CLIP` (same classes as ViT-B-32), deterministic for `seed`."
+@patch(cls_method=True)
+@delegates(ClipScorer.__init__)
+def tiny_random(cls: ClipScorer, seed: int = 0, device: str = 'cpu', **kwargs) -> ClipScorer:
+    "A `ClipScorer` over a tiny random open_clip `CLIP` (the classes of ViT-B-32), the same for the same `seed`."
     import torch, open_clip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = open_clip.model.CLIP(**TINY_CLIP_CFG)
     preprocess = open_clip.image_transform(TINY_CLIP_CFG['vision_cfg']['image_size'], is_train=False)
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=TINY_CLIP_CFG['text_cfg']['context_length'])
-    return cls(model, preprocess, tokenizer, device=device, **kw)
-
-ClipScorer.tiny_random = classmethod(_tiny_random)
+    return cls(model, preprocess, tokenizer, device=device, **kwargs)
 
 # %% ../../nbs/04_clip.ipynb #3b74d901
 def dense_grid(h: int, w: int, side: int, patch: tuple[int, int]) -> tuple[int, int]:
@@ -217,7 +231,8 @@ def vit_tokens(visual, x):
     t, pos = t.flatten(2).transpose(1, 2), visual.positional_embedding.to(t.dtype)
     grid = pos[1:]
     if (gh, gw) != (h0, w0):
-        grid = F.interpolate(grid.reshape(1, h0, w0, -1).permute(0, 3, 1, 2), size=(gh, gw), mode='bicubic', align_corners=False)
+        grid = grid.reshape(1, h0, w0, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(gh, gw), mode='bicubic', align_corners=False)
         grid = grid.permute(0, 2, 3, 1).reshape(gh * gw, -1)
     cls = visual.class_embedding.to(t.dtype).expand(len(t), 1, -1)
     return visual.ln_pre(visual.patch_dropout(torch.cat([cls + pos[:1], t + grid], 1)))
@@ -244,18 +259,17 @@ def dense_features(visual, x):
     return (visual.ln_post(self_self_attention(tr.resblocks[-1], t)[:, 1:]) @ visual.proj).reshape(len(x), gh, gw, -1)
 
 # %% ../../nbs/04_clip.ipynb #0d2aa39b
-def _dense_map(self, image: np.ndarray, text: str) -> np.ndarray:
+@patch
+def dense_map(self: ClipScorer, image: np.ndarray, text: str) -> np.ndarray:
     "`(rows, cols)` float32 map, one cell per patch of one forward pass: cosine similarity of the patch to `text`."
     import torch
     check_image(image)
     v = self.model.visual
     gh, gw = dense_grid(*image.shape[:2], self.dense_side, v.patch_size)
-    x = self._resized(self._on_device(image), (gh * v.patch_size[0], gw * v.patch_size[1])).to(_dtype(self))
+    x = self._resized(self._on_device(image), (gh * v.patch_size[0], gw * v.patch_size[1])).to(self._dtype())
     with torch.inference_mode():
         f = torch.nn.functional.normalize(dense_features(v, x).float(), dim=-1)[0]
         return (f @ self.text_embedding(text)).cpu().numpy().astype(np.float32)
-
-ClipScorer.dense_map = _dense_map
 
 # %% ../../nbs/04_clip.ipynb #905e4225
 def _tag_cfg(model_name: str, tag: str) -> dict:
@@ -345,8 +359,10 @@ def _valid_model_name(model_name: str):
     raise SegwlError(f"unknown CLIP model {model_name!r}; valid names include {', '.join(common)} "
                      f"({len(names)} in all: open_clip.list_models())")
 
-def _from_pretrained(cls, model_name: str = 'ViT-B-32', pretrained: str = 'openai', device: str = 'auto',
-                    cache_dir=None, quick_gelu: bool | None = None, **kw) -> ClipScorer:
+@patch(cls_method=True)
+@delegates(ClipScorer.__init__)
+def from_pretrained(cls: ClipScorer, model_name: str = 'ViT-B-32', pretrained: str = 'openai', device: str = 'auto',
+                    cache_dir=None, quick_gelu: bool | None = None, **kwargs) -> ClipScorer:
     "A `ClipScorer` over open_clip `model_name` with weights `pretrained` (a tag or a checkpoint file path)."
     import open_clip, warnings
     _valid_model_name(model_name)
@@ -356,7 +372,8 @@ def _from_pretrained(cls, model_name: str = 'ViT-B-32', pretrained: str = 'opena
                 **{f'image_{k}': cfg[k] for k in ('mean', 'std', 'interpolation', 'resize_mode') if k in cfg})
     def create(weights_only):
         with warnings.catch_warnings():
-            for m in ('QuickGELU mismatch', '.*TorchScript archive', '.*torch.jit.load'): warnings.filterwarnings('ignore', message=m)
+            for m in ('QuickGELU mismatch', '.*TorchScript archive', '.*torch.jit.load'):
+                warnings.filterwarnings('ignore', message=m)
             return open_clip.create_model_and_transforms(model_name, pretrained=str(path), device=device,
                                                          weights_only=weights_only, **args)
     try:
@@ -366,6 +383,4 @@ def _from_pretrained(cls, model_name: str = 'ViT-B-32', pretrained: str = 'opena
             model, _, preprocess = create(False)
     except Exception as e:
         raise SegwlError(f"cannot load CLIP weights {path} into {model_name}: {e}") from None
-    return cls(model, preprocess, open_clip.get_tokenizer(model_name), device=device, **kw)
-
-ClipScorer.from_pretrained = classmethod(_from_pretrained)
+    return cls(model, preprocess, open_clip.get_tokenizer(model_name), device=device, **kwargs)
