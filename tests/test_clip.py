@@ -1,5 +1,5 @@
 "ClipScorer: window geometry with a stand-in of known answer, batching, caching, weights and the offline error."
-import json, socket, time
+import hashlib, json, socket
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np
@@ -153,7 +153,15 @@ def test_tiny_deterministic(photo):
     a, b, c = (ClipScorer.tiny_random(seed=s) for s in (0, 0, 1))
     assert a.image_score(photo, 'cat') == pytest.approx(b.image_score(photo, 'cat'), abs=1e-6)
     assert a.image_score(photo, 'cat') != pytest.approx(c.image_score(photo, 'cat'), abs=1e-6)
-    assert -1 <= a.image_score(photo, 'cat') <= 1
+
+
+def test_image_score_is_open_clips_cosine(tiny, photo):
+    "At the input size nothing is letterboxed or resized: the score is the cosine open_clip's own pipeline gives."
+    sq = photo[:64, :64]
+    with torch.inference_mode():
+        e = tiny.model.encode_image(tiny.preprocess(Image.fromarray(sq))[None])
+        t = tiny.model.encode_text(tiny.tokenizer(['a cat']))
+    assert tiny.image_score(sq, 'a cat') == pytest.approx(torch.cosine_similarity(e, t).item(), abs=1e-5)
 
 
 # --- weights -----------------------------------------------------------------------------------------------------
@@ -168,6 +176,10 @@ def test_local_file_loads(tmp_path, tiny, photo):
     assert sc.image_score(photo, 'a cat') == pytest.approx(tiny.image_score(photo, 'a cat'), abs=1e-5)
     np.testing.assert_allclose(sc.similarity_map(photo, 'a cat'), tiny.similarity_map(photo, 'a cat'), atol=1e-5)
     np.testing.assert_allclose(sc.dense_map(photo, 'a cat'), tiny.dense_map(photo, 'a cat'), atol=1e-5)
+    from safetensors.torch import save_file                # the same weights as safetensors, under any name
+    save_file(tiny.model.state_dict(), tmp_path/'tiny.bin')
+    sc = ClipScorer.from_pretrained('segwl-tiny', pretrained=str(tmp_path/'tiny.bin'), device='cpu')
+    assert sc.image_score(photo, 'a cat') == pytest.approx(tiny.image_score(photo, 'a cat'), abs=1e-5)
     # a file of the wrong shapes is refused with the file's name
     torch.save({'nothing': torch.zeros(1)}, tmp_path/'bad.pt')
     with pytest.raises(SegwlError, match='bad.pt'):
@@ -182,30 +194,48 @@ def test_weights_only_refuses_pickled_code(tmp_path):
     class Evil:                                       # unpickling it would run code (create a file)
         def __reduce__(self): return (Path.touch, (flag,))
     torch.save({'state_dict': Evil()}, tmp_path/'evil.pt')
-    with pytest.raises(SegwlError, match='evil.pt'):
+    with pytest.raises(SegwlError, match=r'evil\.pt: cannot be read.*pickled Python objects'):
         ClipScorer.from_pretrained('segwl-tiny', pretrained=str(tmp_path/'evil.pt'), device='cpu')
     assert not flag.exists()
 
 
-@pytest.mark.filterwarnings("ignore::FutureWarning")
-def test_torchscript_archive_loads(tmp_path, tiny, photo):
-    "OpenAI's own ViT-B-32.pt is a TorchScript archive: torch.load refuses it under weights_only, torch.jit.load reads it."
-    import open_clip
-    (tmp_path/'segwl-tiny.json').write_text(json.dumps(TINY_CLIP_CFG))
-    open_clip.add_model_config(tmp_path/'segwl-tiny.json')
+def _scripted_copy(model, path):
+    "A TorchScript archive holding `model`'s tensors under the same names, as OpenAI's .pt files do."
     class Box(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor: return x
     root = Box()
-    for k, v in tiny.model.state_dict().items():            # a scripted module holding the same tensors
-        *path, name = k.split('.')
+    for k, v in model.state_dict().items():
+        *path_, name = k.split('.')
         m = root
-        for p in path:
+        for p in path_:
             if not hasattr(m, p): m.add_module(p, Box())
             m = getattr(m, p)
         m.register_buffer(name, v.clone())
-    torch.jit.save(torch.jit.script(root), tmp_path/'jit.pt')
+    torch.jit.save(torch.jit.script(root), path)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_torchscript_archive_only_if_official(tmp_path, tiny, photo, monkeypatch):
+    "A TorchScript archive is refused unless its SHA-256 is in the official table; then it loads like OpenAI's."
+    import open_clip
+    from segwl.backends import clip
+    (tmp_path/'segwl-tiny.json').write_text(json.dumps(TINY_CLIP_CFG))
+    open_clip.add_model_config(tmp_path/'segwl-tiny.json')
+    _scripted_copy(tiny.model, tmp_path/'jit.pt')
+    with pytest.raises(SegwlError, match=r"jit\.pt: a TorchScript archive .* not one of OpenAI's official files"):
+        ClipScorer.from_pretrained('segwl-tiny', str(tmp_path/'jit.pt'), device='cpu')
+    monkeypatch.setitem(clip.OPENAI_TORCHSCRIPT, hashlib.sha256((tmp_path/'jit.pt').read_bytes()).hexdigest(), 'jit.pt')
     sc = ClipScorer.from_pretrained('segwl-tiny', str(tmp_path/'jit.pt'), device='cpu')
     assert sc.image_score(photo, 'a cat') == pytest.approx(tiny.image_score(photo, 'a cat'), abs=1e-5)
+
+
+def test_official_table_is_openais():
+    "The table's hashes are the folder names of OpenAI's download URLs in open_clip's pretrained table."
+    import open_clip.pretrained as pt
+    from segwl.backends.clip import OPENAI_TORCHSCRIPT
+    urls = [c['url'] for m in pt._PRETRAINED.values() for c in m.values() if 'openaipublic' in c.get('url', '')]
+    assert OPENAI_TORCHSCRIPT == {u.split('/')[-2]: u.split('/')[-1] for u in urls}
+    assert len(OPENAI_TORCHSCRIPT) == 9 and all(len(h) == 64 for h in OPENAI_TORCHSCRIPT)
 
 
 def test_known_download_gets_its_tag_settings(tmp_path):
@@ -223,13 +253,21 @@ def test_unknown_names():
     with pytest.raises(SegwlError, match='file not found'): clip_weights('ViT-B-32', '/nowhere/weights.pt')
 
 
+def _count_downloads(monkeypatch):
+    import open_clip
+    tried = []
+    monkeypatch.setattr(open_clip.pretrained, 'download_pretrained', lambda *a, **k: tried.append(a))
+    return tried
+
+
 def test_offline_error_forced(monkeypatch, tmp_path):
+    "Offline mode: the error comes without a download attempt (open_clip's would retry for a minute)."
     from huggingface_hub import constants
     monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', True)
-    t = time.time()
+    tried = _count_downloads(monkeypatch)
     with pytest.raises(SegwlError) as e:
         ClipScorer.from_pretrained('ViT-B-32', 'openai', device='cpu', cache_dir=str(tmp_path))
-    assert time.time() - t < 5
+    assert tried == []
     msg = str(e.value)
     for part in ('ViT-B-32', 'openai', 'timm/vit_base_patch32_clip_224.openai', 'openaipublic',
                  '--clip-pretrained /path/to/file', 'HF_HUB_OFFLINE'):
@@ -241,13 +279,15 @@ def _online(host='huggingface.co'):
     except OSError: return False
 
 
-def test_offline_error_for_real(tmp_path):
-    "Without network (as here) the error comes at once, not after open_clip's minute of retries."
+def test_offline_error_for_real(tmp_path, monkeypatch):
+    "Without network (as here) the error comes after one connection attempt, not after open_clip's minute of retries."
     if _online(): pytest.skip('huggingface.co is reachable: this test is about machines without network')
-    t = time.time()
+    tried, connects = _count_downloads(monkeypatch), []
+    connect = socket.create_connection
+    monkeypatch.setattr(socket, 'create_connection', lambda *a, **k: (connects.append(a[0]), connect(*a, **k))[1])
     with pytest.raises(SegwlError, match='cannot reach huggingface.co') as e:
         ClipScorer.from_pretrained('ViT-B-32', 'laion2b_s34b_b79k', device='cpu', cache_dir=str(tmp_path))
-    assert time.time() - t < 15
+    assert tried == [] and connects == [('huggingface.co', 443)]
     assert 'laion/CLIP-ViT-B-32-laion2B-s34B-b79K' in str(e.value)
 
 
