@@ -9,10 +9,10 @@ from ..protocols import PromptableSegmenter, check_image, check_prompts
 
 # %% auto #0
 __all__ = ['SAM_BASE_URL', 'SAM_CHECKPOINTS', 'SAM_ARCHS', 'SamError', 'SamSegmenter', 'tiny_sam', 'sam_cache_dir', 'file_md5',
-           'sam_checkpoint', 'load_sam']
+           'sam_stamp_dir', 'checked_md5', 'sam_checkpoint', 'sam_state_dict', 'load_sam']
 
 # %% ../../nbs/05_sam.ipynb #f738bbc3
-import hashlib, os
+import hashlib, os, re
 from functools import partial
 from pathlib import Path
 import torch
@@ -97,21 +97,37 @@ def file_md5(path, chunk: int = 1 << 20) -> str:
         while b := f.read(chunk): h.update(b)
     return h.hexdigest()
 
-def _stamp(path: Path, md5: str) -> str:
-    st = path.stat()
-    return f"{md5} {st.st_size} {st.st_mtime_ns}"
+# %% ../../nbs/05_sam.ipynb #a84dc071
+def sam_stamp_dir() -> Path:
+    "Where hash stamps live: `$SEGWL_STATE`, else `$XDG_STATE_HOME/segwl`, else `~/.local/state/segwl`; `verified/`."
+    state = os.environ.get('XDG_STATE_HOME') or Path.home()/'.local'/'state'
+    return Path(os.environ.get('SEGWL_STATE') or Path(state)/'segwl')/'verified'
 
-def _verified(path: Path, md5: str) -> bool:
-    "Whether `path` has MD5 `md5`; hashed once, then remembered in a `.md5-ok` marker while size and mtime hold."
-    ok = path.with_name(path.name + '.md5-ok')
-    if ok.exists() and ok.read_text().strip() == _stamp(path, md5): return True
-    if file_md5(path) != md5: return False
-    _remember(path, md5)
-    return True
+def _stamp_file(path: Path) -> Path:
+    key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]
+    return sam_stamp_dir()/f"{Path(path).name}.{key}.md5-ok"
+
+def _stamp(path: Path, md5: str) -> str:
+    "What must still hold of a hashed file: its MD5, size, modification and change times, device and inode."
+    st = path.stat()
+    return f"{md5} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_dev} {st.st_ino}"
 
 def _remember(path: Path, md5: str):
-    try: path.with_name(path.name + '.md5-ok').write_text(_stamp(path, md5))
-    except OSError: pass   # a read-only cache only costs a re-hash next time
+    "Stamp `path` as having MD5 `md5`; a state folder that cannot be written only costs a hash next time."
+    stamp = _stamp_file(path)
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(_stamp(path, md5))
+    except OSError: pass
+
+def checked_md5(path: Path, md5: str) -> str:
+    "The MD5 of `path`: `md5` while this user's stamp of it holds, else hashed (and stamped when it is `md5`)."
+    try:
+        if _stamp_file(path).read_text().strip() == _stamp(path, md5): return md5
+    except OSError: pass
+    got = file_md5(path)
+    if got == md5: _remember(path, md5)
+    return got
 
 # %% ../../nbs/05_sam.ipynb #f7969621
 def _entry(sam_type):
@@ -128,9 +144,9 @@ def sam_checkpoint(sam_type: str = 'vit_b', cache_dir=None, base_url: str | None
     base = base_url or os.environ.get('SEGWL_SAM_BASE_URL') or SAM_BASE_URL
     url = base.rstrip('/') + '/' + name
     if dest.exists():
-        if _verified(dest, md5): return dest
-        raise SamError(f"cached SAM checkpoint {dest} is damaged or not the official file (MD5 {file_md5(dest)}, "
-                       f"expected {md5}): delete it to download it again from {url}, or pass --sam-checkpoint PATH")
+        if (got := checked_md5(dest, md5)) == md5: return dest
+        raise SamError(f"cached SAM checkpoint {dest} is damaged or not the official file (MD5 {got}, expected "
+                       f"{md5}): delete it to download it again from {url}, or pass --sam-checkpoint PATH")
     try:
         with atomic_path(dest) as tmp:
             torch.hub.download_url_to_file(url, str(tmp), hash_prefix=None, progress=progress)
@@ -146,6 +162,30 @@ def sam_checkpoint(sam_type: str = 'vit_b', cache_dir=None, base_url: str | None
     _remember(dest, md5)
     return dest
 
+# %% ../../nbs/05_sam.ipynb #849c2cd8
+def _why_refused(e: Exception) -> str:
+    "Why `torch.load(weights_only=True)` refused a file, in one line."
+    s = str(e)
+    if 'TorchScript' in s: return "it is a TorchScript archive, a program: loading it would run its code"
+    if m := re.search(r'Unsupported global: GLOBAL (\S+)', s):
+        return f"it holds pickled Python objects ({m[1]}), not just tensors, and unpickling them could run code"
+    if 'WeightsUnpickler' in s: return "it holds pickled Python objects, not just tensors: unpickling could run code"
+    first = s.strip().splitlines()[0][:200] if s.strip() else 'no detail'
+    return f"{type(e).__name__}: {first}"
+
+def sam_state_dict(path) -> dict:
+    "The tensors of SAM checkpoint `path` (a state dict, or one under `'model'`), read with `weights_only=True`."
+    path = Path(path)
+    if not path.is_file(): raise SamError(f"SAM checkpoint {path}: file not found")
+    try: sd = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise SamError(f"SAM checkpoint {path}: cannot be read as a weights file ({_why_refused(e)}); "
+                       f"is it a complete SAM .pth?") from None
+    if isinstance(sd, dict) and isinstance(sd.get('model'), dict): sd = sd['model']
+    if not (isinstance(sd, dict) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items())):
+        raise SamError(f"SAM checkpoint {path}: not a state dict (a dict of named tensors) but a {type(sd).__name__}")
+    return sd
+
 # %% ../../nbs/05_sam.ipynb #1e78615b
 SAM_ARCHS = {'vit_b': (768, 12), 'vit_l': (1024, 24), 'vit_h': (1280, 32)}   # encoder width, depth
 
@@ -157,20 +197,14 @@ def _sam_builder(sam_type):
 
 def _arch_of(sd) -> tuple[int, int] | None:
     w = sd.get('image_encoder.patch_embed.proj.weight')
-    if w is None: return None
+    if w is None or w.ndim != 4: return None
     depth = len({k.split('.')[2] for k in sd if k.startswith('image_encoder.blocks.')})
     return int(w.shape[0]), depth
 
 def load_sam(path, sam_type: str = 'vit_b'):
     "A `Sam` model of architecture `sam_type` with the weights in `path`, loaded with `weights_only=True`."
-    path = Path(path)
-    if not path.is_file(): raise SamError(f"SAM checkpoint {path}: file not found")
-    try: sd = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise SamError(f"SAM checkpoint {path}: cannot be read as a weights file ({type(e).__name__}: "
-                       f"{str(e).splitlines()[0] if str(e) else ''}); is it a complete SAM .pth?") from None
-    if isinstance(sd, dict) and isinstance(sd.get('model'), dict): sd = sd['model']
-    arch = _arch_of(sd) if isinstance(sd, dict) else None
+    sd = sam_state_dict(path)
+    arch = _arch_of(sd)
     if arch is None: raise SamError(f"SAM checkpoint {path}: not a SAM state dict (no image_encoder weights)")
     named = {v: k for k, v in SAM_ARCHS.items()}.get(arch)
     if sam_type in SAM_ARCHS and arch != SAM_ARCHS[sam_type]:
