@@ -30,11 +30,16 @@ class RedModel(torch.nn.Module):
 def tokens(texts): return torch.zeros(len(texts), 1, dtype=torch.long)
 
 def red_square(h, w, x0, y0, side):
-    im = np.full((h, w, 3), 90, np.uint8); im[y0:y0 + side, x0:x0 + side] = (230, 20, 20); return im
+    im = np.full((h, w, 3), 90, np.uint8)
+    im[y0:y0 + side, x0:x0 + side] = (230, 20, 20)
+    return im
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1); yield; torch.set_num_threads(n)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 @pytest.fixture(scope='module')
 def tiny():
@@ -86,7 +91,8 @@ def test_attributes_changed_after_construction():
     red = RedModel()
     sc = ClipScorer(red, None, tokens, window=160, stride=80, batch_size=100)
     im = red_square(357, 500, 200, 130, 90)
-    sc.similarity_map(im, 'red'); n_default = red.batches[-1]
+    sc.similarity_map(im, 'red')
+    n_default = red.batches[-1]
     sc.window, sc.stride = 100, 50
     m = sc.similarity_map(im, 'red')
     assert red.batches[-1] > n_default and m.shape == map_shape(357, 500, 50)
@@ -105,7 +111,8 @@ def test_image_score_whole_image_not_centre_crop():
 
 def test_bad_image_refused():
     sc = ClipScorer(RedModel(), None, tokens)
-    for bad in [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 4), np.uint8), np.zeros((10, 10, 3)), np.zeros((0, 5, 3), np.uint8)]:
+    for bad in [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 4), np.uint8), np.zeros((10, 10, 3)),
+                np.zeros((0, 5, 3), np.uint8)]:
         with pytest.raises(ValueError, match='HxWx3 uint8|image is empty'): sc.similarity_map(bad, 'x')
 
 
@@ -124,13 +131,16 @@ def test_batched_equals_one_at_a_time(tiny, photo):
     tiny.model.encode_image = lambda x, **k: (calls.append(len(x)), enc(x, **k))[1]
     try:
         n = len(window_boxes(150, 200, 64, 32))
-        tiny.batch_size = 16; m16 = tiny.similarity_map(photo, 'a photo of a cat')
+        tiny.batch_size = 16
+        m16 = tiny.similarity_map(photo, 'a photo of a cat')
         assert calls == [16] * (n // 16) + ([n % 16] if n % 16 else [])
         calls.clear()
-        tiny.batch_size = 1; m1 = tiny.similarity_map(photo, 'a photo of a cat')
+        tiny.batch_size = 1
+        m1 = tiny.similarity_map(photo, 'a photo of a cat')
         assert calls == [1] * n
     finally:
-        del tiny.model.encode_image; tiny.batch_size = 16
+        del tiny.model.encode_image
+        tiny.batch_size = 16
     np.testing.assert_allclose(m1, m16, atol=1e-5)
     assert m16.std() > 0
 
@@ -141,7 +151,8 @@ def test_text_embedding_once_per_text(photo):
     enc = sc.model.encode_text
     sc.model.encode_text = lambda t, **k: (calls.append(t.shape[0]), enc(t, **k))[1]
     for _ in range(3):
-        sc.similarity_map(photo, 'a cat'); sc.image_score(photo, 'a cat')
+        sc.similarity_map(photo, 'a cat')
+        sc.image_score(photo, 'a cat')
     assert len(calls) == 1
     sc.similarity_map(photo, 'a dog')
     assert len(calls) == 2 and set(sc.text_cache) == {'a cat', 'a dog'}
@@ -171,8 +182,8 @@ def test_local_file_loads(tmp_path, tiny, photo):
     (tmp_path/'segwl-tiny.json').write_text(json.dumps(TINY_CLIP_CFG))
     open_clip.add_model_config(tmp_path/'segwl-tiny.json')
     torch.save(tiny.model.state_dict(), tmp_path/'tiny.pt')
-    sc = ClipScorer.from_pretrained('segwl-tiny', pretrained=str(tmp_path/'tiny.pt'), device='cpu', window=64, stride=32,
-                                    map_mode='windows')
+    sc = ClipScorer.from_pretrained('segwl-tiny', pretrained=str(tmp_path/'tiny.pt'), device='cpu', window=64,
+                                    stride=32, map_mode='windows')
     assert sc.image_score(photo, 'a cat') == pytest.approx(tiny.image_score(photo, 'a cat'), abs=1e-5)
     np.testing.assert_allclose(sc.similarity_map(photo, 'a cat'), tiny.similarity_map(photo, 'a cat'), atol=1e-5)
     np.testing.assert_allclose(sc.dense_map(photo, 'a cat'), tiny.dense_map(photo, 'a cat'), atol=1e-5)
@@ -275,8 +286,9 @@ def test_offline_error_forced(monkeypatch, tmp_path):
 
 
 def _online(host='huggingface.co'):
-    try: socket.create_connection((host, 443), timeout=3).close(); return True
+    try: socket.create_connection((host, 443), timeout=3).close()
     except OSError: return False
+    return True
 
 
 def test_offline_error_for_real(tmp_path, monkeypatch):
@@ -322,7 +334,8 @@ def test_dense_map_is_one_forward_pass(photo):
             calls.clear()
             m = sc.similarity_map(np.zeros((*hw, 3), np.uint8) + 128, 'a cat')
             assert m.shape == grid and calls == [(1, 3, grid[0] * 16, grid[1] * 16)]
-        sc.map_mode = 'windows'; calls.clear()
+        sc.map_mode = 'windows'
+        calls.clear()
         sc.similarity_map(photo, 'a cat')                 # 6 windows, one batch
         assert sc.map_kind() == 'windows' and len(calls) == 1 and calls[0][0] == len(window_boxes(150, 200, 160, 80))
     finally: h.remove()
@@ -331,7 +344,8 @@ def test_dense_map_is_one_forward_pass(photo):
 def test_dense_map_refused_on_other_towers():
     class NotViT(torch.nn.Module):
         def __init__(self):
-            super().__init__(); self.visual = SimpleNamespace(image_size=32, image_mean=(0, 0, 0), image_std=(1, 1, 1))
+            super().__init__()
+            self.visual = SimpleNamespace(image_size=32, image_mean=(0, 0, 0), image_std=(1, 1, 1))
     sc = ClipScorer(NotViT(), None, lambda t: torch.zeros(len(t), 1, dtype=torch.long), map_mode='dense')
     with pytest.raises(SegwlError, match="SimpleNamespace, not an open_clip VisionTransformer.*map_mode='windows'"):
         sc.similarity_map(np.zeros((40, 40, 3), np.uint8), 'x')

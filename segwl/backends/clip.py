@@ -157,7 +157,7 @@ def window_map(self: ClipScorer, image: np.ndarray, text: str) -> np.ndarray:
     h, w = image.shape[:2]
     return boxes_to_map(boxes, scores, h, w, window_geometry(h, w, self.window, self.stride)[1])
 
-# %% ../../nbs/04_clip.ipynb #315830f2
+# %% ../../nbs/04_clip.ipynb #9d21adb9
 MAP_MODES = ('auto', 'dense', 'windows')
 
 def dense_unsupported(model) -> str | None:
@@ -364,7 +364,7 @@ def _same_file(cfg: dict, p: Path) -> bool:
     repo = os.path.split(cfg.get('hf_hub', ''))[0]
     return bool(repo) and f"models--{repo.replace('/', '--')}" in str(p.resolve())
 
-# %% ../../nbs/04_clip.ipynb #08ff355e
+# %% ../../nbs/04_clip.ipynb #32ea1a70
 OPENAI_TORCHSCRIPT = {   # full SHA-256 of OpenAI's CLIP .pt files (TorchScript), the folder names of their URLs
     'afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762': 'RN50.pt',
     '8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599': 'RN101.pt',
@@ -388,7 +388,7 @@ def weights_format(path) -> str:
     with zipfile.ZipFile(path) as z: names = z.namelist()
     return 'torchscript' if any(n.split('/', 1)[-1] == 'constants.pkl' for n in names) else 'pickle'
 
-# %% ../../nbs/04_clip.ipynb #3f496d5c
+# %% ../../nbs/04_clip.ipynb #5412c052
 def _why_refused(e: Exception) -> str:
     "Why `torch.load(weights_only=True)` refused a file, in one line (never torch's advice to switch the check off)."
     s = str(e)
@@ -414,7 +414,7 @@ def _official_torchscript(path: Path) -> dict:
         sd = torch.jit.load(io.BytesIO(data), map_location='cpu').state_dict()
     return {k: v for k, v in sd.items() if k not in ('input_resolution', 'context_length', 'vocab_size')}
 
-# %% ../../nbs/04_clip.ipynb #648bbaef
+# %% ../../nbs/04_clip.ipynb #89cc55dc
 def _tensors(obj, path) -> dict:
     "The state dict in a loaded checkpoint (`obj['state_dict']` or `obj`), without DataParallel's `module.` prefix."
     import torch
@@ -435,13 +435,14 @@ def clip_state_dict(path) -> dict | None:
         if kind == 'safetensors':
             from safetensors.torch import load_file
             return _tensors(load_file(path), path)
-        return _tensors(torch.load(path, map_location='cpu', weights_only=True), path)
+        with open(path, 'rb') as f:                      # a file, not a name: torch would pick a reader by suffix
+            return _tensors(torch.load(f, map_location='cpu', weights_only=True), path)
     except ClipError: raise
     except Exception as e:
         raise ClipError(f"CLIP weights {path}: cannot be read as a weights file ({_why_refused(e)}); pass a "
                         f"state-dict (.pt, .bin) or .safetensors file, or an open_clip tag") from None
 
-# %% ../../nbs/04_clip.ipynb #b0d28a38
+# %% ../../nbs/04_clip.ipynb #74950f10
 def load_clip_state(model, sd: dict):
     "Load state dict `sd` into open_clip `model` (strict), converting older layouts as open_clip's `load_checkpoint`."
     import torch
@@ -488,7 +489,7 @@ def _empty_clip(model_name: str, cfg: dict, quick_gelu: bool | None = None):
                                                                      force_quick_gelu=gelu, **args)
     return model, preprocess
 
-# %% ../../nbs/04_clip.ipynb #10de8511
+# %% ../../nbs/04_clip.ipynb #d3a2361c
 @patch(cls_method=True)
 @delegates(ClipScorer.__init__)
 def from_pretrained(cls: ClipScorer, model_name: str = 'ViT-B-32', pretrained: str = 'openai', device: str = 'auto',
