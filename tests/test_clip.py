@@ -1,5 +1,5 @@
 "ClipScorer: window geometry with a stand-in of known answer, batching, caching, weights and the offline error."
-import json, socket, time
+import hashlib, json, socket
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np
@@ -30,11 +30,16 @@ class RedModel(torch.nn.Module):
 def tokens(texts): return torch.zeros(len(texts), 1, dtype=torch.long)
 
 def red_square(h, w, x0, y0, side):
-    im = np.full((h, w, 3), 90, np.uint8); im[y0:y0 + side, x0:x0 + side] = (230, 20, 20); return im
+    im = np.full((h, w, 3), 90, np.uint8)
+    im[y0:y0 + side, x0:x0 + side] = (230, 20, 20)
+    return im
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1); yield; torch.set_num_threads(n)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 @pytest.fixture(scope='module')
 def tiny():
@@ -86,7 +91,8 @@ def test_attributes_changed_after_construction():
     red = RedModel()
     sc = ClipScorer(red, None, tokens, window=160, stride=80, batch_size=100)
     im = red_square(357, 500, 200, 130, 90)
-    sc.similarity_map(im, 'red'); n_default = red.batches[-1]
+    sc.similarity_map(im, 'red')
+    n_default = red.batches[-1]
     sc.window, sc.stride = 100, 50
     m = sc.similarity_map(im, 'red')
     assert red.batches[-1] > n_default and m.shape == map_shape(357, 500, 50)
@@ -105,7 +111,8 @@ def test_image_score_whole_image_not_centre_crop():
 
 def test_bad_image_refused():
     sc = ClipScorer(RedModel(), None, tokens)
-    for bad in [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 4), np.uint8), np.zeros((10, 10, 3)), np.zeros((0, 5, 3), np.uint8)]:
+    for bad in [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 4), np.uint8), np.zeros((10, 10, 3)),
+                np.zeros((0, 5, 3), np.uint8)]:
         with pytest.raises(ValueError, match='HxWx3 uint8|image is empty'): sc.similarity_map(bad, 'x')
 
 
@@ -124,13 +131,16 @@ def test_batched_equals_one_at_a_time(tiny, photo):
     tiny.model.encode_image = lambda x, **k: (calls.append(len(x)), enc(x, **k))[1]
     try:
         n = len(window_boxes(150, 200, 64, 32))
-        tiny.batch_size = 16; m16 = tiny.similarity_map(photo, 'a photo of a cat')
+        tiny.batch_size = 16
+        m16 = tiny.similarity_map(photo, 'a photo of a cat')
         assert calls == [16] * (n // 16) + ([n % 16] if n % 16 else [])
         calls.clear()
-        tiny.batch_size = 1; m1 = tiny.similarity_map(photo, 'a photo of a cat')
+        tiny.batch_size = 1
+        m1 = tiny.similarity_map(photo, 'a photo of a cat')
         assert calls == [1] * n
     finally:
-        del tiny.model.encode_image; tiny.batch_size = 16
+        del tiny.model.encode_image
+        tiny.batch_size = 16
     np.testing.assert_allclose(m1, m16, atol=1e-5)
     assert m16.std() > 0
 
@@ -141,7 +151,8 @@ def test_text_embedding_once_per_text(photo):
     enc = sc.model.encode_text
     sc.model.encode_text = lambda t, **k: (calls.append(t.shape[0]), enc(t, **k))[1]
     for _ in range(3):
-        sc.similarity_map(photo, 'a cat'); sc.image_score(photo, 'a cat')
+        sc.similarity_map(photo, 'a cat')
+        sc.image_score(photo, 'a cat')
     assert len(calls) == 1
     sc.similarity_map(photo, 'a dog')
     assert len(calls) == 2 and set(sc.text_cache) == {'a cat', 'a dog'}
@@ -153,7 +164,15 @@ def test_tiny_deterministic(photo):
     a, b, c = (ClipScorer.tiny_random(seed=s) for s in (0, 0, 1))
     assert a.image_score(photo, 'cat') == pytest.approx(b.image_score(photo, 'cat'), abs=1e-6)
     assert a.image_score(photo, 'cat') != pytest.approx(c.image_score(photo, 'cat'), abs=1e-6)
-    assert -1 <= a.image_score(photo, 'cat') <= 1
+
+
+def test_image_score_is_open_clips_cosine(tiny, photo):
+    "At the input size nothing is letterboxed or resized: the score is the cosine open_clip's own pipeline gives."
+    sq = photo[:64, :64]
+    with torch.inference_mode():
+        e = tiny.model.encode_image(tiny.preprocess(Image.fromarray(sq))[None])
+        t = tiny.model.encode_text(tiny.tokenizer(['a cat']))
+    assert tiny.image_score(sq, 'a cat') == pytest.approx(torch.cosine_similarity(e, t).item(), abs=1e-5)
 
 
 # --- weights -----------------------------------------------------------------------------------------------------
@@ -163,11 +182,15 @@ def test_local_file_loads(tmp_path, tiny, photo):
     (tmp_path/'segwl-tiny.json').write_text(json.dumps(TINY_CLIP_CFG))
     open_clip.add_model_config(tmp_path/'segwl-tiny.json')
     torch.save(tiny.model.state_dict(), tmp_path/'tiny.pt')
-    sc = ClipScorer.from_pretrained('segwl-tiny', pretrained=str(tmp_path/'tiny.pt'), device='cpu', window=64, stride=32,
-                                    map_mode='windows')
+    sc = ClipScorer.from_pretrained('segwl-tiny', pretrained=str(tmp_path/'tiny.pt'), device='cpu', window=64,
+                                    stride=32, map_mode='windows')
     assert sc.image_score(photo, 'a cat') == pytest.approx(tiny.image_score(photo, 'a cat'), abs=1e-5)
     np.testing.assert_allclose(sc.similarity_map(photo, 'a cat'), tiny.similarity_map(photo, 'a cat'), atol=1e-5)
     np.testing.assert_allclose(sc.dense_map(photo, 'a cat'), tiny.dense_map(photo, 'a cat'), atol=1e-5)
+    from safetensors.torch import save_file                # the same weights as safetensors, under any name
+    save_file(tiny.model.state_dict(), tmp_path/'tiny.bin')
+    sc = ClipScorer.from_pretrained('segwl-tiny', pretrained=str(tmp_path/'tiny.bin'), device='cpu')
+    assert sc.image_score(photo, 'a cat') == pytest.approx(tiny.image_score(photo, 'a cat'), abs=1e-5)
     # a file of the wrong shapes is refused with the file's name
     torch.save({'nothing': torch.zeros(1)}, tmp_path/'bad.pt')
     with pytest.raises(SegwlError, match='bad.pt'):
@@ -182,30 +205,48 @@ def test_weights_only_refuses_pickled_code(tmp_path):
     class Evil:                                       # unpickling it would run code (create a file)
         def __reduce__(self): return (Path.touch, (flag,))
     torch.save({'state_dict': Evil()}, tmp_path/'evil.pt')
-    with pytest.raises(SegwlError, match='evil.pt'):
+    with pytest.raises(SegwlError, match=r'evil\.pt: cannot be read.*pickled Python objects'):
         ClipScorer.from_pretrained('segwl-tiny', pretrained=str(tmp_path/'evil.pt'), device='cpu')
     assert not flag.exists()
 
 
-@pytest.mark.filterwarnings("ignore::FutureWarning")
-def test_torchscript_archive_loads(tmp_path, tiny, photo):
-    "OpenAI's own ViT-B-32.pt is a TorchScript archive: torch.load refuses it under weights_only, torch.jit.load reads it."
-    import open_clip
-    (tmp_path/'segwl-tiny.json').write_text(json.dumps(TINY_CLIP_CFG))
-    open_clip.add_model_config(tmp_path/'segwl-tiny.json')
+def _scripted_copy(model, path):
+    "A TorchScript archive holding `model`'s tensors under the same names, as OpenAI's .pt files do."
     class Box(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor: return x
     root = Box()
-    for k, v in tiny.model.state_dict().items():            # a scripted module holding the same tensors
-        *path, name = k.split('.')
+    for k, v in model.state_dict().items():
+        *path_, name = k.split('.')
         m = root
-        for p in path:
+        for p in path_:
             if not hasattr(m, p): m.add_module(p, Box())
             m = getattr(m, p)
         m.register_buffer(name, v.clone())
-    torch.jit.save(torch.jit.script(root), tmp_path/'jit.pt')
+    torch.jit.save(torch.jit.script(root), path)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_torchscript_archive_only_if_official(tmp_path, tiny, photo, monkeypatch):
+    "A TorchScript archive is refused unless its SHA-256 is in the official table; then it loads like OpenAI's."
+    import open_clip
+    from segwl.backends import clip
+    (tmp_path/'segwl-tiny.json').write_text(json.dumps(TINY_CLIP_CFG))
+    open_clip.add_model_config(tmp_path/'segwl-tiny.json')
+    _scripted_copy(tiny.model, tmp_path/'jit.pt')
+    with pytest.raises(SegwlError, match=r"jit\.pt: a TorchScript archive .* not one of OpenAI's official files"):
+        ClipScorer.from_pretrained('segwl-tiny', str(tmp_path/'jit.pt'), device='cpu')
+    monkeypatch.setitem(clip.OPENAI_TORCHSCRIPT, hashlib.sha256((tmp_path/'jit.pt').read_bytes()).hexdigest(), 'jit.pt')
     sc = ClipScorer.from_pretrained('segwl-tiny', str(tmp_path/'jit.pt'), device='cpu')
     assert sc.image_score(photo, 'a cat') == pytest.approx(tiny.image_score(photo, 'a cat'), abs=1e-5)
+
+
+def test_official_table_is_openais():
+    "The table's hashes are the folder names of OpenAI's download URLs in open_clip's pretrained table."
+    import open_clip.pretrained as pt
+    from segwl.backends.clip import OPENAI_TORCHSCRIPT
+    urls = [c['url'] for m in pt._PRETRAINED.values() for c in m.values() if 'openaipublic' in c.get('url', '')]
+    assert OPENAI_TORCHSCRIPT == {u.split('/')[-2]: u.split('/')[-1] for u in urls}
+    assert len(OPENAI_TORCHSCRIPT) == 9 and all(len(h) == 64 for h in OPENAI_TORCHSCRIPT)
 
 
 def test_known_download_gets_its_tag_settings(tmp_path):
@@ -223,13 +264,21 @@ def test_unknown_names():
     with pytest.raises(SegwlError, match='file not found'): clip_weights('ViT-B-32', '/nowhere/weights.pt')
 
 
+def _count_downloads(monkeypatch):
+    import open_clip
+    tried = []
+    monkeypatch.setattr(open_clip.pretrained, 'download_pretrained', lambda *a, **k: tried.append(a))
+    return tried
+
+
 def test_offline_error_forced(monkeypatch, tmp_path):
+    "Offline mode: the error comes without a download attempt (open_clip's would retry for a minute)."
     from huggingface_hub import constants
     monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', True)
-    t = time.time()
+    tried = _count_downloads(monkeypatch)
     with pytest.raises(SegwlError) as e:
         ClipScorer.from_pretrained('ViT-B-32', 'openai', device='cpu', cache_dir=str(tmp_path))
-    assert time.time() - t < 5
+    assert tried == []
     msg = str(e.value)
     for part in ('ViT-B-32', 'openai', 'timm/vit_base_patch32_clip_224.openai', 'openaipublic',
                  '--clip-pretrained /path/to/file', 'HF_HUB_OFFLINE'):
@@ -237,17 +286,20 @@ def test_offline_error_forced(monkeypatch, tmp_path):
 
 
 def _online(host='huggingface.co'):
-    try: socket.create_connection((host, 443), timeout=3).close(); return True
+    try: socket.create_connection((host, 443), timeout=3).close()
     except OSError: return False
+    return True
 
 
-def test_offline_error_for_real(tmp_path):
-    "Without network (as here) the error comes at once, not after open_clip's minute of retries."
+def test_offline_error_for_real(tmp_path, monkeypatch):
+    "Without network (as here) the error comes after one connection attempt, not after open_clip's minute of retries."
     if _online(): pytest.skip('huggingface.co is reachable: this test is about machines without network')
-    t = time.time()
+    tried, connects = _count_downloads(monkeypatch), []
+    connect = socket.create_connection
+    monkeypatch.setattr(socket, 'create_connection', lambda *a, **k: (connects.append(a[0]), connect(*a, **k))[1])
     with pytest.raises(SegwlError, match='cannot reach huggingface.co') as e:
         ClipScorer.from_pretrained('ViT-B-32', 'laion2b_s34b_b79k', device='cpu', cache_dir=str(tmp_path))
-    assert time.time() - t < 15
+    assert tried == [] and connects == [('huggingface.co', 443)]
     assert 'laion/CLIP-ViT-B-32-laion2B-s34B-b79K' in str(e.value)
 
 
@@ -282,7 +334,8 @@ def test_dense_map_is_one_forward_pass(photo):
             calls.clear()
             m = sc.similarity_map(np.zeros((*hw, 3), np.uint8) + 128, 'a cat')
             assert m.shape == grid and calls == [(1, 3, grid[0] * 16, grid[1] * 16)]
-        sc.map_mode = 'windows'; calls.clear()
+        sc.map_mode = 'windows'
+        calls.clear()
         sc.similarity_map(photo, 'a cat')                 # 6 windows, one batch
         assert sc.map_kind() == 'windows' and len(calls) == 1 and calls[0][0] == len(window_boxes(150, 200, 160, 80))
     finally: h.remove()
@@ -291,7 +344,8 @@ def test_dense_map_is_one_forward_pass(photo):
 def test_dense_map_refused_on_other_towers():
     class NotViT(torch.nn.Module):
         def __init__(self):
-            super().__init__(); self.visual = SimpleNamespace(image_size=32, image_mean=(0, 0, 0), image_std=(1, 1, 1))
+            super().__init__()
+            self.visual = SimpleNamespace(image_size=32, image_mean=(0, 0, 0), image_std=(1, 1, 1))
     sc = ClipScorer(NotViT(), None, lambda t: torch.zeros(len(t), 1, dtype=torch.long), map_mode='dense')
     with pytest.raises(SegwlError, match="SimpleNamespace, not an open_clip VisionTransformer.*map_mode='windows'"):
         sc.similarity_map(np.zeros((40, 40, 3), np.uint8), 'x')

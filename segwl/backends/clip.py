@@ -4,17 +4,21 @@
 
 # %% ../../nbs/04_clip.ipynb #17684220
 from __future__ import annotations
-import math, os, socket
+import hashlib, io, logging, math, os, re, socket, warnings, zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
+from fastcore.basics import patch
+from fastcore.meta import delegates
 from ..data import SegwlError, resolve_device
 from ..protocols import TextRegionScorer, check_image
 
 # %% auto #0
-__all__ = ['MAP_MODES', 'TINY_CLIP_CFG', 'window_starts', 'window_geometry', 'window_boxes', 'map_shape', 'boxes_to_map',
-           'ClipScorer', 'dense_unsupported', 'dense_grid', 'vit_tokens', 'self_self_attention', 'dense_features',
-           'clip_weights']
+__all__ = ['MAP_MODES', 'TINY_CLIP_CFG', 'OPENAI_TORCHSCRIPT', 'window_starts', 'window_geometry', 'window_boxes', 'map_shape',
+           'boxes_to_map', 'ClipError', 'ClipScorer', 'dense_unsupported', 'dense_grid', 'vit_tokens',
+           'self_self_attention', 'dense_features', 'clip_weights', 'weights_format', 'clip_state_dict',
+           'load_clip_state']
 
 # %% ../../nbs/04_clip.ipynb #3a538385
 def window_starts(length: int, win: int, stride: int) -> list[int]:
@@ -46,7 +50,8 @@ def boxes_to_map(boxes: np.ndarray, values: np.ndarray, h: int, w: int, cell: in
     "Spread each box's value over its pixels, average where boxes overlap, then average into the `map_shape` grid."
     total, count = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
     for (x0, y0, x1, y1), v in zip(boxes, values):
-        total[y0:y1, x0:x1] += v; count[y0:y1, x0:x1] += 1
+        total[y0:y1, x0:x1] += v
+        count[y0:y1, x0:x1] += 1
     per_pixel = total / np.maximum(count, 1)
     rows, cols = map_shape(h, w, cell)
     ry, rx = np.arange(rows) * h // rows, np.arange(cols) * w // cols
@@ -68,8 +73,11 @@ def _input_size(model) -> tuple[int, int]:
     return (s, s) if isinstance(s, int) else tuple(s)
 
 # %% ../../nbs/04_clip.ipynb #6c2ee63e
+class ClipError(SegwlError):
+    "CLIP cannot run: an unknown model, tag or map mode, or weights that cannot be had or are refused."
+
 class ClipScorer:
-    "A `TextRegionScorer` over an open_clip model: a similarity map (dense or windows) to a text, and a whole-image score."
+    "`TextRegionScorer` over an open_clip model: a map (dense or windows) of similarity to a text; a whole-image score."
     def __init__(self, model, preprocess, tokenizer, window: int = 160, stride: int = 80, batch_size: int = 32,
                  map_mode: str = 'auto', dense_side: int = 448, device: str | None = None):
         import torch
@@ -89,11 +97,14 @@ class ClipScorer:
                 f"window={self.window}, stride={self.stride}, dense_side={self.dense_side}, device={self.device!r})")
 
 # %% ../../nbs/04_clip.ipynb #618ee216
-def _dtype(self):
+@patch
+def _dtype(self: ClipScorer):
+    "The dtype of the model's weights (inputs are cast to it)."
     import torch
     return next(iter(self.model.parameters()), torch.empty(0)).dtype
 
-def _text_embedding(self, text: str):
+@patch
+def text_embedding(self: ClipScorer, text: str):
     "Normalised `(D,)` embedding of `text`, computed once per text."
     import torch
     if text not in self.text_cache:
@@ -102,12 +113,14 @@ def _text_embedding(self, text: str):
             self.text_cache[text] = torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)[0]
     return self.text_cache[text]
 
-def _on_device_(self, image: np.ndarray):
+@patch
+def _on_device(self: ClipScorer, image: np.ndarray):
     "`image` as a `(1, 3, H, W)` uint8 tensor on the device."
     import torch
     return torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None]
 
-def _resized_(self, x, size: tuple[int, int]):
+@patch
+def _resized(self: ClipScorer, x, size: tuple[int, int]):
     "uint8 `(B, 3, h, w)` pictures as floats of `size`, resized (antialiased bicubic) and normalised."
     import torch.nn.functional as F
     x = x.float() / 255
@@ -115,35 +128,36 @@ def _resized_(self, x, size: tuple[int, int]):
         x = F.interpolate(x, size=size, mode='bicubic', antialias=True, align_corners=False).clamp_(0, 1)
     return (x - self._mean) / self._std
 
-def _encode_(self, batches):
+@patch
+def _encode(self: ClipScorer, batches):
     "Normalised image embeddings `(N, D)` float32 of an iterable of `(B, 3, h, w)` tensors."
     import torch
+    normalize = torch.nn.functional.normalize
     with torch.inference_mode():
-        return torch.cat([torch.nn.functional.normalize(self.model.encode_image(b.to(_dtype(self))).float(), dim=-1)
-                          for b in batches])
-
-ClipScorer.text_embedding, ClipScorer._on_device, ClipScorer._resized, ClipScorer._encode = (
-    _text_embedding, _on_device_, _resized_, _encode_)
+        return torch.cat([normalize(self.model.encode_image(b.to(self._dtype())).float(), dim=-1) for b in batches])
 
 # %% ../../nbs/04_clip.ipynb #69618114
-def _window_scores(self, image: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray]:
+@patch
+def window_scores(self: ClipScorer, image: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray]:
     "`(boxes, scores)`: the `(N, 4)` `(x0, y0, x1, y1)` windows in image pixels and their cosine similarity to `text`."
     import torch
     check_image(image)
     h, w = image.shape[:2]
     boxes = window_boxes(h, w, self.window, self.stride)
     x, bs = self._on_device(image), max(1, int(self.batch_size))
-    crops = (self._resized(torch.cat([x[..., y0:y1, x0:x1] for x0, y0, x1, y1 in boxes[i:i + bs]]), self.input_size)
-             for i in range(0, len(boxes), bs))
-    scores = self._encode(crops) @ self.text_embedding(text)
+    def crops(i):
+        return self._resized(torch.cat([x[..., y0:y1, x0:x1] for x0, y0, x1, y1 in boxes[i:i + bs]]), self.input_size)
+    scores = self._encode(crops(i) for i in range(0, len(boxes), bs)) @ self.text_embedding(text)
     return boxes, scores.cpu().numpy().astype(np.float32)
 
-def _window_map(self, image: np.ndarray, text: str) -> np.ndarray:
-    "`(rows, cols)` float32 map over the whole image, `map_shape` with cells of the stride used; higher = more like `text`."
+@patch
+def window_map(self: ClipScorer, image: np.ndarray, text: str) -> np.ndarray:
+    "`(rows, cols)` float32 map of the windows: `map_shape` with cells of the stride used; higher = more like `text`."
     boxes, scores = self.window_scores(image, text)
     h, w = image.shape[:2]
     return boxes_to_map(boxes, scores, h, w, window_geometry(h, w, self.window, self.stride)[1])
 
+# %% ../../nbs/04_clip.ipynb #9d21adb9
 MAP_MODES = ('auto', 'dense', 'windows')
 
 def dense_unsupported(model) -> str | None:
@@ -151,28 +165,32 @@ def dense_unsupported(model) -> str | None:
     import torch
     from open_clip.transformer import VisionTransformer
     v = getattr(model, 'visual', None)
-    if not isinstance(v, VisionTransformer): return f"its image tower is {type(v).__name__}, not an open_clip VisionTransformer"
+    if not isinstance(v, VisionTransformer):
+        return f"its image tower is {type(v).__name__}, not an open_clip VisionTransformer"
     if v.attn_pool is not None or v.proj is None: return "its ViT pools with attention or has no projection"
     a = getattr(v.transformer.resblocks[-1], 'attn', None)
-    if not (isinstance(a, torch.nn.MultiheadAttention) and a._qkv_same_embed_dim): return "its last block's attention is not a standard MultiheadAttention"
+    if not (isinstance(a, torch.nn.MultiheadAttention) and a._qkv_same_embed_dim):
+        return "its last block's attention is not a standard MultiheadAttention"
+    return None
 
-def _map_kind(self) -> str:
+@patch
+def map_kind(self: ClipScorer) -> str:
     "`'dense'` or `'windows'`: the map `similarity_map` computes with this model and `map_mode`."
     m = self.map_mode
-    if m not in MAP_MODES: raise SegwlError(f"map_mode={m!r}: expected one of {', '.join(map(repr, MAP_MODES))}")
+    if m not in MAP_MODES: raise ClipError(f"map_mode={m!r}: expected one of {', '.join(map(repr, MAP_MODES))}")
     why = None if m == 'windows' else dense_unsupported(self.model)
-    if m == 'dense' and why: raise SegwlError(f"map_mode='dense' needs an open_clip ViT, but {why}; use map_mode='windows'")
+    if m == 'dense' and why:
+        raise ClipError(f"map_mode='dense' needs an open_clip ViT, but {why}; use map_mode='windows'")
     return 'windows' if m == 'windows' or why else 'dense'
 
-def _similarity_map(self, image: np.ndarray, text: str) -> np.ndarray:
+@patch
+def similarity_map(self: ClipScorer, image: np.ndarray, text: str) -> np.ndarray:
     "`(rows, cols)` float32 map covering the whole image (cells scale it down uniformly); higher = more like `text`."
     return (self.dense_map if self.map_kind() == 'dense' else self.window_map)(image, text)
 
-ClipScorer.window_scores, ClipScorer.window_map, ClipScorer.map_kind, ClipScorer.similarity_map = (
-    _window_scores, _window_map, _map_kind, _similarity_map)
-
 # %% ../../nbs/04_clip.ipynb #8d785edc
-def _image_score(self, image: np.ndarray, text: str) -> float:
+@patch
+def image_score(self: ClipScorer, image: np.ndarray, text: str) -> float:
     "Cosine similarity of the whole `image` (letterboxed, not cropped) to `text`."
     import torch
     check_image(image)
@@ -184,24 +202,22 @@ def _image_score(self, image: np.ndarray, text: str) -> float:
     canvas[..., top:top + nh, left:left + nw] = self._resized(self._on_device(image), (nh, nw))
     return float(self._encode([canvas])[0] @ self.text_embedding(text))
 
-ClipScorer.image_score = _image_score
-
 # %% ../../nbs/04_clip.ipynb #d9548642
 TINY_CLIP_CFG = dict(embed_dim=32,
                      vision_cfg=dict(image_size=64, patch_size=16, layers=2, width=64, head_width=32),
                      text_cfg=dict(context_length=16, vocab_size=49408, width=64, heads=2, layers=2))
 
-def _tiny_random(cls, seed: int = 0, device: str = 'cpu', **kw) -> ClipScorer:
-    "A `ClipScorer` over a tiny random-initialised open_clip `CLIP` (same classes as ViT-B-32), deterministic for `seed`."
+@patch(cls_method=True)
+@delegates(ClipScorer.__init__)
+def tiny_random(cls: ClipScorer, seed: int = 0, device: str = 'cpu', **kwargs) -> ClipScorer:
+    "A `ClipScorer` over a tiny random open_clip `CLIP` (the classes of ViT-B-32), the same for the same `seed`."
     import torch, open_clip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = open_clip.model.CLIP(**TINY_CLIP_CFG)
     preprocess = open_clip.image_transform(TINY_CLIP_CFG['vision_cfg']['image_size'], is_train=False)
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=TINY_CLIP_CFG['text_cfg']['context_length'])
-    return cls(model, preprocess, tokenizer, device=device, **kw)
-
-ClipScorer.tiny_random = classmethod(_tiny_random)
+    return cls(model, preprocess, tokenizer, device=device, **kwargs)
 
 # %% ../../nbs/04_clip.ipynb #3b74d901
 def dense_grid(h: int, w: int, side: int, patch: tuple[int, int]) -> tuple[int, int]:
@@ -217,7 +233,8 @@ def vit_tokens(visual, x):
     t, pos = t.flatten(2).transpose(1, 2), visual.positional_embedding.to(t.dtype)
     grid = pos[1:]
     if (gh, gw) != (h0, w0):
-        grid = F.interpolate(grid.reshape(1, h0, w0, -1).permute(0, 3, 1, 2), size=(gh, gw), mode='bicubic', align_corners=False)
+        grid = grid.reshape(1, h0, w0, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(gh, gw), mode='bicubic', align_corners=False)
         grid = grid.permute(0, 2, 3, 1).reshape(gh * gw, -1)
     cls = visual.class_embedding.to(t.dtype).expand(len(t), 1, -1)
     return visual.ln_pre(visual.patch_dropout(torch.cat([cls + pos[:1], t + grid], 1)))
@@ -244,18 +261,17 @@ def dense_features(visual, x):
     return (visual.ln_post(self_self_attention(tr.resblocks[-1], t)[:, 1:]) @ visual.proj).reshape(len(x), gh, gw, -1)
 
 # %% ../../nbs/04_clip.ipynb #0d2aa39b
-def _dense_map(self, image: np.ndarray, text: str) -> np.ndarray:
+@patch
+def dense_map(self: ClipScorer, image: np.ndarray, text: str) -> np.ndarray:
     "`(rows, cols)` float32 map, one cell per patch of one forward pass: cosine similarity of the patch to `text`."
     import torch
     check_image(image)
     v = self.model.visual
     gh, gw = dense_grid(*image.shape[:2], self.dense_side, v.patch_size)
-    x = self._resized(self._on_device(image), (gh * v.patch_size[0], gw * v.patch_size[1])).to(_dtype(self))
+    x = self._resized(self._on_device(image), (gh * v.patch_size[0], gw * v.patch_size[1])).to(self._dtype())
     with torch.inference_mode():
         f = torch.nn.functional.normalize(dense_features(v, x).float(), dim=-1)[0]
         return (f @ self.text_embedding(text)).cpu().numpy().astype(np.float32)
-
-ClipScorer.dense_map = _dense_map
 
 # %% ../../nbs/04_clip.ipynb #905e4225
 def _tag_cfg(model_name: str, tag: str) -> dict:
@@ -273,14 +289,18 @@ def _weights_source(cfg: dict) -> str:
     if cfg.get('url'): where.append(cfg['url'])
     return ' or '.join(where) or 'an unknown source'
 
+def _hub_names(fname: str) -> list[str]:
+    "File names to look for in a hub cache for `fname` ('' = open_clip's default), safetensors first."
+    from open_clip.constants import HF_WEIGHTS_NAME, HF_SAFE_WEIGHTS_NAME
+    if not fname: return [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
+    return ([fname[:-4] + '.safetensors'] if fname.endswith(('.bin', '.pth')) else []) + [fname]
+
 def _cached_weights(cfg: dict, cache_dir=None) -> Path | None:
     "The local copy of a pretrained tag's weights in the hub or URL cache, if any."
-    from open_clip.constants import HF_WEIGHTS_NAME, HF_SAFE_WEIGHTS_NAME
     if cfg.get('hf_hub'):
         from huggingface_hub import try_to_load_from_cache
         repo, fname = os.path.split(cfg['hf_hub'])
-        names = [fname] if fname else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
-        for n in names:
+        for n in _hub_names(fname):
             p = try_to_load_from_cache(repo, n, cache_dir=cache_dir)
             if isinstance(p, str) and os.path.isfile(p): return Path(p)
     if cfg.get('url'):
@@ -306,29 +326,37 @@ def clip_weights(model_name: str, pretrained: str, cache_dir=None) -> tuple[Path
     "`(path, tag_cfg)`: a local checkpoint for `pretrained` (a file path or an open_clip tag, downloaded if need be)."
     import open_clip
     p = Path(str(pretrained)).expanduser()
-    if p.is_file():
-        return p, next((c for t in open_clip.list_pretrained_tags_by_model(model_name)
-                        if (c := _tag_cfg(model_name, t)) and _same_file(c, p)), {})
+    if p.is_file(): return p, _tag_of_file(model_name, p)
     cfg = _tag_cfg(model_name, str(pretrained))
     if not cfg:
         if os.sep in str(pretrained) or p.suffix in ('.pt', '.pth', '.bin', '.safetensors', '.npz'):
-            raise SegwlError(f"--clip-pretrained {pretrained}: file not found")
+            raise ClipError(f"--clip-pretrained {pretrained}: file not found")
         tags = ', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'
-        raise SegwlError(f"CLIP model {model_name}: unknown pretrained tag {pretrained!r} (known tags: {tags}); "
-                         f"or give the path of a checkpoint file")
+        raise ClipError(f"CLIP model {model_name}: unknown pretrained tag {pretrained!r} (known tags: {tags}); "
+                        f"or give the path of a checkpoint file")
     if (cached := _cached_weights(cfg, cache_dir)) is not None: return cached, cfg
-    def fail(why):
-        return SegwlError(f"CLIP weights {model_name} / {pretrained} are not cached here and cannot be downloaded "
-                          f"({why}). They come from {_weights_source(cfg)}. Download that file on a connected machine "
-                          f"and pass it with --clip-pretrained /path/to/file "
-                          f"(ClipScorer.from_pretrained({model_name!r}, pretrained='/path/to/file')), "
-                          f"or copy a Hugging Face cache (~/.cache/huggingface/hub) onto this machine.{gelu}")
-    gelu = (f" These weights were trained with QuickGELU: load a downloaded file with the model name "
-            f"{model_name}-quickgelu (or quick_gelu=True)." if cfg.get('quick_gelu') and
-            f"{model_name}-quickgelu" in open_clip.list_models() else "")
-    if (why := _offline_reason(cfg)) is not None: raise fail(why)
+    if (why := _offline_reason(cfg)) is not None: raise _not_downloadable(model_name, pretrained, cfg, why)
     try: return Path(open_clip.pretrained.download_pretrained(cfg, cache_dir=cache_dir)), cfg
-    except Exception as e: raise fail(f"download failed: {e}") from None
+    except Exception as e: raise _not_downloadable(model_name, pretrained, cfg, f"download failed: {e}") from None
+
+def _not_downloadable(model_name: str, pretrained: str, cfg: dict, why: str) -> ClipError:
+    "The error for weights neither cached nor downloadable: where they come from, how to pass a copy."
+    import open_clip
+    gelu = ''
+    if cfg.get('quick_gelu') and f"{model_name}-quickgelu" in open_clip.list_models():
+        gelu = (f" These weights were trained with QuickGELU: load a downloaded file with the model name "
+                f"{model_name}-quickgelu (or quick_gelu=True).")
+    return ClipError(f"CLIP weights {model_name} / {pretrained} are not cached here and cannot be downloaded ({why}). "
+                     f"They come from {_weights_source(cfg)}. Download that file on a connected machine and pass it "
+                     f"with --clip-pretrained /path/to/file (ClipScorer.from_pretrained({model_name!r}, "
+                     f"pretrained='/path/to/file')), or copy a Hugging Face cache (~/.cache/huggingface/hub) onto "
+                     f"this machine.{gelu}")
+
+def _tag_of_file(model_name: str, p: Path) -> dict:
+    "The settings of the tag whose download `p` looks like, else `{}`."
+    import open_clip
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    return next((c for t in tags if (c := _tag_cfg(model_name, t)) and _same_file(c, p)), {})
 
 def _same_file(cfg: dict, p: Path) -> bool:
     "Whether local file `p` looks like the download of this tag (same URL file name, or inside its hub repo's cache)."
@@ -336,36 +364,146 @@ def _same_file(cfg: dict, p: Path) -> bool:
     repo = os.path.split(cfg.get('hf_hub', ''))[0]
     return bool(repo) and f"models--{repo.replace('/', '--')}" in str(p.resolve())
 
+# %% ../../nbs/04_clip.ipynb #32ea1a70
+OPENAI_TORCHSCRIPT = {   # full SHA-256 of OpenAI's CLIP .pt files (TorchScript), the folder names of their URLs
+    'afeb0e10f9e5a86da6080e35cf09123aca3b358a0c3e3b6c78a7b63bc04b6762': 'RN50.pt',
+    '8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599': 'RN101.pt',
+    '7e526bd135e493cef0776de27d5f42653e6b4c8bf9e0f653bb11773263205fdd': 'RN50x4.pt',
+    '52378b407f34354e150460fe41077663dd5b39c54cd0bfd2b27167a4a06ec9aa': 'RN50x16.pt',
+    'be1cfb55d75a9666199fb2206c106743da0f6468c9d327f3e0d0a543a9919d9c': 'RN50x64.pt',
+    '40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af': 'ViT-B-32.pt',
+    '5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f': 'ViT-B-16.pt',
+    'b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836': 'ViT-L-14.pt',
+    '3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02': 'ViT-L-14-336px.pt',
+}
+
+def weights_format(path) -> str:
+    "`'safetensors'`, `'torchscript'`, `'numpy'` (a big_vision `.npz`) or `'pickle'`: what `path` holds."
+    path = Path(path)
+    with open(path, 'rb') as f: head = f.read(9)
+    if len(head) == 9 and head[8:] == b'{' and int.from_bytes(head[:8], 'little') < path.stat().st_size:
+        return 'safetensors'                             # an 8-byte header length, then the JSON header
+    if path.suffix in ('.npz', '.npy'): return 'numpy'
+    if not zipfile.is_zipfile(path): return 'pickle'     # torch.save's old format
+    with zipfile.ZipFile(path) as z: names = z.namelist()
+    return 'torchscript' if any(n.split('/', 1)[-1] == 'constants.pkl' for n in names) else 'pickle'
+
+# %% ../../nbs/04_clip.ipynb #5412c052
+def _why_refused(e: Exception) -> str:
+    "Why `torch.load(weights_only=True)` refused a file, in one line (never torch's advice to switch the check off)."
+    s = str(e)
+    if 'TorchScript' in s: return "it is a TorchScript archive: a program as well as weights"
+    if m := re.search(r'Unsupported global: GLOBAL (\S+)', s):
+        return f"it holds pickled Python objects ({m[1]}), not just tensors, and unpickling them could run code"
+    if 'WeightsUnpickler' in s: return "it holds pickled Python objects, not just tensors: unpickling could run code"
+    first = s.strip().splitlines()[0][:200] if s.strip() else 'no detail'
+    return f"{type(e).__name__}: {first}"
+
+def _official_torchscript(path: Path) -> dict:
+    "The tensors of a TorchScript archive, loaded only when its SHA-256 is in `OPENAI_TORCHSCRIPT`."
+    import torch
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest not in OPENAI_TORCHSCRIPT:
+        raise ClipError(f"CLIP weights {path}: a TorchScript archive (a program as well as weights) that is not one "
+                        f"of OpenAI's official files (SHA-256 {digest[:16]}...): refused, since loading it would run "
+                        f"its code. Pass a state-dict (.pt, .bin) or .safetensors file, or an open_clip tag such as "
+                        f"openai (its hub weights are safetensors); delete the file if it is in a cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', FutureWarning)   # torch.jit is deprecated; OpenAI's files still load
+        sd = torch.jit.load(io.BytesIO(data), map_location='cpu').state_dict()
+    return {k: v for k, v in sd.items() if k not in ('input_resolution', 'context_length', 'vocab_size')}
+
+# %% ../../nbs/04_clip.ipynb #89cc55dc
+def _tensors(obj, path) -> dict:
+    "The state dict in a loaded checkpoint (`obj['state_dict']` or `obj`), without DataParallel's `module.` prefix."
+    import torch
+    sd = obj.get('state_dict', obj) if isinstance(obj, dict) else obj
+    if not (isinstance(sd, dict) and sd and all(isinstance(v, torch.Tensor) for v in sd.values())):
+        raise ClipError(f"CLIP weights {path}: not a state dict (a dict of tensors) but a {type(sd).__name__}")
+    return {k.removeprefix('module.'): v for k, v in sd.items()}
+
+def clip_state_dict(path) -> dict | None:
+    "The tensors of CLIP weights file `path`, read without running anything it carries; `None` for a big_vision .npz."
+    import torch
+    path = Path(path)
+    try: kind = weights_format(path)
+    except OSError as e: raise ClipError(f"CLIP weights {path}: cannot be read ({e.strerror or e})") from None
+    if kind == 'numpy': return None
+    if kind == 'torchscript': return _official_torchscript(path)
+    try:
+        if kind == 'safetensors':
+            from safetensors.torch import load_file
+            return _tensors(load_file(path), path)
+        with open(path, 'rb') as f:                      # a file, not a name: torch would pick a reader by suffix
+            return _tensors(torch.load(f, map_location='cpu', weights_only=True), path)
+    except ClipError: raise
+    except Exception as e:
+        raise ClipError(f"CLIP weights {path}: cannot be read as a weights file ({_why_refused(e)}); pass a "
+                        f"state-dict (.pt, .bin) or .safetensors file, or an open_clip tag") from None
+
+# %% ../../nbs/04_clip.ipynb #74950f10
+def load_clip_state(model, sd: dict):
+    "Load state dict `sd` into open_clip `model` (strict), converting older layouts as open_clip's `load_checkpoint`."
+    import torch
+    from open_clip.convert import convert_state_dict
+    from open_clip.model import convert_to_custom_text_state_dict, resize_pos_embed, resize_text_pos_embed
+    sd = convert_state_dict(model, dict(sd))
+    if 'positional_embedding' in sd and not hasattr(model, 'positional_embedding'):
+        sd = convert_to_custom_text_state_dict(sd)
+    for k in ('logit_scale', 'logit_bias'):
+        own = getattr(model, k, None)
+        if k in sd and own is not None and own.ndim != sd[k].ndim: sd[k] = sd[k].reshape(own.shape)
+    if 'logit_bias' not in sd and getattr(model, 'logit_bias', None) is not None:
+        sd['logit_bias'] = torch.zeros_like(sd['logit_scale'])
+    sd.pop('text.transformer.embeddings.position_ids', None)   # a buffer newer transformers do not save
+    resize_pos_embed(sd, model)
+    resize_text_pos_embed(sd, model)
+    model.load_state_dict(sd, strict=True)
+    return model
+
 # %% ../../nbs/04_clip.ipynb #dee0227f
 def _valid_model_name(model_name: str):
     import open_clip
     names = open_clip.list_models()
     if model_name in names: return
     common = [n for n in ('ViT-B-32', 'ViT-B-16', 'ViT-L-14', 'RN50', 'ViT-B-32-quickgelu') if n in names]
-    raise SegwlError(f"unknown CLIP model {model_name!r}; valid names include {', '.join(common)} "
-                     f"({len(names)} in all: open_clip.list_models())")
+    raise ClipError(f"unknown CLIP model {model_name!r}; valid names include {', '.join(common)} "
+                    f"({len(names)} in all: open_clip.list_models())")
 
-def _from_pretrained(cls, model_name: str = 'ViT-B-32', pretrained: str = 'openai', device: str = 'auto',
-                    cache_dir=None, quick_gelu: bool | None = None, **kw) -> ClipScorer:
-    "A `ClipScorer` over open_clip `model_name` with weights `pretrained` (a tag or a checkpoint file path)."
-    import open_clip, warnings
+@contextmanager
+def _quiet_random_init():
+    "Hide open_clip's warning that a model built without weights is random: its weights are loaded next."
+    quiet = lambda record: 'initialized randomly' not in record.getMessage()
+    logging.getLogger().addFilter(quiet)
+    try: yield
+    finally: logging.getLogger().removeFilter(quiet)
+
+def _empty_clip(model_name: str, cfg: dict, quick_gelu: bool | None = None):
+    "`(model, preprocess)`: open_clip's `model_name` without weights, its activation and normalisation from `cfg`."
+    import open_clip
+    args = {f'image_{k}': cfg[k] for k in ('mean', 'std', 'interpolation', 'resize_mode') if k in cfg}
+    gelu = bool(cfg.get('quick_gelu') if quick_gelu is None else quick_gelu)
+    with _quiet_random_init():
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None, device='cpu',
+                                                                     force_quick_gelu=gelu, **args)
+    return model, preprocess
+
+# %% ../../nbs/04_clip.ipynb #d3a2361c
+@patch(cls_method=True)
+@delegates(ClipScorer.__init__)
+def from_pretrained(cls: ClipScorer, model_name: str = 'ViT-B-32', pretrained: str = 'openai', device: str = 'auto',
+                    cache_dir=None, quick_gelu: bool | None = None, **kwargs) -> ClipScorer:
+    "A `ClipScorer` over open_clip `model_name` with weights `pretrained` (a tag or a file), never running their code."
+    import open_clip, open_clip.convert
     _valid_model_name(model_name)
     path, cfg = clip_weights(model_name, pretrained, cache_dir)
-    device = resolve_device(device)
-    args = dict(force_quick_gelu=bool(cfg.get('quick_gelu') if quick_gelu is None else quick_gelu),
-                **{f'image_{k}': cfg[k] for k in ('mean', 'std', 'interpolation', 'resize_mode') if k in cfg})
-    def create(weights_only):
-        with warnings.catch_warnings():
-            for m in ('QuickGELU mismatch', '.*TorchScript archive', '.*torch.jit.load'): warnings.filterwarnings('ignore', message=m)
-            return open_clip.create_model_and_transforms(model_name, pretrained=str(path), device=device,
-                                                         weights_only=weights_only, **args)
+    sd = clip_state_dict(path)
+    model, preprocess = _empty_clip(model_name, cfg, quick_gelu)
     try:
-        try: model, _, preprocess = create(True)
-        except RuntimeError as e:
-            if 'TorchScript' not in str(e): raise
-            model, _, preprocess = create(False)
+        if sd is None: open_clip.convert.load_big_vision_weights(model, str(path))
+        else: load_clip_state(model, sd)
     except Exception as e:
-        raise SegwlError(f"cannot load CLIP weights {path} into {model_name}: {e}") from None
-    return cls(model, preprocess, open_clip.get_tokenizer(model_name), device=device, **kw)
-
-ClipScorer.from_pretrained = classmethod(_from_pretrained)
+        why = ' '.join(str(e).split())[:300]
+        raise ClipError(f"cannot load CLIP weights {path} into {model_name}: {why}") from None
+    return cls(model, preprocess, open_clip.get_tokenizer(model_name), device=resolve_device(device), **kwargs)
