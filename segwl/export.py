@@ -12,8 +12,6 @@ from PIL import Image
 from .data import (SegwlError, LayoutError, ImageReadError, SegwlWarning, load_mask, load_image, find_mask,
                         list_images, read_json, atomic_path, write_text, output_lock, clean_parts, short_list)
 from .folder import read_manifest
-import torch
-from .finetune import load_model, to_input
 
 # %% auto #0
 __all__ = ['INSTANCE_MODES', 'HOLES', 'VOC_COLOURS', 'LS_WIDTHS', 'LS_IMAGE_URL', 'FORMATS', 'MODEL_FORMATS',
@@ -21,7 +19,7 @@ __all__ = ['INSTANCE_MODES', 'HOLES', 'VOC_COLOURS', 'LS_WIDTHS', 'LS_IMAGE_URL'
            'labelled_images', 'label_parts', 'fill_holes', 'mask_instances', 'need', 'coco_segment', 'rle_mask',
            'read_instances', 'instances_of', 'each_image', 'write_coco', 'outline_rings', 'merge_rings', 'polygon_mask',
            'yolo_polygon', 'yolo_line', 'write_yolo', 'voc_png', 'write_voc', 'ls_rle', 'ls_config',
-           'write_label_studio', 'export_labels', 'Deployable', 'check_images', 'ExportError', 'export_model']
+           'write_label_studio', 'export_labels', 'deployable', 'check_images', 'ExportError', 'export_model']
 
 # %% ../nbs/14_export.ipynb #b4594f0f
 _WORDING = re.compile(r"^(?:(?:a|an|the)\s+)?(?:(?:photo|picture|image|photograph)s?\s+of\s+)?"
@@ -471,20 +469,25 @@ def export_labels(labels_dir, out_dir, format: str, category: str | None = None,
                 left_out={k: v for k, v in left.items() if v}, problems=problems)
 
 # %% ../nbs/14_export.ipynb #cccd35f9
-class Deployable(torch.nn.Module):
-    "A trained segwl model as one function: uint8 RGB images (N, 3, S, S) -> object probabilities (N, 1, S, S)."
-    def __init__(self, net: torch.nn.Module, mean, std):
-        super().__init__()
-        self.net = net
-        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255)
-        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
+def deployable(net, mean, std):
+    "`net` as one module: uint8 RGB images (N, 3, S, S) -> object probabilities (N, 1, S, S)."
+    import torch
+    class Deployable(torch.nn.Module):
+        "Scaling to 0..1 and normalising by `mean`, `std`; the network; a sigmoid."
+        def __init__(self):
+            super().__init__()
+            self.net = net
+            self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255)
+            self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net((image.float() - self.mean) / self.std).sigmoid()
+        def forward(self, image):
+            return self.net((image.float() - self.mean) / self.std).sigmoid()
+    return Deployable().eval()
 
 # %% ../nbs/14_export.ipynb #33c4968d
 def check_images(model, n: int = 4, seed: int = 0) -> torch.Tensor:
     "uint8 (n, 3, S, S): the first `n` images of the model's training folder, or seeded noise without it."
+    import torch
     from torchvision.transforms.v2 import functional as TF
     folder = Path(model.info.get('data', {}).get('images_dir') or '')
     files = list_images(folder)[:n] if str(folder) not in ('', '.') and folder.is_dir() else []
@@ -501,6 +504,7 @@ def _about(model) -> dict:
             'arch': model.info.get('arch'), 'normalize': model.info.get('normalize')}
 
 def _save_onnx(dep, x, path, about: dict):
+    import torch
     onnx = need('onnx')
     need('onnxscript')
     batch = torch.export.Dim('batch', min=1, max=4096)
@@ -517,11 +521,13 @@ def _run_onnx(path, x) -> np.ndarray:
 
 # %% ../nbs/14_export.ipynb #06351e00
 def _save_torchscript(dep, x, path, about: dict):
+    import torch
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', (FutureWarning, DeprecationWarning))
         torch.jit.save(torch.jit.trace(dep, x), str(path), _extra_files={'segwl.json': json.dumps(about)})
 
 def _run_torchscript(path, x) -> np.ndarray:
+    import torch
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', (FutureWarning, DeprecationWarning))
         m = torch.jit.load(str(path), map_location='cpu')
@@ -536,11 +542,13 @@ class ExportError(SegwlError):
 
 def export_model(model_dir, format: str = 'onnx', out=None, n_check: int = 4, atol: float = 1e-4) -> dict:
     "Export the model folder `model_dir` to one `format` file at `out`, checked on `n_check` images; a summary."
+    import torch
+    from segwl.finetune import load_model, to_input
     _choice('model format', format, tuple(MODEL_FORMATS))
     ext, save, run = MODEL_FORMATS[format]
     model = load_model(model_dir, 'cpu')
     net = model.net.to(memory_format=torch.contiguous_format).eval()
-    dep, x = Deployable(net, model.mean, model.std).eval(), check_images(model, n_check)
+    dep, x = deployable(net, model.mean, model.std), check_images(model, n_check)
     out = Path(out or Path(model_dir)/f"model{ext}")
     with torch.no_grad(): ref = net(to_input(x, model.mean, model.std)).sigmoid().numpy()
     with atomic_path(out) as tmp:

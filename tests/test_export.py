@@ -368,3 +368,11 @@ def test_label_parts_agrees_with_a_flood_fill_on_random_masks():
         m = rng.random(tuple(rng.integers(1, 25, 2))) < rng.random()
         got, n = label_parts(m)
         assert np.array_equal(got, _flood_parts(m)) and n == got.max()     # same parts, same reading-order numbers
+
+
+def test_label_export_does_not_import_torch():
+    import subprocess, sys
+    code = 'import sys, segwl.export; print(sorted(m for m in ("torch", "onnx", "pycocotools") if m in sys.modules))'
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, check=True)
+    assert r.stdout.strip() == '[]'
