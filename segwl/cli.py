@@ -8,9 +8,10 @@ import argparse, difflib, shlex, sys
 from .data import SegwlError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'BACKEND_OPTIONS', 'TINY_WARNING', 'STATUS_MIME', 'command', 'Parser', 'version', 'build_parser', 'main',
-           'settings_flags', 'settings_from_args', 'make_backend', 'backend_options', 'load_references',
-           'images_to_label', 'label', 'train_cmd', 'predict_cmd', 'evaluate_cmd', 'jobs_dir', 'job_names',
+__all__ = ['COMMANDS', 'BACKEND_OPTIONS', 'TINY_WARNING', 'EXPORT_FORMATS', 'INSTANCE_MODES', 'HOLE_MODES', 'MODEL_FORMATS',
+           'STATUS_MIME', 'command', 'Parser', 'version', 'build_parser', 'main', 'settings_flags',
+           'settings_from_args', 'make_backend', 'backend_options', 'load_references', 'images_to_label', 'label',
+           'train_cmd', 'predict_cmd', 'evaluate_cmd', 'export_cmd', 'export_model_cmd', 'jobs_dir', 'job_names',
            'job_notebook', 'parse_value', 'notebook_parameters', 'check_parameters', 'run_notebook', 'job_status',
            'notebook_status', 'run_notebook_cmd', 'demo']
 
@@ -313,6 +314,69 @@ def evaluate_cmd(args):
           f"{m['boundary_iou']:.4f} over {m['n_images']} images"
           + (' (ignore regions left out)' if m['ignore_used'] else '')
           + f"; report in {args.out}")
+    return 0
+
+# %% ../nbs/12_cli.ipynb #4fc1107c
+EXPORT_FORMATS, INSTANCE_MODES, HOLE_MODES, MODEL_FORMATS = ('coco', 'yolo', 'voc', 'label-studio'), \
+    ('parts', 'image'), ('bridge', 'fill'), ('onnx', 'torchscript')
+
+def _export_args(p):
+    p.add_argument('labels', metavar='LABELS', help='a labels folder: masks/, with manifest.jsonl and config.json as '
+                                                   'segwl label writes them (without a manifest every mask goes out)')
+    p.add_argument('--format', required=True, choices=EXPORT_FORMATS,
+                   help='coco: annotations.json (RLE); yolo: Ultralytics YOLO-seg labels/, images/ (links), '
+                        'data.yaml; voc: indexed PNGs (CVAT "Segmentation mask 1.1"); label-studio: tasks.json with '
+                        'brush pre-annotations and label_config.xml')
+    p.add_argument('--out', required=True, metavar='DIR', help='output folder (locked while written)')
+    p.add_argument('--category', metavar='NAME',
+                   help='category name (default: from the labelling text, "a photo of a cat" -> cat)')
+    p.add_argument('--images', metavar='DIR',
+                   help="the images, when not where the labels' config.json says (all formats but voc need them)")
+    p.add_argument('--instances', choices=INSTANCE_MODES, default='parts',
+                   help="objects of a plain mask: each connected part, or the whole mask (default %(default)s); a "
+                        "labeller's instances/ files come first")
+    p.add_argument('--min-area', type=float, default=0.001, metavar='FRACTION',
+                   help='leave out objects smaller than this fraction of the image (default %(default)s; 0 keeps all)')
+    p.add_argument('--holes', choices=HOLE_MODES, default='bridge',
+                   help='yolo: keep holes by a zero-width cut, or fill them (default %(default)s)')
+    p.add_argument('--no-link-images', dest='link_images', action='store_false',
+                   help='yolo: do not link the images into DIR/images')
+    p.add_argument('--ignore', metavar='DIR', help='voc: masks (same names) whose nonzero pixels become 255, void')
+    p.add_argument('--image-url', default='/data/local-files/?d={name}', metavar='TEMPLATE',
+                   help='label-studio: URL of each image, {name} the file name, {path} its absolute path '
+                        '(default %(default)s)')
+
+@command('export', 'Write a labels folder as COCO, YOLO-seg, VOC or Label Studio files.', _export_args)
+def export_cmd(args) -> int:
+    from segwl.export import export_labels
+    s = export_labels(args.labels, args.out, args.format, category=args.category, instances=args.instances,
+                      min_area=args.min_area, images_dir=args.images, ignore_dir=args.ignore, holes=args.holes,
+                      link_images=args.link_images, image_url=args.image_url)
+    left = ', '.join(f"{v} {k.replace('_', ' ')}" for k, v in s['left_out'].items())
+    print(f"{s['images']} images, {s['objects']} objects ({s['category']}) written to {s['out']} as {s['format']}"
+          + (f"; left out: {left}" if left else ''))
+    for msg in s['problems']: print(f"segwl export: {msg}", file=sys.stderr)
+    return 1 if s['problems'] else 0
+
+# %% ../nbs/12_cli.ipynb #d11e0692
+def _export_model_args(p):
+    p.add_argument('model', metavar='MODEL', help='a model folder written by segwl train')
+    p.add_argument('--format', choices=MODEL_FORMATS, default='onnx',
+                   help='onnx (needs pip install "segwl[export]") or torchscript (default %(default)s)')
+    p.add_argument('--out', required=True, metavar='FILE', help='the file to write (only if the check passes)')
+    p.add_argument('--check-images', type=int, default=4, metavar='N',
+                   help='images the export is checked on against PyTorch (default %(default)s)')
+    p.add_argument('--atol', type=float, default=1e-4, metavar='X',
+                   help='largest probability difference allowed (default %(default)s)')
+
+@command('export-model', 'Write a trained model as one ONNX or TorchScript file, image in, probability out.',
+         _export_model_args)
+def export_model_cmd(args) -> int:
+    from segwl.export import export_model
+    s = export_model(args.model, args.format, args.out, n_check=args.check_images, atol=args.atol)
+    n = s['input_size']
+    print(f"{s['format']} model written to {s['out']}: uint8 RGB (N, 3, {n}, {n}) in, probability (N, 1, {n}, {n}) "
+          f"out; max abs diff {s['max_abs_diff']:.1e} against PyTorch on {s['images']} images")
     return 0
 
 # %% ../nbs/12_cli.ipynb #f263f4ed
