@@ -176,18 +176,19 @@ def list_images(folder) -> list[Path]:
     return sorted((p for p in folder.iterdir() if is_image_file(p)), key=lambda p: p.name)
 
 def find_mask(mask_dir, stem) -> Path | None:
-    "The mask for image `stem` in `mask_dir`, by stem; `.png` preferred when several match."
+    "The image file named `stem` in `mask_dir` (a mask, or an image for a mask); `.png` preferred when several match."
     cands = sorted((p for p in Path(mask_dir).glob(f"{stem}.*") if is_image_file(p) and p.stem == stem),
                    key=lambda p: (p.suffix.lower() != '.png', p.name))
     return cands[0] if cands else None
 
-def pair_masks(images, mask_dir) -> dict:
-    "`{image_path: mask_path}` pairing by stem; names every image that has no mask."
-    pairs = {p: find_mask(mask_dir, p.stem) for p in images}
+def pair_masks(items, mask_dir, what: str = 'mask', of: str = 'image', strict: bool = True) -> dict:
+    "`{item: file}` pairing each of `items` with its namesake in `mask_dir`; `strict`: name every item without one."
+    pairs = {p: find_mask(mask_dir, p.stem) for p in items}
     missing = [p.name for p, m in pairs.items() if m is None]
-    if missing: raise LayoutError(f"{mask_dir}: no mask for {len(missing)} image(s): {', '.join(missing[:10])}"
-                                  + (' ...' if len(missing) > 10 else ''))
-    return pairs
+    if missing and strict:
+        raise LayoutError(f"{mask_dir}: no {what} for {len(missing)} {of}(s): {', '.join(missing[:10])}"
+                          + (f' ... (+{len(missing) - 10} more)' if len(missing) > 10 else ''))
+    return {p: m for p, m in pairs.items() if m is not None}
 
 # %% ../nbs/00_data.ipynb #53c8a2c8
 @dataclass

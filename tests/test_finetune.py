@@ -1,31 +1,72 @@
-"Training, prediction and the train/predict commands on tiny synthetic data (seconds, CPU)."
-import json, os, subprocess, sys
+"Training, prediction and the train/predict/evaluate commands on tiny synthetic data (seconds, CPU)."
+import json, os, random, shlex, shutil, signal, subprocess, sys, time
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from conftest import ROOT, segwl
 from segwl.data import load_mask, LayoutError
+from segwl.folder import read_manifest
 from segwl.finetune import (TrainSettings, ArchError, build_model, train, synthetic_dataset, load_model,
                             predict_folder, SMP_DECODERS, TV_ARCHS)
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(size=32, epochs=1, batch_size=2, pretrained=False, device='cpu')
+TINY_FLAGS = ('--size', 32, '--batch-size', 2, '--no-pretrained', '--device', 'cpu')
 quiet = dict(progress=False, log=lambda *a: None)
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1); yield; torch.set_num_threads(n)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 @pytest.fixture
 def syn(tmp_path): return synthetic_dataset(tmp_path/'syn', n=6)
 
-def segwl(*args, check_rc=None):
-    env = os.environ | {'PYTHONPATH': str(ROOT), 'OMP_NUM_THREADS': '1'}
-    r = subprocess.run([sys.executable, '-c', 'import sys; from segwl.cli import main; sys.exit(main(sys.argv[1:]))', *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
-    if check_rc is not None: assert r.returncode == check_rc, r.stdout + r.stderr
-    return r
+@pytest.fixture(scope='module')
+def tiny_model(tmp_path_factory):
+    "A model folder trained for one epoch at 32 px, and its synthetic data; copy it before changing it."
+    d = tmp_path_factory.mktemp('tiny')
+    imgs, msks = synthetic_dataset(d/'syn', n=4)
+    torch.set_num_threads(1)
+    train(imgs, msks, d/'model', TrainSettings(**TINY | dict(val_fraction=0)), **quiet)
+    return d/'model', imgs, msks
 
-@pytest.mark.parametrize('arch', list(TV_ARCHS) + [f'smp:{d}:resnet18' for d in SMP_DECODERS if d != 'Segformer'] + ['smp:Segformer:mit_b0'])
+def copy_model(tiny_model, dest: Path) -> Path:
+    shutil.copytree(tiny_model[0], dest)
+    return dest
+
+def image_folder(folder: Path, n: int, side: int = 32, seed: int = 0) -> Path:
+    "`n` small noise images in `folder`."
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(folder/f'i{i:03d}.png')
+    return folder
+
+def start(*argv) -> subprocess.Popen:
+    "`segwl ARGV` in the background, in the environment conftest's `segwl` gives it."
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get('PYTHONPATH')] if p]),
+               OMP_NUM_THREADS='1')
+    code = 'import sys; from segwl.cli import main; sys.exit(main(sys.argv[1:]))'
+    return subprocess.Popen([sys.executable, '-c', code, *map(str, argv)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+def wait_for(cond, timeout=120, what='condition'):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout: raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+def parts(folder: Path) -> list:
+    return sorted(p.name for p in folder.rglob('*.part'))
+
+
+@pytest.mark.parametrize('arch', list(TV_ARCHS) + [f'smp:{d}:resnet18' for d in SMP_DECODERS if d != 'Segformer']
+                         + ['smp:Segformer:mit_b0'])
 def test_every_registered_architecture_gives_one_logit_channel(arch):
     with torch.no_grad(): y = build_model(arch).eval()(torch.zeros(1, 3, 64, 64))
     assert y.shape == (1, 1, 64, 64)
@@ -49,18 +90,21 @@ def test_checkpoints_are_plain_tensors_and_no_temporary_files(syn, tmp_path):
     ck = torch.load(tmp_path/'m'/'last.pt', weights_only=True)
     assert {'model', 'optimizer', 'scaler', 'epoch', 'history', 'settings'} <= set(ck)
     torch.load(tmp_path/'m'/'best.pt', weights_only=True)
-    assert sorted(p.name for p in (tmp_path/'m').iterdir()) == ['best.pt', 'last.pt', 'model.json']
+    assert sorted(p.name for p in (tmp_path/'m').iterdir()) == ['.segwl.lock', 'best.pt', 'last.pt', 'model.json']
 
 def test_model_json_records_what_was_used(syn, tmp_path):
-    rows = [dict(file=f'im{i}.png', status='ok', error=None, score=0.2 if i == 0 else 0.9, text_score=0.3, seconds=1) for i in range(5)]
+    rows = [dict(file=f'im{i}.png', status='ok', error=None, score=0.2 if i == 0 else 0.9, text_score=0.3, seconds=1)
+            for i in range(5)]
     rows.append(dict(file='im5.png', status='error', error='SAM failed', score=None, text_score=None, seconds=1))
     (tmp_path/'manifest.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
-    info = train(*syn, tmp_path/'m', TrainSettings(**TINY | dict(min_score=0.5)), manifest=tmp_path/'manifest.jsonl', **quiet)
+    info = train(*syn, tmp_path/'m', TrainSettings(**TINY | dict(min_score=0.5)), manifest=tmp_path/'manifest.jsonl',
+                 **quiet)
     c = info['data']['counts']
     assert (c['used'], c['error_rows'], c['below_min_score']) == (4, 1, 1)
     assert info['data']['train'] + info['data']['val'] == 4
     assert info['normalize']['mean'] == [0.485, 0.456, 0.406] and info['input_size'] == 32
     assert set(info['history'][0]) >= {'epoch', 'loss', 'val_iou', 'lr'}
+    assert TrainSettings.from_dict(info['settings']) == TrainSettings(**TINY | dict(min_score=0.5))
 
 def test_training_learns_the_synthetic_discs(syn, tmp_path):
     "A learning check, not only a smoke test: 30 quick epochs must beat predicting everything as object."
@@ -76,30 +120,36 @@ def test_training_learns_the_synthetic_discs(syn, tmp_path):
 
 def test_cli_train_predict_evaluate_end_to_end(syn, tmp_path):
     imgs, msks = syn
-    r = segwl('train', '--images', imgs, '--masks', msks, '--out', tmp_path/'model', '--size', 32, '--epochs', 1,
-              '--batch-size', 2, '--no-pretrained', '--device', 'cpu', '--ema', 0.9, check_rc=0)
+    r = segwl('train', '--images', imgs, '--masks', msks, '--out', tmp_path/'model', '--epochs', 1, *TINY_FLAGS,
+              '--ema', 0.9, check_rc=0)
     assert 'epoch 1' in r.stderr + r.stdout
     assert json.loads((tmp_path/'model'/'model.json').read_text())['settings']['ema'] == 0.9
     (tmp_path/'in').mkdir()
     for p in imgs.iterdir(): (tmp_path/'in'/p.name).write_bytes(p.read_bytes())
     (tmp_path/'in'/'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n' + b'\0' * 20)
-    r = segwl('predict', '--model', tmp_path/'model', '--images', tmp_path/'in', '--out', tmp_path/'pred', '--quiet', check_rc=1)
+    r = segwl('predict', '--model', tmp_path/'model', '--images', tmp_path/'in', '--out', tmp_path/'pred', '--quiet',
+              check_rc=1)
     assert 'broken.png' in r.stderr
-    rows = [json.loads(l) for l in (tmp_path/'pred'/'manifest.jsonl').read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path/'pred'/'manifest.jsonl').read_text().splitlines()]
     assert [r['status'] for r in rows].count('error') == 1 and len(rows) == 7
-    m = load_mask(tmp_path/'pred'/'masks'/'im1.png'); assert m.shape == load_mask(msks/'im1.png').shape
-    segwl('evaluate', '--model', tmp_path/'model', '--images', imgs, '--masks', msks, '--out', tmp_path/'rep', '--quiet', check_rc=0)
+    assert load_mask(tmp_path/'pred'/'masks'/'im1.png').shape == load_mask(msks/'im1.png').shape
+    segwl('evaluate', '--model', tmp_path/'model', '--images', imgs, '--masks', msks, '--out', tmp_path/'rep',
+          '--quiet', check_rc=0)
     metrics = json.loads((tmp_path/'rep'/'metrics.json').read_text())
-    assert metrics['n_images'] == 6 and 0 <= metrics['mean_iou'] <= 1
+    per_image = (tmp_path/'rep'/'per_image.csv').read_text().splitlines()
+    assert metrics['n_images'] == 6 and len(per_image) == 7       # a header and a row per image
 
 def test_cli_usage_errors(syn, tmp_path, capsys):
     from segwl.cli import main
     def run(*args):
-        code = main(list(map(str, args))); return code, capsys.readouterr()
+        code = main(list(map(str, args)))
+        return code, capsys.readouterr()
     code, out = run('train', '--images', syn[0], '--masks', tmp_path, '--out', tmp_path/'m', '--no-pretrained')
     assert code == 2 and 'no mask for 6 image(s)' in out.err
     code, out = run('train', '--images', syn[0], '--masks', syn[1], '--out', tmp_path/'m', '--arch', 'unet-nope')
     assert code == 2 and 'unknown encoder' in out.err
+    code, out = run('train', '--images', syn[0], '--masks', syn[1], '--out', tmp_path/'m', '--epochs', 10**8)
+    assert code == 2 and 'epochs=100000000: expected an integer in [1, 100000]' in out.err
     code, out = run('predict', '--model', tmp_path, '--images', syn[0], '--out', tmp_path/'p')
     assert code == 2 and 'no model.json' in out.err
     with pytest.raises(SystemExit): run('train', '--help')
@@ -114,3 +164,190 @@ def test_manifest_of_a_killed_labelling_run(syn, tmp_path):
     assert (c['used'], c['not_in_manifest']) == (4, c['images'] - 4)
     with pytest.raises(LayoutError, match='nope.jsonl: file not found'):
         select_training_data(*syn, manifest=tmp_path/'nope.jsonl')
+
+
+# Reliability (issue 14): every case through the CLI, its message and its exit status.
+
+@contextmanager
+def read_only(folder: Path):
+    "Make `folder` unwritable: mode 555, or for root (whom modes do not stop) the immutable attribute."
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try: yield
+        finally: folder.chmod(0o755)
+        return
+    if not shutil.which('chattr') or subprocess.run(['chattr', '+i', str(folder)], capture_output=True).returncode:
+        pytest.skip('root ignores file modes, and chattr +i is not available here')
+    try: yield
+    finally: subprocess.run(['chattr', '-i', str(folder)], check=True)
+
+class Hostile:
+    "A pickle that creates `marker` when it is loaded without `weights_only`."
+    def __init__(self, marker): self.marker = str(marker)
+    def __reduce__(self): return (subprocess.call, (['touch', self.marker],))
+
+def hostile_checkpoint(path: Path, marker: Path, fmt: str = 'torch'):
+    if fmt == 'torch': torch.save({'net.w': Hostile(marker)}, path)
+    else: path.write_bytes(__import__('pickle').dumps(Hostile(marker)))
+
+def commands(model, imgs, msks, out) -> dict:
+    "The argument lists of train, predict and evaluate writing to `out`."
+    return dict(train=['train', '--images', imgs, '--masks', msks, '--out', out, '--epochs', 1, *TINY_FLAGS],
+                predict=['predict', '--model', model, '--images', imgs, '--out', out, '--quiet', '--device', 'cpu'],
+                evaluate=['evaluate', '--model', model, '--images', imgs, '--masks', msks, '--out', out, '--quiet',
+                          '--device', 'cpu'])
+
+def test_the_hostile_pickle_runs_its_code_when_trusted(tmp_path):
+    "The fixture is real: loading it the unsafe way does create the marker, so the tests below can fail."
+    hostile_checkpoint(tmp_path/'best.pt', tmp_path/'marker')
+    torch.load(tmp_path/'best.pt', weights_only=False)
+    assert (tmp_path/'marker').exists()
+
+@pytest.mark.parametrize('command', ['train', 'predict', 'evaluate'])
+def test_read_only_out_fails_before_any_work(command, tiny_model, tmp_path):
+    out = tmp_path/'out'
+    out.mkdir()
+    with read_only(out):
+        r = segwl(*commands(tiny_model[0], *tiny_model[1:], out)[command], check_rc=2)
+    assert f"cannot write {out}" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert 'data:' not in r.stdout and 'epoch' not in r.stdout + r.stderr        # not one image was read
+
+def test_read_only_out_with_an_earlier_run_fails_before_training(tiny_model, tmp_path):
+    "The lock file of the earlier run can still be opened: the check must make a new file, not reopen that one."
+    out = copy_model(tiny_model, tmp_path/'m')
+    with read_only(out):
+        r = segwl('train', '--images', tiny_model[1], '--masks', tiny_model[2], '--out', out, '--epochs', 2,
+                  *TINY_FLAGS, check_rc=2)
+    assert f"cannot write {out}" in r.stderr and 'epoch' not in r.stdout + r.stderr, r.stderr
+
+@pytest.mark.parametrize('command', ['train', 'predict', 'evaluate'])
+def test_out_that_is_a_file(command, tiny_model, tmp_path):
+    out = tmp_path/'out.txt'
+    out.write_text('not a folder')
+    r = segwl(*commands(tiny_model[0], *tiny_model[1:], out)[command], check_rc=2)
+    assert f"cannot write {out}" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert out.read_text() == 'not a folder'
+
+@pytest.mark.parametrize('command, fmt', [('predict', 'torch'), ('predict', 'pickle'), ('evaluate', 'torch')])
+def test_hostile_best_pt_is_refused_and_never_runs(command, fmt, tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path/'m')
+    hostile_checkpoint(model/'best.pt', tmp_path/'marker', fmt)
+    r = segwl(*commands(model, *tiny_model[1:], tmp_path/'out')[command], check_rc=2)
+    assert f"{model/'best.pt'}: refused: loading it would run code" in r.stderr, r.stderr
+    assert not (tmp_path/'marker').exists()
+
+def test_hostile_last_pt_is_refused_on_resume(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path/'m')
+    hostile_checkpoint(model/'last.pt', tmp_path/'marker')
+    r = segwl(*commands(model, *tiny_model[1:], model)['train'], check_rc=2)
+    assert f"{model/'last.pt'}: refused" in r.stderr and not (tmp_path/'marker').exists(), r.stderr
+
+@pytest.mark.parametrize('command, text, message', [
+    ('predict', '{"arch": ', 'model.json: not valid JSON'),
+    ('predict', '[]', 'model.json: expected a JSON object, got list'),
+    ('predict', '{"arch": "smp:Unet:resnet18"}', "model.json: no 'input_size'"),
+    ('evaluate', '[]', 'model.json: expected a JSON object, got list')])
+def test_broken_model_json(command, text, message, tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path/'m')
+    (model/'model.json').write_text(text)
+    r = segwl(*commands(model, *tiny_model[1:], tmp_path/'out')[command], check_rc=2)
+    assert message in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+def test_two_predicts_into_one_folder(tiny_model, tmp_path):
+    "The second run refuses, naming the first; the first finishes with one row per image."
+    imgs, out, n = image_folder(tmp_path/'imgs', 150), tmp_path/'out', 150
+    first = start('predict', '--model', tiny_model[0], '--images', imgs, '--out', out, '--quiet', '--device', 'cpu')
+    wait_for(lambda: len(read_manifest(out/'manifest.jsonl')) > 0 or first.poll() is not None, what='a first row')
+    r = segwl('predict', '--model', tiny_model[0], '--images', imgs, '--out', out, '--quiet', '--device', 'cpu')
+    still_running = first.poll() is None
+    _, err = first.communicate(timeout=600)
+    assert still_running, 'the first run ended before the second tried: use more images'
+    assert r.returncode == 2 and f"being written by another process (pid {first.pid}, segwl predict)" in r.stderr, \
+        r.stderr
+    assert first.returncode == 0, err
+    assert sorted(r['file'] for r in read_manifest(out/'manifest.jsonl')) == sorted(p.name for p in imgs.iterdir())
+
+def test_sigkill_predict_then_rerun(tiny_model, tmp_path):
+    "Killed at a random moment, then rerun: every image has one ok row and a mask; done images are not redone."
+    n, rng = 80, random.Random()
+    imgs, out = image_folder(tmp_path/'imgs', n), tmp_path/'out'
+    argv = ('predict', '--model', tiny_model[0], '--images', imgs, '--out', out, '--quiet', '--device', 'cpu')
+    run = start(*argv)
+    wait_for(lambda: len(read_manifest(out/'manifest.jsonl')) > 0 or run.poll() is not None, what='a first row')
+    time.sleep(delay := rng.uniform(0, 1.5))
+    assert run.poll() is None, f'finished before the kill ({delay:.2f} s): use more images'
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    done = {r['file']: (out/'masks'/f"{Path(r['file']).stem}.png").stat().st_mtime_ns
+            for r in read_manifest(out/'manifest.jsonl')}
+    assert 0 < len(done) < n, (delay, len(done))
+    segwl(*argv, check_rc=0)
+    rows = read_manifest(out/'manifest.jsonl')
+    assert sorted(r['file'] for r in rows) == sorted(p.name for p in imgs.iterdir())      # one row each
+    assert {r['status'] for r in rows} == {'ok'} and len(list((out/'masks').iterdir())) == n
+    assert all((out/'masks'/f"{Path(f).stem}.png").stat().st_mtime_ns == t for f, t in done.items())
+    assert parts(out) == []
+
+def test_sigkill_train_then_rerun(syn, tmp_path):
+    "Killed at a random moment of epoch 2 or its checkpoints, then rerun: a whole run, no temporary files."
+    out, rng = tmp_path/'m', random.Random()
+    argv = ('train', '--images', syn[0], '--masks', syn[1], '--out', out, '--epochs', 4, *TINY_FLAGS, '--quiet')
+    run = start(*argv)
+    wait_for(lambda: (out/'model.json').exists() or run.poll() is not None, what='the first epoch')
+    time.sleep(delay := rng.uniform(0, 3))
+    killed = run.poll() is None
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    left = parts(out)
+    segwl(*argv, check_rc=0)
+    info = json.loads((out/'model.json').read_text())
+    assert [h['epoch'] for h in info['history']] == [1, 2, 3, 4], (delay, killed, left)
+    assert torch.load(out/'last.pt', weights_only=True)['epoch'] == 4
+    assert parts(out) == [], (delay, left)
+
+def test_written_files_are_0644_under_umask_022(tiny_model, tmp_path):
+    old = os.umask(0o022)
+    try:
+        for command, argv in commands(tmp_path/'t', *tiny_model[1:], tmp_path/'x').items():
+            out = tmp_path/command[0]
+            argv[argv.index(tmp_path/'x')] = out
+            segwl(*argv, check_rc=0)
+    finally: os.umask(old)
+    files = [p for d in 'tpe' for p in (tmp_path/d).rglob('*') if p.is_file()]
+    assert {'best.pt', 'last.pt', 'model.json', 'manifest.jsonl', 'config.json', 'metrics.json', 'per_image.csv',
+            'im0.png', '.segwl.lock'} <= {p.name for p in files}
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in files if p.stat().st_mode & 0o777 != 0o644} == {}
+
+def test_a_failed_write_inside_torch_save_is_named(tiny_model, tmp_path):
+    "A write refused by the system (here a file-size limit: EFBIG) while saving a checkpoint: segwl's message."
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
+    try: r = segwl(*commands(None, *tiny_model[1:], tmp_path/'m')['train'], check_rc=2)
+    finally: resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert f"cannot write {tmp_path/'m'/'best.pt'}: File too large" in r.stderr and 'Traceback' not in r.stderr, \
+        r.stderr
+    assert parts(tmp_path/'m') == []
+
+def segwl_on_small_disk(size: str, mount: Path, *argv) -> subprocess.CompletedProcess:
+    "Run segwl with `mount` a fresh tmpfs of `size` in a private mount namespace (root only; else skip)."
+    if os.geteuid() != 0 or not shutil.which('unshare'): pytest.skip('a small disk needs root and unshare')
+    mount.mkdir(parents=True, exist_ok=True)
+    code = 'import sys; from segwl.cli import main; sys.exit(main(sys.argv[1:]))'
+    cmd = ' '.join(shlex.quote(str(a)) for a in (sys.executable, '-c', code, *argv))
+    script = f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(mount))} || exit 99; exec {cmd}"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    r = subprocess.run(['unshare', '-m', 'sh', '-c', script], env=env, capture_output=True, text=True, timeout=600)
+    if r.returncode == 99: pytest.skip(f'cannot mount a tmpfs here: {r.stderr[:200]}')
+    return r
+
+def test_full_disk_while_saving_a_checkpoint(tiny_model, tmp_path):
+    r = segwl_on_small_disk('1m', tmp_path/'m', *commands(None, *tiny_model[1:], tmp_path/'m')['train'])
+    assert r.returncode == 2 and f"the disk {tmp_path/'m'} is full" in r.stderr, r.stderr
+    assert 'best.pt' in r.stderr and 'Traceback' not in r.stderr
+
+def test_full_disk_while_saving_masks(tiny_model, tmp_path):
+    imgs = image_folder(tmp_path/'imgs', 20, side=256)
+    r = segwl_on_small_disk('16k', tmp_path/'p', *commands(tiny_model[0], imgs, None, tmp_path/'p')['predict'])
+    assert r.returncode == 2 and f"the disk {tmp_path/'p'} is full" in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
