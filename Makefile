@@ -53,6 +53,7 @@ SHELL := /bin/bash
 test: install
 	$(MAKE) --no-print-directory clean-check
 	$(MAKE) --no-print-directory export-check
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory nbtest
 	$(MAKE) --no-print-directory pytest
 

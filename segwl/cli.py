@@ -280,15 +280,17 @@ def train_cmd(args):
 def _predict_args(p):
     p.add_argument('--model', required=True, help='a model folder written by segwl train')
     p.add_argument('--images', required=True, help='folder of images to segment')
-    p.add_argument('--out', required=True, help="output folder: masks/<name>.png (0/255, each image's size) and "
-                                                "manifest.jsonl")
+    p.add_argument('--out', required=True, help="output folder: masks/<name>.png (0/255, each image's size), "
+                                                "manifest.jsonl and config.json; a rerun resumes")
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps (default %(default)s)')
+    p.add_argument('--no-resume', action='store_true', help='predict every image again instead of resuming')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
 
 @command('predict', 'Segment a folder of images with a trained model.', _predict_args)
 def predict_cmd(args):
     from segwl.finetune import predict_folder
-    rows = predict_folder(args.model, args.images, args.out, device=args.device, progress=not args.quiet)
+    rows = predict_folder(args.model, args.images, args.out, device=args.device, progress=not args.quiet,
+                          resume=not args.no_resume)
     bad = sum(r['status'] != 'ok' for r in rows)
     failed = f"; {bad} image(s) failed (see {args.out}/manifest.jsonl)" if bad else ''
     print(f"{len(rows) - bad} masks written to {args.out}/masks{failed}")

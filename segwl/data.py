@@ -17,8 +17,8 @@ __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MAX_OBJECT_FRACTION', 'WARN_OBJECT_FRACT
            'load_image', 'mask_from_pil', 'load_mask', 'SegwlWarning', 'check_reference_mask', 'mask_levels',
            'check_mask_file', 'load_reference', 'is_image_file', 'list_images', 'find_mask', 'pair_masks', 'Layout',
            'dataset_layout', 'resolve_device', 'OutputError', 'output_error', 'atomic_path', 'write_text', 'save_mask',
-           'FolderBusyError', 'output_lock', 'clean_parts', 'short_list', 'read_json', 'setting', 'check_setting',
-           'Settings']
+           'FolderBusyError', 'output_lock', 'check_writable', 'clean_parts', 'short_list', 'read_json', 'setting',
+           'check_setting', 'Settings']
 
 # %% ../nbs/00_data.ipynb #7980c78c
 class SegwlError(Exception):
@@ -267,7 +267,8 @@ def output_error(path, e: OSError) -> OutputError:
         return OutputError(f"cannot write {path}: the disk {_disk_of(path)} is full (no space left); free some space "
                            f"and run again: finished files are kept")
     why = {errno.EACCES: 'permission denied', errno.EROFS: 'read-only file system', errno.ENOTDIR: 'a parent is a file',
-           errno.EISDIR: 'it is a folder'}.get(e.errno, e.strerror or str(e))
+           errno.EISDIR: 'it is a folder', errno.EEXIST: 'a file is in the way (expected a folder)',
+           errno.EPERM: 'not permitted (an immutable or protected file or folder)'}.get(e.errno, e.strerror or str(e))
     return OutputError(f"cannot write {path}: {why}")
 
 # %% ../nbs/00_data.ipynb #82c1427b
@@ -324,7 +325,16 @@ def output_lock(folder, what: str = 'segwl'):
         f.truncate()
         f.write(f"pid {os.getpid()}, {what}")
         f.flush()
+        check_writable(folder)
         yield folder
+
+def check_writable(folder):
+    "`OutputError` unless a new file can be made in `folder` (a read-only folder that kept its lock file, say)."
+    try:
+        fd, tmp = tempfile.mkstemp(prefix='.writable.', suffix='.part', dir=folder)
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as e: raise output_error(folder, e) from None
 
 def clean_parts(folder, recursive: bool = True) -> int:
     "Remove the `.*.part` files runs left in `folder` (hold its `output_lock`); how many."

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from .data import (SegwlError, LayoutError, MaskError, list_images, pair_masks, load_image, load_mask,
                         atomic_path, write_text, save_mask, output_lock, clean_parts)
-from .finetune import load_model, check_writable
+from .finetune import load_model
 
 # %% auto #0
 __all__ = ['confusion', 'scores', 'erode', 'boundary_band', 'boundary_width', 'boundary_iou', 'image_metrics', 'summarize',
@@ -213,7 +213,6 @@ def evaluate_folder(masks_dir, out_dir, pred_dir=None, model=None, images_dir=No
     if model is not None and images_dir is None: raise SegwlError("evaluate --model needs --images")
     out = Path(out_dir)
     with output_lock(out, 'segwl evaluate'):
-        check_writable(out)
         clean_parts(out)
         if model is not None and not hasattr(model, 'predict'): model = load_model(model, device)
         inputs = read_inputs(masks_dir, pred_dir, images_dir, ignore_dir, need_images=model is not None)

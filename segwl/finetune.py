@@ -4,8 +4,8 @@
 
 # %% ../nbs/09_finetune.ipynb #b0e3a0af
 from __future__ import annotations
-import hashlib, json, math, os, pickle, random, sys, tempfile, time, warnings
-from dataclasses import dataclass, fields
+import hashlib, json, math, pickle, random, sys, time, warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
 import numpy as np
@@ -18,7 +18,7 @@ from .stitch import resize_image, resize_mask
 from .folder import read_manifest, ManifestWriter, manifest_row, collisions
 from .data import (SegwlError, SegwlWarning, LayoutError, OutputError, Settings, setting, list_images, pair_masks,
                         load_image, load_mask, atomic_path, write_text, save_mask, resolve_device, output_lock,
-                        clean_parts, output_error, read_json)
+                        clean_parts, read_json)
 
 # %% auto #0
 __all__ = ['TV_ARCHS', 'SMP_DECODERS', 'SMP_ALIASES', 'SMP_ENCODERS_SUGGESTED', 'DEFAULT_ARCH', 'ARCH_FAMILIES', 'MAX_SIZE',
@@ -27,9 +27,9 @@ __all__ = ['TV_ARCHS', 'SMP_DECODERS', 'SMP_ALIASES', 'SMP_ENCODERS_SUGGESTED', 
            'BinarySegmenter', 'build_model', 'TrainSettings', 'manifest_rows', 'select_training_data',
            'synthetic_dataset', 'train_transform', 'to_input', 'SegDataset', 'bce_dice_loss', 'lr_factor', 'ema_decay',
            'ema_model', 'foreground_iou', 'validate', 'split_pairs', 'CheckpointError', 'save_checkpoint',
-           'load_checkpoint', 'ResumeError', 'Trainer', 'read_resume', 'make_loaders', 'seed_everything',
-           'check_writable', 'train', 'read_model_info', 'load_weights', 'TrainedModel', 'load_model', 'predict_config',
-           'predict_one', 'predict_folder']
+           'load_checkpoint', 'ResumeError', 'Trainer', 'read_resume', 'make_loaders', 'seed_everything', 'train',
+           'read_model_info', 'load_weights', 'TrainedModel', 'load_model', 'predict_config', 'predict_one',
+           'predict_folder']
 
 # %% ../nbs/09_finetune.ipynb #1e289229
 class ArchError(SegwlError):
@@ -178,6 +178,8 @@ class TrainSettings(Settings):
                                       0, 1)
     min_text_score: float | None = setting(None, "with a manifest: leave out pseudo-labels whose text score is "
                                            "below this (the seed used 0.25)", -1, 1)
+    keep_absent: bool = setting(False, "with a manifest: train on the images labelled absent as background-only "
+                                "images (right when they are true negatives); by default they are left out")
     pretrained: bool = setting(True, "start from pretrained weights (downloaded once); false trains from scratch")
     device: str = setting('auto', "auto, cpu, cuda, cuda:N or mps")
     seed: int = setting(0, "seed of the validation split, the augmentations and the initial weights", 0, 2**32 - 1)
@@ -203,25 +205,27 @@ def manifest_rows(path) -> dict:
         raise LayoutError(f"manifest {path}: file not found (it is the manifest.jsonl that segwl label wrote)")
     return {Path(r['file']).stem: r for r in read_manifest(path)}
 
-def _left_out(r, min_score, min_text_score) -> str | None:
+def _left_out(r, min_score, min_text_score, keep_absent=False) -> str | None:
     "Why manifest row `r` is left out of training (a key of the counts), or None to keep it."
     if r is None: return 'not_in_manifest'
+    if r.get('status') == 'absent': return None if keep_absent else 'absent_rows'
     if r.get('status') != 'ok': return 'error_rows'
     if min_score is not None and (r.get('score') is None or r['score'] < min_score): return 'below_min_score'
     if min_text_score is not None and (r.get('text_score') is None or r['text_score'] < min_text_score):
         return 'below_min_text_score'
     return None
 
-def select_training_data(images_dir, masks_dir, manifest=None, min_score=None, min_text_score=None):
+def select_training_data(images_dir, masks_dir, manifest=None, min_score=None, min_text_score=None,
+                         keep_absent=False):
     "`(pairs, counts)`: the (image, mask) paths to train on, and how many images each rule left out."
     images = list_images(images_dir)
     if not images: raise LayoutError(f"{images_dir}: no images to train on")
     counts, keep = dict(images=len(images)), images
     if manifest is not None:
         rows, keep = manifest_rows(manifest), []
-        counts |= dict(not_in_manifest=0, error_rows=0, below_min_score=0, below_min_text_score=0)
+        counts |= dict(not_in_manifest=0, error_rows=0, absent_rows=0, below_min_score=0, below_min_text_score=0)
         for p in images:
-            why = _left_out(rows.get(p.stem), min_score, min_text_score)
+            why = _left_out(rows.get(p.stem), min_score, min_text_score, keep_absent)
             if why: counts[why] += 1
             else: keep.append(p)
     pairs = list(pair_masks(keep, masks_dir).items())
@@ -527,14 +531,6 @@ def save(self: Trainer, out: Path, best: bool):
     save_checkpoint(self.state(), Path(out)/'last.pt')
 
 # %% ../nbs/09_finetune.ipynb #f9e33935
-def check_writable(folder):
-    "`OutputError` unless a new file can be made in `folder` (a read-only folder that kept its lock file, say)."
-    try:
-        fd, tmp = tempfile.mkstemp(prefix='.writable.', suffix='.part', dir=folder)
-        os.close(fd)
-        os.remove(tmp)
-    except OSError as e: raise output_error(folder, e) from None
-
 def _model_info(t: Trainer, data: dict, device: str) -> dict:
     "What model.json records: how to rebuild and feed the model, the settings, the data, the history."
     return {'format': 'segwl-model/1', 'arch': t.s.arch, 'input_size': t.s.size, 'channels': 1, 'threshold': 0.5,
@@ -564,9 +560,9 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
     from tqdm.auto import tqdm
     s, out = settings or TrainSettings(), Path(out_dir)
     with output_lock(out, 'segwl train'):
-        check_writable(out)
         clean_parts(out)
-        pairs, counts = select_training_data(images_dir, masks_dir, manifest, s.min_score, s.min_text_score)
+        pairs, counts = select_training_data(images_dir, masks_dir, manifest, s.min_score, s.min_text_score,
+                                             s.keep_absent)
         log(_counts_line(counts))
         train_pairs, val_pairs = split_pairs(pairs, s.val_fraction, s.seed)
         data = _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs)
@@ -702,7 +698,6 @@ def predict_folder(model, images_dir, out_dir, device='auto', progress=True, res
     from tqdm.auto import tqdm
     out = Path(out_dir)
     with output_lock(out, 'segwl predict'):
-        check_writable(out)
         clean_parts(out)
         files = list_images(images_dir)
         model = model if isinstance(model, TrainedModel) else load_model(model, device)

@@ -4,11 +4,10 @@
 
 # %% ../nbs/07_pseudolabel.ipynb #76fa0421
 from __future__ import annotations
-import json, math, os, sys, time
+import math, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from fastcore.basics import patch
-from pathlib import Path
 import numpy as np
 from .protocols import check_image
 from .data import SegwlError, BadReferenceError, check_reference_mask, Settings, setting
