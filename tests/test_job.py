@@ -141,3 +141,24 @@ def test_failed_files_exit_1_like_segwl_label(tmp_path):
     assert r.returncode == 1 and '1 of 2 images failed' in r.stdout, r.stdout + r.stderr[-2000:]
     m = json.loads((tmp_path/'out'/'metrics.json').read_text())
     assert (m['labelled'], m['failed']) == (1, 1)
+
+
+def test_canvas_job_with_two_references(tmp_path):
+    "The job runs the canvas method too: two references, scenes with 0 to 2 objects, absent counted."
+    from segwl.testing import concept_scene, synthetic_scene
+    (tmp_path/'imgs').mkdir()
+    for k in range(2):
+        im, m = synthetic_scene((80, 110), seed=300 + k)
+        Image.fromarray(im).save(tmp_path/f'r{k}.png')
+        Image.fromarray(m).save(tmp_path/f'r{k}_mask.png')
+    for n in range(3):
+        Image.fromarray(concept_scene((90, 120), n, seed=400 + n)[0]).save(tmp_path/'imgs'/f's{n}.png')
+    r = segwl('run-notebook', 'pipeline', 'x.ipynb', '--no-progress', '-p', 'method', 'canvas',
+              '-p', 'segmenter', 'colour-concept', '-p', 'reference_image', 'r0.png', '-p', 'reference_mask',
+              'r0_mask.png', '-r', 'more_references', '[["r1.png", "r1_mask.png"]]', '-p', 'images', 'imgs',
+              '-p', 'out', 'out', '-p', 'train', 'False', '-p', 'device', 'cpu', cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+    m = json.loads((tmp_path/'out'/'metrics.json').read_text())
+    assert (m['method'], m['labelled'], m['absent'], m['failed']) == ('canvas', 2, 1, 0)
+    cfg = json.loads((tmp_path/'out'/'labels'/'config.json').read_text())
+    assert len(cfg['reference']) == 2 and cfg['models']['concept']['name'] == 'colour-concept'
