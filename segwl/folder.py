@@ -13,7 +13,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['MANIFEST_KEYS', 'STATUSES', 'RESUME_KEYS', 'manifest_row', 'read_manifest', 'ManifestWriter', 'check_resume',
-           'collisions', 'rle', 'save_instances', 'label_one', 'label_folder']
+           'done_rows', 'collisions', 'rle', 'save_instances', 'label_one', 'label_folder']
 
 # %% ../nbs/08_folder.ipynb #7f42a036
 MANIFEST_KEYS = ('file', 'status', 'error', 'score', 'text_score', 'seconds')
@@ -94,20 +94,27 @@ def _old_config(out: Path) -> dict | None:
     return read_json(p, what='config of the earlier run', expect=dict)
 
 # %% ../nbs/08_folder.ipynb #42696240
-def _start_over(out: Path, masks: Path):
-    "Empty `masks/` and the manifest of an earlier run, saying so."
-    old = list(masks.glob('*.png'))
-    if old:
-        warnings.warn(f"{out}: starting over (no resume): removing {len(old)} mask(s) of the earlier run",
-                      SegwlWarning)
-    for p in [*old, *(out/'instances').glob('*.json')]: p.unlink()
-    (out/'manifest.jsonl').unlink(missing_ok=True)
+def _reviewed(out: Path) -> dict:
+    "`{file: row}` of the rows a person reviewed (accepted, rejected or fixed): no run may redo them."
+    return {r['file']: r for r in read_manifest(out/'manifest.jsonl') if r.get('reviewed')}
 
-def _done_rows(out: Path, masks: Path, names: set) -> dict:
-    "`{file: row}` of the images an earlier run finished (ok or absent, mask on disk)."
+def _start_over(out: Path, masks: Path):
+    "Empty `masks/` and the manifest of an earlier run, saying so; reviewed masks and rows stay."
+    keep = _reviewed(out)
+    stems = {Path(f).stem for f in keep}
+    old = [p for p in masks.glob('*.png') if p.stem not in stems]
+    if old:
+        warnings.warn(f"{out}: starting over (no resume): removing {len(old)} mask(s) of the earlier run"
+                      + (f", keeping {len(keep)} reviewed" if keep else ''), SegwlWarning)
+    for p in [*old, *(q for q in (out/'instances').glob('*.json') if q.stem not in stems)]: p.unlink()
+    write_text(out/'manifest.jsonl', ''.join(json.dumps(r) + '\n' for r in keep.values()))
+
+def done_rows(out, names: set) -> dict:
+    "`{file: row}` of the images of `names` an earlier run finished (ok or absent, mask on disk) or a person reviewed."
+    out = Path(out)
     rows = read_manifest(out/'manifest.jsonl')
-    done = {r['file']: r for r in rows if r['status'] in ('ok', 'absent') and r['file'] in names}
-    return {f: r for f, r in done.items() if (masks/f"{Path(f).stem}.png").exists()}
+    done = {r['file']: r for r in rows if (r['status'] in ('ok', 'absent') or r.get('reviewed')) and r['file'] in names}
+    return {f: r for f, r in done.items() if (out/'masks'/f"{Path(f).stem}.png").exists()}
 
 # %% ../nbs/08_folder.ipynb #89785267
 def collisions(files) -> dict:
@@ -206,7 +213,8 @@ def label_folder(labeler, images, out, resume: bool = True, progress: bool = Tru
         try: masks.mkdir(parents=True, exist_ok=True)
         except OSError as e: raise output_error(masks, e) from None
         write_text(out/'config.json', json.dumps(cfg, indent=2, default=str) + '\n')
-        done = _done_rows(out, masks, {p.name for p in files}) if resume else {}
+        names = {p.name for p in files}
+        done = done_rows(out, names if resume else names & set(_reviewed(out)))
         write_text(out/'manifest.jsonl', ''.join(json.dumps(r) + '\n' for r in done.values()))  # drops the rest
         todo = [p for p in files if p.name not in done][:limit]
         n = dict(ok=0, absent=0, error=0, skipped=len(done), total=len(done) + len(todo))
