@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from segwl.pseudolabel import LabelSettings
-from conftest import segwl
+from conftest import segwl, iou
+from segwl.data import load_mask
 
 ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT/'examples'
@@ -70,8 +71,9 @@ def test_metrics(job):
     assert m['train']['arch'] == 'smp:Unet:resnet18' and 1 <= m['train']['epochs'] <= 2 and m['train']['stopped'] in ('epochs', 'time')
     assert json.loads((d/'out'/'model'/'model.json').read_text())['input_size'] == 64   # tiny-random: the quick size
     assert (m['label_quality']['n_images'], m['test']['n_images']) == (3, 2)   # label_masks='auto' found unlabeled/masks
-    for t in (m['label_quality'], m['test']):
-        for k in ('mean_iou', 'dataset_iou', 'dice', 'pixel_accuracy', 'boundary_iou', 'precision', 'recall'): assert 0 <= t[k] <= 1, k
+    ious = [iou(load_mask(q), load_mask(d/'unlabeled'/'masks'/q.name))            # the pseudo-labels, scored here
+            for q in sorted((d/'out'/'labels'/'masks').glob('*.png'))]
+    assert m['label_quality']['mean_iou'] == pytest.approx(np.mean(ious), abs=1e-6)
     cfg = json.loads((d/'out'/'labels'/'config.json').read_text())
     assert (cfg['settings']['trials'], cfg['settings']['seed']) == (2, 3)   # the config file, then the seed parameter
 
