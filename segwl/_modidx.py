@@ -163,6 +163,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'segwl.engine._quiet': ('engine.html#_quiet', 'segwl/engine.py'),
                               'segwl.engine._ray': ('engine.html#_ray', 'segwl/engine.py'),
                               'segwl.engine._why': ('engine.html#_why', 'segwl/engine.py'),
+                              'segwl.engine.guarded': ('engine.html#guarded', 'segwl/engine.py'),
                               'segwl.engine.in_process': ('engine.html#in_process', 'segwl/engine.py'),
                               'segwl.engine.label_folder_ray': ('engine.html#label_folder_ray', 'segwl/engine.py'),
                               'segwl.engine.label_with': ('engine.html#label_with', 'segwl/engine.py'),

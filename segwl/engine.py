@@ -19,7 +19,7 @@ from .registry import get_backend, create_backend, backend_record
 
 # %% auto #0
 __all__ = ['METHODS', 'RESULT_KEYS', 'EngineError', 'LabelerSpec', 'run_one', 'FolderWorker', 'write_result', 'label_with',
-           'in_process', 'ray_session', 'ray_results', 'label_folder_ray']
+           'in_process', 'ray_session', 'guarded', 'ray_results', 'label_folder_ray']
 
 # %% ../nbs/08a_engine.ipynb #bfce7359
 class EngineError(SegwlError):
@@ -122,10 +122,11 @@ def write_result(res: dict, masks: Path, collide: dict) -> dict:
     elif p not in collide: mask_path.unlink(missing_ok=True)
     return row
 
-def _drain(results, masks: Path, writer: ManifestWriter, collide: dict, n: dict, total: int, progress: bool) -> dict:
+def _drain(results, masks: Path, writer: ManifestWriter, collide: dict, n: dict, total: int, progress: bool,
+           what: str = 'label') -> dict:
     "Write each result as it arrives; the counts (`stopped` when the output disk failed)."
     from tqdm.auto import tqdm
-    with tqdm(results, total=total, desc='label', unit='image', disable=not progress, file=sys.stderr,
+    with tqdm(results, total=total, desc=what, unit='image', disable=not progress, file=sys.stderr,
               dynamic_ncols=True) as bar:
         for res in bar:
             try:
@@ -135,7 +136,7 @@ def _drain(results, masks: Path, writer: ManifestWriter, collide: dict, n: dict,
                 n['stopped'] = str(e)
                 break
             n[row['status']] += 1
-            if row['error']: bar.write(f"segwl label: {row['error']}", file=sys.stderr)
+            if row['error']: bar.write(f"segwl {what}: {row['error']}", file=sys.stderr)
     return n
 
 # %% ../nbs/08a_engine.ipynb #11059abf
@@ -216,6 +217,14 @@ def _blocks(n: int, workers: int) -> int:
     per = max(1, min(64, n // (4 * workers)))
     return max(1, -(-n // per))
 
+def guarded(rows, errors):
+    "`rows`, with Ray's own `errors` (a worker lost for good, the cluster gone) turned into an `EngineError`."
+    try: yield from rows
+    except errors as e:
+        msg = str(e).strip()
+        raise EngineError(f"the Ray run stopped: {type(e).__name__}: {msg[:800]}{' ...' if len(msg) > 800 else ''} "
+                          f"(what was written is kept: run again to resume)") from None
+
 @contextmanager
 def ray_results(todo, collide: dict, build, one=label_one, workers: int = 2, address: str | None = None,
                 cpus: float = 1, gpus: float | None = None):
@@ -227,7 +236,7 @@ def ray_results(todo, collide: dict, build, one=label_one, workers: int = 2, add
         ds = ray.data.from_items(items, override_num_blocks=_blocks(len(items), workers))
         ds = ds.map_batches(FolderWorker, fn_constructor_args=(build, one), batch_size=1, num_cpus=cpus,
                             compute=ray.data.ActorPoolStrategy(size=workers), **(dict(num_gpus=gpus) if gpus else {}))
-        yield ds.iter_rows()
+        yield guarded(ds.iter_rows(), ray.exceptions.RayError)
 
 # %% ../nbs/08a_engine.ipynb #01cbda81
 def label_folder_ray(labeler_spec: LabelerSpec, images, out, workers: int = 2, address: str | None = None,
