@@ -160,7 +160,7 @@ def label_with(spec: LabelerSpec, images, out, results, resume: bool = True, pro
                config: dict | None = None, limit: int | None = None) -> dict:
     "Label `images` into `out` with `results(todo, collide)`, a context giving one worker result per image to do."
     files, out = _files(images), Path(out)
-    config = dict(models=spec.models(), **(config or {}))
+    config = {'models': spec.models(), **(config or {})}                      # the caller's record wins
     with output_lock(out, 'segwl label'):
         todo, n = _plan(spec, images, files, out, resume, config, limit)
         if not todo: return n
@@ -191,13 +191,19 @@ def ray_session(address: str | None = None, workers: int = 2):
         yield ray
         return
     kw = dict(num_cpus=workers) if address is None else {}
-    try: ray.init(address=address or 'local', include_dashboard=False, log_to_driver=False, logging_level='warning',
-                  **kw)
-    except Exception as e:
-        where = f"the Ray cluster at {address}" if address else 'a local Ray instance'
-        raise EngineError(f"could not start or join {where}: {type(e).__name__}: {e} (on a busy machine Ray's own "
-                          f"processes can miss their start-up deadline: retry, or start one with `ray start --head` "
-                          f"and give its address)") from None
+    for _ in range(1 if address else 2):
+        try:
+            ray.init(address=address or 'local', include_dashboard=False, log_to_driver=False, logging_level='warning',
+                     **kw)
+            break
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            ray.shutdown()
+    else:
+        where = f"the Ray cluster at {address}" if address else 'a local Ray instance (twice)'
+        raise EngineError(f"could not start or join {where}: {error} (on a busy machine Ray's own processes can miss "
+                          f"their start-up deadline: retry, or start one with `ray start --head` and give its "
+                          f"address)")
     try: yield ray
     finally: ray.shutdown()
 

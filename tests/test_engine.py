@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from conftest import ROOT
-from segwl.engine import EngineError, LabelerSpec, label_folder_ray, _ray
+from segwl.engine import EngineError, LabelerSpec, label_folder_ray, ray_session, _ray
 from segwl.folder import label_folder, read_manifest
 from segwl.testing import synthetic_scene, scene_folder
 
@@ -22,22 +22,19 @@ def tiny_spec() -> LabelerSpec:
 
 
 @pytest.fixture(scope='module')
-def ray_address():
-    "A local Ray instance of 2 CPUs for this module; its address, for drivers in other processes."
-    ray = pytest.importorskip('ray', reason='the Ray engine is an optional extra: pip install "segwl[ray]"')
+def ray_address(tmp_path_factory):
+    "The engine's own local Ray instance (2 CPUs) for this module; its address, for drivers in other processes."
+    pytest.importorskip('ray', reason='the Ray engine is an optional extra: pip install "segwl[ray]"')
     pytest.importorskip('ray.data', reason='the Ray engine needs Ray Data: pip install "ray[data]"')
-    errors = []
-    for _ in range(2):          # Ray's own processes have a start-up deadline a busy machine can miss: one retry
-        try:
-            ctx = ray.init(address='local', num_cpus=2, include_dashboard=False, log_to_driver=False,
-                           logging_level='warning')
-            break
-        except Exception as e:
-            errors.append(f"{type(e).__name__}: {e}")
-            ray.shutdown()
-    else: pytest.fail(f"a local Ray instance did not start: {errors[-1]}")
-    yield ctx.address_info['gcs_address']
-    ray.shutdown()
+    # Ray's raylet gives its Python helpers a fixed 15 s to start. Each imports jsonschema, which imports the optional
+    # rfc3987_syntax when installed (a jupyter dependency here): it builds a grammar at import, ~2 s of CPU per
+    # process. On two busy cores that misses the deadline, so the processes of this test's instance (and of the
+    # drivers it starts) do without that module, which neither Ray nor segwl uses.
+    shim = tmp_path_factory.mktemp('shim')
+    (shim/'rfc3987_syntax.py').write_text('raise ImportError("left out by tests/test_engine.py: slow to import")\n')
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('PYTHONPATH', os.pathsep.join([str(shim), *filter(None, [os.environ.get('PYTHONPATH')])]))
+        with ray_session(None, workers=2) as ray: yield ray.get_runtime_context().gcs_address
 
 
 @pytest.fixture(scope='module')
