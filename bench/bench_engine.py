@@ -1,0 +1,138 @@
+"""The Ray engine's throughput: images per second and peak memory per worker, 1 and 2 workers, on this machine.
+
+A local Ray instance of `--cpus` CPUs; each worker is one actor holding one CPU (so torch runs one thread in it).
+The local engine (one process, torch's own thread count) is the baseline. Tiny random SAM and CLIP by default;
+`--real` adds real-size architectures with random weights (SAM ViT-B, CLIP ViT-B-32: speed does not depend on the
+weight values), which takes minutes on a CPU:
+
+    nice python bench/bench_engine.py --images 12 [--real --real-images 4] [--json bench/engine_cpu.json]
+
+Steady images/s leave out each worker's first image (model building, first-call warm-up): (n - w) / (t_last - t_w)
+over the arrival times of the results; "wall" is the whole run, Ray's actor start and model building included.
+On a small busy machine Ray's local start can miss its raylet's fixed 15 s deadline for its helper processes (see
+the ray_address fixture of tests/test_engine.py for why, and the module it leaves out of them).
+"""
+from __future__ import annotations
+import argparse, json, os, platform, sys, tempfile, time
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from segwl.engine import LabelerSpec, label_with, ray_results, ray_session    # noqa: E402
+from segwl.folder import label_folder, label_one, read_manifest   # noqa: E402
+from segwl.testing import synthetic_scene, scene_folder            # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    "Peak resident set size of this process so far, MB (VmHWM; 0 where /proc is missing)."
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+    except OSError: pass
+    return 0.0
+
+
+def measured_one(labeler, path, mask_path, collide):
+    "`label_one`, its row also telling which process labelled it, when, and that process's peak memory."
+    row = label_one(labeler, path, mask_path, collide)
+    return {**row, 'pid': os.getpid(), 'done_at': time.time(), 'peak_mb': round(peak_rss_mb(), 1)}
+
+
+class RealSizeSpec(LabelerSpec):
+    "Real-size SAM and CLIP architectures with random weights (no download), built on the worker like any spec."
+    def backend(self, kind, device):
+        import torch
+        torch.manual_seed(0)
+        if kind == 'segmenter':
+            from segment_anything import sam_model_registry
+            from segwl.backends.sam import SamSegmenter
+            return SamSegmenter(sam_model_registry['vit_b'](checkpoint=None), device=device)
+        import open_clip
+        from segwl.backends.clip import ClipScorer
+        model, _, preprocess = open_clip.create_model_and_transforms('ViT-B-32', pretrained=None)
+        return ClipScorer(model, preprocess, open_clip.get_tokenizer('ViT-B-32'), device=device)
+
+
+def summary(rows: list, workers: int, wall: float) -> dict:
+    "Steady images/s (each worker's first image left out), wall time and peak memory per worker."
+    t = sorted(r['done_at'] for r in rows)
+    steady = (len(t) - workers) / (t[-1] - t[workers - 1]) if len(t) > workers and t[-1] > t[workers - 1] else None
+    peaks = {}
+    for r in rows: peaks[r['pid']] = max(peaks.get(r['pid'], 0), r['peak_mb'])
+    return dict(images=len(rows), wall_s=round(wall, 1), images_per_s=steady and round(steady, 3),
+                images_per_s_wall=round(len(rows) / wall, 3), workers_seen=len(peaks),
+                peak_mb_per_worker=sorted(round(v) for v in peaks.values()))
+
+
+def run_ray(spec, images, out, workers: int) -> dict:
+    t0 = time.time()
+    n = label_with(spec, images, out, partial(ray_results, build=spec.build, one=measured_one, workers=workers),
+                   progress=False)
+    wall = time.time() - t0
+    assert n['error'] == 0, n
+    return summary(read_manifest(Path(out)/'manifest.jsonl'), workers, wall)
+
+
+def run_local(spec, images, out) -> dict:
+    "The local engine in this process, for comparison (its peak is this whole process's)."
+    t0 = time.time()
+    n = label_folder(spec.build(), images, out, progress=False)
+    wall = time.time() - t0
+    assert n['error'] == 0, n
+    rows = read_manifest(Path(out)/'manifest.jsonl')
+    for r in rows: r.update(pid=os.getpid(), peak_mb=peak_rss_mb())
+    t, s = t0, []
+    for r in rows:                       # the local engine is sequential: arrival times from its own `seconds`
+        t += r['seconds']
+        s.append({**r, 'done_at': t})
+    return summary(s, 1, wall)
+
+
+def table(results: list) -> str:
+    head = ('| models | engine | workers | images | wall s | images/s (steady) | images/s (wall) | '
+            'peak MB per worker |\n|---|---|---|---|---|---|---|---|')
+    lines = [f"| {r['models']} | {r['engine']} | {r['workers']} | {r['images']} | {r['wall_s']} | "
+             f"{r['images_per_s']} | {r['images_per_s_wall']} | {', '.join(map(str, r['peak_mb_per_worker']))} |"
+             for r in results]
+    return '\n'.join([head, *lines])
+
+
+def runs(args) -> list:
+    "The local engine, then Ray with 1 and 2 workers, for each kind of model."
+    tmp = Path(tempfile.mkdtemp(prefix='bench-engine-'))
+    ref = synthetic_scene((240, 320), seed=1)
+    kinds = [('tiny random SAM + CLIP', LabelerSpec, args.images)]
+    if args.real: kinds.append(('SAM ViT-B + CLIP ViT-B-32 (random weights)', RealSizeSpec, args.real_images))
+    results = []
+    for name, cls, n in kinds:
+        images = tmp/f'images-{n}'
+        if not images.exists(): scene_folder(images, [tuple(args.size)] * n, seed=100)
+        spec = cls(ref, 'a red ellipse', dict(trials=args.trials), 'sam-vit_b', 'clip', random=True, device='cpu')
+        plan = [('local', 1, lambda o: run_local(spec, images, o))]
+        plan += [('ray', w, lambda o, w=w: run_ray(spec, images, o, w)) for w in (1, 2)]
+        for engine, w, run in plan:
+            r = dict(models=name, engine=engine, workers=w, **run(tmp/f'{cls.__name__}-{engine}-{w}'))
+            print(json.dumps(r), file=sys.stderr, flush=True)
+            results.append(r)
+    return results
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--images', type=int, default=12, help='synthetic images per run, tiny models')
+    p.add_argument('--size', type=int, nargs=2, default=(480, 640), metavar=('H', 'W'), help='image size')
+    p.add_argument('--trials', type=int, default=4, help='prompt trials per image')
+    p.add_argument('--real', action='store_true', help='also real-size random-weight SAM ViT-B and CLIP ViT-B-32')
+    p.add_argument('--real-images', type=int, default=4, help='images per run with --real')
+    p.add_argument('--cpus', type=int, default=2, help='CPUs of the local Ray instance')
+    p.add_argument('--json', help='write the results here too')
+    args = p.parse_args(argv)
+    with ray_session(None, workers=args.cpus): results = runs(args)
+    info = dict(machine=platform.processor() or platform.machine(), cpus=os.cpu_count(), ray_cpus=args.cpus,
+                size=args.size, trials=args.trials, load_avg=os.getloadavg())
+    print(f"{info}\n\n{table(results)}")
+    if args.json: Path(args.json).write_text(json.dumps(dict(info=info, results=results), indent=2) + '\n')
+
+if __name__ == '__main__':
+    main()
