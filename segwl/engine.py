@@ -11,9 +11,8 @@ from functools import partial
 from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
-from .data import SegwlError, OutputError, atomic_path, clean_parts, output_error, output_lock, write_text
-from .folder import (ManifestWriter, label_one, collisions, check_resume, _config, _done_rows, _files,
-                          _old_config, _start_over)
+from .data import SegwlError, OutputError, atomic_path, output_lock
+from .folder import ManifestWriter, label_one, collisions, files_of, plan_folder
 from .pseudolabel import LabelSettings
 from .registry import get_backend, create_backend, backend_record
 
@@ -140,29 +139,13 @@ def _drain(results, masks: Path, writer: ManifestWriter, collide: dict, n: dict,
     return n
 
 # %% ../nbs/08a_engine.ipynb #11059abf
-def _plan(labeler, images, files, out: Path, resume: bool, config: dict | None, limit) -> tuple[list, dict]:
-    "`label_folder`'s preparation of `out` (hold its lock): `(images to do, counts)`."
-    masks = out/'masks'
-    clean_parts(out)
-    cfg = _config(labeler, images, config)
-    old = _old_config(out) if resume else None
-    if old is not None: check_resume(old, cfg, out)
-    if not resume: _start_over(out, masks)
-    try: masks.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise output_error(masks, e) from None
-    write_text(out/'config.json', json.dumps(cfg, indent=2, default=str) + '\n')
-    done = _done_rows(out, masks, {p.name for p in files}) if resume else {}
-    write_text(out/'manifest.jsonl', ''.join(json.dumps(r) + '\n' for r in done.values()))   # drops the rest
-    todo = [p for p in files if p.name not in done][:limit]
-    return todo, dict(ok=0, absent=0, error=0, skipped=len(done), total=len(done) + len(todo))
-
 def label_with(spec: LabelerSpec, images, out, results, resume: bool = True, progress: bool = True,
                config: dict | None = None, limit: int | None = None) -> dict:
     "Label `images` into `out` with `results(todo, collide)`, a context giving one worker result per image to do."
-    files, out = _files(images), Path(out)
+    files, out = files_of(images), Path(out)
     config = {'models': spec.models(), **(config or {})}                      # the caller's record wins
     with output_lock(out, 'segwl label'):
-        todo, n = _plan(spec, images, files, out, resume, config, limit)
+        todo, n = plan_folder(spec, images, files, out, resume, config, limit)
         if not todo: return n
         collide = collisions(files)
         with ManifestWriter(out/'manifest.jsonl') as w, results(todo, collide) as res:

@@ -13,7 +13,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['MANIFEST_KEYS', 'STATUSES', 'RESUME_KEYS', 'manifest_row', 'read_manifest', 'ManifestWriter', 'check_resume',
-           'done_rows', 'collisions', 'rle', 'save_instances', 'label_one', 'label_folder']
+           'done_rows', 'collisions', 'rle', 'save_instances', 'label_one', 'files_of', 'plan_folder', 'label_folder']
 
 # %% ../nbs/08_folder.ipynb #7f42a036
 MANIFEST_KEYS = ('file', 'status', 'error', 'score', 'text_score', 'seconds')
@@ -183,7 +183,7 @@ def _run_batch(labeler, todo, masks: Path, writer: ManifestWriter, collide, n: d
     return n
 
 # %% ../nbs/08_folder.ipynb #98d12cf4
-def _files(images) -> list[Path]:
+def files_of(images) -> list[Path]:
     "The images of a folder, or a list of paths as given."
     return list_images(images) if not isinstance(images, (list, tuple)) else [Path(p) for p in images]
 
@@ -198,25 +198,30 @@ def _config(labeler, images, config: dict | None) -> dict:
     return cfg
 
 # %% ../nbs/08_folder.ipynb #6e9769ed
+def plan_folder(labeler, images, files, out: Path, resume: bool = True, config: dict | None = None,
+                limit: int | None = None) -> tuple[list, dict]:
+    "Prepare output folder `out` (hold its lock): `(images still to do, counts)`; any engine runs the rest."
+    masks = out/'masks'
+    clean_parts(out)
+    cfg = _config(labeler, images, config)
+    old = _old_config(out) if resume else None
+    if old is not None: check_resume(old, cfg, out)
+    if not resume: _start_over(out, masks)
+    try: masks.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise output_error(masks, e) from None
+    write_text(out/'config.json', json.dumps(cfg, indent=2, default=str) + '\n')
+    names = {p.name for p in files}
+    done = done_rows(out, names if resume else names & set(_reviewed(out)))
+    write_text(out/'manifest.jsonl', ''.join(json.dumps(r) + '\n' for r in done.values()))  # drops the rest
+    todo = [p for p in files if p.name not in done][:limit]
+    return todo, dict(ok=0, absent=0, error=0, skipped=len(done), total=len(done) + len(todo))
+
 def label_folder(labeler, images, out, resume: bool = True, progress: bool = True, config: dict | None = None,
                  limit: int | None = None) -> dict:
     "Label the images of folder `images` (or a list of paths) into `out`: `{ok, absent, error, skipped, total}`."
-    files = _files(images)
+    files = files_of(images)
     out = Path(out)
     with output_lock(out, 'segwl label'):
-        masks = out/'masks'
-        clean_parts(out)
-        cfg = _config(labeler, images, config)
-        old = _old_config(out) if resume else None
-        if old is not None: check_resume(old, cfg, out)
-        if not resume: _start_over(out, masks)
-        try: masks.mkdir(parents=True, exist_ok=True)
-        except OSError as e: raise output_error(masks, e) from None
-        write_text(out/'config.json', json.dumps(cfg, indent=2, default=str) + '\n')
-        names = {p.name for p in files}
-        done = done_rows(out, names if resume else names & set(_reviewed(out)))
-        write_text(out/'manifest.jsonl', ''.join(json.dumps(r) + '\n' for r in done.values()))  # drops the rest
-        todo = [p for p in files if p.name not in done][:limit]
-        n = dict(ok=0, absent=0, error=0, skipped=len(done), total=len(done) + len(todo))
+        todo, n = plan_folder(labeler, images, files, out, resume, config, limit)
         with ManifestWriter(out/'manifest.jsonl') as w:
-            return _run_batch(labeler, todo, masks, w, collisions(files), n, progress)
+            return _run_batch(labeler, todo, out/'masks', w, collisions(files), n, progress)
