@@ -15,7 +15,7 @@ $(BIN)/python:
 install: | $(BIN)/python
 	@if ! cmp -s pyproject.toml $(STAMP); then \
 	  $(BIN)/pip install torch==2.14.1 torchvision==0.29.1 && \
-	  $(BIN)/pip install -e ".[dev]" && cp pyproject.toml $(STAMP); \
+	  $(BIN)/pip install -e ".[dev,ray]" && cp pyproject.toml $(STAMP); \
 	else echo "ok: .venv is up to date with pyproject.toml"; fi
 
 # Fails when a command changes what git would see: the committed tree must already be clean and exported.

@@ -126,6 +126,7 @@ def _label_args(p):
                    help='real: trained weights; tiny-random: tiny untrained twins, for testing only '
                         '(meaningless masks)')
     _backend_option_args(p)
+    _engine_args(p)
     p.add_argument('--limit', type=int, metavar='N', help='label at most N of the images not done yet')
     p.add_argument('--no-resume', action='store_true', help='start over (empties masks/) instead of resuming')
     p.add_argument('--config', default=None, metavar='FILE', help='a JSON file of labelling settings '
@@ -139,6 +140,22 @@ def _label_args(p):
 BACKEND_OPTIONS = {'segmenter': dict(checkpoint='sam_checkpoint', cache_dir='cache_dir'),
                    'scorer': dict(model_name='clip_model', pretrained='clip_pretrained'),
                    'concept': dict(cache_dir='cache_dir')}
+
+def _engine_args(p):
+    p.add_argument('--engine', choices=['local', 'ray'], default='local',
+                   help='local: this process; ray: a pool of Ray workers, each building its models once '
+                        '(pip install "segwl[ray]"; default %(default)s)')
+    p.add_argument('--workers', type=int, metavar='N', help='Ray workers (default 2); one GPU each where the cluster '
+                                                           'has GPUs')
+    p.add_argument('--ray-address', metavar='ADDR', help='join the Ray cluster at ADDR (default: a local Ray '
+                                                         'instance on this machine)')
+
+def _check_engine(args):
+    if args.engine != 'ray' and (args.workers is not None or args.ray_address):
+        raise SegwlError("--workers and --ray-address go with --engine ray")
+    if args.workers is not None and args.workers < 1: raise SegwlError(f"--workers {args.workers}: expected at least 1")
+    if args.engine == 'ray' and args.method != 'seed':
+        raise SegwlError("--engine ray runs the seed method for now; label the canvas method with --engine local")
 
 def _backend_option_args(p):
     p.add_argument('--sam-checkpoint', metavar='P', help='SAM weights file (default: the official one, downloaded, '
@@ -227,10 +244,12 @@ def label(args):
     from pathlib import Path
     from segwl.data import resolve_device
     from segwl.folder import label_folder
+    _check_engine(args)
     pairs = _references(args)
     refs = load_references(pairs)
-    files, device = images_to_label(args.images), resolve_device(args.device)
     tiny = args.models == 'tiny-random'
+    if args.engine == 'ray': return _label_ray(args, refs, pairs, tiny)
+    files, device = images_to_label(args.images), resolve_device(args.device)
     if tiny: print(TINY_WARNING, file=sys.stderr)
     make = _canvas_labeller if args.method == 'canvas' else _seed_labeller
     labeller, models = make(args, refs, device, tiny)
@@ -238,6 +257,24 @@ def label(args):
     cfg = dict(method=args.method, models=models, reference=ref_paths, device=device)
     n = label_folder(labeller, args.images, args.out, resume=not args.no_resume, progress=not args.no_progress,
                      config=cfg, limit=args.limit)
+    return _label_summary(n, len(files), args, tiny)
+
+# %% ../nbs/12_cli.ipynb #8147a886
+def _label_ray(args, refs, pairs, tiny) -> int:
+    "`segwl label --engine ray`: the driver checks and writes, Ray workers build the backends and label."
+    from pathlib import Path
+    from segwl.engine import LabelerSpec, label_folder_ray
+    if len(refs) > 1: raise SegwlError("the seed method takes one reference (--reference once)")
+    if not args.text: raise SegwlError("the seed method needs --text (what the object is, e.g. 'a photo of a cat')")
+    files = images_to_label(args.images)
+    if tiny: print(TINY_WARNING, file=sys.stderr)
+    opts = {kind: backend_options(kind, args) for kind in ('segmenter', 'scorer')}
+    spec = LabelerSpec(refs[0], args.text, settings_from_args(args), args.segmenter or 'sam-vit_b', args.scorer,
+                       options=opts, random=tiny, device=args.device)
+    ref_paths = [dict(image=str(Path(i).resolve()), mask=str(Path(m).resolve())) for i, m in pairs]
+    cfg = dict(method='seed', models=spec.models(), reference=ref_paths, device=args.device)
+    n = label_folder_ray(spec, args.images, args.out, workers=args.workers or 2, address=args.ray_address,
+                         resume=not args.no_resume, progress=not args.no_progress, config=cfg, limit=args.limit)
     return _label_summary(n, len(files), args, tiny)
 
 # %% ../nbs/12_cli.ipynb #c242560b
