@@ -91,7 +91,7 @@ def test_masks(job):
 def test_unknown_parameter(tmp_path):
     r = segwl('run-notebook', 'pipeline', 'x.ipynb', '-p', 'model', 'real', '-p', 'seed', '1', cwd=tmp_path)
     assert r.returncode == 2
-    assert 'unknown parameter(s) model; valid names: reference_image, reference_mask, text, images, out, segmenter' in r.stderr
+    assert 'unknown parameter(s) model; valid names: reference_image, reference_mask, text, images, out, method' in r.stderr
     assert not (tmp_path/'x.ipynb').exists()
 
 def test_unknown_job(tmp_path):
