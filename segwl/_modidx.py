@@ -570,6 +570,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'segwl.review.ReviewPanel._build': ('review.html#reviewpanel._build', 'segwl/review.py'),
                               'segwl.review.ReviewPanel._ipython_display_': ( 'review.html#reviewpanel._ipython_display_',
                                                                               'segwl/review.py'),
+                              'segwl.review.ReviewPanel._models': ('review.html#reviewpanel._models', 'segwl/review.py'),
                               'segwl.review.ReviewPanel._note_reference': ('review.html#reviewpanel._note_reference', 'segwl/review.py'),
                               'segwl.review.ReviewPanel._row': ('review.html#reviewpanel._row', 'segwl/review.py'),
                               'segwl.review.ReviewPanel._say': ('review.html#reviewpanel._say', 'segwl/review.py'),

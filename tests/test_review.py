@@ -9,6 +9,7 @@ from segwl.data import load_image, load_mask
 from segwl.folder import label_folder, read_manifest
 from segwl.pseudolabel import PseudoLabeler, LabelSettings
 from segwl.concept import CanvasLabeler
+from segwl.panels import TINY_STAMP
 from segwl.review import (ReviewPanel, BestOf, doubt_score, ranked, rows_of, record, with_reference, relabel,
                           contact_sheet, fix_mask)
 from segwl.testing import ColourSegmenter, ColourScorer, ColourConcept, synthetic_scene, scene_folder, concept_scene
@@ -121,9 +122,9 @@ def test_a_busy_folder_is_said_not_written(folder):
     p.open_image('scene_01.png')
     before = (labels/'manifest.jsonl').read_bytes()
     import subprocess, sys
-    holder = subprocess.Popen([sys.executable, '-c', 'import sys, time; from segwl.data import output_lock\n'
-                               f'with output_lock({str(labels)!r}, "test"):\n print("held", flush=True); time.sleep(30)'],
-                              stdout=subprocess.PIPE, text=True)
+    code = (f'import time\nfrom segwl.data import output_lock\nwith output_lock({str(labels)!r}, "test"):\n'
+            f' print("held", flush=True)\n time.sleep(30)')
+    holder = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == 'held'
         p.accept.click()
@@ -222,3 +223,12 @@ def test_relabel_leaves_reviewed_rows(folder):
     n = relabel(seed_labeller(), labels, images)
     assert 'scene_00.png' not in n['ious'] and load_mask(labels/'masks'/'scene_00.png').all()
     assert n['changed'] == 0 and n['relabelled'] == 3
+
+def test_tiny_random_labels_carry_the_banner(folder):
+    images, labels, truth = folder
+    cfg = json.loads((labels/'config.json').read_text())
+    assert TINY_STAMP not in ReviewPanel(labels, images).backends.value
+    cfg['models'] = dict(segmenter=dict(name='sam-vit_b', weights='tiny-random'))
+    (labels/'config.json').write_text(json.dumps(cfg))
+    banner = ReviewPanel(labels, images).backends.value
+    assert TINY_STAMP in banner and 'sam-vit_b' in banner
