@@ -595,6 +595,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'segwl.review._jpeg': ('review.html#_jpeg', 'segwl/review.py'),
                               'segwl.review._keep': ('review.html#_keep', 'segwl/review.py'),
                               'segwl.review._sheet_cell': ('review.html#_sheet_cell', 'segwl/review.py'),
+                              'segwl.review._sheet_title': ('review.html#_sheet_title', 'segwl/review.py'),
                               'segwl.review._unit': ('review.html#_unit', 'segwl/review.py'),
                               'segwl.review._write_rows': ('review.html#_write_rows', 'segwl/review.py'),
                               'segwl.review.contact_sheet': ('review.html#contact_sheet', 'segwl/review.py'),

@@ -232,3 +232,13 @@ def test_tiny_random_labels_carry_the_banner(folder):
     (labels/'config.json').write_text(json.dumps(cfg))
     banner = ReviewPanel(labels, images).backends.value
     assert TINY_STAMP in banner and 'sam-vit_b' in banner
+
+def test_contact_sheet_names_the_backends(folder):
+    images, labels, truth = folder
+    import segwl.review as R
+    assert R._sheet_title(labels, 4, 'all') == 'labels: the 4 most doubtful of 5 (all); masks by unknown backends'
+    cfg = json.loads((labels/'config.json').read_text())
+    cfg['models'] = dict(segmenter=dict(name='sam-vit_b', weights='tiny-random'), scorer=dict(name='clip'))
+    (labels/'config.json').write_text(json.dumps(cfg))
+    assert R._sheet_title(labels, 2, 'all') == ('labels: the 2 most doubtful of 5 (all); masks by sam-vit_b, clip\n'
+                                                + TINY_STAMP.upper())
