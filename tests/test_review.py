@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from conftest import iou
-from segwl.data import load_image, load_mask
+from segwl.data import load_image, load_mask, SegwlError
 from segwl.folder import label_folder, read_manifest
 from segwl.pseudolabel import PseudoLabeler, LabelSettings
 from segwl.concept import CanvasLabeler
@@ -242,3 +242,17 @@ def test_contact_sheet_names_the_backends(folder):
     (labels/'config.json').write_text(json.dumps(cfg))
     assert R._sheet_title(labels, 2, 'all') == ('labels: the 2 most doubtful of 5 (all); masks by sam-vit_b, clip\n'
                                                 + TINY_STAMP.upper())
+
+@pytest.mark.parametrize('kw, words', [(dict(n=0), 'at least 1'), (dict(filter='nope'), "filter 'nope'"),
+                                       (dict(filter='absent'), 'no absent rows')])
+def test_contact_sheet_refuses_bad_input(folder, tmp_path, kw, words):
+    images, labels, truth = folder
+    with pytest.raises(SegwlError, match=words): contact_sheet(labels, images, tmp_path/'s.png', **kw)
+    assert not (tmp_path/'s.png').exists()
+
+def test_wrong_folders_are_named(folder, tmp_path):
+    images, labels, truth = folder
+    with pytest.raises(SegwlError, match='no manifest.jsonl'): ReviewPanel(images, images)
+    with pytest.raises(SegwlError, match='not a folder'): contact_sheet(labels, tmp_path/'nope', tmp_path/'s.png')
+    contact_sheet(labels, images, tmp_path/'new'/'deep'/'s.png', n=1)          # its folder is made
+    assert (tmp_path/'new'/'deep'/'s.png').is_file()
