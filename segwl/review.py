@@ -391,7 +391,9 @@ def decide(self: ReviewPanel, reviewed: str):
     if reviewed == 'accepted':
         mask = read_label(self.labels_dir, row)
         if mask is None: return self._say(f"{row['file']}: no mask to accept: fix it or reject it", bad=True)
-    else: mask = np.zeros(load_image(self.images_dir/row['file']).shape[:2], bool)
+    else:
+        try: mask = np.zeros(load_image(self.images_dir/row['file']).shape[:2], bool)
+        except SegwlError as e: return self._say(f"cannot reject: {e}", bad=True)     # no size for its mask
     if self._write(mask, reviewed) is None: return
     files = [r['file'] for _, r in self.ranking]
     nxt = files[files.index(self.current) + 1] if self.current in files[:-1] else None

@@ -256,3 +256,29 @@ def test_wrong_folders_are_named(folder, tmp_path):
     with pytest.raises(SegwlError, match='not a folder'): contact_sheet(labels, tmp_path/'nope', tmp_path/'s.png')
     contact_sheet(labels, images, tmp_path/'new'/'deep'/'s.png', n=1)          # its folder is made
     assert (tmp_path/'new'/'deep'/'s.png').is_file()
+
+def test_an_unreadable_image_is_said_not_raised(folder):
+    images, labels, truth = folder
+    (images/'scene_04.png').write_bytes(b'not an image')
+    p = ReviewPanel(labels, images, labeller=seed_labeller())
+    p.open_image('scene_04.png')
+    assert 'scene_04.png' in p.title.value and p.big.value == b''
+    p.reject.click()
+    assert 'cannot reject' in p.message.value and 'scene_04.png' in p.message.value
+    p.x.value, p.y.value = 2, 2
+    p.add_object.click()
+    p.fix.click()
+    assert rows_of(labels)['scene_04.png']['status'] == 'error' and 'reviewed' not in rows_of(labels)['scene_04.png']
+
+def test_next_and_previous_follow_the_ranking(folder):
+    images, labels, truth = folder
+    p = ReviewPanel(labels, images)
+    order = [r['file'] for _, r in p.ranking]
+    assert p.current == order[0]
+    p.next.click()
+    p.next.click()
+    assert p.current == order[2]
+    p.prev.click()
+    assert p.current == order[1]
+    for _ in range(9): p.next.click()
+    assert p.current == order[-1]                                          # stops at the end
