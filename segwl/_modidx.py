@@ -590,6 +590,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'segwl.review.ReviewPanel.widget': ('review.html#reviewpanel.widget', 'segwl/review.py'),
                               'segwl.review._box_prompts': ('review.html#_box_prompts', 'segwl/review.py'),
                               'segwl.review._check_folders': ('review.html#_check_folders', 'segwl/review.py'),
+                              'segwl.review._doubt': ('review.html#_doubt', 'segwl/review.py'),
                               'segwl.review._edge': ('review.html#_edge', 'segwl/review.py'),
                               'segwl.review._in_box': ('review.html#_in_box', 'segwl/review.py'),
                               'segwl.review._iou': ('review.html#_iou', 'segwl/review.py'),

@@ -77,10 +77,21 @@ def read_label(labels_dir, row: dict):
     except SegwlError: return None
 
 # %% ../nbs/15_review.ipynb #36a76c4f
-def ranked(labels_dir) -> list[tuple[float, dict]]:
-    "`[(doubt, row)]` of the latest rows of `labels_dir`, most doubtful first (ties: manifest order)."
+def _doubt(labels_dir, row: dict, cache: dict | None) -> float:
+    "`doubt_score` of `row` and its mask, remembered in `cache` by row and mask file (size, time)."
+    p = mask_path(labels_dir, row['file'])
+    try: st = p.stat()
+    except OSError: st = None
+    key = (json.dumps(row, sort_keys=True), st and (st.st_size, st.st_mtime_ns))
+    if cache is not None and key in cache: return cache[key]
+    d = doubt_score(row, read_label(labels_dir, row))
+    if cache is not None: cache[key] = d
+    return d
+
+def ranked(labels_dir, cache: dict | None = None) -> list[tuple[float, dict]]:
+    "`[(doubt, row)]` of the latest rows of `labels_dir`, most doubtful first (ties: manifest order); see `_doubt`."
     rows = list(rows_of(labels_dir).values())
-    scored = [(doubt_score(r, read_label(labels_dir, r)), i, r) for i, r in enumerate(rows)]
+    scored = [(_doubt(labels_dir, r, cache), i, r) for i, r in enumerate(rows)]
     return [(d, r) for d, _, r in sorted(scored, key=lambda t: (-t[0], t[1]))]
 
 # %% ../nbs/15_review.ipynb #3819af4d
@@ -250,7 +261,7 @@ class ReviewPanel:
         seg = getattr(labeller, 'segmenter', None)
         self.segmenter = CachingSegmenter(seg) if seg is not None and hasattr(seg, 'predict') else seg
         self.page_size, self.side, self.big_side, self.page, self.current = page_size, side, big, 0, None
-        self.points, self.labels, self.box, self.last = [], [], None, None
+        self.points, self.labels, self.box, self.last, self._doubts = [], [], None, None, {}
         self._build()
         self.refresh()
 
@@ -307,7 +318,7 @@ def _wire(self: ReviewPanel):
 @patch
 def refresh(self: ReviewPanel, page: int | None = None):
     "Reread the folder, rank it, show the page (`page`, or the current one) and the open image."
-    self.ranking = [(d, r) for d, r in ranked(self.labels_dir) if _keep(r, self.filter.value)]
+    self.ranking = [(d, r) for d, r in ranked(self.labels_dir, self._doubts) if _keep(r, self.filter.value)]
     pages = max(1, -(-len(self.ranking) // self.page_size))
     self.page = min(max(0, self.page if page is None else page), pages - 1)
     shown = self.ranking[self.page * self.page_size:(self.page + 1) * self.page_size]

@@ -282,3 +282,12 @@ def test_next_and_previous_follow_the_ranking(folder):
     assert p.current == order[1]
     for _ in range(9): p.next.click()
     assert p.current == order[-1]                                          # stops at the end
+
+def test_the_doubt_cache_follows_the_files(folder):
+    images, labels, truth = folder
+    cache = {}
+    first = ranked(labels, cache)
+    assert len(cache) == 5 and ranked(labels, cache) == first
+    record(labels, 'scene_00.png', np.zeros((60, 72), bool), None)        # the mask and the row change
+    again = ranked(labels, cache)
+    assert again == ranked(labels) and again[1][1]['file'] == 'scene_00.png' and len(cache) == 6
