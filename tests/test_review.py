@@ -128,7 +128,9 @@ def test_a_busy_folder_is_said_not_written(folder):
     try:
         assert holder.stdout.readline().strip() == 'held'
         p.accept.click()
-    finally: holder.kill()
+    finally:
+        holder.kill()
+        holder.communicate()
     assert 'being written by another process' in p.message.value
     assert (labels/'manifest.jsonl').read_bytes() == before
 
@@ -212,7 +214,7 @@ def test_contact_sheet(folder, tmp_path):
     spoil(labels, 'scene_02.png', (70, 56))
     files = contact_sheet(labels, images, tmp_path/'sheet.png', n=4, cols=2)
     assert files == ['scene_04.png', 'scene_02.png', *[r['file'] for _, r in ranked(labels)][2:4]]
-    w, h = Image.open(tmp_path/'sheet.png').size
+    with Image.open(tmp_path/'sheet.png') as im: w, h = im.size
     assert w == 2 * 2.2 * 80 and h == 2 * 2.4 * 80
     with pytest.raises(Exception, match='no reviewed rows'): contact_sheet(labels, images, tmp_path/'x.png',
                                                                           filter='reviewed')
