@@ -11,9 +11,9 @@ from .data import SegwlError
 __all__ = ['COMMANDS', 'BACKEND_OPTIONS', 'TINY_WARNING', 'EXPORT_FORMATS', 'INSTANCE_MODES', 'HOLE_MODES', 'MODEL_FORMATS',
            'STATUS_MIME', 'command', 'Parser', 'version', 'build_parser', 'main', 'settings_flags',
            'settings_from_args', 'make_backend', 'backend_options', 'load_references', 'images_to_label', 'label',
-           'train_cmd', 'predict_cmd', 'evaluate_cmd', 'export_cmd', 'export_model_cmd', 'jobs_dir', 'job_names',
-           'job_notebook', 'parse_value', 'notebook_parameters', 'check_parameters', 'run_notebook', 'job_status',
-           'notebook_status', 'run_notebook_cmd', 'demo']
+           'train_cmd', 'predict_cmd', 'evaluate_cmd', 'export_cmd', 'export_model_cmd', 'review_cmd', 'jobs_dir',
+           'job_names', 'job_notebook', 'parse_value', 'notebook_parameters', 'check_parameters', 'run_notebook',
+           'job_status', 'notebook_status', 'run_notebook_cmd', 'demo']
 
 # %% ../nbs/12_cli.ipynb #7af7140d
 COMMANDS: dict = {}
@@ -416,6 +416,25 @@ def export_model_cmd(args) -> int:
     n = s['input_size']
     print(f"{s['format']} model written to {s['out']}: uint8 RGB (N, 3, {n}, {n}) in, probability (N, 1, {n}, {n}) "
           f"out; max abs diff {s['max_abs_diff']:.1e} against PyTorch on {s['images']} images")
+    return 0
+
+# %% ../nbs/12_cli.ipynb #bdc3b717
+def _review_args(p):
+    p.add_argument('labels', help='the output folder of segwl label (masks/, manifest.jsonl)')
+    p.add_argument('--images', required=True, metavar='DIR', help='the folder of the images that were labelled')
+    p.add_argument('--sheet', required=True, metavar='PNG', help='write the contact sheet to this PNG file')
+    p.add_argument('-n', type=int, default=24, help='how many images, the most doubtful first (default: 24)')
+    p.add_argument('--cols', type=int, default=6, help='images a row (default: 6)')
+    p.add_argument('--show', choices=('all', 'unreviewed', 'reviewed', 'absent', 'error'), default='all',
+                   help='which rows (default: all)')
+
+@command('review', 'The most doubtful pseudo-labels first, as a contact sheet (in Jupyter: segwl.review.ReviewPanel).',
+         _review_args)
+def review_cmd(args) -> int:
+    from segwl.review import contact_sheet
+    from segwl.data import short_list
+    files = contact_sheet(args.labels, args.images, args.sheet, n=args.n, cols=args.cols, filter=args.show)
+    print(f"{args.sheet}: {len(files)} image(s), most doubtful first: {short_list(files, 5)}")
     return 0
 
 # %% ../nbs/12_cli.ipynb #f263f4ed

@@ -293,3 +293,15 @@ def test_the_doubt_cache_follows_the_files(folder):
     record(labels, 'scene_00.png', np.zeros((60, 72), bool), None)        # the mask and the row change
     again = ranked(labels, cache)
     assert again == ranked(labels) and again[1][1]['file'] == 'scene_00.png' and len(cache) == 6
+
+
+def test_no_resume_keeps_reviewed_masks(folder):
+    "Starting over relabels everything but what a person reviewed: fixed and rejected masks stay as they were."
+    images, labels, truth = folder
+    record(labels, 'scene_00.png', np.ones((60, 72), bool), 'fixed')
+    record(labels, 'scene_01.png', np.zeros((48, 64), bool), 'rejected')
+    with pytest.warns(UserWarning, match='keeping 2 reviewed'):
+        n = label_folder(seed_labeller(), images, labels, progress=False, resume=False)
+    rows = rows_of(labels)
+    assert (n['skipped'], rows['scene_00.png']['reviewed'], rows['scene_01.png']['reviewed']) == (2, 'fixed', 'rejected')
+    assert load_mask(labels/'masks'/'scene_00.png').all() and not load_mask(labels/'masks'/'scene_01.png').any()
