@@ -17,8 +17,8 @@ __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MAX_OBJECT_FRACTION', 'WARN_OBJECT_FRACT
            'load_image', 'mask_from_pil', 'load_mask', 'SegwlWarning', 'check_reference_mask', 'mask_levels',
            'check_mask_file', 'load_reference', 'is_image_file', 'list_images', 'find_mask', 'pair_masks', 'Layout',
            'dataset_layout', 'resolve_device', 'OutputError', 'output_error', 'atomic_path', 'write_text', 'save_mask',
-           'FolderBusyError', 'output_lock', 'check_writable', 'clean_parts', 'short_list', 'read_json', 'setting',
-           'check_setting', 'Settings']
+           'FolderBusyError', 'output_lock', 'check_writable', 'clean_parts', 'short_list', 'read_json', 'why_refused',
+           'setting', 'check_setting', 'Settings']
 
 # %% ../nbs/00_data.ipynb #7980c78c
 class SegwlError(Exception):
@@ -361,6 +361,19 @@ def read_json(path, what: str = 'JSON file', expect=dict):
         raise SegwlError(f"{what} {path}: expected a JSON {'object' if expect is dict else expect.__name__}, "
                          f"got {type(value).__name__}")
     return value
+
+# %% ../nbs/00_data.ipynb #5e4fa700
+def why_refused(e: Exception) -> str:
+    "Why `torch.load(weights_only=True)` refused a file, in one line (never torch's advice to switch the check off)."
+    import re
+    s = str(e)
+    if 'TorchScript' in s:
+        return "it is a TorchScript archive, a program as well as weights: loading it would run its code"
+    if m := re.search(r'Unsupported global: GLOBAL (\S+)', s):
+        return f"it holds pickled Python objects ({m[1]}), not just tensors, and unpickling them could run code"
+    if 'WeightsUnpickler' in s: return "it holds pickled Python objects, not just tensors: unpickling could run code"
+    first = s.strip().splitlines()[0][:200] if s.strip() else 'no detail'
+    return f"{type(e).__name__}: {first}"
 
 # %% ../nbs/00_data.ipynb #32d7c1ef
 def setting(default, help: str, lo=None, hi=None, choices=None):

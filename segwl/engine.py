@@ -4,7 +4,7 @@
 
 # %% ../nbs/08a_engine.ipynb #b0bf5628
 from __future__ import annotations
-import json, sys, tempfile
+import json, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from .data import SegwlError, OutputError, atomic_path, output_lock
-from .folder import ManifestWriter, label_one, collisions, files_of, plan_folder
+from .folder import ManifestWriter, label_one, collisions, files_of, plan_folder, drain
 from .pseudolabel import LabelSettings
 from .registry import get_backend, create_backend, backend_record
 
@@ -123,20 +123,8 @@ def write_result(res: dict, masks: Path, collide: dict) -> dict:
 
 def _drain(results, masks: Path, writer: ManifestWriter, collide: dict, n: dict, total: int, progress: bool,
            what: str = 'label') -> dict:
-    "Write each result as it arrives; the counts (`stopped` when the output disk failed)."
-    from tqdm.auto import tqdm
-    with tqdm(results, total=total, desc=what, unit='image', disable=not progress, file=sys.stderr,
-              dynamic_ncols=True) as bar:
-        for res in bar:
-            try:
-                row = write_result(res, masks, collide)
-                writer.append(row)
-            except OutputError as e:
-                n['stopped'] = str(e)
-                break
-            n[row['status']] += 1
-            if row['error']: bar.write(f"segwl {what}: {row['error']}", file=sys.stderr)
-    return n
+    "Write each result as it arrives, as the local engine writes its own; the counts (`stopped` on a full disk)."
+    return drain(results, lambda res: write_result(res, masks, collide), writer, n, total, progress, what)
 
 # %% ../nbs/08a_engine.ipynb #11059abf
 def label_with(spec: LabelerSpec, images, out, results, resume: bool = True, progress: bool = True,

@@ -13,7 +13,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['MANIFEST_KEYS', 'STATUSES', 'RESUME_KEYS', 'manifest_row', 'read_manifest', 'ManifestWriter', 'check_resume',
-           'done_rows', 'collisions', 'rle', 'save_instances', 'label_one', 'files_of', 'plan_folder', 'label_folder']
+           'done_rows', 'collisions', 'rle', 'save_instances', 'label_one', 'drain', 'files_of', 'plan_folder',
+           'label_folder']
 
 # %% ../nbs/08_folder.ipynb #7f42a036
 MANIFEST_KEYS = ('file', 'status', 'error', 'score', 'text_score', 'seconds')
@@ -167,20 +168,24 @@ def label_one(labeler, path: Path, mask_path: Path, collide: dict) -> dict:
         return manifest_row(path.name, 'error', msg, seconds=time.perf_counter() - t0)
 
 # %% ../nbs/08_folder.ipynb #63122202
-def _run_batch(labeler, todo, masks: Path, writer: ManifestWriter, collide, n: dict, progress: bool) -> dict:
+def drain(items, make_row, writer: ManifestWriter, n: dict, total: int, progress: bool, what: str = 'label') -> dict:
+    "Append `make_row(item)` for each item as it comes, counting statuses; stop on an `OutputError` (a full disk)."
     from tqdm.auto import tqdm
-    bar = tqdm(todo, desc='label', unit='image', disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    with bar:
-        for p in bar:
+    with tqdm(items, total=total, desc=what, unit='image', disable=not progress, file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        for item in bar:
             try:
-                row = label_one(labeler, p, masks/f"{p.stem}.png", collide)
+                row = make_row(item)
                 writer.append(row)
             except OutputError as e:
                 n['stopped'] = str(e)
                 break
             n[row['status']] += 1
-            if row['error']: bar.write(f"segwl label: {row['error']}", file=sys.stderr)
+            if row['error']: bar.write(f"segwl {what}: {row['error']}", file=sys.stderr)
     return n
+
+def _run_batch(labeler, todo, masks: Path, writer: ManifestWriter, collide, n: dict, progress: bool) -> dict:
+    return drain(todo, lambda p: label_one(labeler, p, masks/f"{p.stem}.png", collide), writer, n, len(todo), progress)
 
 # %% ../nbs/08_folder.ipynb #98d12cf4
 def files_of(images) -> list[Path]:

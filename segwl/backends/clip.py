@@ -4,14 +4,14 @@
 
 # %% ../../nbs/04_clip.ipynb #17684220
 from __future__ import annotations
-import hashlib, io, logging, math, os, re, socket, warnings, zipfile
+import hashlib, io, logging, math, os, socket, warnings, zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
 from fastcore.basics import patch
 from fastcore.meta import delegates
-from ..data import SegwlError, resolve_device
+from ..data import SegwlError, resolve_device, why_refused
 from ..protocols import TextRegionScorer, check_image
 
 # %% auto #0
@@ -389,16 +389,6 @@ def weights_format(path) -> str:
     return 'torchscript' if any(n.split('/', 1)[-1] == 'constants.pkl' for n in names) else 'pickle'
 
 # %% ../../nbs/04_clip.ipynb #5412c052
-def _why_refused(e: Exception) -> str:
-    "Why `torch.load(weights_only=True)` refused a file, in one line (never torch's advice to switch the check off)."
-    s = str(e)
-    if 'TorchScript' in s: return "it is a TorchScript archive: a program as well as weights"
-    if m := re.search(r'Unsupported global: GLOBAL (\S+)', s):
-        return f"it holds pickled Python objects ({m[1]}), not just tensors, and unpickling them could run code"
-    if 'WeightsUnpickler' in s: return "it holds pickled Python objects, not just tensors: unpickling could run code"
-    first = s.strip().splitlines()[0][:200] if s.strip() else 'no detail'
-    return f"{type(e).__name__}: {first}"
-
 def _official_torchscript(path: Path) -> dict:
     "The tensors of a TorchScript archive, loaded only when its SHA-256 is in `OPENAI_TORCHSCRIPT`."
     import torch
@@ -439,7 +429,7 @@ def clip_state_dict(path) -> dict | None:
             return _tensors(torch.load(f, map_location='cpu', weights_only=True), path)
     except ClipError: raise
     except Exception as e:
-        raise ClipError(f"CLIP weights {path}: cannot be read as a weights file ({_why_refused(e)}); pass a "
+        raise ClipError(f"CLIP weights {path}: cannot be read as a weights file ({why_refused(e)}); pass a "
                         f"state-dict (.pt, .bin) or .safetensors file, or an open_clip tag") from None
 
 # %% ../../nbs/04_clip.ipynb #74950f10

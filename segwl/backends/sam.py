@@ -12,12 +12,12 @@ __all__ = ['SAM_BASE_URL', 'SAM_CHECKPOINTS', 'SAM_ARCHS', 'SamError', 'SamSegme
            'sam_stamp_dir', 'checked_md5', 'sam_checkpoint', 'sam_state_dict', 'load_sam']
 
 # %% ../../nbs/05_sam.ipynb #f738bbc3
-import hashlib, os, re
+import hashlib, os
 from functools import partial
 from pathlib import Path
 import torch
 from fastcore.basics import patch
-from ..data import SegwlError, resolve_device, atomic_path
+from ..data import SegwlError, resolve_device, atomic_path, why_refused
 
 # %% ../../nbs/05_sam.ipynb #1afeee39
 class SamError(SegwlError):
@@ -163,23 +163,13 @@ def sam_checkpoint(sam_type: str = 'vit_b', cache_dir=None, base_url: str | None
     return dest
 
 # %% ../../nbs/05_sam.ipynb #849c2cd8
-def _why_refused(e: Exception) -> str:
-    "Why `torch.load(weights_only=True)` refused a file, in one line."
-    s = str(e)
-    if 'TorchScript' in s: return "it is a TorchScript archive, a program: loading it would run its code"
-    if m := re.search(r'Unsupported global: GLOBAL (\S+)', s):
-        return f"it holds pickled Python objects ({m[1]}), not just tensors, and unpickling them could run code"
-    if 'WeightsUnpickler' in s: return "it holds pickled Python objects, not just tensors: unpickling could run code"
-    first = s.strip().splitlines()[0][:200] if s.strip() else 'no detail'
-    return f"{type(e).__name__}: {first}"
-
 def sam_state_dict(path) -> dict:
     "The tensors of SAM checkpoint `path` (a state dict, or one under `'model'`), read with `weights_only=True`."
     path = Path(path)
     if not path.is_file(): raise SamError(f"SAM checkpoint {path}: file not found")
     try: sd = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise SamError(f"SAM checkpoint {path}: cannot be read as a weights file ({_why_refused(e)}); "
+        raise SamError(f"SAM checkpoint {path}: cannot be read as a weights file ({why_refused(e)}); "
                        f"is it a complete SAM .pth?") from None
     if isinstance(sd, dict) and isinstance(sd.get('model'), dict): sd = sd['model']
     if not (isinstance(sd, dict) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items())):
