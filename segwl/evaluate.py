@@ -88,7 +88,7 @@ def summarize(per_image: list[dict], ignore_used: bool = False) -> dict:
                 precision=pooled['precision'], recall=pooled['recall'], n_images=len(per_image),
                 ignore_used=ignore_used, baseline_all_foreground=foreground_baseline(per_image))
 
-# %% ../nbs/10_evaluate.ipynb #67fb32e7
+# %% ../nbs/10_evaluate.ipynb #8f8aea2a
 def summary_line(m: dict) -> str:
     "One line of the metrics `m`: mean IoU and Dice each beside the all-foreground baseline, the tiny-random stamp."
     b = m.get('baseline_all_foreground') or {}
@@ -106,6 +106,7 @@ _OUTLINES = dict(pred=(255, 0, 255), truth=(0, 255, 255))   # magenta and cyan: 
 def save_histogram(ious, path, baseline: float | None = None, stamp: str | None = None):
     "PNG histogram of per-image IoU, with the mean IoU of the all-foreground prediction when given."
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
     fig = Figure(figsize=(5, 3.2))
     ax = fig.add_subplot()
     ax.hist(ious, bins=np.linspace(0, 1, 21), color='tab:blue', edgecolor='white')
@@ -113,6 +114,7 @@ def save_histogram(ious, path, baseline: float | None = None, stamp: str | None 
         ax.axvline(baseline, color='black', ls='--', lw=1, label=f'all-foreground baseline {baseline:.3f}')
         ax.legend(fontsize=7, loc='upper left')
     ax.set(xlabel='foreground IoU', ylabel='images')
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f'IoU per image (n={len(ious)}, mean {np.mean(ious):.3f})' + (f'\n{stamp}' if stamp else ''),
                  color='red' if stamp else 'black', fontsize=10)
     fig.tight_layout()
