@@ -11,12 +11,14 @@ import torch
 import torch.nn.functional as F
 from .data import (SegwlError, LayoutError, MaskError, list_images, pair_masks, load_image, load_mask,
                         atomic_path, write_text, save_mask, output_lock, clean_parts)
-from .finetune import load_model
+from .finetune import load_model, labels_config, tiny_random, TINY_STAMP
+from .data import read_json
 
 # %% auto #0
-__all__ = ['confusion', 'scores', 'erode', 'boundary_band', 'boundary_width', 'boundary_iou', 'image_metrics', 'summarize',
-           'save_histogram', 'overlay', 'save_overlays', 'best_and_worst', 'EvaluationError', 'read_inputs',
-           'score_folder', 'write_report', 'evaluate_folder']
+__all__ = ['confusion', 'scores', 'erode', 'boundary_band', 'boundary_width', 'boundary_iou', 'image_metrics',
+           'foreground_baseline', 'summarize', 'summary_line', 'save_histogram', 'dilate', 'overlay', 'save_overlays',
+           'best_and_worst', 'EvaluationError', 'read_inputs', 'score_folder', 'write_report', 'sources',
+           'evaluate_folder']
 
 # %% ../nbs/10_evaluate.ipynb #ab8af0d4
 def confusion(pred, gt, ignore=None) -> dict:
@@ -66,46 +68,83 @@ def image_metrics(pred, gt, ignore=None) -> dict:
     return c | scores(c) | dict(boundary_iou=boundary_iou(pred, gt, ignore))
 
 # %% ../nbs/10_evaluate.ipynb #f2718e35
+def _all_foreground(c: dict) -> dict:
+    "The pixel counts that predicting every scored pixel as object would give, from the counts of any prediction."
+    truth, n = c['tp'] + c['fn'], c['tp'] + c['fp'] + c['fn'] + c['tn']
+    return dict(tp=truth, fp=n - truth, fn=0, tn=0)
+
+def foreground_baseline(per_image: list[dict]) -> dict:
+    "Mean IoU and Dice of the all-foreground prediction over the per-image rows."
+    s = [scores(_all_foreground(r)) for r in per_image]
+    return dict(mean_iou=float(np.mean([x['iou'] for x in s])), dice=float(np.mean([x['dice'] for x in s])))
+
 def summarize(per_image: list[dict], ignore_used: bool = False) -> dict:
-    "The metrics.json summary of per-image metric rows."
+    "The metrics.json summary of per-image metric rows, with the all-foreground baseline."
     if not per_image: raise SegwlError("no image was evaluated")
     pooled = scores({k: sum(r[k] for r in per_image) for k in ('tp', 'fp', 'fn', 'tn')})
     mean = {k: float(np.mean([r[k] for r in per_image])) for k in ('iou', 'dice', 'boundary_iou')}
     return dict(mean_iou=mean['iou'], dataset_iou=pooled['iou'], dice=mean['dice'],
                 pixel_accuracy=pooled['pixel_accuracy'], boundary_iou=mean['boundary_iou'],
                 precision=pooled['precision'], recall=pooled['recall'], n_images=len(per_image),
-                ignore_used=ignore_used)
+                ignore_used=ignore_used, baseline_all_foreground=foreground_baseline(per_image))
+
+# %% ../nbs/10_evaluate.ipynb #8f8aea2a
+def summary_line(m: dict) -> str:
+    "One line of the metrics `m`: mean IoU and Dice each beside the all-foreground baseline, the tiny-random stamp."
+    b = m.get('baseline_all_foreground') or {}
+    def vs(k):
+        if k not in b: return ''
+        return f" (all-foreground {b[k]:.4f}{': below doing nothing' if m[k] < b[k] else ''})"
+    return (f"mean IoU {m['mean_iou']:.4f}{vs('mean_iou')}, dataset IoU {m['dataset_iou']:.4f}, Dice {m['dice']:.4f}"
+            f"{vs('dice')}, boundary IoU {m['boundary_iou']:.4f} over {m['n_images']} images"
+            + (' (ignore regions left out)' if m.get('ignore_used') else '')
+            + (f" [{TINY_STAMP}]" if m.get('tiny_random') else ''))
 
 # %% ../nbs/10_evaluate.ipynb #409806e1
-def save_histogram(ious, path):
-    "PNG histogram of per-image IoU."
+_OUTLINES = dict(pred=(255, 0, 255), truth=(0, 255, 255))   # magenta and cyan: rare in photos, seen on fur and grass
+
+def save_histogram(ious, path, baseline: float | None = None, stamp: str | None = None):
+    "PNG histogram of per-image IoU, with the mean IoU of the all-foreground prediction when given."
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
     fig = Figure(figsize=(5, 3.2))
     ax = fig.add_subplot()
     ax.hist(ious, bins=np.linspace(0, 1, 21), color='tab:blue', edgecolor='white')
-    ax.set(xlabel='foreground IoU', ylabel='images', title=f'IoU per image (n={len(ious)}, mean {np.mean(ious):.3f})')
+    if baseline is not None:
+        ax.axvline(baseline, color='black', ls='--', lw=1, label=f'all-foreground baseline {baseline:.3f}')
+        ax.legend(fontsize=7, loc='upper left')
+    ax.set(xlabel='foreground IoU', ylabel='images')
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(f'IoU per image (n={len(ious)}, mean {np.mean(ious):.3f})' + (f'\n{stamp}' if stamp else ''),
+                 color='red' if stamp else 'black', fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=100)
 
-def overlay(image, gt, pred) -> np.ndarray:
-    "RGB uint8: prediction tinted red, the ground-truth outline in green (a grey canvas when there is no image)."
-    img = np.full(gt.shape + (3,), 128, np.uint8) if image is None else image
-    o = img.astype(np.float32)
-    o[pred] = 0.55 * o[pred] + 0.45 * np.array([255, 0, 0])
-    o[boundary_band(gt, max(1, boundary_width(gt.shape, 0.005)))] = (0, 255, 0)
-    return o.astype(np.uint8)
+def dilate(mask: np.ndarray, d: int) -> np.ndarray:
+    "Dilation of a bool mask by a (2d+1)x(2d+1) square; outside the image counts as background."
+    t = torch.from_numpy(np.asarray(mask, bool)).float()[None, None]
+    return F.max_pool2d(F.pad(t, (d, d, d, d), value=0.0), 2*d + 1, stride=1)[0, 0].numpy() > 0
 
-def save_overlays(items, path, cols=3):
-    "PNG grid of (image or None, gt, pred, title) overlays."
+def overlay(image, gt, pred) -> np.ndarray:
+    "RGB uint8: the prediction's outline in magenta (inside it), the truth's in cyan (outside it); grey without image."
+    o = np.full(gt.shape + (3,), 128, np.uint8) if image is None else image.copy()
+    w = max(1, boundary_width(gt.shape, 0.006))
+    o[dilate(gt, w) & ~gt] = _OUTLINES['truth']
+    o[boundary_band(pred, w)] = _OUTLINES['pred']
+    return o
+
+def save_overlays(rows, path, title: str = ''):
+    "PNG grid with a row per list of (image or None, gt, pred, title) overlays."
     from matplotlib.figure import Figure
-    rows = max(1, math.ceil(len(items) / cols))
-    fig = Figure(figsize=(3.2 * cols, 3 * rows))
-    for k, (img, gt, pred, title) in enumerate(items):
-        ax = fig.add_subplot(rows, cols, k + 1)
-        ax.imshow(overlay(img, gt, pred))
-        ax.set_title(title, fontsize=9)
-        ax.axis('off')
-    fig.suptitle('best (first) and worst predictions: red = predicted, green = true outline', fontsize=10)
+    cols = max(1, *map(len, rows))
+    fig = Figure(figsize=(3.2 * cols, 3.1 * len(rows) + 0.5))
+    for r, items in enumerate(rows):
+        for c, (img, gt, pred, t) in enumerate(items):
+            ax = fig.add_subplot(len(rows), cols, r * cols + c + 1)
+            ax.imshow(overlay(img, gt, pred))
+            ax.set_title(t, fontsize=9)
+            ax.axis('off')
+    fig.suptitle(title, fontsize=10, color='red' if TINY_STAMP in title else 'black')
     fig.tight_layout()
     with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=90)
 
@@ -187,11 +226,16 @@ def write_report(out, summary: dict, rows: list[dict], shown=None, n_show: int =
         w.writeheader()
         w.writerows(rows)
     if shown is None: return
-    ious = [r['iou'] for r in rows]
-    save_histogram(ious, out/'iou_histogram.png')
+    ious, stamp = [r['iou'] for r in rows], TINY_STAMP if summary.get('tiny_random') else None
+    save_histogram(ious, out/'iou_histogram.png', summary['baseline_all_foreground']['mean_iou'], stamp)
     picked = best_and_worst(ious, n_show)
-    save_overlays([(*shown(rows[i]), f"{Path(rows[i]['file']).stem}  IoU {ious[i]:.2f}") for i in picked],
-                  out/'best_worst.png')
+    best, worst = picked[:n_show // 2], picked[n_show // 2:]
+    def panel(kind, rank, i): return (*shown(rows[i]), f"{kind} {rank}: {_short(rows[i]['file'])}\nIoU {ious[i]:.3f}")
+    grid = [[panel(k, j + 1, i) for j, i in enumerate(idx)] for k, idx in (('best', best), ('worst', worst)) if idx]
+    save_overlays(grid, out/'best_worst.png', 'magenta: predicted outline, cyan: true outline'
+                  + (f'\n{stamp}' if stamp else ''))
+
+def _short(name: str, n: int = 28) -> str: return name if len(name) <= n else name[:n - 3] + '...'
 
 def _shown(inputs, model, out):
     "`row -> (image or None, gt, prediction)` read back from the files, for the figures."
@@ -205,6 +249,29 @@ def _shown(inputs, model, out):
     return shown
 
 # %% ../nbs/10_evaluate.ipynb #5efd8cb8
+def _model_record(info: dict, where) -> dict:
+    "What metrics.json says of a model: its folder, architecture, pretrained start, and the backends of its labels."
+    return dict(dir=str(where), arch=info.get('arch'), pretrained=(info.get('settings') or {}).get('pretrained'),
+                labels_models=info.get('labels_models'))
+
+def _predicted_by(pred_dir) -> dict | None:
+    "The model record of a `segwl predict` folder whose masks are `pred_dir` (its config.json names the model)."
+    p = Path(pred_dir).parent/'config.json'
+    try: cfg = read_json(p, 'config of the prediction run') if p.is_file() else {}
+    except SegwlError: return None
+    m = Path(str(cfg.get('model', '')))/'model.json'
+    if 'checkpoint_sha256' not in cfg or not m.is_file(): return None
+    try: return _model_record(read_json(m, 'model description'), m.parent)
+    except SegwlError: return None
+
+def sources(pred_dir=None, model=None) -> dict:
+    "`{labels, model}`: the labelling backends behind the scored masks (directly or through the model), the model."
+    if model is not None:
+        rec = _model_record(getattr(model, 'info', {}), getattr(model, 'dir', None))
+        return dict(labels=rec['labels_models'], model=rec)
+    cfg, rec = labels_config(pred_dir), _predicted_by(pred_dir)
+    return dict(labels=cfg['models'] if cfg else (rec or {}).get('labels_models'), model=rec)
+
 def evaluate_folder(masks_dir, out_dir, pred_dir=None, model=None, images_dir=None, ignore_dir=None,
                     device='auto', progress=True, figures=True, n_show=6) -> dict:
     "Score predictions (`pred_dir`, or `model` run on `images_dir`) against `masks_dir`; write a report to `out_dir`."
@@ -218,7 +285,10 @@ def evaluate_folder(masks_dir, out_dir, pred_dir=None, model=None, images_dir=No
         inputs = read_inputs(masks_dir, pred_dir, images_dir, ignore_dir, need_images=model is not None)
         rows = score_folder(inputs, out, model, progress)
         summary = summarize([{k: v for k, v in r.items() if k != 'file'} for r in rows], ignore_dir is not None)
+        models = sources(pred_dir, model)
         summary |= dict(source=str(pred_dir) if pred_dir is not None else 'model', masks_dir=str(masks_dir),
-                        ignore_dir=str(ignore_dir) if ignore_dir is not None else None)
+                        ignore_dir=str(ignore_dir) if ignore_dir is not None else None, models=models,
+                        tiny_random=tiny_random(models['labels']))
+        if summary['tiny_random']: summary['warning'] = f"{TINY_STAMP}: the labels came from tiny untrained models"
         write_report(out, summary, rows, _shown(inputs, model, out) if figures else None, n_show)
     return summary

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_finetune.ipynb #b0e3a0af
 from __future__ import annotations
-import hashlib, json, math, pickle, random, sys, time, warnings
+import csv, hashlib, json, math, os, pickle, random, shutil, socket, sys, tempfile, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -18,16 +18,18 @@ from .stitch import resize_image, resize_mask
 from .folder import read_manifest, ManifestWriter, manifest_row, collisions
 from .data import (SegwlError, SegwlWarning, LayoutError, OutputError, Settings, setting, list_images, pair_masks,
                         load_image, load_mask, atomic_path, write_text, save_mask, resolve_device, output_lock,
-                        clean_parts, read_json)
+                        clean_parts, read_json, output_error)
 
 # %% auto #0
 __all__ = ['TV_ARCHS', 'SMP_DECODERS', 'SMP_ALIASES', 'SMP_ENCODERS_SUGGESTED', 'DEFAULT_ARCH', 'ARCH_FAMILIES', 'MAX_SIZE',
-           'MAX_EPOCHS', 'MAX_BATCH', 'MAX_MINUTES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'MODEL_INFO_CHECKS',
-           'PREDICT_KEYS', 'ArchError', 'arch_help', 'ArchFamily', 'parse_arch', 'canonical_arch', 'weights_source',
-           'BinarySegmenter', 'build_model', 'TrainSettings', 'manifest_rows', 'select_training_data',
-           'synthetic_dataset', 'train_transform', 'to_input', 'SegDataset', 'bce_dice_loss', 'lr_factor', 'ema_decay',
-           'ema_model', 'foreground_iou', 'validate', 'split_pairs', 'CheckpointError', 'save_checkpoint',
-           'load_checkpoint', 'ResumeError', 'Trainer', 'read_resume', 'make_loaders', 'seed_everything', 'train',
+           'MAX_EPOCHS', 'MAX_BATCH', 'MAX_MINUTES', 'TINY_STAMP', 'IMAGENET_MEAN', 'IMAGENET_STD', 'HISTORY_COLUMNS',
+           'MIN_CURVE_EPOCHS', 'MODEL_INFO_CHECKS', 'PREDICT_KEYS', 'ArchError', 'arch_help', 'ArchFamily',
+           'parse_arch', 'canonical_arch', 'weights_source', 'BinarySegmenter', 'weights_cached', 'reachable',
+           'build_model', 'TrainSettings', 'manifest_rows', 'select_training_data', 'synthetic_dataset',
+           'labels_config', 'tiny_random', 'train_transform', 'to_input', 'SegDataset', 'bce_dice_loss', 'lr_factor',
+           'ema_decay', 'ema_model', 'foreground_iou', 'validate', 'split_pairs', 'CheckpointError', 'save_checkpoint',
+           'load_checkpoint', 'ResumeError', 'Trainer', 'read_resume', 'make_loaders', 'seed_everything',
+           'write_history', 'tensorboard_writer', 'log_epoch', 'save_training_plot', 'save_smp', 'train',
            'read_model_info', 'load_weights', 'TrainedModel', 'load_model', 'predict_config', 'predict_one',
            'predict_folder']
 
@@ -73,6 +75,10 @@ def _tv_source(model: str, _) -> str:
     import torchvision
     return torchvision.models.get_model_weights(model).DEFAULT.url
 
+def _tv_cached(model: str, _) -> bool:
+    "Whether torch hub's cache holds the weights (it then loads them without the network)."
+    return (Path(torch.hub.get_dir())/'checkpoints'/Path(_tv_source(model, None)).name).is_file()
+
 # %% ../nbs/09_finetune.ipynb #cf9cdbdc
 def _smp_split(name: str):
     "`(decoder, encoder)` as written in `smp:DECODER:ENCODER` or `decoder-encoder`; None for other shapes."
@@ -102,6 +108,15 @@ def _smp_source(decoder: str, encoder: str) -> str:
     s = ps.get('imagenet') or next(iter(ps.values()))
     return f"https://huggingface.co/{s['repo_id']}"
 
+def _smp_cached(decoder: str, encoder: str) -> bool | None:
+    "Whether the Hugging Face cache holds the encoder's weights at their pinned revision; None for timm (unknown)."
+    if encoder.startswith('tu-'): return None
+    from huggingface_hub import try_to_load_from_cache
+    from segmentation_models_pytorch.encoders import encoders
+    ps = encoders[encoder]['pretrained_settings']
+    s = ps.get('imagenet') or next(iter(ps.values()))
+    return isinstance(try_to_load_from_cache(s['repo_id'], 'model.safetensors', revision=s.get('revision')), str)
+
 # %% ../nbs/09_finetune.ipynb #86b6e7de
 class ArchFamily(NamedTuple):
     "One family of architectures: its names, its one-logit builder, its canonical spelling, its weights' source."
@@ -109,9 +124,10 @@ class ArchFamily(NamedTuple):
     build: Callable       # (model, variant, pretrained) -> nn.Module with one logit channel
     canonical: Callable   # (model, variant) -> the spelling model.json records
     source: Callable      # (model, variant) -> where the pretrained weights come from
+    cached: Callable      # (model, variant) -> whether they are in the local cache (None: cannot tell)
 
-ARCH_FAMILIES = {'tv': ArchFamily(_tv_parse, _tv_build, lambda m, _: m, _tv_source),
-                 'smp': ArchFamily(_smp_parse, _smp_build, lambda d, e: f"smp:{d}:{e}", _smp_source)}
+ARCH_FAMILIES = {'tv': ArchFamily(_tv_parse, _tv_build, lambda m, _: m, _tv_source, _tv_cached),
+                 'smp': ArchFamily(_smp_parse, _smp_build, lambda d, e: f"smp:{d}:{e}", _smp_source, _smp_cached)}
 
 def parse_arch(name: str) -> tuple:
     "`(family, model, variant)` for an architecture name, e.g. `('smp', 'Unet', 'resnet34')`; `ArchError` if unknown."
@@ -142,17 +158,34 @@ class BinarySegmenter(nn.Module):
         y = self.net(x)
         return y['out'] if isinstance(y, dict) else y
 
+def weights_cached(name: str) -> bool | None:
+    "Whether the pretrained weights of architecture `name` are in the local cache (None: cannot tell)."
+    kind, a, b = parse_arch(name)
+    return ARCH_FAMILIES[kind].cached(a, b)
+
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    "Whether the host of `url` accepts a connection on port 443: one attempt, no retries."
+    from urllib.parse import urlparse
+    try: socket.create_connection((urlparse(url).hostname, 443), timeout=timeout).close()
+    except OSError: return False
+    return True
+
+_WAYS_OUT = ("Run once on a connected machine (the weights are cached: torch hub's cache for torchvision, "
+            "~/.cache/huggingface for smp), or train from scratch with --no-pretrained.")
+
 def build_model(name: str = DEFAULT_ARCH, pretrained: bool = False) -> BinarySegmenter:
     "A one-logit segmentation model of architecture `name`, random or with pretrained weights."
     kind, a, b = parse_arch(name)
     build = ARCH_FAMILIES[kind].build
     if not pretrained: return BinarySegmenter(build(a, b, False), kind)
+    src = weights_source(name)
+    if weights_cached(name) is False and not reachable(src):
+        raise ArchError(f"--pretrained: the pretrained weights of {canonical_arch(name)} are not cached and "
+                        f"{src} cannot be reached (offline?). {_WAYS_OUT}")
     try: net = build(a, b, True)
     except Exception as e:
         raise ArchError(f"--pretrained: could not download the pretrained weights of {canonical_arch(name)} from "
-                        f"{weights_source(name)} ({type(e).__name__}: {str(e)[:200]}). Offline? Run once on a "
-                        f"connected machine (the weights are cached: torch hub's cache for torchvision, "
-                        f"~/.cache/huggingface for smp), or train from scratch with --no-pretrained.") from None
+                        f"{src} ({type(e).__name__}: {str(e)[:200]}). Offline? {_WAYS_OUT}") from None
     return BinarySegmenter(net, kind)
 
 # %% ../nbs/09_finetune.ipynb #1cd065ba
@@ -249,6 +282,25 @@ def synthetic_dataset(folder, n=6, size=48, seed=0):
         Image.fromarray(img).save(folder/'images'/f'im{i}.png')
         save_mask(m, folder/'masks'/f'im{i}.png')
     return folder/'images', folder/'masks'
+
+# %% ../nbs/09_finetune.ipynb #ebe4b396
+TINY_STAMP = 'TINY RANDOM MODELS: meaningless'
+
+def labels_config(masks_dir, manifest=None) -> dict | None:
+    "The config.json of the labelling run that wrote `masks_dir`, found beside the manifest or the masks folder."
+    for d in dict.fromkeys(([Path(manifest).parent] if manifest else []) + [Path(masks_dir).parent]):
+        if not (d/'config.json').is_file(): continue
+        try: cfg = read_json(d/'config.json', 'config of the labelling run')
+        except SegwlError as e:
+            warnings.warn(f"{e}: the labelling backends are not recorded", SegwlWarning)
+            continue
+        if isinstance(cfg.get('models'), dict): return cfg
+    return None
+
+def tiny_random(*models) -> bool:
+    "Whether any backend of the `{role: {name, kind, weights}}` records came from tiny random weights."
+    return any(isinstance(m, dict) and m.get('weights') == 'tiny-random'
+               for ms in models if isinstance(ms, dict) for m in ms.values())
 
 # %% ../nbs/09_finetune.ipynb #c0cc76c8
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -491,14 +543,15 @@ def train_step(self: Trainer, x, y) -> float:
 
 @patch
 def one_epoch(self: Trainer, tl, bar=None) -> list:
-    "Train on the batches of loader `tl` (through progress bar `bar` if given) until done or out of time; the losses."
+    "Train on the batches of loader `tl` until done or out of time, moving progress bar `bar` if given; the losses."
     t0, losses = time.monotonic() - self.elapsed, []
     self.model.train()
-    for i, (x, y) in enumerate(tl if bar is None else bar):
+    for i, (x, y) in enumerate(tl):
         self.set_lr(self.progress(self.epoch + i / len(tl)))
         losses.append(self.train_step(x, y))
         self.elapsed = time.monotonic() - t0
-        if bar is not None: bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+        if bar is not None: bar.update(1)
+        if bar is not None: bar.set_postfix_str(_bar_numbers(self, np.mean(losses), self.epoch + 1))
         if self.budget and self.elapsed >= self.budget: break
     self.epoch += 1
     return losses
@@ -531,11 +584,12 @@ def save(self: Trainer, out: Path, best: bool):
     save_checkpoint(self.state(), Path(out)/'last.pt')
 
 # %% ../nbs/09_finetune.ipynb #f9e33935
-def _model_info(t: Trainer, data: dict, device: str) -> dict:
-    "What model.json records: how to rebuild and feed the model, the settings, the data, the history."
+def _model_info(t: Trainer, data: dict, device: str, labels_models: dict | None = None) -> dict:
+    "What model.json records: how to rebuild and feed the model, the settings, the data and its labellers, the history."
     return {'format': 'segwl-model/1', 'arch': t.s.arch, 'input_size': t.s.size, 'channels': 1, 'threshold': 0.5,
             'normalize': {'mean': list(IMAGENET_MEAN), 'std': list(IMAGENET_STD)}, 'checkpoint': 'best.pt',
-            'settings': t.s.to_dict(), 'data': data, 'best': t.best, 'stopped': t.stop_reason(),
+            'settings': t.s.to_dict(), 'data': data, 'labels_models': labels_models,
+            'tiny_random': tiny_random(labels_models), 'best': t.best, 'stopped': t.stop_reason(),
             'seconds': round(t.elapsed, 1), 'device': device, 'torch_threads': torch.get_num_threads(),
             'history': t.history}
 
@@ -545,18 +599,97 @@ def _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs) 
             'counts': counts, 'train': len(train_pairs), 'val': len(val_pairs),
             'val_files': [p.name for p, _ in val_pairs]}
 
-def _epoch_line(h: dict) -> str:
-    val = '' if h['val_iou'] is None else f", val IoU {h['val_iou']:.4f}"
-    return f"epoch {h['epoch']}: loss {h['loss']:.4f}{val}"
+def _bar_numbers(t: Trainer, loss: float, epoch: int) -> str:
+    "The latest numbers shown after the one progress bar: the epoch, its loss (so far), the last validation IoU."
+    val = [h['val_iou'] for h in t.history if h['val_iou'] is not None]
+    return f"epoch {epoch}/{t.s.epochs}, loss {loss:.3f}" + (f", val IoU {val[-1]:.3f}" if val else '')
 
 def _counts_line(counts: dict) -> str:
     left = ''.join(f", {v} {k.replace('_', ' ')}" for k, v in counts.items() if k not in ('images', 'used') and v)
     return f"data: {counts['used']} of {counts['images']} images used{left}"
 
+# %% ../nbs/09_finetune.ipynb #0687435f
+HISTORY_COLUMNS = ('epoch', 'loss', 'val_iou', 'lr', 'elapsed_s', 'partial')
+MIN_CURVE_EPOCHS = 3
+
+def write_history(history: list[dict], path):
+    "history.csv: one row per epoch (an empty cell where there was no validation)."
+    with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
+        w = csv.DictWriter(f, fieldnames=HISTORY_COLUMNS, extrasaction='ignore')
+        w.writeheader()
+        w.writerows(history)
+
+def tensorboard_writer(out: Path):
+    "A TensorBoard `SummaryWriter` into `out`/tensorboard, or None when tensorboard is not installed."
+    try: from torch.utils.tensorboard import SummaryWriter
+    except ImportError: return None
+    return SummaryWriter(str(Path(out)/'tensorboard'))
+
+def log_epoch(tb, h: dict):
+    "Add epoch record `h` (loss, validation IoU, learning rate) to TensorBoard writer `tb` (None: nothing)."
+    if tb is None: return
+    for k in ('loss', 'val_iou', 'lr'):
+        if h[k] is not None: tb.add_scalar(k, h[k], h['epoch'])
+    tb.flush()
+
+def save_training_plot(history: list[dict], path, stamp: str | None = None) -> bool:
+    "training.png: loss and validation IoU per epoch; False, and nothing drawn, below `MIN_CURVE_EPOCHS` epochs."
+    if len(history) < MIN_CURVE_EPOCHS: return False
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.add_subplot()
+    ep, mark = [h['epoch'] for h in history], 'o' if len(history) <= 30 else None
+    lines = ax.plot(ep, [h['loss'] for h in history], '-', marker=mark, ms=3, color='tab:red', label='training loss')
+    ax.set(xlabel='epoch', ylabel='training loss (BCE + Dice)')
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    val = [(h['epoch'], h['val_iou']) for h in history if h['val_iou'] is not None]
+    if val:
+        ax2 = ax.twinx()
+        lines += ax2.plot(*zip(*val), '-', marker=mark, ms=3, color='tab:blue', label='validation IoU')
+        ax2.set(ylabel='validation IoU', ylim=(0, 1))
+    ax.legend(handles=lines, loc='upper center', bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, fontsize=8)
+    ax.set_title('training' + (f' - {stamp}' if stamp else ''), color='red' if stamp else 'black', fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=100)
+    return True
+
+# %% ../nbs/09_finetune.ipynb #2c8f24ce
+def save_smp(model_dir, arch: str) -> str | None:
+    "Save the best weights of an smp model with `save_pretrained` in `model_dir`/smp; its name (None: not smp)."
+    if parse_arch(arch)[0] != 'smp': return None
+    d = Path(model_dir)
+    m = build_model(arch)
+    m.load_state_dict(load_checkpoint(d/'best.pt'))
+    with tempfile.TemporaryDirectory(dir=d, prefix='.smp.') as tmp:
+        try: m.net.save_pretrained(tmp)
+        except OSError as e: raise output_error(d/'smp', e) from None
+        for f in Path(tmp).iterdir():
+            with atomic_path(d/'smp'/f.name) as p: shutil.copyfile(f, p)   # p has the mode open() gives
+    return 'smp'
+
+# %% ../nbs/09_finetune.ipynb #72719693
+@patch
+def run(self: Trainer, out: Path, tl, vl, info: Callable, bar=None):
+    "Train until a budget is spent; after each epoch save the checkpoints, model.json (`info()`) and the history."
+    tb = tensorboard_writer(out) if self.stop_reason() is None else None
+    try:
+        while self.stop_reason() is None:
+            losses = self.one_epoch(tl, bar)
+            best = self.end_epoch(losses, len(tl), vl)
+            self.save(out, best)
+            write_text(out/'model.json', json.dumps(info(), indent=1))
+            write_history(self.history, out/'history.csv')
+            log_epoch(tb, self.history[-1])
+            if bar is not None: bar.set_postfix_str(_bar_numbers(self, self.history[-1]['loss'], self.epoch))
+    finally:
+        if tb is not None: tb.close()
+        if bar is not None: bar.close()
+
 # %% ../nbs/09_finetune.ipynb #ea6cd364
 def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None, manifest=None,
           progress: bool = True, log=print) -> dict:
-    "Fine-tune `settings.arch` on the (image, mask) pairs; write best.pt, last.pt and model.json to `out_dir`."
+    "Fine-tune `settings.arch` on the (image, mask) pairs; write the model and its records to `out_dir`."
     from tqdm.auto import tqdm
     s, out = settings or TrainSettings(), Path(out_dir)
     with output_lock(out, 'segwl train'):
@@ -564,6 +697,8 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
         pairs, counts = select_training_data(images_dir, masks_dir, manifest, s.min_score, s.min_text_score,
                                              s.keep_absent)
         log(_counts_line(counts))
+        labels = (labels_config(masks_dir, manifest) or {}).get('models')
+        if tiny_random(labels): log(f"labels made by tiny random models: {TINY_STAMP}")
         train_pairs, val_pairs = split_pairs(pairs, s.val_fraction, s.seed)
         data = _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs)
         device = resolve_device(s.device)
@@ -574,18 +709,18 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
             t.restore(ck, out/'last.pt')
             log(f"resuming {out} after epoch {t.epoch} ({t.elapsed/60:.1f} min trained)")
         tl, vl = make_loaders(train_pairs, val_pairs, s)
-        while t.stop_reason() is None:
-            bar = tqdm(tl, desc=f"epoch {t.epoch + 1}/{s.epochs}", disable=not progress, leave=True)
-            losses = t.one_epoch(tl, bar)
-            best = t.end_epoch(losses, len(tl), vl)
-            if progress: bar.write(_epoch_line(t.history[-1]))
-            t.save(out, best)
-            write_text(out/'model.json', json.dumps(_model_info(t, data, device), indent=1))
-        if not (out/'model.json').exists():   # resumed a finished run: nothing else to do
-            write_text(out/'model.json', json.dumps(_model_info(t, data, device), indent=1))
+        t.run(out, tl, vl, lambda: _model_info(t, data, device, labels),
+              tqdm(total=s.epochs * len(tl), initial=t.epoch * len(tl), desc='train', unit='batch',
+                   disable=not progress))
+        info = _model_info(t, data, device, labels) | {'smp_pretrained': save_smp(out, s.arch)}
+        write_text(out/'model.json', json.dumps(info, indent=1))
+        write_history(t.history, out/'history.csv')
+        stamp = TINY_STAMP if info['tiny_random'] else None
+        if not save_training_plot(t.history, out/'training.png', stamp):
+            log(f"training.png: not drawn, {len(t.history)} epoch(s) (a curve needs {MIN_CURVE_EPOCHS})")
     log(f"stopped by {t.stop_reason()} after {t.epoch} epochs ({t.elapsed/60:.1f} min); best val IoU "
-        f"{t.best['val_iou']} at epoch {t.best['epoch']}")
-    return json.loads((out/'model.json').read_text())
+        f"{t.best['val_iou']} at epoch {t.best['epoch']}" + (f" [{stamp}]" if stamp else ''))
+    return info
 
 # %% ../nbs/09_finetune.ipynb #5ab81734
 def _numbers(v, n: int = 3) -> bool:

@@ -1,9 +1,14 @@
 "Evaluation: known answers, clear failures, and the all-foreground baseline of the pets data."
+import json
 import numpy as np
 import pytest
+from PIL import Image
 from conftest import segwl
 from segwl.data import save_mask, list_images, load_mask
-from segwl.evaluate import evaluate_folder, EvaluationError, image_metrics, boundary_iou
+from segwl.evaluate import evaluate_folder, EvaluationError, image_metrics, boundary_iou, summary_line, overlay
+
+TINY = {'segmenter': {'name': 'sam-vit_b', 'kind': 'segmenter', 'weights': 'tiny-random'},
+        'scorer': {'name': 'clip-vit-b32', 'kind': 'scorer', 'weights': 'real'}}
 
 @pytest.fixture
 def folders(tmp_path):
@@ -26,6 +31,69 @@ def test_known_answers_with_and_without_ignore(folders):
                         figures=False)
     assert m['mean_iou'] == pytest.approx((32/48 + 1) / 2) and m['ignore_used']
     assert m['precision'] == pytest.approx(1.0)                          # the ignored rows held every false positive
+    # all-foreground: 48 truth pixels of 192 (a: 160 scored, the ignored rows left out): IoU 48/160 and 48/192
+    assert m['baseline_all_foreground'] == pytest.approx(dict(mean_iou=(48/160 + 48/192) / 2,
+                                                              dice=(96/208 + 96/240) / 2))
+
+def test_baseline_says_below_doing_nothing(tmp_path):
+    "A prediction worse than calling everything object reads so, in metrics.json and in the summary line."
+    gt = np.zeros((10, 10), bool)
+    gt[:, :6] = True                                                    # 60% object: all-foreground IoU 0.6
+    pred = np.zeros_like(gt)
+    pred[:, :3] = True                                                  # IoU 0.5
+    save_mask(gt, tmp_path/'gt'/'a.png')
+    save_mask(pred, tmp_path/'pred'/'a.png')
+    m = evaluate_folder(tmp_path/'gt', tmp_path/'r', pred_dir=tmp_path/'pred', progress=False, figures=False)
+    saved = json.loads((tmp_path/'r'/'metrics.json').read_text())
+    assert m['mean_iou'] == 0.5 and saved['baseline_all_foreground'] == pytest.approx(dict(mean_iou=0.6, dice=0.75))
+    assert summary_line(m).startswith('mean IoU 0.5000 (all-foreground 0.6000: below doing nothing), ')
+    assert 'TINY' not in summary_line(m)
+    assert (saved['tiny_random'], saved['models']) == (False, dict(labels=None, model=None))
+
+def test_tiny_random_labels_stamp_metrics_line_and_figures(folders):
+    "Masks from a tiny-random labelling run: metrics.json records the backends, the line and titles are stamped."
+    (folders/'config.json').write_text(json.dumps({'models': TINY, 'text': 'a box'}))   # beside pred/, as label does
+    m = evaluate_folder(folders/'gt', folders/'r', pred_dir=folders/'pred', progress=False)
+    saved = json.loads((folders/'r'/'metrics.json').read_text())
+    assert (saved['models']['labels'], saved['tiny_random']) == (TINY, True)
+    assert saved['warning'].startswith('TINY RANDOM MODELS: meaningless')
+    assert summary_line(m).endswith(' [TINY RANDOM MODELS: meaningless]')
+
+def test_a_model_trained_on_tiny_random_labels_is_stamped(folders, tmp_path):
+    "Through a model: its model.json's labels_models reach metrics.json, by CLI too."
+    import torch
+    from segwl.finetune import synthetic_dataset, train, TrainSettings
+    imgs, msks = synthetic_dataset(tmp_path/'syn', n=3)
+    (tmp_path/'syn'/'config.json').write_text(json.dumps({'models': TINY}))
+    torch.set_num_threads(1)
+    train(imgs, msks, tmp_path/'model', TrainSettings(size=32, epochs=1, batch_size=2, val_fraction=0,
+                                                     pretrained=False, device='cpu'), progress=False, log=print)
+    r = segwl('evaluate', '--model', tmp_path/'model', '--images', imgs, '--masks', msks, '--out', tmp_path/'rep',
+              '--device', 'cpu', '--quiet', check_rc=0)
+    saved = json.loads((tmp_path/'rep'/'metrics.json').read_text())
+    assert (saved['models']['model']['arch'], saved['models']['labels'], saved['tiny_random']) == \
+        ('smp:Unet:resnet18', TINY, True)
+    assert 'mean IoU' in r.stdout
+
+def test_masks_of_segwl_predict_name_the_model(folders, tmp_path):
+    "A --pred folder written by segwl predict: its config.json names the model, whose labels are followed."
+    from segwl.finetune import synthetic_dataset, train, TrainSettings, predict_folder
+    imgs, msks = synthetic_dataset(tmp_path/'syn', n=2)
+    (tmp_path/'syn'/'config.json').write_text(json.dumps({'models': TINY}))
+    train(imgs, msks, tmp_path/'model', TrainSettings(size=32, epochs=1, batch_size=2, val_fraction=0,
+                                                     pretrained=False, device='cpu'), progress=False, log=print)
+    predict_folder(tmp_path/'model', imgs, tmp_path/'pred', device='cpu', progress=False)
+    m = evaluate_folder(msks, tmp_path/'r', pred_dir=tmp_path/'pred'/'masks', progress=False, figures=False)
+    assert (m['models']['model']['dir'], m['tiny_random']) == (str(tmp_path/'model'), True)
+
+def test_overlay_draws_outlines_not_a_fill():
+    "The prediction's outline in magenta inside it, the truth's in cyan outside it; the image shows through."
+    img = np.full((40, 40, 3), (200, 120, 40), np.uint8)               # ginger
+    gt = np.zeros((40, 40), bool)
+    gt[10:30, 10:30] = True
+    o = overlay(img, gt, gt)
+    assert o[10, 20].tolist() == [255, 0, 255] and o[9, 20].tolist() == [0, 255, 255]
+    assert o[20, 20].tolist() == [200, 120, 40] and o[0, 0].tolist() == [200, 120, 40]   # inside and far: untouched
 
 def test_boundary_iou_notices_a_sloppy_outline_that_iou_forgives():
     gt, pred = np.zeros((100, 100), bool), np.zeros((100, 100), bool)
@@ -48,6 +116,8 @@ def test_missing_ignore_and_unreadable_prediction_are_named(folders):
 def test_cli_evaluate_pred_and_usage(folders):
     r = segwl('evaluate', '--pred', folders/'pred', '--masks', folders/'gt', '--out', folders/'rep', '--quiet')
     assert r.returncode == 0 and 'mean IoU 0.7500' in r.stdout, r.stderr
+    png = Image.open(folders/'rep'/'best_worst.png')
+    assert png.size == (576, 324)                                   # 2 images: one row, best 1 and best 2
     assert sorted(p.name for p in (folders/'rep').iterdir()) == ['.segwl.lock', 'best_worst.png', 'iou_histogram.png',
                                                                  'metrics.json', 'per_image.csv']
     r = segwl('evaluate', '--model', folders, '--masks', folders/'gt', '--out', folders/'rep2')
@@ -61,6 +131,7 @@ def test_all_foreground_baseline_on_pets(pets_cat, tmp_path):
     m = evaluate_folder(pets_cat/'test'/'masks', tmp_path/'r', pred_dir=tmp_path/'all', progress=False,
                         figures=False)
     assert (m['n_images'], round(m['mean_iou'], 3), m['recall']) == (40, 0.457, 1.0)
+    assert m['baseline_all_foreground']['mean_iou'] == pytest.approx(m['mean_iou'])   # the baseline is that very number
 
 def test_problems_are_listed_at_once_and_capped(folders):
     "Every missing prediction is named in one error, and a thousand of them make one line, not a page."

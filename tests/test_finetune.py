@@ -81,6 +81,34 @@ def test_pretrained_offline_names_the_url_and_the_way_out(monkeypatch):
     with pytest.raises(ArchError, match=r'download.pytorch.org/models/lraspp.*--no-pretrained'):
         build_model('lraspp_mobilenet_v3_large', pretrained=True)
 
+def test_pretrained_offline_and_not_cached_fails_at_once(monkeypatch, tmp_path):
+    "No network, no cache: one connection attempt, no download tried, the message at once (was 23 s of retries)."
+    import socket, huggingface_hub.constants as hc, segmentation_models_pytorch.encoders as enc
+    monkeypatch.setattr(hc, 'HF_HUB_CACHE', str(tmp_path/'hf'))             # an empty cache
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path/'torch'))
+    looked_up, downloads = [], []
+    def no_network(host, *a, **k):
+        looked_up.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, 'Name or service not known')
+    monkeypatch.setattr(socket, 'getaddrinfo', no_network)                   # every connection starts here
+    monkeypatch.setattr(enc, 'hf_hub_download', lambda *a, **k: downloads.append(a))
+    for arch, host in [('unet-resnet34', 'huggingface.co'), ('lraspp_mobilenet_v3_large', 'download.pytorch.org')]:
+        looked_up.clear()
+        with pytest.raises(ArchError, match=r'not cached and https://' + host + r'.* cannot be reached.*--no-pretrained'):
+            build_model(arch, pretrained=True)
+        assert looked_up == [host] and downloads == []
+
+def test_pretrained_and_cached_offline_does_not_probe(monkeypatch, tmp_path):
+    "Cached weights load without asking the network first."
+    import socket, segwl.finetune as ft
+    monkeypatch.setattr(ft, 'weights_cached', lambda name: True)
+    monkeypatch.setattr(socket, 'create_connection', lambda *a, **k: pytest.fail('probed the network'))
+    built = []
+    fake = ft.ARCH_FAMILIES['smp']._replace(build=lambda d, e, pre: built.append(pre) or torch.nn.Identity())
+    monkeypatch.setitem(ft.ARCH_FAMILIES, 'smp', fake)
+    build_model('unet-resnet34', pretrained=True)
+    assert built == [True]
+
 def test_time_budget_stops_mid_epoch(syn, tmp_path):
     info = train(*syn, tmp_path/'m', TrainSettings(**TINY | dict(epochs=50, max_minutes=1e-4)), **quiet)
     assert info['stopped'] == 'time' and len(info['history']) == 1 and info['history'][0]['partial']
@@ -90,7 +118,8 @@ def test_checkpoints_are_plain_tensors_and_no_temporary_files(syn, tmp_path):
     ck = torch.load(tmp_path/'m'/'last.pt', weights_only=True)
     assert {'model', 'optimizer', 'scaler', 'epoch', 'history', 'settings'} <= set(ck)
     torch.load(tmp_path/'m'/'best.pt', weights_only=True)
-    assert sorted(p.name for p in (tmp_path/'m').iterdir()) == ['.segwl.lock', 'best.pt', 'last.pt', 'model.json']
+    assert sorted(p.name for p in (tmp_path/'m').iterdir()) == ['.segwl.lock', 'best.pt', 'history.csv', 'last.pt',
+                                                                'model.json', 'smp']
 
 def test_model_json_records_what_was_used(syn, tmp_path):
     rows = [dict(file=f'im{i}.png', status='ok', error=None, score=0.2 if i == 0 else 0.9, text_score=0.3, seconds=1)
@@ -351,3 +380,71 @@ def test_full_disk_while_saving_masks(tiny_model, tmp_path):
     r = segwl_on_small_disk('16k', tmp_path/'p', *commands(tiny_model[0], imgs, None, tmp_path/'p')['predict'])
     assert r.returncode == 2 and f"the disk {tmp_path/'p'} is full" in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
+
+
+def test_model_folder_records_history_curve_and_smp_format(syn, tmp_path):
+    "history.csv a row per epoch, training.png from 3 epochs on, and the smp folder loads without segwl."
+    import segmentation_models_pytorch as smp
+    lines = []
+    train(*syn, tmp_path/'m', TrainSettings(**TINY | dict(epochs=2)), progress=False, log=lines.append)
+    assert not (tmp_path/'m'/'training.png').exists()
+    assert 'training.png: not drawn, 2 epoch(s) (a curve needs 3)' in lines
+    info = train(*syn, tmp_path/'m', TrainSettings(**TINY | dict(epochs=3)), progress=False, log=lines.append)
+    rows = (tmp_path/'m'/'history.csv').read_text().splitlines()
+    assert rows[0] == 'epoch,loss,val_iou,lr,elapsed_s,partial' and [r.split(',')[0] for r in rows[1:]] == ['1', '2', '3']
+    assert rows[3].split(',')[1] == str(info['history'][2]['loss'])
+    assert Image.open(tmp_path/'m'/'training.png').size == (600, 360)
+    assert info['smp_pretrained'] == 'smp' and json.loads((tmp_path/'m'/'model.json').read_text())['smp_pretrained']
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ours, theirs = load_model(tmp_path/'m', 'cpu').net(x), smp.from_pretrained(str(tmp_path/'m'/'smp')).eval()(x)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+def test_torchvision_model_has_no_smp_folder(syn, tmp_path):
+    info = train(*syn, tmp_path/'m', TrainSettings(**TINY | dict(arch='lraspp_mobilenet_v3_large')), **quiet)
+    assert info['smp_pretrained'] is None and not (tmp_path/'m'/'smp').exists()
+
+def test_tensorboard_events_when_installed(syn, tmp_path):
+    pytest.importorskip('tensorboard')
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    train(*syn, tmp_path/'m', TrainSettings(**TINY | dict(epochs=2)), **quiet)
+    ea = EventAccumulator(str(tmp_path/'m'/'tensorboard'))
+    ea.Reload()
+    assert [e.step for e in ea.Scalars('loss')] == [1, 2]
+
+def test_no_tensorboard_no_events(syn, tmp_path):
+    import importlib.util
+    if importlib.util.find_spec('tensorboard'): pytest.skip('tensorboard is installed here')
+    train(*syn, tmp_path/'m', TrainSettings(**TINY), **quiet)
+    assert not (tmp_path/'m'/'tensorboard').exists()
+
+def test_one_progress_bar_with_the_latest_numbers(syn, tmp_path, capsys):
+    "Training shows one bar for the run, ending on the last epoch's numbers, not a line per epoch."
+    train(*syn, tmp_path/'m', TrainSettings(**TINY | dict(epochs=3)), progress=True, log=lambda *a: None)
+    err = capsys.readouterr().err
+    last = err.rstrip('\n').split('\r')[-1]
+    assert err.count('\n') == 1 and 'train' in last and 'epoch 3/3, loss ' in last and 'val IoU' in last, err
+
+def test_tiny_random_labels_are_recorded_and_stamped(syn, tmp_path):
+    "The labelling run's backends reach model.json, and a tiny-random one stamps the log and the curve's title."
+    imgs, msks = syn
+    rec = {'segmenter': {'name': 'sam-vit_b', 'kind': 'segmenter', 'weights': 'tiny-random'},
+           'scorer': {'name': 'clip-vit-b32', 'kind': 'scorer', 'weights': 'real'}}
+    (msks.parent/'config.json').write_text(json.dumps({'models': rec, 'text': 'a disc'}))
+    lines = []
+    info = train(imgs, msks, tmp_path/'m', TrainSettings(**TINY), progress=False, log=lines.append)
+    assert (info['labels_models'], info['tiny_random']) == (rec, True)
+    assert json.loads((tmp_path/'m'/'model.json').read_text())['labels_models'] == rec
+    assert lines[-1].endswith('[TINY RANDOM MODELS: meaningless]')
+    rec['segmenter']['weights'] = 'real'
+    (msks.parent/'config.json').write_text(json.dumps({'models': rec}))
+    info = train(imgs, msks, tmp_path/'m2', TrainSettings(**TINY), progress=False, log=lines.append)
+    assert (info['labels_models'], info['tiny_random']) == (rec, False) and 'TINY' not in lines[-1]
+
+def test_cli_train_stamps_tiny_random_labels(syn, tmp_path):
+    imgs, msks = syn
+    (msks.parent/'config.json').write_text(json.dumps({'models': {'concept': {'name': 'sam3', 'kind': 'concept',
+                                                                              'weights': 'tiny-random'}}}))
+    r = segwl('train', '--images', imgs, '--masks', msks, '--out', tmp_path/'m', '--epochs', 1, *TINY_FLAGS,
+              '--quiet', check_rc=0)
+    assert 'TINY RANDOM MODELS: meaningless' in r.stdout, r.stdout
