@@ -346,13 +346,10 @@ def _evaluate_args(p):
 
 @command('evaluate', 'Score a model or a folder of masks against ground truth.', _evaluate_args)
 def evaluate_cmd(args):
-    from segwl.evaluate import evaluate_folder
+    from segwl.evaluate import evaluate_folder, summary_line
     m = evaluate_folder(args.masks, args.out, pred_dir=args.pred, model=args.model, images_dir=args.images,
                         ignore_dir=args.ignore, device=args.device, progress=not args.quiet)
-    print(f"mean IoU {m['mean_iou']:.4f}, dataset IoU {m['dataset_iou']:.4f}, Dice {m['dice']:.4f}, boundary IoU "
-          f"{m['boundary_iou']:.4f} over {m['n_images']} images"
-          + (' (ignore regions left out)' if m['ignore_used'] else '')
-          + f"; report in {args.out}")
+    print(f"{summary_line(m)}; report in {args.out}")
     return 0
 
 # %% ../nbs/12_cli.ipynb #4fc1107c
@@ -613,9 +610,8 @@ def _demo_report(out):
     for name, what in heads:
         m = Path(out)/name/'metrics.json'
         if not m.exists(): continue
-        r = json.loads(m.read_text())
-        print(f"{what}: mean IoU {r['mean_iou']:.3f}, Dice {r['dice']:.3f}, pixel accuracy {r['pixel_accuracy']:.3f} "
-              f"({r['n_images']} images)")
+        from segwl.evaluate import summary_line
+        print(f"{what}: {summary_line(json.loads(m.read_text()))}")
 
 @command('demo', 'Run the main job on a dataset folder: label, train, evaluate.', _demo_args)
 def demo(args):
