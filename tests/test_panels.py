@@ -51,6 +51,81 @@ def test_result_follows_the_controls(setup):
         assert p.error is None and iou(p.result.mask, truth[tmp/'images'/name]) > 0.9, name
     assert p.view.value[:3] == b'\xff\xd8\xff' and 'score' in p.summary.value
 
+def test_peak_threshold_slider_keeps_and_drops_text_peaks(setup):
+    """#12: the weak second peak is dropped at the default threshold (hollow marker, counted in the summary), kept at
+    0; moving the threshold reuses the map and the embedding."""
+    p, seg, scorer, truth, tmp = setup
+    c = p.controls
+    c['n_text'].value = 2
+    assert (c['peak_threshold'].value, p.settings().peak_threshold) == (0.8, 0.8)
+    pts = p.result.points
+    assert (len(pts['text_object']), len(pts['text_object_dropped'])) == (1, 1)
+    assert 'text object 1 (weak, dropped 1)' in p.summary.value
+    c['peak_threshold'].value = 0.0                                  # every separated peak, as the seed did
+    pts = p.result.points
+    assert (len(pts['text_object']), len(pts['text_object_dropped']), p.settings().peak_threshold) == (2, 0, 0.0)
+    assert 'text object 2 (weak, dropped 0)' in p.summary.value
+    assert (seg.set_image_calls, len(scorer.texts)) == (1, 1)
+
+
+def test_gates_are_off_by_default_then_say_absent(setup):
+    "#12: the gates start off (None, level disabled); on, an image below them is absent with an empty mask and why."
+    p, seg, scorer, truth, tmp = setup
+    c = p.controls
+    s = p.settings()
+    assert (s.min_text_score, s.min_score) == (None, None) and p.result.present
+    assert (c['min_text_score'].disabled, c['min_score'].disabled) == (True, True)
+    text_score = p.result.text_score                                 # the colour scorer: 0.15 on scene_00
+    c['min_text_score'].value = round(text_score + 0.05, 2)
+    assert p.result.present and p.settings().min_text_score is None  # the level alone changes nothing
+    c['min_text_score_on'].value = True
+    assert not c['min_text_score'].disabled and p.settings().min_text_score == round(text_score + 0.05, 2)
+    assert not p.result.present and not p.result.mask.any()
+    assert "absent</b> (text score" in p.summary.value and '< min_text_score' in p.summary.value
+    c['min_text_score'].value = round(text_score - 0.05, 2)
+    assert p.result.present and iou(p.result.mask, truth[tmp/'images'/'scene_00.png']) > 0.9
+    c['min_text_score_on'].value = False
+    assert p.result.present and p.settings().min_text_score is None
+
+
+def test_min_score_gate(setup):
+    "#12: the segmenter's score under `min_score`: absent; the level goes to the settings file."
+    p, seg, scorer, truth, tmp = setup
+    class Unsure(ColourSegmenter):
+        def predict(self, *a, **k):
+            masks, scores = super().predict(*a, **k)
+            return masks, scores * 0.6                               # the colour segmenter's 1.0 becomes 0.6
+    p = TuningPanel(p.reference, p.reference_mask, 'a red ellipse', tmp/'images', Unsure(), scorer,
+                    settings=LabelSettings(trials=2), config_path=tmp/'s.json')
+    c = p.controls
+    c['min_score'].value = 0.7
+    assert p.result.present and p.result.score == pytest.approx(0.6)
+    c['min_score_on'].value = True
+    assert not p.result.present and not p.result.mask.any()
+    assert 'absent</b> (score 0.600 < min_score 0.7)' in p.summary.value
+    c['min_score'].value = 0.5
+    assert p.result.present and iou(p.result.mask, truth[tmp/'images'/'scene_00.png']) > 0.9
+    assert LabelSettings.from_json(p.save_settings()).min_score == 0.5
+
+
+def test_folder_run_counts_absent_images(setup):
+    "#12: an image without the object comes back absent: counted in the status line, the log and the manifest."
+    p, seg, scorer, truth, tmp = setup
+    from PIL import Image
+    Image.fromarray(np.full((60, 72, 3), (40, 120, 200), np.uint8)).save(tmp/'images'/'zz_empty.png')
+    p2 = TuningPanel(p.reference, p.reference_mask, 'a red ellipse', tmp/'images', ColourSegmenter(),
+                     ColourScorer(window=16, stride=8), settings=LabelSettings(trials=2, min_text_score=0.05),
+                     out=tmp/'labels')
+    assert p2.controls['min_text_score_on'].value and p2.controls['min_text_score'].value == 0.05
+    p2.controls['image'].value = 'zz_empty.png'
+    assert not p2.result.present and 'text score 0.000 < min_text_score 0.05' in p2.summary.value
+    assert p2.label_folder(background=False) == dict(ok=4, absent=1, error=0, skipped=0, total=5)
+    assert p2.status.value.startswith('5 of 5 images labelled, 1 absent, ')
+    assert 'labelled 4, absent 1,' in p2.log.outputs[-1]['text']
+    rows = {r['file']: r['status'] for r in read_manifest(tmp/'labels'/'manifest.jsonl')}
+    assert rows['zz_empty.png'] == 'absent' and sum(v == 'ok' for v in rows.values()) == 4
+
+
 def test_sliders_reuse_the_sam_embedding_and_the_similarity_map(setup):
     p, seg, scorer, truth, tmp = setup
     assert (seg.set_image_calls, len(scorer.texts)) == (1, 1)
@@ -155,7 +230,7 @@ def test_label_in_the_background_then_wait(gated):
     seg.gate.set()
     assert p.wait(60) == dict(ok=4, absent=0, error=0, skipped=0, total=4) and not t.is_alive()
     assert (p.label_button.disabled, p.stop_button.disabled, p.running) == (False, True, False)
-    assert _settings_frozen(p) == ['map_mode']                      # the colour scorer has one kind of map
+    assert _settings_frozen(p) == ['min_text_score', 'min_score', 'map_mode']   # gates off; one kind of map
     assert p.progress.value == 4 and p.progress.bar_style == 'success'
     assert p.status.value.startswith('4 of 4 images labelled, ') and p.status.value.endswith(' s per image')
     assert sorted(q.name for q in (out/'masks').iterdir()) == [q.name for q in sorted(truth)]
