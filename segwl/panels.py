@@ -310,7 +310,8 @@ def _slider(desc, lo, hi, value):
 
 def _fslider(desc, lo, hi, value, step=0.01):
     return W.FloatSlider(value=value, min=min(lo, value), max=max(hi, value), step=step, description=desc,
-                         continuous_update=False, readout_format='.2f', style=_STYLE, layout=_WIDE)
+                         continuous_update=False, readout_format='.3f' if step < 0.01 else '.2f', style=_STYLE,
+                         layout=_WIDE)
 
 _GATES = (('min_text_score', 'min text score', 0.0, 1.0, 0.25), ('min_score', 'min SAM score', 0.0, 1.0, 0.5))
 _GATE_NAMES = tuple(g[0] for g in _GATES)
@@ -656,7 +657,7 @@ def save_settings(self: TuningPanel):
         return path
     return self._report('save settings', save)
 
-# %% ../nbs/11_panels.ipynb #93a7cf09
+# %% ../nbs/11_panels.ipynb #b3dd89aa
 class CachingConcept:
     "`ConceptSegmenter` proxy: skips `set_image` of the canvas already set; remembers its answers; keeps the last."
     def __init__(self, segmenter):
@@ -682,7 +683,7 @@ class CachingConcept:
 
     def forget(self): self._key, self._answers = None, {}
 
-# %% ../nbs/11_panels.ipynb #da999164
+# %% ../nbs/11_panels.ipynb #99145ce3
 _INSTANCE_COLOURS = ('yellow', 'cyan', 'magenta', 'orange', 'lime', 'white')
 
 def _box(ax, box, colour, ls='-', lw=1.5):
@@ -743,7 +744,7 @@ def render_canvas(canvas, res: ConceptResult, instances, target, min_score: floa
     _canvas_legend(fig)
     return _jpeg(fig, stamp)
 
-# %% ../nbs/11_panels.ipynb #4c18530f
+# %% ../nbs/11_panels.ipynb #15e8d007
 _CANVAS_SLIDERS = (('min_score', 'min score', 0.0, 1.0), ('max_overlap', 'max overlap (IoU)', 0.0, 1.0),
                    ('min_inside', 'min inside target', 0.01, 1.0))
 
@@ -769,7 +770,7 @@ class CanvasPanel(TuningPanel):
         self._build(text or '', out, config_path)
         self.refresh()
 
-# %% ../nbs/11_panels.ipynb #d3ea3fd2
+# %% ../nbs/11_panels.ipynb #780d5859
 @patch(cls_method=True)
 @delegates(CanvasPanel.__init__, but=['models'])
 def from_names(cls: CanvasPanel, references, text: str | None, images, segmenter: str = 'sam3', random: bool = False,
@@ -786,7 +787,7 @@ def _controls(self: CanvasPanel, text: str) -> dict:
     c['image'] = W.Dropdown(options=[p.name for p in self.files], description='image', style=_STYLE, layout=_WIDE)
     c['text'] = W.Text(value=text, description='text', placeholder='(none: exemplars only)', continuous_update=False,
                        style=_STYLE, layout=_WIDE)
-    for name, desc, lo, hi in _CANVAS_SLIDERS: c[name] = _fslider(desc, lo, hi, getattr(s, name))
+    for name, desc, lo, hi in _CANVAS_SLIDERS: c[name] = _fslider(desc, lo, hi, getattr(s, name), 0.001)
     c['layout'] = W.Dropdown(options=LAYOUTS, value=s.layout, description='layout', style=_STYLE, layout=_WIDE)
     c['box_per_part'] = W.Checkbox(value=s.box_per_part, description='one exemplar box per part', indent=False,
                                    layout=_WIDE)
@@ -814,7 +815,7 @@ def _labeler(self: CanvasPanel, cached: bool = True) -> CanvasLabeler:
 def _record(self: CanvasPanel) -> dict:
     return dict(method='canvas', models=self.models, reference=self.ref_paths)
 
-# %% ../nbs/11_panels.ipynb #c83b3e79
+# %% ../nbs/11_panels.ipynb #b51a3bcf
 @patch
 def _found(self: CanvasPanel, labeler: CanvasLabeler, res: ConceptResult, hw) -> list:
     "`[(mask at size hw, score)]`: every instance in the target's part of the last answer, whatever its score."

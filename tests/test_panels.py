@@ -366,3 +366,114 @@ def test_the_screenshot_notebooks_run(tmp_path, monkeypatch):
     p = _run_doc_notebook('panel_tiny_demo.ipynb', tmp_path, monkeypatch)['panel']
     assert p.error is None and TINY_STAMP in p.backends.value
     assert [p.controls[k].disabled for k in ('map_mode', 'window', 'stride')] == [False, True, True]
+
+
+# ---------------------------------------------------------------- the canvas method's panel (#13)
+from segwl.concept import CanvasSettings
+from segwl.panels import CanvasPanel
+from segwl.testing import ColourConcept, concept_scene
+
+
+@pytest.fixture
+def concept_folder(tmp_path):
+    "Scenes with 0, 1, 2 and 3 red ellipses among look-alikes, of several sizes and aspect ratios."
+    from PIL import Image
+    (tmp_path/'images').mkdir()
+    scenes = {}
+    for n, hw in enumerate([(180, 240), (260, 140), (180, 240), (260, 140)]):
+        img, mask, parts = concept_scene(hw, n, seed=20 + n)
+        Image.fromarray(img).save(tmp_path/'images'/f'scene_{n}.png')
+        scenes[f'scene_{n}.png'] = (mask, len(parts))
+    return tmp_path, scenes
+
+
+@pytest.mark.parametrize('k', [1, 3])
+def test_canvas_panel_instances_and_absent(concept_folder, k):
+    "1 and 3 references of varied sizes: instance counts right, union IoU >= 0.95, absent where there is no object."
+    tmp, scenes = concept_folder
+    refs = [concept_scene(hw, 1, seed=2 + i)[:2] for i, hw in enumerate([(120, 260), (300, 90), (70, 70)][:k])]
+    seg = ColourConcept()
+    p = CanvasPanel(refs, None, tmp/'images', seg, out=tmp/'labels', config_path=tmp/'c.json')
+    assert p.error is None and len(p.pairs) == k
+    for name, (mask, n) in scenes.items():
+        p.controls['image'].value = name
+        r = p.result
+        assert (p.error, len(r.instances), r.present, r.mask.shape) == (None, n, n > 0, mask.shape), name
+        assert len(r.exemplars) == k and r.layout.references and len(r.layout.references) == k
+        if n: assert iou(r.mask, mask) >= 0.95, name
+        else: assert not r.mask.any() and 'absent' in p.summary.value
+        assert len(p.candidates) == n and all(m.shape == mask.shape for m, _ in p.candidates)
+    assert p.view.value[:3] == b'\xff\xd8\xff' and seg.set_image_calls == 4
+
+
+def test_canvas_min_score_slider_filters_without_a_model_call(concept_folder):
+    tmp, scenes = concept_folder
+    p = CanvasPanel([concept_scene((150, 110), 1, seed=1)[:2]], 'red', tmp/'images', ColourConcept())
+    c = p.controls
+    c['image'].value = 'scene_3.png'
+    seg = p.raw_segmenter
+    calls = (seg.set_image_calls, seg.segment_calls)
+    scores = sorted(s for _, s in p.candidates)
+    assert len(scores) == 3 and seg.texts[-1] == 'red'
+    c['min_score'].value = (scores[0] + scores[1]) / 2               # between the weakest and the next
+    level = c['min_score'].value
+    assert scores[0] < level <= scores[1] and p.settings().min_score == level        # steps of 0.001
+    assert (len(p.result.instances), p.result.present) == (2, True)
+    assert sorted(i.score for i in p.result.instances) == [s for s in scores if s >= level]
+    c['min_score'].value = 1.0
+    assert (len(p.result.instances), p.result.present, p.result.mask.any()) == (0, False, False)
+    assert "absent</b>: 0 instance(s) kept" in p.summary.value
+    assert (seg.set_image_calls, seg.segment_calls) == calls          # filtering only: the answer was remembered
+    c['text'].value = ''                                              # exemplars only: one new concept call
+    assert seg.texts[-1] is None and seg.segment_calls == calls[1] + 1 and seg.set_image_calls == calls[0]
+    c['layout'].value = 'top'                                         # another canvas: a new vision pass
+    assert seg.set_image_calls == calls[0] + 1 and p.result.layout.side == 'top'
+    assert p.settings() == CanvasSettings(min_score=1.0, layout='top')
+
+
+
+def test_canvas_folder_run_and_settings(concept_folder):
+    "The folder button writes what `segwl label --method canvas` writes; absent rows counted; the settings file."
+    tmp, scenes = concept_folder
+    from PIL import Image
+    from segwl.data import load_image
+    ref_img, ref_mask = concept_scene((48, 64), 1, seed=60)[:2]
+    Image.fromarray(ref_img).save(tmp/'ref.png')
+    save_mask(ref_mask, tmp/'ref_mask.png')
+    p = TuningPanel.from_names(tmp/'ref.png', tmp/'ref_mask.png', None, tmp/'images', segmenter='colour-concept',
+                               method='canvas', out=tmp/'labels', config_path=tmp/'c.json')
+    assert type(p) is CanvasPanel and (p.reference == load_image(tmp/'ref.png')).all()
+    t = p.label_folder()
+    assert p.wait(60) == dict(ok=3, absent=1, error=0, skipped=0, total=4) and not t.is_alive()
+    assert p.status.value.startswith('4 of 4 images labelled, 1 absent, ')
+    assert 'labelled 3, absent 1,' in p.log.outputs[-1]['text']
+    out = tmp/'labels'
+    rows = {r['file']: r for r in read_manifest(out/'manifest.jsonl')}
+    assert {f: r['status'] for f, r in rows.items()} == {f: 'ok' if n else 'absent' for f, (_, n) in scenes.items()}
+    for f, (mask, n) in scenes.items():
+        if n: assert iou(load_mask(out/'masks'/f"{Path(f).stem}.png"), mask) >= 0.95
+    cfg = json.loads((out/'config.json').read_text())
+    assert (cfg['method'], cfg['models'], cfg['settings']) == (
+        'canvas', dict(concept=dict(name='colour-concept', kind='concept', weights='real')), p.settings().to_dict())
+    assert cfg['reference'] == [dict(image=str((tmp/'ref.png').resolve()), mask=str((tmp/'ref_mask.png').resolve()))]
+    p.controls['min_score'].value = 0.7
+    path = p.save_settings()
+    assert path == tmp/'c.json' and CanvasSettings.from_json(path).min_score == 0.7
+    assert p.label_folder(background=False) is None and 'min_score' in p.error    # other settings: refused
+
+
+def test_canvas_panel_tiny_sam3_by_registry_name(concept_folder):
+    "The real SAM 3 backend (tiny random twin) behind the proxy: stamped; a slider costs no vision pass."
+    tmp, scenes = concept_folder
+    import torch
+    torch.set_num_threads(1)
+    refs = [concept_scene((48, 64), 1, seed=60)[:2]]
+    p = CanvasPanel.from_names(refs, 'a red ellipse', tmp/'images', segmenter='sam3', random=True, device='cpu',
+                               settings=CanvasSettings(max_side=64))
+    assert p.error is None, p.error
+    assert type(p.raw_segmenter).__name__ == 'Sam3Segmenter'
+    assert p.models == dict(concept=dict(name='sam3', kind='concept', weights='tiny-random'))
+    assert TINY_STAMP in p.backends.value and p.result.mask.shape == scenes['scene_0.png'][0].shape
+    p.controls['min_score'].value = 0.0                                # every instance in the target is kept
+    assert len(p.result.instances) == len(p.candidates) and p.segmenter.set_image_calls == 1
+    assert p.segmenter.segment_calls == 1
