@@ -152,7 +152,7 @@ def peak_threshold_levels(smap, threshold: float) -> tuple | None:
     return lo + threshold * (hi - lo), hi - threshold * (hi - lo)
 
 def _similarity(fig, ax, target, res: LabelResult, threshold: float = 0.0):
-    ax.set_title(f'text similarity, peak_threshold {threshold:g}')
+    ax.set_title(f'text map, threshold {threshold:g}')
     if res.similarity_map is None: return
     h, w = target.shape[:2]
     smap = np.asarray(res.similarity_map)
@@ -264,6 +264,7 @@ def _backends_html(models: dict) -> str:
 # %% ../nbs/11_panels.ipynb #c2bdd396
 class TuningPanel:
     "Tune `LabelSettings` on the images of a folder, see every step, label the folder or save the settings."
+    title = 'segwl tuning panel'
     def __init__(self, reference_image, reference_mask, text: str, images, segmenter, scorer,
                  settings: LabelSettings | None = None, out='labels', config_path='label_settings.json',
                  models: dict | None = None):
@@ -366,7 +367,7 @@ def _build(self: TuningPanel, text: str, out, config_path):
     self.view, self.summary = W.Image(format='jpeg', layout=W.Layout(max_width='100%')), W.HTML()
     self.log = W.Output(layout=W.Layout(border='1px solid #ccc', max_height='160px', overflow='auto'))
     self.backends = W.HTML(_backends_html(self.models))
-    head = [W.HTML('<b>segwl tuning panel</b>'), self.backends]
+    head = [W.HTML(f'<b>{self.title}</b>'), self.backends]
     left = W.VBox([*head, *c.values()], layout=W.Layout(min_width='360px'))
     right = W.VBox([self.summary, self._actions(out, config_path)], layout=W.Layout(margin='0 0 0 16px'))
     self.widget = W.VBox([W.HBox([left, right]), self.view, W.HTML('<b>messages</b>'), self.log])
@@ -657,7 +658,7 @@ def save_settings(self: TuningPanel):
         return path
     return self._report('save settings', save)
 
-# %% ../nbs/11_panels.ipynb #b3dd89aa
+# %% ../nbs/11_panels.ipynb #5165247f
 class CachingConcept:
     "`ConceptSegmenter` proxy: skips `set_image` of the canvas already set; remembers its answers; keeps the last."
     def __init__(self, segmenter):
@@ -683,7 +684,7 @@ class CachingConcept:
 
     def forget(self): self._key, self._answers = None, {}
 
-# %% ../nbs/11_panels.ipynb #99145ce3
+# %% ../nbs/11_panels.ipynb #d9253128
 _INSTANCE_COLOURS = ('yellow', 'cyan', 'magenta', 'orange', 'lime', 'white')
 
 def _box(ax, box, colour, ls='-', lw=1.5):
@@ -696,7 +697,7 @@ def _instances(ax, target, instances, min_score: float):
     ax.imshow(target)
     for i, (m, sc) in enumerate(instances):
         kept = sc >= min_score
-        colour = _INSTANCE_COLOURS[i % len(_INSTANCE_COLOURS)] if kept else 'lightgrey'
+        colour = _INSTANCE_COLOURS[i % len(_INSTANCE_COLOURS)] if kept else 'darkgrey'
         if m.any() and not m.all():
             ax.contour(m, levels=[0.5], colors=colour, linewidths=2 if kept else 1.2,
                        linestyles='solid' if kept else 'dashed')
@@ -708,11 +709,10 @@ def _instances(ax, target, instances, min_score: float):
 def _canvas_legend(fig):
     from matplotlib.lines import Line2D
     hs = [Line2D([], [], color='lime', lw=2, label='exemplar box (reference)'),
-          Line2D([], [], color='white', lw=1.5, ls='--', label="target's part of the canvas"),
+          Line2D([], [], color='black', lw=1.5, ls='--', label="target's part of the canvas"),
           Line2D([], [], color='yellow', lw=2, label='instance kept (score)'),
-          Line2D([], [], color='lightgrey', lw=1.2, ls='--', label='instance under min_score')]
-    return fig.legend(handles=hs, loc='lower center', ncol=len(hs), fontsize=9, frameon=False,
-                      facecolor='grey')
+          Line2D([], [], color='darkgrey', lw=1.2, ls='--', label='instance under min_score')]
+    return fig.legend(handles=hs, loc='lower center', ncol=len(hs), fontsize=9, frameon=False)
 
 def canvas_verdict(res: LabelResult, n_under: int = 0) -> str:
     "The union's title: how many instances were kept, or the absent verdict."
@@ -736,7 +736,7 @@ def render_canvas(canvas, res: ConceptResult, instances, target, min_score: floa
     for b in (res.exemplars if res.exemplars is not None else []): _box(axs[0], b, 'lime', lw=2)
     if res.layout is not None:
         t = res.layout.target
-        _box(axs[0], (t.left, t.top, t.left + t.placed_hw[1], t.top + t.placed_hw[0]), 'white', '--')
+        _box(axs[0], (t.left, t.top, t.left + t.placed_hw[1], t.top + t.placed_hw[0]), 'black', '--')
     axs[0].set_title(f'canvas, {0 if res.exemplars is None else len(res.exemplars)} exemplar box(es)')
     _instances(axs[1], target, instances, min_score)
     axs[1].set_title(f'{len(instances)} instance(s) found, min_score {min_score:g}')
@@ -744,12 +744,13 @@ def render_canvas(canvas, res: ConceptResult, instances, target, min_score: floa
     _canvas_legend(fig)
     return _jpeg(fig, stamp)
 
-# %% ../nbs/11_panels.ipynb #15e8d007
-_CANVAS_SLIDERS = (('min_score', 'min score', 0.0, 1.0), ('max_overlap', 'max overlap (IoU)', 0.0, 1.0),
-                   ('min_inside', 'min inside target', 0.01, 1.0))
+# %% ../nbs/11_panels.ipynb #90811d6e
+_CANVAS_SLIDERS = (('min_score', 'min score', 0.0, 1.0), ('max_overlap', 'max overlap', 0.0, 1.0),
+                   ('min_inside', 'min inside', 0.01, 1.0))
 
 class CanvasPanel(TuningPanel):
     "Tune `CanvasSettings` on the images of a folder: the canvas and its exemplars, every instance, the verdict."
+    title = 'segwl canvas panel (the canvas method)'
     def __init__(self, references, text: str | None, images, segmenter, settings: CanvasSettings | None = None,
                  out='labels', config_path='canvas_settings.json', models: dict | None = None):
         refs = list(references)
@@ -770,7 +771,7 @@ class CanvasPanel(TuningPanel):
         self._build(text or '', out, config_path)
         self.refresh()
 
-# %% ../nbs/11_panels.ipynb #780d5859
+# %% ../nbs/11_panels.ipynb #28469e60
 @patch(cls_method=True)
 @delegates(CanvasPanel.__init__, but=['models'])
 def from_names(cls: CanvasPanel, references, text: str | None, images, segmenter: str = 'sam3', random: bool = False,
@@ -815,7 +816,7 @@ def _labeler(self: CanvasPanel, cached: bool = True) -> CanvasLabeler:
 def _record(self: CanvasPanel) -> dict:
     return dict(method='canvas', models=self.models, reference=self.ref_paths)
 
-# %% ../nbs/11_panels.ipynb #b51a3bcf
+# %% ../nbs/11_panels.ipynb #0c96ad5c
 @patch
 def _found(self: CanvasPanel, labeler: CanvasLabeler, res: ConceptResult, hw) -> list:
     "`[(mask at size hw, score)]`: every instance in the target's part of the last answer, whatever its score."

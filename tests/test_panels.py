@@ -358,7 +358,7 @@ def _run_doc_notebook(name: str, tmp_path, monkeypatch) -> dict:
 
 
 def test_the_screenshot_notebooks_run(tmp_path, monkeypatch):
-    "docs/panel_demo.ipynb and docs/panel_tiny_demo.ipynb (sources of docs/panel.png, panel_tiny.png) still work."
+    "docs/panel_demo, panel_tiny_demo and panel_canvas_demo.ipynb (sources of docs/panel*.png) still work."
     p = _run_doc_notebook('panel_demo.ipynb', tmp_path, monkeypatch)['panel']
     assert p.error is None and p.progress.value == 3 and 'labelled 3' in p.log.outputs[0]['text']
     assert p.models['scorer'] == dict(name='colour-scorer', kind='scorer', weights='real', window='48', stride='16')
@@ -366,6 +366,9 @@ def test_the_screenshot_notebooks_run(tmp_path, monkeypatch):
     p = _run_doc_notebook('panel_tiny_demo.ipynb', tmp_path, monkeypatch)['panel']
     assert p.error is None and TINY_STAMP in p.backends.value
     assert [p.controls[k].disabled for k in ('map_mode', 'window', 'stride')] == [False, True, True]
+    p = _run_doc_notebook('panel_canvas_demo.ipynb', tmp_path, monkeypatch)['panel']         # docs/panel_canvas.png
+    assert type(p) is CanvasPanel and p.error is None and p.counts == dict(ok=3, absent=1, error=0, skipped=0, total=4)
+    assert (p.controls['image'].value, len(p.result.instances), len(p.pairs)) == ('scene_3.png', 3, 2)
 
 
 # ---------------------------------------------------------------- the canvas method's panel (#13)
