@@ -4,6 +4,12 @@ Real-size architectures with random weights (speed does not depend on weight val
 
     nice python bench/bench_label.py --images 3 --trials 10 --json bench/label_cpu.json
 
+The canvas method (#13): real-size SAM 3 (transformers' `Sam3Config()`) with random weights, its cost per image
+against one vision-encoder pass on the same canvas (goal: overhead <= 1.10), and peak memory:
+
+    nice python bench/bench_label.py --method canvas --segmenter sam3 --images 3 --json bench/label_canvas_cpu.json
+    python bench/bench_label.py --method canvas --segmenter sam3 --device cuda --dtype bfloat16 --images 20
+
 See bench/README.md, section "Labelling cost (bench_label.py)", for what is measured and the latest results.
 """
 from __future__ import annotations
@@ -162,6 +168,127 @@ def child_args(args) -> list[str]:
     return a + (['--tiny'] if args.tiny or args.memory_tiny else [])
 
 
+# ---------------------------------------------------------------- the canvas method (SAM 3)
+CANVAS_STEPS = ('load', 'canvas', 'set_image', 'segment', 'keep', 'write')
+CANVAS_STEP_NAMES = dict(load='image loading', canvas='canvas and exemplar boxes', set_image='SAM 3 vision encoder '
+                         '(set_image)', segment='SAM 3 text, DETR and mask decoder (segment)',
+                         keep="keeping the target's instances, resizing, union", write='writing the mask')
+
+def build_canvas(args):
+    "`(concept segmenter, models)`: real-size SAM 3 (`Sam3Config()`) with random weights, or the tiny one (--tiny)."
+    import torch
+    from segwl.backends.sam3 import Sam3Segmenter, WordHashTokenizer
+    torch.manual_seed(0)
+    if args.tiny: return Sam3Segmenter.tiny_random(device=args.device), dict(sam3='tiny')
+    from transformers import Sam3Config, Sam3Model, Sam3ImageProcessor
+    cfg = Sam3Config()
+    model = Sam3Model(cfg)
+    if args.dtype: model = model.to(getattr(torch, args.dtype))
+    seg = Sam3Segmenter(model, Sam3ImageProcessor(), WordHashTokenizer(cfg.text_config.vocab_size), device=args.device)
+    n = sum(p.numel() for p in model.parameters())
+    return seg, dict(sam3=f"Sam3Config() ({n / 1e6:.0f} M parameters, random weights, {args.dtype or 'float32'})")
+
+class SyncedConcept:
+    "A concept segmenter whose `set_image` waits for the GPU, so the encoder's time is not billed to `segment`."
+    def __init__(self, seg): self.seg = seg
+    def set_image(self, image):
+        import torch
+        self.seg.set_image(image)
+        if torch.cuda.is_available(): torch.cuda.synchronize()
+    def segment(self, *a):
+        import torch
+        out = self.seg.segment(*a)
+        if torch.cuda.is_available(): torch.cuda.synchronize()
+        return out
+
+def canvas_labeler(args, seg):
+    from segwl.data import load_reference
+    from segwl.concept import CanvasLabeler
+    ref_path, mask_path, _ = find_data(args.data)
+    return CanvasLabeler([load_reference(ref_path, mask_path)], None if args.no_text else args.text, seg)
+
+def canvas_encoder_pass(cl, path) -> float:
+    "Seconds of one vision-encoder pass (`set_image`) on the canvas of the image at `path`: the floor."
+    from segwl.data import load_image
+    from segwl.concept import _shrunk
+    work = _shrunk(load_image(path), cl.settings.max_side)
+    canvas = cl.layout_for(work.shape).canvas(cl.images, work)
+    t = time.perf_counter()
+    cl.segmenter.set_image(canvas)
+    return time.perf_counter() - t
+
+def label_one_canvas(cl, path, out_dir) -> dict:
+    "Seconds per step of labelling the image at `path` with the canvas method and writing its mask."
+    from segwl.data import load_image, save_mask
+    t0 = time.perf_counter()
+    img = load_image(path)
+    t1 = time.perf_counter()
+    r = cl.label(img)
+    t2 = time.perf_counter()
+    save_mask(r.mask, Path(out_dir)/f"{Path(path).stem}.png")
+    t3 = time.perf_counter()
+    tm = {k: float(r.timings.get(k, 0.0)) for k in ('canvas', 'set_image', 'segment')}
+    tm.update(keep=float(r.timings['total']) - sum(tm.values()), load=t1 - t0, write=t3 - t2, total=t3 - t0,
+              instances=len(r.instances))
+    tm['other'] = tm['total'] - sum(tm[k] for k in CANVAS_STEPS)
+    return tm
+
+def summarise_canvas(steps: list[dict], encoder: list[float]) -> dict:
+    "The canvas method's headline numbers from per-image step timings (arithmetic only: tested on made-up numbers)."
+    enc = float(np.median(encoder))
+    pipe = mean([s['total'] for s in steps])
+    own = mean([s['set_image'] for s in steps])
+    return dict(encoder_s=enc, pipeline_s_per_image=pipe, overhead_ratio=pipe / enc,
+                overhead_ratio_in_run=pipe / own, images_per_s=1 / pipe,
+                steps_s_per_image={k: mean([s[k] for s in steps]) for k in (*CANVAS_STEPS, 'other')})
+
+def table_canvas(res: dict) -> str:
+    "Markdown tables of a canvas-method result: headline numbers, then seconds per step per image."
+    m, st = res['machine'], res['steps_s_per_image']
+    f = lambda v, d=2: '—' if v is None else f"{v:.{d}f}"
+    gpu = f", GPU peak {res['cuda_peak_mb']:.0f} MB allocated" if res.get('cuda_peak_mb') else ''
+    lines = [f"Canvas method, SAM 3 `{res['models']['sam3']}`, {res['images']} images of `{res['data']}`, text "
+             f"{res['text']!r}; {m['device']}{' (' + m['gpu'] + ')' if m.get('gpu') else ''} ({m['cpu']}, "
+             f"{m['cpu_count']} cores, {m['torch_threads']} torch threads); torch {res['versions']['torch']}.", '',
+             '| measure | value |', '|---|---|',
+             f"| one SAM 3 vision-encoder pass on the canvas (`encoder_s`, the floor) | {f(res['encoder_s'])} s |",
+             f"| pipeline per image (`pipeline_s_per_image`) | {f(res['pipeline_s_per_image'])} s |",
+             f"| `overhead_ratio` = pipeline / encoder pass (goal <= 1.10) | {f(res['overhead_ratio'], 3)} |",
+             f"| `overhead_ratio_in_run` = pipeline / its own encoder step | {f(res['overhead_ratio_in_run'], 3)} |",
+             f"| images per second | {f(res['images_per_s'], 3)} |",
+             f"| peak RSS of this run (`peak_rss_mb`) | {res['peak_rss_mb']:.0f} MB{gpu} |",
+             '', '| step (seconds per image) | canvas method |', '|---|---|']
+    for k in (*CANVAS_STEPS, 'other'):
+        lines.append(f"| {CANVAS_STEP_NAMES.get(k, 'other (bookkeeping)')} | {f(st[k], 3)} |")
+    lines.append(f"| **total** | **{f(res['pipeline_s_per_image'])}** |")
+    return '\n'.join(lines)
+
+def run_canvas(args) -> dict:
+    import torch
+    found = find_data(args.data)
+    files = found[2][:args.images]
+    seg, models = build_canvas(args)
+    cl = canvas_labeler(args, SyncedConcept(seg))
+    log = lambda *a: print(*a, file=sys.stderr, flush=True)
+    log(f"bench canvas: {models}, {len(files)} images, {torch.get_num_threads()} torch threads")
+    from segwl.data import load_image
+    canvas_encoder_pass(cl, files[0])                                   # warm-up: first calls allocate
+    cl.label(load_image(files[0]))
+    if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
+    encoder, steps = [], []
+    with tempfile.TemporaryDirectory() as out:
+        for p in files:
+            encoder.append(canvas_encoder_pass(cl, p))
+            steps.append(label_one_canvas(cl, p, out))
+            log(f"  {p.name}: encoder {encoder[-1]:.2f} s, pipeline {steps[-1]['total']:.2f} s, "
+                f"{steps[-1]['instances']} instance(s)")
+    cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    return dict(method='canvas', models=models, data=str(args.data), images=len(files), text=cl.text,
+                settings=cl.settings.to_dict(), **summarise_canvas(steps, encoder), peak_rss_mb=peak_rss_mb(),
+                cuda_peak_mb=cuda_peak, dtype=args.dtype, machine=machine(args), versions=versions('sam3'),
+                per_image=steps, encoder_per_image=encoder, command=' '.join(sys.argv))
+
+
 # ---------------------------------------------------------------- the run
 def machine(args) -> dict:
     import torch
@@ -172,9 +299,9 @@ def machine(args) -> dict:
     return dict(device=dev, gpu=torch.cuda.get_device_name(0) if dev == 'cuda' else None, cpu=cpu, cpu_count=os.cpu_count(),
                 torch_threads=torch.get_num_threads(), platform=platform.platform(), python=platform.python_version())
 
-def versions() -> dict:
+def versions(*names) -> dict:
     from segwl.registry import versions
-    return versions('sam-vit_b', 'clip')
+    return versions(*(names or ('sam-vit_b', 'clip')))
 
 def mean(xs): return float(np.mean(xs)) if len(xs) else float('nan')
 
@@ -304,6 +431,13 @@ def parse(argv=None):
     ap.add_argument('--window', type=int, default=None, help="CLIP window in target pixels (LabelSettings.window; default: the scorer's, 160)")
     ap.add_argument('--stride', type=int, default=None, help="CLIP stride in target pixels (LabelSettings.stride; default: the scorer's, 80)")
     ap.add_argument('--tiny', action='store_true', help="tiny random models: a quick check of the script, not a measurement")
+    ap.add_argument('--method', choices=['seed', 'canvas'], default='seed', help="seed: SAM 1 + CLIP points (default); "
+                    "canvas: references and target on one canvas, a concept segmenter")
+    ap.add_argument('--segmenter', default=None,
+                    help="canvas: the concept segmenter (only sam3: real-size, random weights)")
+    ap.add_argument('--no-text', action='store_true', help="canvas: exemplar boxes only, no text")
+    ap.add_argument('--dtype', default=None, choices=['float32', 'bfloat16', 'float16'],
+                    help="canvas: SAM 3's dtype (default float32)")
     ap.add_argument('--json', type=Path, default=None, help="write the results here")
     ap.add_argument('--memory-only', action='store_true', help="only the --memory runs; with an existing --json, replace its memory results")
     ap.add_argument('--table', type=Path, default=None, help="recompute the summary of an earlier --json file from its per-image times, rewrite it, print its tables")
@@ -311,6 +445,13 @@ def parse(argv=None):
     args = ap.parse_args(argv)
     if args.seed_images is None: args.seed_images = args.images
     args.memory = [int(v) for v in str(args.memory).split(',') if v.strip()]
+    if args.method == 'canvas':
+        if (args.segmenter or 'sam3') != 'sam3': ap.error(f"--segmenter {args.segmenter}: the canvas bench runs sam3")
+        if args.memory or args.memory_only or args.table:
+            ap.error("--memory, --memory-only and --table are seed-method only")
+        args.segmenter = 'sam3'
+    elif args.segmenter or args.no_text or args.dtype:
+        ap.error("--segmenter, --no-text and --dtype are for --method canvas")
     return args
 
 def main(argv=None) -> int:
@@ -332,8 +473,11 @@ def main(argv=None) -> int:
         mem = memory(args, res['models'] if res else None)
         if res is None: print(json.dumps(mem, indent=2)); return 0
         res['memory'] = mem
+    elif args.method == 'canvas':
+        res = run_canvas(args)
+        print(table_canvas(res))
     else: res = run(args)
-    print(table(res))
+    if args.method != 'canvas': print(table(res))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=2, default=float) + '\n')

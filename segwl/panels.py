@@ -14,14 +14,16 @@ from fastcore.basics import patch
 from fastcore.meta import delegates
 from .data import (SegwlError, load_image, load_mask, load_reference, list_images, check_reference_mask,
                         resolve_device)
-from .stitch import Stitch, resize_mask
+from .stitch import Stitch, resize_mask, LAYOUTS
 from .pseudolabel import LabelSettings, LabelResult, PseudoLabeler, working_hw, SCORER_KNOBS, MAP_MODES
 from .registry import create_backend, backend_record, backend_names, get_backend
 from .folder import label_folder, read_manifest
+from .concept import CanvasLabeler, CanvasSettings, ConceptResult
 
 # %% auto #0
-__all__ = ['MAP_KNOBS', 'TINY_STAMP', 'fingerprint', 'CachingSegmenter', 'CachingScorer', 'render_result', 'TuningPanel',
-           'progress_text']
+__all__ = ['MAP_KNOBS', 'TINY_STAMP', 'fingerprint', 'CachingSegmenter', 'CachingScorer', 'peak_threshold_levels',
+           'render_result', 'TuningPanel', 'progress_text', 'CachingConcept', 'canvas_verdict', 'render_canvas',
+           'CanvasPanel']
 
 # %% ../nbs/11_panels.ipynb #4732e7fc
 def fingerprint(image) -> tuple:
@@ -116,31 +118,52 @@ def _small_box(mask, small: float = 0.02, pad: float = 0.05):
 _MARKERS = dict(reference_object=('reference: object', 'lime', 'o', 40),
                 reference_background=('reference: background', 'red', 'o', 40),
                 text_object=('text: map peak', 'lime', '*', 160),
-                text_background=('text: map minimum', 'red', 'X', 90))
+                text_background=('text: map minimum', 'red', 'X', 90),
+                text_object_dropped=('text: weak peak, dropped', 'none', '*', 160),
+                text_background_dropped=('text: weak minimum, dropped', 'none', 'X', 90))
+_EDGES = dict(text_object_dropped='lime', text_background_dropped='red')    # hollow markers: the colour is the edge
 
 def _pts(ax, points: dict, kind: str):
     "Scatter the `kind` points of `points` (`(x, y)` at pixel centres) with that kind's marker."
     _, colour, marker, size = _MARKERS[kind]
     p = np.asarray(points.get(kind, [])).reshape(-1, 2)
-    if len(p): ax.scatter(p[:, 0] - 0.5, p[:, 1] - 0.5, s=size, c=colour, marker=marker, edgecolors='black',
-                          linewidths=0.8)
+    edge = _EDGES.get(kind, 'black')
+    if len(p): ax.scatter(p[:, 0] - 0.5, p[:, 1] - 0.5, s=size, c=colour, marker=marker, edgecolors=edge,
+                          linewidths=1.5 if kind in _EDGES else 0.8)
 
 def _legend(fig):
     "One legend under the figure: the point markers, then the outlines."
     from matplotlib.lines import Line2D
-    hs = [Line2D([], [], ls='', marker=m, ms=np.sqrt(s), mfc=c, mec='black', label=lab)
-          for lab, c, m, s in _MARKERS.values()]
+    hs = [Line2D([], [], ls='', marker=m, ms=np.sqrt(s), mfc=c, mec=_EDGES.get(k, 'black'), label=lab)
+          for k, (lab, c, m, s) in _MARKERS.items()]
     hs.append(Line2D([], [], color='yellow', lw=2.5, label='mask outline'))
     hs.append(Line2D([], [], color='yellow', lw=1.5, ls='--', label='small mask: boxed'))
-    return fig.legend(handles=hs, loc='lower center', ncol=len(hs), fontsize=9, frameon=False)
+    hs.append(Line2D([], [], color='cyan', lw=1.5, label='peak_threshold level'))
+    return fig.legend(handles=hs, loc='lower center', ncol=(len(hs) + 1) // 2, fontsize=9, frameon=False)
 
 # %% ../nbs/11_panels.ipynb #abd1f6d9
-def _similarity(fig, ax, target, res: LabelResult):
-    ax.set_title('text similarity')
+_TEXT_KINDS = ('text_object', 'text_background', 'text_object_dropped', 'text_background_dropped')
+
+def peak_threshold_levels(smap, threshold: float) -> tuple | None:
+    "`(object level, background level)` of `peak_threshold` on map `smap`, or None when it keeps every peak."
+    m = np.asarray(smap, np.float64)
+    lo, hi = float(np.nanmin(m)), float(np.nanmax(m))
+    if not threshold or hi <= lo: return None
+    return lo + threshold * (hi - lo), hi - threshold * (hi - lo)
+
+def _similarity(fig, ax, target, res: LabelResult, threshold: float = 0.0):
+    ax.set_title(f'text map, threshold {threshold:g}')
     if res.similarity_map is None: return
     h, w = target.shape[:2]
-    im = ax.imshow(res.similarity_map, cmap='magma', extent=(0, w, h, 0))
-    for k in ('text_object', 'text_background'): _pts(ax, res.points, k)
+    smap = np.asarray(res.similarity_map)
+    im = ax.imshow(smap, cmap='magma', extent=(0, w, h, 0))
+    levels = peak_threshold_levels(smap, threshold)
+    if levels is not None and min(smap.shape) > 1:
+        (mh, mw), half = smap.shape, 0.5
+        xs, ys = (np.arange(mw) + half) * w / mw, (np.arange(mh) + half) * h / mh       # the cells' centres
+        ax.contour(xs, ys, smap, levels=[levels[0]], colors='cyan', linewidths=1.5)
+        ax.contour(xs, ys, smap, levels=[levels[1]], colors='cyan', linewidths=1.0, linestyles='dashed')
+    for k in _TEXT_KINDS: _pts(ax, res.points, k)
     fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
 
 def _chosen(ax, target, mask, title: str):
@@ -153,37 +176,45 @@ def _chosen(ax, target, mask, title: str):
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec='yellow', lw=1.5, ls='--'))
     ax.set_title(title + (' (small: boxed)' if box is not None else ''))
 
-def _top_row(fig, axs, reference, reference_mask, target, res: LabelResult):
+def _verdict(res: LabelResult) -> str:
+    "The chosen mask's title: its score, or the absent verdict."
+    return f'chosen mask, score {res.score:.3f}' if res.present else f'ABSENT (score {res.score:.3f}): empty mask'
+
+def _top_row(fig, axs, reference, reference_mask, target, res: LabelResult, threshold: float = 0.0):
     _overlay(axs[0], reference, reference_mask, alpha=0)
     axs[0].set_title('reference + points')
     for k in ('reference_object', 'reference_background'): _pts(axs[0], res.points, k)
     axs[1].imshow(target)
     axs[1].set_title('target + text points')
-    for k in ('text_object', 'text_background'): _pts(axs[1], res.points, k)
-    _similarity(fig, axs[2], target, res)
-    _chosen(axs[3], target, res.mask, f'chosen mask, score {res.score:.3f}')
+    for k in _TEXT_KINDS: _pts(axs[1], res.points, k)
+    _similarity(fig, axs[2], target, res, threshold)
+    _chosen(axs[3], target, res.mask, _verdict(res))
 
 # %% ../nbs/11_panels.ipynb #b5f42eb7
-def render_result(reference, reference_mask, target, res: LabelResult, candidates=(), dpi: int = 72,
-                  stamp: str | None = None) -> bytes:
-    "JPEG bytes of the panel's figure for `res` (see above); `candidates`: `[(mask in the target frame, score)]`."
-    from matplotlib.figure import Figure
-    ncol, nrow = max(4, len(candidates)), 2 if len(candidates) else 1
-    h = 2.9 * nrow + 0.4                                                 # 0.4 inch for the legend
-    fig = Figure(figsize=(3.2 * ncol, h), dpi=dpi)
-    fig.subplots_adjust(left=0.01, right=0.97, top=1 - 0.25 / h, bottom=0.45 / h, wspace=0.12, hspace=0.18)
-    axs = fig.subplots(nrow, ncol, squeeze=False)
-    for ax in axs.flat: ax.set_axis_off()
-    _top_row(fig, axs[0], reference, reference_mask, target, res)
-    for i, (m, s) in enumerate(candidates):
-        _overlay(axs[1, i], target, m, (255, 255, 255), 0.55, 'black')
-        axs[1, i].set_title(f'trial {res.best_trial} mask {i}: {s:.3f}')
-    _legend(fig)
+def _jpeg(fig, stamp: str | None) -> bytes:
+    "The figure as JPEG bytes, `stamp` written across it."
     if stamp: fig.text(0.5, 0.5, stamp, ha='center', va='center', rotation=8, fontsize=26, weight='bold',
                        color='red', alpha=0.8, bbox=dict(fc='white', ec='red', lw=3, alpha=0.7))
     buf = io.BytesIO()
     fig.savefig(buf, format='jpeg', pil_kwargs=dict(quality=85))
     return buf.getvalue()
+
+def render_result(reference, reference_mask, target, res: LabelResult, candidates=(), dpi: int = 72,
+                  stamp: str | None = None, threshold: float = 0.0) -> bytes:
+    "JPEG bytes of the panel's figure for `res` (see above); `candidates`: `[(mask in the target frame, score)]`."
+    from matplotlib.figure import Figure
+    ncol, nrow = max(4, len(candidates)), 2 if len(candidates) else 1
+    h = 2.9 * nrow + 0.6                                                 # 0.6 inch for the legend's two rows
+    fig = Figure(figsize=(3.2 * ncol, h), dpi=dpi)
+    fig.subplots_adjust(left=0.01, right=0.97, top=1 - 0.25 / h, bottom=0.65 / h, wspace=0.12, hspace=0.18)
+    axs = fig.subplots(nrow, ncol, squeeze=False)
+    for ax in axs.flat: ax.set_axis_off()
+    _top_row(fig, axs[0], reference, reference_mask, target, res, threshold)
+    for i, (m, s) in enumerate(candidates):
+        _overlay(axs[1, i], target, m, (255, 255, 255), 0.55, 'black')
+        axs[1, i].set_title(f'trial {res.best_trial} mask {i}: {s:.3f}')
+    _legend(fig)
+    return _jpeg(fig, stamp)
 
 # %% ../nbs/11_panels.ipynb #86e291f5
 _SLIDERS = (('n_object', 'ref object pts', 0, 32), ('n_background', 'ref bg pts', 0, 32),
@@ -233,6 +264,7 @@ def _backends_html(models: dict) -> str:
 # %% ../nbs/11_panels.ipynb #c2bdd396
 class TuningPanel:
     "Tune `LabelSettings` on the images of a folder, see every step, label the folder or save the settings."
+    title = 'segwl tuning panel'
     def __init__(self, reference_image, reference_mask, text: str, images, segmenter, scorer,
                  settings: LabelSettings | None = None, out='labels', config_path='label_settings.json',
                  models: dict | None = None):
@@ -253,10 +285,16 @@ class TuningPanel:
 # %% ../nbs/11_panels.ipynb #226e9716
 @patch(cls_method=True)
 @delegates(TuningPanel.__init__, but=['models'])
-def from_names(cls: TuningPanel, reference_image, reference_mask, text: str, images, segmenter: str = 'sam-vit_b',
+def from_names(cls: TuningPanel, reference_image, reference_mask, text: str, images, segmenter: str | None = None,
                scorer: str = 'clip', random: bool = False, device: str = 'auto', segmenter_options: dict | None = None,
-               scorer_options: dict | None = None, **options) -> TuningPanel:
+               scorer_options: dict | None = None, method: str = 'seed', references=(), **options) -> TuningPanel:
     "A panel over the backends registered as `segmenter` and `scorer` (or their tiny random twins, `random=True`)."
+    if method == 'canvas':
+        return CanvasPanel.from_names([(reference_image, reference_mask), *references], text, images,
+                                      segmenter or 'sam3', random, device, segmenter_options, **options)
+    if method != 'seed': raise SegwlError(f"method {method!r}: expected 'seed' or 'canvas'")
+    if references: raise SegwlError("the seed method takes one reference; give extra references to method='canvas'")
+    segmenter = segmenter or 'sam-vit_b'
     dev = resolve_device(device)
     so, co = dict(segmenter_options or {}), dict(scorer_options or {})
     seg = create_backend(segmenter, 'segmenter', random=random, device=dev, **so)
@@ -271,6 +309,19 @@ def _slider(desc, lo, hi, value):
     return W.IntSlider(value=value, min=lo, max=max(hi, value), description=desc, continuous_update=False,
                        style=_STYLE, layout=_WIDE)
 
+def _fslider(desc, lo, hi, value, step=0.01):
+    return W.FloatSlider(value=value, min=min(lo, value), max=max(hi, value), step=step, description=desc,
+                         continuous_update=False, readout_format='.3f' if step < 0.01 else '.2f', style=_STYLE,
+                         layout=_WIDE)
+
+_GATES = (('min_text_score', 'min text score', 0.0, 1.0, 0.25), ('min_score', 'min SAM score', 0.0, 1.0, 0.5))
+_GATE_NAMES = tuple(g[0] for g in _GATES)
+
+def _gate(c: dict, name: str, desc: str, lo: float, hi: float, default: float, value):
+    "A presence gate's two controls: `NAME_on` (a checkbox: the gate is off by default) and `NAME` (its level)."
+    c[f'{name}_on'] = W.Checkbox(value=value is not None, description=f'gate: {desc}', indent=False, layout=_WIDE)
+    c[name] = _fslider(desc, lo, hi, default if value is None else value)
+
 @patch
 def _controls(self: TuningPanel, text: str) -> dict:
     "The settings' widgets, by setting name (and `image`, `text`)."
@@ -279,6 +330,8 @@ def _controls(self: TuningPanel, text: str) -> dict:
     c['image'] = W.Dropdown(options=[p.name for p in self.files], description='image', style=_STYLE, layout=_WIDE)
     c['text'] = W.Text(value=text, description='text', continuous_update=False, style=_STYLE, layout=_WIDE)
     for name, desc, lo, hi in _SLIDERS: c[name] = _slider(desc, lo, hi, getattr(s, name))
+    c['peak_threshold'] = _fslider('peak threshold', 0, 1, s.peak_threshold)
+    for g in _GATES: _gate(c, *g, getattr(s, g[0]))
     mode = s.map_mode or getattr(sc, 'map_mode', None) or 'auto'
     c['map_mode'] = W.Dropdown(options=MAP_MODES, value=mode, description='text map', style=_STYLE, layout=_WIDE)
     c['window'] = _slider('window (px)', 1, 512, int(s.window or getattr(sc, 'window', None) or 1))
@@ -314,7 +367,7 @@ def _build(self: TuningPanel, text: str, out, config_path):
     self.view, self.summary = W.Image(format='jpeg', layout=W.Layout(max_width='100%')), W.HTML()
     self.log = W.Output(layout=W.Layout(border='1px solid #ccc', max_height='160px', overflow='auto'))
     self.backends = W.HTML(_backends_html(self.models))
-    head = [W.HTML('<b>segwl tuning panel</b>'), self.backends]
+    head = [W.HTML(f'<b>{self.title}</b>'), self.backends]
     left = W.VBox([*head, *c.values()], layout=W.Layout(min_width='360px'))
     right = W.VBox([self.summary, self._actions(out, config_path)], layout=W.Layout(margin='0 0 0 16px'))
     self.widget = W.VBox([W.HBox([left, right]), self.view, W.HTML('<b>messages</b>'), self.log])
@@ -344,7 +397,8 @@ def settings(self: TuningPanel) -> LabelSettings:
     c = self.controls
     kw = {k: c[k].value for k, *_ in _SLIDERS}
     kw.update({k: c[k].value for k in SCORER_KNOBS if self._knobs[k]})
-    return replace(self.base, seed=int(c['seed'].value), **kw)
+    kw.update({g: float(c[g].value) if c[f'{g}_on'].value else None for g, *_ in _GATES})
+    return replace(self.base, seed=int(c['seed'].value), peak_threshold=float(c['peak_threshold'].value), **kw)
 
 @patch(as_prop=True)
 def text(self: TuningPanel) -> str: return self.controls['text'].value
@@ -378,7 +432,8 @@ def _sync_controls(self: TuningPanel):
     dense = self._dense()
     for k, w in self.controls.items():
         if k == 'image': continue
-        w.disabled = self._running or not self._knobs.get(k, True) or (dense and k in ('window', 'stride'))
+        off = k in _GATE_NAMES and not self.controls[f'{k}_on'].value
+        w.disabled = self._running or not self._knobs.get(k, True) or (dense and k in ('window', 'stride')) or off
 
 # %% ../nbs/11_panels.ipynb #4fc602e7
 @patch
@@ -397,17 +452,23 @@ def _candidates(self: TuningPanel, res, target):
 
 # %% ../nbs/11_panels.ipynb #df9efe5d
 @patch
+def _labeler(self: TuningPanel, cached: bool = True) -> PseudoLabeler:
+    "A labeller with the current settings: over the caching proxies (refresh) or the raw backends (the folder run)."
+    seg, sc = (self.segmenter, self.scorer) if cached else (self.raw_segmenter, self.raw_scorer)
+    return PseudoLabeler(self.reference, self.reference_mask, self.text, seg, sc, settings=self.settings())
+
+@patch
 def _compute(self: TuningPanel):
     self.error, self.result = None, None
     self.target = target = self._target()
     with self._lock:                           # one user of the backends at a time (see the folder thread)
-        pl = PseudoLabeler(self.reference, self.reference_mask, self.text, self.segmenter, self.scorer,
-                           settings=self.settings())
+        pl = self._labeler()
         self.segmenter.clear()
         res = pl.label(target)
         self.result, self.candidates = res, self._candidates(res, target)
     stamp = TINY_STAMP if _tiny(self.models) else None
-    self.view.value = render_result(self.reference, self.reference_mask, target, res, self.candidates, stamp=stamp)
+    self.view.value = render_result(self.reference, self.reference_mask, target, res, self.candidates, stamp=stamp,
+                                    threshold=pl.settings.peak_threshold)
     self.summary.value = self._summary(res)
 
 @patch
@@ -430,16 +491,28 @@ def _trials_html(res: LabelResult) -> str:
         return f"<b>{s}</b>" if i == res.best_trial else s
     return ' &nbsp; '.join(one(i, c) for i, c in enumerate(res.candidate_scores))
 
+def _absent_reason(res: LabelResult, settings: LabelSettings) -> str | None:
+    "Why `res` is absent (which gate, or an empty mask), or None when it is present."
+    if res.present: return None
+    if settings.min_text_score is not None and res.text_score is not None and res.text_score < settings.min_text_score:
+        return f"text score {res.text_score:.3f} < min_text_score {settings.min_text_score:g}"
+    if settings.min_score is not None and res.score < settings.min_score:
+        return f"score {res.score:.3f} < min_score {settings.min_score:g}"
+    return 'the segmenter found an empty mask'
+
 @patch
 def _summary(self: TuningPanel, res: LabelResult) -> str:
     n = {k: len(v) for k, v in res.points.items()}
+    why = _absent_reason(res, self.settings())
+    verdict = f"<b style='color:#c00'>absent</b> ({why}) &nbsp; " if why else ''
     tm = ', '.join(f"{k} {v * 1000:.0f} ms" for k, v in res.timings.items())
     ts = 'n/a' if res.text_score is None else f"{res.text_score:.3f}"
     h, w = self.target.shape[:2]
-    return (f"<div style='font-size:12px;line-height:1.4'><b>{self.image_path.name}</b> {w}x{h} &nbsp; "
+    return (f"<div style='font-size:12px;line-height:1.4'><b>{self.image_path.name}</b> {w}x{h} &nbsp; {verdict}"
             f"score <b>{res.score:.3f}</b> &nbsp; text score {ts} &nbsp; mask {res.mask.mean():.1%} of the image<br>"
             f"points: ref object {n.get('reference_object', 0)}, ref background {n.get('reference_background', 0)}, "
-            f"text object {n.get('text_object', 0)}, text background {n.get('text_background', 0)}<br>"
+            f"text object {n.get('text_object', 0)} (weak, dropped {n.get('text_object_dropped', 0)}), "
+            f"text background {n.get('text_background', 0)} (dropped {n.get('text_background_dropped', 0)})<br>"
             f"candidate scores per trial (best in bold): {_trials_html(res)}<br>timings: {tm}<br>"
             f"SAM embeddings computed: {self.segmenter.set_image_calls}, "
             f"similarity maps computed: {self.scorer.map_calls}</div>")
@@ -452,9 +525,10 @@ def _eta(seconds: float) -> str:
     if s < 3600: return f"{s // 60} min {s % 60} s"
     return f"{s // 3600} h {s % 3600 // 60} min"
 
-def progress_text(done: int, todo: int, earlier: int, seconds) -> str:
-    "`done` of `todo` images labelled by this run (`earlier` done before it), `seconds` each: count and ETA."
+def progress_text(done: int, todo: int, earlier: int, seconds, absent: int = 0) -> str:
+    "`done` of `todo` images labelled by this run (`earlier` done before it, `absent` of them absent): count and ETA."
     text = f"{done} of {todo} images labelled" + (f" ({earlier} done earlier)" if earlier else '')
+    text += f", {absent} absent" if absent else ''
     if not len(seconds): return text
     each = float(np.mean(seconds))
     left = f", about {_eta(each * (todo - done))} left" if done < todo else ''
@@ -467,7 +541,7 @@ class _Stopped(BaseException):
 class _Ticker:
     "The labeller of the folder thread: a stop check before each image, the panel's lock during it, a tick after."
     def __init__(self, panel, labeler, earlier: int):
-        self.panel, self.labeler, self.earlier, self.seconds = panel, labeler, earlier, []
+        self.panel, self.labeler, self.earlier, self.seconds, self.absent = panel, labeler, earlier, [], 0
 
     def __getattr__(self, name):
         if name.startswith('__') or name == 'labeler': raise AttributeError(name)
@@ -479,7 +553,9 @@ class _Ticker:
         try:
             with self.panel._lock:
                 self.panel.segmenter.forget()          # the model will hold another image than refresh's
-                return self.labeler.label(image)
+                res = self.labeler.label(image)
+            self.absent += not getattr(res, 'present', True)
+            return res
         finally:
             self.seconds.append(time.perf_counter() - t0)
             self.panel._tick(self)
@@ -503,14 +579,12 @@ def _set_running(self: TuningPanel, on: bool):
 def _tick(self: TuningPanel, ticker: _Ticker):
     self.progress.value = min(self.progress.max, ticker.earlier + len(ticker.seconds))
     todo = len(self.files) - ticker.earlier
-    self.status.value = progress_text(len(ticker.seconds), todo, ticker.earlier, ticker.seconds)
+    self.status.value = progress_text(len(ticker.seconds), todo, ticker.earlier, ticker.seconds, ticker.absent)
 
 @patch
 def _start(self: TuningPanel) -> threading.Thread:
     out = Path(self.out_dir.value.strip() or 'labels')
-    with self._lock:
-        pl = PseudoLabeler(self.reference, self.reference_mask, self.text, self.raw_segmenter, self.raw_scorer,
-                           settings=self.settings())
+    with self._lock: pl = self._labeler(cached=False)
     self._ticker = ticker = _Ticker(self, pl, _done_before(out, self.files))
     self._stop.clear()
     self.counts, self.error = None, None
@@ -539,7 +613,7 @@ def _job(self: TuningPanel, ticker: _Ticker, out: Path):
 
 @patch
 def _label_or_stop(self: TuningPanel, ticker: _Ticker, out: Path):
-    cfg = dict(models=self.models, reference=self.ref_paths)
+    cfg = self._record()
     try: n = label_folder(ticker, self.images, out, progress=False, config=cfg)
     except _Stopped:
         self.progress.bar_style = 'warning'
@@ -553,6 +627,11 @@ def _label_or_stop(self: TuningPanel, ticker: _Ticker, out: Path):
     self._say(f"labelled {n['ok']}, absent {n['absent']}, failed {n['error']}, already done {n['skipped']}, "
               f"of {n['total']} images -> {out}{errors}{tiny}")
     return n
+
+@patch
+def _record(self: TuningPanel) -> dict:
+    "What `config.json` records besides the settings: the backends and the reference's files."
+    return dict(models=self.models, reference=self.ref_paths)
 
 @patch
 def stop(self: TuningPanel):
@@ -578,3 +657,200 @@ def save_settings(self: TuningPanel):
         self._say(f"settings saved to {path}: segwl label --config {path} ...")
         return path
     return self._report('save settings', save)
+
+# %% ../nbs/11_panels.ipynb #5165247f
+class CachingConcept:
+    "`ConceptSegmenter` proxy: skips `set_image` of the canvas already set; remembers its answers; keeps the last."
+    def __init__(self, segmenter):
+        self.segmenter, self._key, self._answers, self.image, self.last = segmenter, None, {}, None, None
+        self.set_image_calls = self.segment_calls = 0
+
+    def set_image(self, image):
+        key = fingerprint(image)
+        if key == self._key: return
+        self._key, self._answers = None, {}                     # a failing set_image leaves nothing cached
+        self.segmenter.set_image(image)
+        self._key, self.image = key, np.asarray(image)
+        self.set_image_calls += 1
+
+    def segment(self, text, boxes, box_labels):
+        key = (text, fingerprint(np.asarray(boxes, np.float64)), fingerprint(np.asarray(box_labels, np.int64)))
+        if key not in self._answers:
+            masks, scores = self.segmenter.segment(text, boxes, box_labels)
+            self._answers[key] = np.asarray(masks, bool), np.asarray(scores, np.float64).reshape(-1)
+            self.segment_calls += 1
+        self.last = self._answers[key]
+        return self.last
+
+    def forget(self): self._key, self._answers = None, {}
+
+# %% ../nbs/11_panels.ipynb #d9253128
+_INSTANCE_COLOURS = ('yellow', 'cyan', 'magenta', 'orange', 'lime', 'white')
+
+def _box(ax, box, colour, ls='-', lw=1.5):
+    from matplotlib.patches import Rectangle
+    x0, y0, x1, y1 = box
+    ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=colour, lw=lw, ls=ls))
+
+def _instances(ax, target, instances, min_score: float):
+    "Every instance outlined with its score: kept ones in colour, the ones under `min_score` dashed grey."
+    ax.imshow(target)
+    for i, (m, sc) in enumerate(instances):
+        kept = sc >= min_score
+        colour = _INSTANCE_COLOURS[i % len(_INSTANCE_COLOURS)] if kept else 'darkgrey'
+        if m.any() and not m.all():
+            ax.contour(m, levels=[0.5], colors=colour, linewidths=2 if kept else 1.2,
+                       linestyles='solid' if kept else 'dashed')
+        if m.any():
+            rows, cols = np.nonzero(m)
+            ax.text(cols.min(), rows.min(), f'{sc:.2f}', color='black', fontsize=9, va='bottom',
+                    bbox=dict(fc=colour, ec='none', pad=1, alpha=0.85))
+
+def _canvas_legend(fig):
+    from matplotlib.lines import Line2D
+    hs = [Line2D([], [], color='lime', lw=2, label='exemplar box (reference)'),
+          Line2D([], [], color='black', lw=1.5, ls='--', label="target's part of the canvas"),
+          Line2D([], [], color='yellow', lw=2, label='instance kept (score)'),
+          Line2D([], [], color='darkgrey', lw=1.2, ls='--', label='instance under min_score')]
+    return fig.legend(handles=hs, loc='lower center', ncol=len(hs), fontsize=9, frameon=False)
+
+def canvas_verdict(res: LabelResult, n_under: int = 0) -> str:
+    "The union's title: how many instances were kept, or the absent verdict."
+    under = f', {n_under} under min_score' if n_under else ''
+    if not res.present: return f'ABSENT: no instance kept{under}'
+    return f'{len(res.instances)} instance(s) kept{under}, best {res.score:.2f}'
+
+def render_canvas(canvas, res: ConceptResult, instances, target, min_score: float, dpi: int = 72,
+                  stamp: str | None = None) -> bytes:
+    "JPEG bytes of the canvas panel's figure; `instances`: `[(mask in the target frame, score)]`, every one found."
+    from matplotlib.figure import Figure
+    ch, cw = canvas.shape[:2]
+    side = 3.6
+    widths = [side * cw / ch, side * target.shape[1] / target.shape[0], side * target.shape[1] / target.shape[0]]
+    h = side + 0.75
+    fig = Figure(figsize=(sum(widths) + 0.4, h), dpi=dpi)
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.3 / h, bottom=0.45 / h, wspace=0.06)
+    axs = fig.subplots(1, 3, gridspec_kw=dict(width_ratios=widths))
+    for ax in axs: ax.set_axis_off()
+    axs[0].imshow(canvas)
+    for b in (res.exemplars if res.exemplars is not None else []): _box(axs[0], b, 'lime', lw=2)
+    if res.layout is not None:
+        t = res.layout.target
+        _box(axs[0], (t.left, t.top, t.left + t.placed_hw[1], t.top + t.placed_hw[0]), 'black', '--')
+    axs[0].set_title(f'canvas, {0 if res.exemplars is None else len(res.exemplars)} exemplar box(es)')
+    _instances(axs[1], target, instances, min_score)
+    axs[1].set_title(f'{len(instances)} instance(s) found, min_score {min_score:g}')
+    _chosen(axs[2], target, res.mask, canvas_verdict(res, sum(s < min_score for _, s in instances)))
+    _canvas_legend(fig)
+    return _jpeg(fig, stamp)
+
+# %% ../nbs/11_panels.ipynb #90811d6e
+_CANVAS_SLIDERS = (('min_score', 'min score', 0.0, 1.0), ('max_overlap', 'max overlap', 0.0, 1.0),
+                   ('min_inside', 'min inside', 0.01, 1.0))
+
+class CanvasPanel(TuningPanel):
+    "Tune `CanvasSettings` on the images of a folder: the canvas and its exemplars, every instance, the verdict."
+    title = 'segwl canvas panel (the canvas method)'
+    def __init__(self, references, text: str | None, images, segmenter, settings: CanvasSettings | None = None,
+                 out='labels', config_path='canvas_settings.json', models: dict | None = None):
+        refs = list(references)
+        if not refs: raise SegwlError("CanvasPanel: give at least one (image, mask) reference pair")
+        self.pairs = [_reference(*p) for p in refs]
+        self.reference, self.reference_mask = self.pairs[0]
+        paths = [_ref_paths(*p) for p in refs]
+        self.ref_paths = paths if all(paths) else None
+        self.images, self.files = images, list_images(images)
+        if not self.files: raise SegwlError(f"{images}: no images to tune on (folders are listed by image extension)")
+        self.raw_segmenter, self.raw_scorer = segmenter, None
+        self.segmenter, self.scorer = CachingConcept(segmenter), None
+        self.models = models or dict(concept=_describe(segmenter, 'concept'))
+        self.base = settings or CanvasSettings()
+        self.result, self.error, self.target, self._loaded, self.candidates = None, None, None, (None, None), []
+        self._lock, self._stop = threading.RLock(), threading.Event()
+        self._thread, self._ticker, self._running, self.counts = None, None, False, None
+        self._build(text or '', out, config_path)
+        self.refresh()
+
+# %% ../nbs/11_panels.ipynb #28469e60
+@patch(cls_method=True)
+@delegates(CanvasPanel.__init__, but=['models'])
+def from_names(cls: CanvasPanel, references, text: str | None, images, segmenter: str = 'sam3', random: bool = False,
+               device: str = 'auto', segmenter_options: dict | None = None, **options) -> CanvasPanel:
+    "A canvas panel over the concept segmenter registered as `segmenter` (or its tiny random twin, `random=True`)."
+    so = dict(segmenter_options or {})
+    seg = create_backend(segmenter, 'concept', random=random, device=resolve_device(device), **so)
+    return cls(references, text, images, seg, models=dict(concept=backend_record(segmenter, random, **so)), **options)
+
+@patch
+def _controls(self: CanvasPanel, text: str) -> dict:
+    "The canvas settings' widgets, by setting name (and `image`, `text`)."
+    s, c = self.base, {}
+    c['image'] = W.Dropdown(options=[p.name for p in self.files], description='image', style=_STYLE, layout=_WIDE)
+    c['text'] = W.Text(value=text, description='text', placeholder='(none: exemplars only)', continuous_update=False,
+                       style=_STYLE, layout=_WIDE)
+    for name, desc, lo, hi in _CANVAS_SLIDERS: c[name] = _fslider(desc, lo, hi, getattr(s, name), 0.001)
+    c['layout'] = W.Dropdown(options=LAYOUTS, value=s.layout, description='layout', style=_STYLE, layout=_WIDE)
+    c['box_per_part'] = W.Checkbox(value=s.box_per_part, description='one exemplar box per part', indent=False,
+                                   layout=_WIDE)
+    return c
+
+@patch
+def settings(self: CanvasPanel) -> CanvasSettings:
+    "The `CanvasSettings` the controls show (the others as given)."
+    c = self.controls
+    kw = {k: float(c[k].value) for k, *_ in _CANVAS_SLIDERS}
+    return replace(self.base, layout=c['layout'].value, box_per_part=bool(c['box_per_part'].value), **kw)
+
+@patch
+def _sync_controls(self: CanvasPanel):
+    "Every setting is live, except while the folder is being labelled."
+    for k, w in self.controls.items():
+        if k != 'image': w.disabled = self._running
+
+@patch
+def _labeler(self: CanvasPanel, cached: bool = True) -> CanvasLabeler:
+    seg = self.segmenter if cached else self.raw_segmenter
+    return CanvasLabeler(self.pairs, self.text, seg, settings=self.settings())
+
+@patch
+def _record(self: CanvasPanel) -> dict:
+    return dict(method='canvas', models=self.models, reference=self.ref_paths)
+
+# %% ../nbs/11_panels.ipynb #0c96ad5c
+@patch
+def _found(self: CanvasPanel, labeler: CanvasLabeler, res: ConceptResult, hw) -> list:
+    "`[(mask at size hw, score)]`: every instance in the target's part of the last answer, whatever its score."
+    import copy
+    if self.segmenter.last is None or res.layout is None: return []
+    every = copy.copy(labeler)
+    every.settings = replace(labeler.settings, min_score=0.0)
+    found, _ = every.keep(res.layout, *self.segmenter.last)
+    return [(i.mask if i.mask.shape == tuple(hw) else resize_mask(i.mask, hw), i.score) for i in found]
+
+@patch
+def _compute(self: CanvasPanel):
+    self.error, self.result = None, None
+    self.target = target = self._target()
+    with self._lock:
+        cl = self._labeler()
+        res = cl.label(target)
+        self.result, self.candidates = res, self._found(cl, res, target.shape[:2])
+        canvas = self.segmenter.image
+    stamp = TINY_STAMP if _tiny(self.models) else None
+    self.view.value = render_canvas(canvas, res, self.candidates, target, cl.settings.min_score, stamp=stamp)
+    self.summary.value = self._summary(res)
+
+@patch
+def _summary(self: CanvasPanel, res: ConceptResult) -> str:
+    h, w = self.target.shape[:2]
+    ms = self.settings().min_score
+    scores = ' '.join(f"<b>{s:.2f}</b>" if s >= ms else f"{s:.2f}" for _, s in self.candidates) or 'none'
+    verdict = "present" if res.present else "<b style='color:#c00'>absent</b>"
+    tm = ', '.join(f"{k} {v * 1000:.0f} ms" for k, v in res.timings.items())
+    return (f"<div style='font-size:12px;line-height:1.4'><b>{self.image_path.name}</b> {w}x{h} &nbsp; {verdict}: "
+            f"{len(res.instances)} instance(s) kept &nbsp; mask {res.mask.mean():.1%} of the image<br>"
+            f"instances found in the target, by score (kept in bold, min_score {ms:g}): {scores}<br>"
+            f"references {len(self.pairs)}, exemplar boxes {len(res.exemplars)}, canvas {res.layout.hw[1]}x"
+            f"{res.layout.hw[0]} ({res.layout.side})<br>timings: {tm}<br>"
+            f"vision passes computed: {self.segmenter.set_image_calls}, "
+            f"concept calls computed: {self.segmenter.segment_calls}</div>")

@@ -1,4 +1,4 @@
-"The labelling benchmark's arithmetic and its skip, on made-up numbers (the measurement itself is in bench/, not a test)."
+"The labelling benchmark's arithmetic and its skip, on made-up numbers (the measurement is in bench/, not a test)."
 import json
 import pytest
 
@@ -7,22 +7,25 @@ def bench(bench_module): return bench_module('bench_label')
 
 def _steps(bench, **kw):
     s = {k: 0.0 for k in (*bench.STEPS, 'other')}
-    s.update(kw); s['total'] = sum(v for k, v in s.items() if k != 'total')
+    s.update(kw)
+    s['total'] = sum(v for k, v in s.items() if k != 'total')
     return s
 
 def test_summary_known_answer(bench):
-    # pipeline: encoder 10 s + 10 decoder calls of 0.1 s + CLIP 0.5 s = 11.5 s; seed: 10 x (10 + 0.1) + CLIP 1.5 = 102.5 s
+    # pipeline: encoder 10 s + 10 decoder calls of 0.1 s + CLIP 0.5 s = 11.5 s
+    # seed: 10 x (10 + 0.1) + CLIP 1.5 = 102.5 s
     pipe = [_steps(bench, set_image=10.0, predict=1.0, text_map=0.5)] * 2
     seed = [_steps(bench, predict=101.0, text_map=1.5)]
     r = bench.summarise(pipe, seed, [10.0, 10.0], None, trials=10)
     assert r['encoder_s'] == 10.0 and r['pipeline_s_per_image'] == pytest.approx(11.5)
     assert r['overhead_ratio'] == pytest.approx(1.15) and r['overhead_ratio_in_run'] == pytest.approx(1.15)
     assert r['seed_pattern_s_per_image'] == pytest.approx(102.5)
-    assert r['speedup_vs_seed'] == pytest.approx(r['seed_pattern_s_per_image'] / r['pipeline_s_per_image_on_seed_images'])
+    seed_s, pipe_s = r['seed_pattern_s_per_image'], r['pipeline_s_per_image_on_seed_images']
+    assert r['speedup_vs_seed'] == pytest.approx(seed_s / pipe_s)
     assert r['speedup_vs_seed'] == pytest.approx(102.5 / 11.5)
     assert r['speedup_bound_sam_only'] == pytest.approx(10 * 10.1 / 11.0)    # 10 (E + d) / (E + 10 d)
     assert r['speedup_vs_seed_same_encoder'] == pytest.approx((10 * 10.1 + 1.5) / 11.5)
-    assert r['speedup_vs_seed_clip_once'] == pytest.approx((102.5 - 0.9 * 1.5) / 11.5)   # nine of its ten maps taken away
+    assert r['speedup_vs_seed_clip_once'] == pytest.approx((102.5 - 0.9 * 1.5) / 11.5)   # nine of ten maps taken away
     assert r['steps_s_per_image']['text_map'] == pytest.approx(0.5)
 
 def test_table_and_json_keys(bench):
@@ -31,13 +34,69 @@ def test_table_and_json_keys(bench):
                machine=dict(device='cpu', cpu='x', cpu_count=2, torch_threads=2), versions=dict(torch='t'),
                load_average_start=(1.0, 1.0, 1.0), load_average_end=(2.0, 2.0, 2.0))
     json.dumps(res)                                                   # JSON-serialisable as written by --json
-    for k in ('encoder_s', 'pipeline_s_per_image', 'overhead_ratio', 'seed_pattern_s_per_image', 'speedup_vs_seed'): assert k in res
+    for k in ('encoder_s', 'pipeline_s_per_image', 'overhead_ratio', 'seed_pattern_s_per_image', 'speedup_vs_seed'):
+        assert k in res
     t = bench.table(res)
     assert '| `overhead_ratio` = pipeline / encoder pass (goal <= 1.15) | 1.250 |' in t
     assert '| SAM decoder calls (all trials; seed: full passes, encoder included) | 0.500 | — |' in t
     assert 'CLIP map windows None / stride None px' in t
-    assert 'CLIP map dense (one pass, longer side 448 px)' in bench.table(dict(res, clip_map='dense', clip_dense_side=448))
+    dense = bench.table(dict(res, clip_map='dense', clip_dense_side=448))
+    assert 'CLIP map dense (one pass, longer side 448 px)' in dense
 
 def test_missing_data_skips(bench, tmp_path, capsys):
     assert bench.main(['--data', str(tmp_path/'nothing'), '--tiny']) == 0
     assert 'skipped: no dataset at' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the canvas method (#13)
+def _canvas_steps(bench, **kw):
+    s = {k: 0.0 for k in (*bench.CANVAS_STEPS, 'other')}
+    s.update(kw)
+    s['total'] = sum(v for k, v in s.items() if k != 'total')
+    return s
+
+def test_canvas_summary_and_table(bench):
+    # encoder 10 s; pipeline: its own encoder step 10 s + segment 0.6 s + canvas 0.2 s + keep 0.2 s = 11 s
+    steps = [_canvas_steps(bench, set_image=10.0, segment=0.6, canvas=0.2, keep=0.2)] * 2
+    r = bench.summarise_canvas(steps, [10.0, 9.0, 11.0])
+    assert r['encoder_s'] == 10.0 and r['pipeline_s_per_image'] == pytest.approx(11.0)
+    assert r['overhead_ratio'] == pytest.approx(1.1) and r['overhead_ratio_in_run'] == pytest.approx(1.1)
+    assert r['images_per_s'] == pytest.approx(1 / 11) and r['steps_s_per_image']['segment'] == pytest.approx(0.6)
+    res = dict(models=dict(sam3='tiny'), data='d', images=2, text=None, **r, peak_rss_mb=900.0, cuda_peak_mb=None,
+               machine=dict(device='cpu', cpu='x', cpu_count=2, torch_threads=2), versions=dict(torch='t'))
+    t = bench.table_canvas(res)
+    assert '| `overhead_ratio` = pipeline / encoder pass (goal <= 1.10) | 1.100 |' in t
+    assert '| SAM 3 text, DETR and mask decoder (segment) | 0.600 |' in t and '| **total** | **11.00** |' in t
+    assert 'GPU peak' not in t and 'GPU peak 2048 MB' in bench.table_canvas(dict(res, cuda_peak_mb=2048.0))
+
+def test_canvas_arguments(bench):
+    a = bench.parse(['--method', 'canvas', '--segmenter', 'sam3', '--no-text', '--dtype', 'bfloat16'])
+    assert (a.method, a.segmenter, a.no_text, a.dtype) == ('canvas', 'sam3', True, 'bfloat16')
+    assert bench.parse(['--method', 'canvas']).segmenter == 'sam3'
+    for bad in (['--method', 'canvas', '--segmenter', 'sam-vit_b'], ['--method', 'canvas', '--memory', '4'],
+                ['--segmenter', 'sam3'], ['--dtype', 'float16']):
+        with pytest.raises(SystemExit): bench.parse(bad)
+
+def test_canvas_runs_with_the_tiny_sam3(bench, tmp_path, capsys):
+    "The canvas code path end to end with the tiny SAM 3 (real-size SAM 3 takes minutes per image on a CPU)."
+    import json
+    from PIL import Image
+    from segwl.data import save_mask
+    from segwl.testing import concept_scene
+    d = tmp_path/'data'
+    for sub in ('reference', 'unlabeled/images'): (d/sub).mkdir(parents=True)
+    img, mask, _ = concept_scene((120, 90), 1, seed=1)
+    Image.fromarray(img).save(d/'reference'/'r.jpg')
+    save_mask(mask, d/'reference'/'r.png')
+    for i in range(2):
+        Image.fromarray(concept_scene((100, 140), 2, seed=5 + i)[0]).save(d/'unlabeled'/'images'/f'{i}.png')
+    out = tmp_path/'res.json'
+    assert bench.main(['--method', 'canvas', '--tiny', '--data', str(d), '--images', '2', '--text', 'red',
+                       '--json', str(out)]) == 0
+    t = capsys.readouterr().out
+    assert 'Canvas method, SAM 3 `tiny`, 2 images of' in t and '(goal <= 1.10)' in t
+    res = json.loads(out.read_text())
+    assert (res['method'], res['images'], res['text'], len(res['per_image']), len(res['encoder_per_image'])) == (
+        'canvas', 2, 'red', 2, 2)
+    assert res['overhead_ratio'] == pytest.approx(res['pipeline_s_per_image'] / res['encoder_s'])
+    assert all(s['set_image'] > 0 and s['segment'] > 0 for s in res['per_image']) and res['peak_rss_mb'] > 0

@@ -51,6 +51,81 @@ def test_result_follows_the_controls(setup):
         assert p.error is None and iou(p.result.mask, truth[tmp/'images'/name]) > 0.9, name
     assert p.view.value[:3] == b'\xff\xd8\xff' and 'score' in p.summary.value
 
+def test_peak_threshold_slider_keeps_and_drops_text_peaks(setup):
+    """#12: the weak second peak is dropped at the default threshold (hollow marker, counted in the summary), kept at
+    0; moving the threshold reuses the map and the embedding."""
+    p, seg, scorer, truth, tmp = setup
+    c = p.controls
+    c['n_text'].value = 2
+    assert (c['peak_threshold'].value, p.settings().peak_threshold) == (0.8, 0.8)
+    pts = p.result.points
+    assert (len(pts['text_object']), len(pts['text_object_dropped'])) == (1, 1)
+    assert 'text object 1 (weak, dropped 1)' in p.summary.value
+    c['peak_threshold'].value = 0.0                                  # every separated peak, as the seed did
+    pts = p.result.points
+    assert (len(pts['text_object']), len(pts['text_object_dropped']), p.settings().peak_threshold) == (2, 0, 0.0)
+    assert 'text object 2 (weak, dropped 0)' in p.summary.value
+    assert (seg.set_image_calls, len(scorer.texts)) == (1, 1)
+
+
+def test_gates_are_off_by_default_then_say_absent(setup):
+    "#12: the gates start off (None, level disabled); on, an image below them is absent with an empty mask and why."
+    p, seg, scorer, truth, tmp = setup
+    c = p.controls
+    s = p.settings()
+    assert (s.min_text_score, s.min_score) == (None, None) and p.result.present
+    assert (c['min_text_score'].disabled, c['min_score'].disabled) == (True, True)
+    text_score = p.result.text_score                                 # the colour scorer: 0.15 on scene_00
+    c['min_text_score'].value = round(text_score + 0.05, 2)
+    assert p.result.present and p.settings().min_text_score is None  # the level alone changes nothing
+    c['min_text_score_on'].value = True
+    assert not c['min_text_score'].disabled and p.settings().min_text_score == round(text_score + 0.05, 2)
+    assert not p.result.present and not p.result.mask.any()
+    assert "absent</b> (text score" in p.summary.value and '< min_text_score' in p.summary.value
+    c['min_text_score'].value = round(text_score - 0.05, 2)
+    assert p.result.present and iou(p.result.mask, truth[tmp/'images'/'scene_00.png']) > 0.9
+    c['min_text_score_on'].value = False
+    assert p.result.present and p.settings().min_text_score is None
+
+
+def test_min_score_gate(setup):
+    "#12: the segmenter's score under `min_score`: absent; the level goes to the settings file."
+    p, seg, scorer, truth, tmp = setup
+    class Unsure(ColourSegmenter):
+        def predict(self, *a, **k):
+            masks, scores = super().predict(*a, **k)
+            return masks, scores * 0.6                               # the colour segmenter's 1.0 becomes 0.6
+    p = TuningPanel(p.reference, p.reference_mask, 'a red ellipse', tmp/'images', Unsure(), scorer,
+                    settings=LabelSettings(trials=2), config_path=tmp/'s.json')
+    c = p.controls
+    c['min_score'].value = 0.7
+    assert p.result.present and p.result.score == pytest.approx(0.6)
+    c['min_score_on'].value = True
+    assert not p.result.present and not p.result.mask.any()
+    assert 'absent</b> (score 0.600 < min_score 0.7)' in p.summary.value
+    c['min_score'].value = 0.5
+    assert p.result.present and iou(p.result.mask, truth[tmp/'images'/'scene_00.png']) > 0.9
+    assert LabelSettings.from_json(p.save_settings()).min_score == 0.5
+
+
+def test_folder_run_counts_absent_images(setup):
+    "#12: an image without the object comes back absent: counted in the status line, the log and the manifest."
+    p, seg, scorer, truth, tmp = setup
+    from PIL import Image
+    Image.fromarray(np.full((60, 72, 3), (40, 120, 200), np.uint8)).save(tmp/'images'/'zz_empty.png')
+    p2 = TuningPanel(p.reference, p.reference_mask, 'a red ellipse', tmp/'images', ColourSegmenter(),
+                     ColourScorer(window=16, stride=8), settings=LabelSettings(trials=2, min_text_score=0.05),
+                     out=tmp/'labels')
+    assert p2.controls['min_text_score_on'].value and p2.controls['min_text_score'].value == 0.05
+    p2.controls['image'].value = 'zz_empty.png'
+    assert not p2.result.present and 'text score 0.000 < min_text_score 0.05' in p2.summary.value
+    assert p2.label_folder(background=False) == dict(ok=4, absent=1, error=0, skipped=0, total=5)
+    assert p2.status.value.startswith('5 of 5 images labelled, 1 absent, ')
+    assert 'labelled 4, absent 1,' in p2.log.outputs[-1]['text']
+    rows = {r['file']: r['status'] for r in read_manifest(tmp/'labels'/'manifest.jsonl')}
+    assert rows['zz_empty.png'] == 'absent' and sum(v == 'ok' for v in rows.values()) == 4
+
+
 def test_sliders_reuse_the_sam_embedding_and_the_similarity_map(setup):
     p, seg, scorer, truth, tmp = setup
     assert (seg.set_image_calls, len(scorer.texts)) == (1, 1)
@@ -155,7 +230,7 @@ def test_label_in_the_background_then_wait(gated):
     seg.gate.set()
     assert p.wait(60) == dict(ok=4, absent=0, error=0, skipped=0, total=4) and not t.is_alive()
     assert (p.label_button.disabled, p.stop_button.disabled, p.running) == (False, True, False)
-    assert _settings_frozen(p) == ['map_mode']                      # the colour scorer has one kind of map
+    assert _settings_frozen(p) == ['min_text_score', 'min_score', 'map_mode']   # gates off; one kind of map
     assert p.progress.value == 4 and p.progress.bar_style == 'success'
     assert p.status.value.startswith('4 of 4 images labelled, ') and p.status.value.endswith(' s per image')
     assert sorted(q.name for q in (out/'masks').iterdir()) == [q.name for q in sorted(truth)]
@@ -283,7 +358,7 @@ def _run_doc_notebook(name: str, tmp_path, monkeypatch) -> dict:
 
 
 def test_the_screenshot_notebooks_run(tmp_path, monkeypatch):
-    "docs/panel_demo.ipynb and docs/panel_tiny_demo.ipynb (sources of docs/panel.png, panel_tiny.png) still work."
+    "docs/panel_demo, panel_tiny_demo and panel_canvas_demo.ipynb (sources of docs/panel*.png) still work."
     p = _run_doc_notebook('panel_demo.ipynb', tmp_path, monkeypatch)['panel']
     assert p.error is None and p.progress.value == 3 and 'labelled 3' in p.log.outputs[0]['text']
     assert p.models['scorer'] == dict(name='colour-scorer', kind='scorer', weights='real', window='48', stride='16')
@@ -291,3 +366,117 @@ def test_the_screenshot_notebooks_run(tmp_path, monkeypatch):
     p = _run_doc_notebook('panel_tiny_demo.ipynb', tmp_path, monkeypatch)['panel']
     assert p.error is None and TINY_STAMP in p.backends.value
     assert [p.controls[k].disabled for k in ('map_mode', 'window', 'stride')] == [False, True, True]
+    p = _run_doc_notebook('panel_canvas_demo.ipynb', tmp_path, monkeypatch)['panel']         # docs/panel_canvas.png
+    assert type(p) is CanvasPanel and p.error is None and p.counts == dict(ok=3, absent=1, error=0, skipped=0, total=4)
+    assert (p.controls['image'].value, len(p.result.instances), len(p.pairs)) == ('scene_3.png', 3, 2)
+
+
+# ---------------------------------------------------------------- the canvas method's panel (#13)
+from segwl.concept import CanvasSettings
+from segwl.panels import CanvasPanel
+from segwl.testing import ColourConcept, concept_scene
+
+
+@pytest.fixture
+def concept_folder(tmp_path):
+    "Scenes with 0, 1, 2 and 3 red ellipses among look-alikes, of several sizes and aspect ratios."
+    from PIL import Image
+    (tmp_path/'images').mkdir()
+    scenes = {}
+    for n, hw in enumerate([(180, 240), (260, 140), (180, 240), (260, 140)]):
+        img, mask, parts = concept_scene(hw, n, seed=20 + n)
+        Image.fromarray(img).save(tmp_path/'images'/f'scene_{n}.png')
+        scenes[f'scene_{n}.png'] = (mask, len(parts))
+    return tmp_path, scenes
+
+
+@pytest.mark.parametrize('k', [1, 3])
+def test_canvas_panel_instances_and_absent(concept_folder, k):
+    "1 and 3 references of varied sizes: instance counts right, union IoU >= 0.95, absent where there is no object."
+    tmp, scenes = concept_folder
+    refs = [concept_scene(hw, 1, seed=2 + i)[:2] for i, hw in enumerate([(120, 260), (300, 90), (70, 70)][:k])]
+    seg = ColourConcept()
+    p = CanvasPanel(refs, None, tmp/'images', seg, out=tmp/'labels', config_path=tmp/'c.json')
+    assert p.error is None and len(p.pairs) == k
+    for name, (mask, n) in scenes.items():
+        p.controls['image'].value = name
+        r = p.result
+        assert (p.error, len(r.instances), r.present, r.mask.shape) == (None, n, n > 0, mask.shape), name
+        assert len(r.exemplars) == k and r.layout.references and len(r.layout.references) == k
+        if n: assert iou(r.mask, mask) >= 0.95, name
+        else: assert not r.mask.any() and 'absent' in p.summary.value
+        assert len(p.candidates) == n and all(m.shape == mask.shape for m, _ in p.candidates)
+    assert p.view.value[:3] == b'\xff\xd8\xff' and seg.set_image_calls == 4
+
+
+def test_canvas_min_score_slider_filters_without_a_model_call(concept_folder):
+    tmp, scenes = concept_folder
+    p = CanvasPanel([concept_scene((150, 110), 1, seed=1)[:2]], 'red', tmp/'images', ColourConcept())
+    c = p.controls
+    c['image'].value = 'scene_3.png'
+    seg = p.raw_segmenter
+    calls = (seg.set_image_calls, seg.segment_calls)
+    scores = sorted(s for _, s in p.candidates)
+    assert len(scores) == 3 and seg.texts[-1] == 'red'
+    c['min_score'].value = (scores[0] + scores[1]) / 2               # between the weakest and the next
+    level = c['min_score'].value
+    assert scores[0] < level <= scores[1] and p.settings().min_score == level        # steps of 0.001
+    assert (len(p.result.instances), p.result.present) == (2, True)
+    assert sorted(i.score for i in p.result.instances) == [s for s in scores if s >= level]
+    c['min_score'].value = 1.0
+    assert (len(p.result.instances), p.result.present, p.result.mask.any()) == (0, False, False)
+    assert "absent</b>: 0 instance(s) kept" in p.summary.value
+    assert (seg.set_image_calls, seg.segment_calls) == calls          # filtering only: the answer was remembered
+    c['text'].value = ''                                              # exemplars only: one new concept call
+    assert seg.texts[-1] is None and seg.segment_calls == calls[1] + 1 and seg.set_image_calls == calls[0]
+    c['layout'].value = 'top'                                         # another canvas: a new vision pass
+    assert seg.set_image_calls == calls[0] + 1 and p.result.layout.side == 'top'
+    assert p.settings() == CanvasSettings(min_score=1.0, layout='top')
+
+
+
+def test_canvas_folder_run_and_settings(concept_folder):
+    "The folder button writes what `segwl label --method canvas` writes; absent rows counted; the settings file."
+    tmp, scenes = concept_folder
+    from PIL import Image
+    from segwl.data import load_image
+    ref_img, ref_mask = concept_scene((48, 64), 1, seed=60)[:2]
+    Image.fromarray(ref_img).save(tmp/'ref.png')
+    save_mask(ref_mask, tmp/'ref_mask.png')
+    p = TuningPanel.from_names(tmp/'ref.png', tmp/'ref_mask.png', None, tmp/'images', segmenter='colour-concept',
+                               method='canvas', out=tmp/'labels', config_path=tmp/'c.json')
+    assert type(p) is CanvasPanel and (p.reference == load_image(tmp/'ref.png')).all()
+    t = p.label_folder()
+    assert p.wait(60) == dict(ok=3, absent=1, error=0, skipped=0, total=4) and not t.is_alive()
+    assert p.status.value.startswith('4 of 4 images labelled, 1 absent, ')
+    assert 'labelled 3, absent 1,' in p.log.outputs[-1]['text']
+    out = tmp/'labels'
+    rows = {r['file']: r for r in read_manifest(out/'manifest.jsonl')}
+    assert {f: r['status'] for f, r in rows.items()} == {f: 'ok' if n else 'absent' for f, (_, n) in scenes.items()}
+    for f, (mask, n) in scenes.items():
+        if n: assert iou(load_mask(out/'masks'/f"{Path(f).stem}.png"), mask) >= 0.95
+    cfg = json.loads((out/'config.json').read_text())
+    assert (cfg['method'], cfg['models'], cfg['settings']) == (
+        'canvas', dict(concept=dict(name='colour-concept', kind='concept', weights='real')), p.settings().to_dict())
+    assert cfg['reference'] == [dict(image=str((tmp/'ref.png').resolve()), mask=str((tmp/'ref_mask.png').resolve()))]
+    p.controls['min_score'].value = 0.7
+    path = p.save_settings()
+    assert path == tmp/'c.json' and CanvasSettings.from_json(path).min_score == 0.7
+    assert p.label_folder(background=False) is None and 'min_score' in p.error    # other settings: refused
+
+
+def test_canvas_panel_tiny_sam3_by_registry_name(concept_folder):
+    "The real SAM 3 backend (tiny random twin) behind the proxy: stamped; a slider costs no vision pass."
+    tmp, scenes = concept_folder
+    import torch
+    torch.set_num_threads(1)
+    refs = [concept_scene((48, 64), 1, seed=60)[:2]]
+    p = CanvasPanel.from_names(refs, 'a red ellipse', tmp/'images', segmenter='sam3', random=True, device='cpu',
+                               settings=CanvasSettings(max_side=64))
+    assert p.error is None, p.error
+    assert type(p.raw_segmenter).__name__ == 'Sam3Segmenter'
+    assert p.models == dict(concept=dict(name='sam3', kind='concept', weights='tiny-random'))
+    assert TINY_STAMP in p.backends.value and p.result.mask.shape == scenes['scene_0.png'][0].shape
+    p.controls['min_score'].value = 0.0                                # every instance in the target is kept
+    assert len(p.result.instances) == len(p.candidates) and p.segmenter.set_image_calls == 1
+    assert p.segmenter.segment_calls == 1
