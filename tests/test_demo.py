@@ -21,6 +21,7 @@ def test_demo_chain_with_tiny_models(tmp_path):
     assert test['tiny_random'] and quality['tiny_random']                # both stamped as meaningless
     from segwl.cli import TINY_WARNING
     assert TINY_WARNING in r.stderr                                   # the tiny-random warning is loud
+    assert "--text 'a photo of a cat'" in r.stdout                    # echoed commands paste back into a shell
     line = next(x for x in r.stdout.splitlines() if x.startswith('fine-tuned model on the test split: '))
     assert f"mean IoU {test['mean_iou']:.4f}" in line and 'all-foreground' in line and 'TINY RANDOM MODELS' in line
 

@@ -301,3 +301,26 @@ def test_cli_canvas_tiny_sam3_end_to_end(tmp_path, capsys, concept_job):
     for stem, (m, _) in truth.items():
         assert load_mask(tmp_path/'out'/'masks'/f'{stem}.png').shape == m.shape
     assert json.loads((tmp_path/'out'/'config.json').read_text())['models']['concept']['weights'] == 'tiny-random'
+
+
+def test_cli_limit_labels_a_subset_then_the_rest(tmp_path, capsys, scene_ref):
+    scene_folder(tmp_path/'imgs', [(40, 50)] * 5, seed=9)
+    args = ['label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', *FAST]
+    code, out, err = run(capsys, *args, '--limit', '2')
+    assert code == 0 and '2 labelled, 0 absent, 0 failed, 0 already done, of 5 images' in out
+    code, out, err = run(capsys, *args)
+    assert code == 0 and '3 labelled, 0 absent, 0 failed, 2 already done' in out
+
+
+def test_cli_tiny_sam2_seed_method(tmp_path, capsys):
+    "The tiny random SAM 2.1 through `segwl label` (seed method), end to end."
+    imgs = tmp_path/'imgs'
+    imgs.mkdir()
+    for q in sorted((EX/'unlabeled'/'images').iterdir())[:2]: (imgs/q.name).write_bytes(q.read_bytes())
+    code, out, err = run(capsys, 'label', *EXAMPLE_REF, '--images', imgs, '--out', tmp_path/'out', '--segmenter',
+                         'sam2.1-tiny', '--models', 'tiny-random', '--device', 'cpu', *FAST)
+    assert code == 0, err[-2000:]
+    rows = rows_of(tmp_path/'out')
+    assert sorted(rows) == sorted(q.name for q in imgs.iterdir()) and {r['status'] for r in rows.values()} <= {'ok', 'absent'}
+    cfg = json.loads((tmp_path/'out'/'config.json').read_text())
+    assert cfg['models']['segmenter'] == dict(name='sam2.1-tiny', kind='segmenter', weights='tiny-random')
