@@ -109,18 +109,23 @@ class SeedScorer:
 
 
 # ---------------------------------------------------------------- one timed image
-def label_one(pl, path, out_dir) -> dict:
-    "Seconds per step of labelling the image at `path` and writing its mask, as `label_folder` does."
+def timed_label(labeller, path, out_dir) -> tuple:
+    "`(result, {load, label, write, total} seconds)` of labelling the image at `path` and writing its mask."
     from segwl.data import load_image, save_mask
     t0 = time.perf_counter()
     img = load_image(path)
     t1 = time.perf_counter()
-    r = pl.label(img)
+    r = labeller.label(img)
     t2 = time.perf_counter()
     save_mask(r.mask, Path(out_dir)/f"{Path(path).stem}.png")
     t3 = time.perf_counter()
+    return r, dict(load=t1 - t0, label=t2 - t1, write=t3 - t2, total=t3 - t0)
+
+def label_one(pl, path, out_dir) -> dict:
+    "Seconds per step of labelling the image at `path` and writing its mask, as `label_folder` does."
+    r, t = timed_label(pl, path, out_dir)
     tm = {k: float(r.timings.get(k, 0.0)) for k in STEPS if k not in ('load', 'write')}
-    tm.update(load=t1 - t0, write=t3 - t2, total=t3 - t0, label=t2 - t1)
+    tm.update(t)
     tm['other'] = tm['total'] - sum(tm[k] for k in STEPS)
     return tm
 
@@ -219,16 +224,9 @@ def canvas_encoder_pass(cl, path) -> float:
 
 def label_one_canvas(cl, path, out_dir) -> dict:
     "Seconds per step of labelling the image at `path` with the canvas method and writing its mask."
-    from segwl.data import load_image, save_mask
-    t0 = time.perf_counter()
-    img = load_image(path)
-    t1 = time.perf_counter()
-    r = cl.label(img)
-    t2 = time.perf_counter()
-    save_mask(r.mask, Path(out_dir)/f"{Path(path).stem}.png")
-    t3 = time.perf_counter()
+    r, t = timed_label(cl, path, out_dir)
     tm = {k: float(r.timings.get(k, 0.0)) for k in ('canvas', 'set_image', 'segment')}
-    tm.update(keep=float(r.timings['total']) - sum(tm.values()), load=t1 - t0, write=t3 - t2, total=t3 - t0,
+    tm.update(keep=float(r.timings['total']) - sum(tm.values()), load=t['load'], write=t['write'], total=t['total'],
               instances=len(r.instances))
     tm['other'] = tm['total'] - sum(tm[k] for k in CANVAS_STEPS)
     return tm

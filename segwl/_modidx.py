@@ -630,6 +630,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                               'segwl/pseudolabel.py'),
                                    'segwl.pseudolabel._timer': ('pseudolabel.html#_timer', 'segwl/pseudolabel.py'),
                                    'segwl.pseudolabel._working_copy': ('pseudolabel.html#_working_copy', 'segwl/pseudolabel.py'),
+                                   'segwl.pseudolabel.check_max_side': ('pseudolabel.html#check_max_side', 'segwl/pseudolabel.py'),
                                    'segwl.pseudolabel.strong_peaks': ('pseudolabel.html#strong_peaks', 'segwl/pseudolabel.py'),
                                    'segwl.pseudolabel.working_hw': ('pseudolabel.html#working_hw', 'segwl/pseudolabel.py')},
             'segwl.registry': { 'segwl.registry.Backend': ('registry.html#backend', 'segwl/registry.py'),

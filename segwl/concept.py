@@ -11,7 +11,7 @@ from fastcore.basics import patch
 from .data import SegwlError, BadReferenceError, check_reference_mask, Settings, setting
 from .protocols import InputError, check_image
 from .stitch import LAYOUTS, CanvasLayout, resize_image, resize_mask
-from .pseudolabel import MIN_SIDE, LabelResult, working_hw
+from .pseudolabel import MIN_SIDE, LabelResult, working_hw, check_max_side
 
 # %% auto #0
 __all__ = ['MAX_REFERENCES', 'connected_parts', 'part_boxes', 'CanvasSettings', 'Instance', 'ConceptResult', 'CanvasLabeler']
@@ -95,8 +95,7 @@ def validate(self: CanvasSettings):
     "The field checks, then: `min_inside` above 0 and a usable `max_side`."
     Settings.validate(self)
     if self.min_inside == 0: raise SegwlError("setting min_inside=0: expected a number in (0, 1]")
-    if self.max_side and self.max_side < MIN_SIDE:
-        raise SegwlError(f"setting max_side={self.max_side}: expected 0 or null (never shrink) or >= {MIN_SIDE}")
+    check_max_side(self.max_side)
 
 # %% ../nbs/07a_concept.ipynb #08ad4d51
 @dataclass

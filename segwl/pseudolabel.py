@@ -15,8 +15,8 @@ from .stitch import Stitch, scale_points, pixel_of, resize_image, resize_mask
 from .points import object_points, background_points, peak_points
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAP_MODES', 'MAX_POINTS', 'MAX_TRIALS', 'LabelSettings', 'LabelResult', 'PseudoLabeler',
-           'working_hw', 'strong_peaks']
+__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAP_MODES', 'MAX_POINTS', 'MAX_TRIALS', 'LabelSettings', 'check_max_side', 'LabelResult',
+           'PseudoLabeler', 'working_hw', 'strong_peaks']
 
 # %% ../nbs/07_pseudolabel.ipynb #384699a3
 MIN_SIDE = 8  # smaller images are refused: SAM and CLIP would see a few blown-up pixels
@@ -64,13 +64,17 @@ class LabelSettings(Settings):
                                       "segmenter's own score) is labelled absent (default: off)", 0, 10)
 
 # %% ../nbs/07_pseudolabel.ipynb #d44d69e4
+def check_max_side(max_side):
+    "`SegwlError` unless `max_side` is 0 or None (never shrink) or at least `MIN_SIDE`: every labeller's rule."
+    if max_side and max_side < MIN_SIDE:
+        raise SegwlError(f"setting max_side={max_side}: expected 0 or null (never shrink) or >= {MIN_SIDE}")
+
 @patch
 def validate(self: LabelSettings):
     "The field checks, then: `keep` above 0, a usable `max_side`, and at least one object point."
     Settings.validate(self)
     if self.keep == 0: raise SegwlError("setting keep=0: expected a number in (0, 1]: each trial needs some points")
-    if self.max_side and self.max_side < MIN_SIDE:
-        raise SegwlError(f"setting max_side={self.max_side}: expected 0 or null (never shrink) or >= {MIN_SIDE}")
+    check_max_side(self.max_side)
     if self.n_object + self.n_text < 1:
         raise SegwlError("settings n_object and n_text are both 0: SAM needs at least one object point")
 
