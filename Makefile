@@ -43,8 +43,10 @@ export-check: install
 lint: install
 	$(BIN)/python tools/lint.py segwl tools
 
+# The notebooks' examples write models and masks under a temporary folder of their own, removed afterwards, so that
+# repeated runs do not fill the disk.
 nbtest: install
-	$(BIN)/nbdev-test --do-print --skip-folder-re '^jobs$$'
+	@t=$$(mktemp -d); TMPDIR=$$t $(BIN)/nbdev-test --do-print --skip-folder-re '^jobs$$'; rc=$$?; rm -rf $$t; exit $$rc
 
 pytest: install
 	$(BIN)/pytest

@@ -416,6 +416,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'segwl.finetune._smp_parse': ('finetune.html#_smp_parse', 'segwl/finetune.py'),
                                 'segwl.finetune._smp_source': ('finetune.html#_smp_source', 'segwl/finetune.py'),
                                 'segwl.finetune._smp_split': ('finetune.html#_smp_split', 'segwl/finetune.py'),
+                                'segwl.finetune._tiny_build': ('finetune.html#_tiny_build', 'segwl/finetune.py'),
+                                'segwl.finetune._tiny_source': ('finetune.html#_tiny_source', 'segwl/finetune.py'),
                                 'segwl.finetune._tv_build': ('finetune.html#_tv_build', 'segwl/finetune.py'),
                                 'segwl.finetune._tv_cached': ('finetune.html#_tv_cached', 'segwl/finetune.py'),
                                 'segwl.finetune._tv_parse': ('finetune.html#_tv_parse', 'segwl/finetune.py'),

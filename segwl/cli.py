@@ -592,7 +592,7 @@ def _demo_steps(args, lay) -> list:
               '--images', lay.unlabeled, '--out', labels, '--models', args.models, '--device', args.device],
              ['train', '--images', lay.unlabeled, '--masks', labels/'masks', '--manifest', labels/'manifest.jsonl',
               '--out', out/'model', '--max-minutes', minutes, '--device', args.device]
-             + ([] if real else ['--no-pretrained', '--size', 64])]
+             + ([] if real else ['--arch', 'tiny-unet', '--no-pretrained', '--size', 64])]
     if lay.test_images and lay.test_masks:
         steps.append(['evaluate', '--model', out/'model', '--images', lay.test_images, '--masks', lay.test_masks,
                       '--out', out/'eval', '--device', args.device])

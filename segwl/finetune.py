@@ -21,11 +21,11 @@ from .data import (SegwlError, SegwlWarning, LayoutError, OutputError, Settings,
                         clean_parts, read_json, output_error)
 
 # %% auto #0
-__all__ = ['TV_ARCHS', 'SMP_DECODERS', 'SMP_ALIASES', 'SMP_ENCODERS_SUGGESTED', 'DEFAULT_ARCH', 'ARCH_FAMILIES', 'MAX_SIZE',
-           'MAX_EPOCHS', 'MAX_BATCH', 'MAX_MINUTES', 'TINY_STAMP', 'IMAGENET_MEAN', 'IMAGENET_STD', 'HISTORY_COLUMNS',
-           'MIN_CURVE_EPOCHS', 'MODEL_INFO_CHECKS', 'PREDICT_KEYS', 'ArchError', 'arch_help', 'ArchFamily',
-           'parse_arch', 'canonical_arch', 'weights_source', 'BinarySegmenter', 'weights_cached', 'reachable',
-           'build_model', 'TrainSettings', 'manifest_rows', 'select_training_data', 'synthetic_dataset',
+__all__ = ['TV_ARCHS', 'SMP_DECODERS', 'SMP_ALIASES', 'SMP_ENCODERS_SUGGESTED', 'DEFAULT_ARCH', 'TINY_ARCH', 'ARCH_FAMILIES',
+           'MAX_SIZE', 'MAX_EPOCHS', 'MAX_BATCH', 'MAX_MINUTES', 'TINY_STAMP', 'IMAGENET_MEAN', 'IMAGENET_STD',
+           'HISTORY_COLUMNS', 'MIN_CURVE_EPOCHS', 'MODEL_INFO_CHECKS', 'PREDICT_KEYS', 'ArchError', 'arch_help',
+           'ArchFamily', 'parse_arch', 'canonical_arch', 'weights_source', 'BinarySegmenter', 'weights_cached',
+           'reachable', 'build_model', 'TrainSettings', 'manifest_rows', 'select_training_data', 'synthetic_dataset',
            'labels_config', 'tiny_random', 'train_transform', 'to_input', 'SegDataset', 'bce_dice_loss', 'lr_factor',
            'ema_decay', 'ema_model', 'foreground_iou', 'validate', 'split_pairs', 'CheckpointError', 'save_checkpoint',
            'load_checkpoint', 'ResumeError', 'Trainer', 'read_resume', 'make_loaders', 'seed_everything',
@@ -47,7 +47,7 @@ def arch_help() -> str:
     "One paragraph listing the architecture names, for `--help`."
     return (f"torchvision: {', '.join(TV_ARCHS)}; segmentation_models_pytorch: smp:DECODER:ENCODER with DECODER in "
             f"{', '.join(SMP_DECODERS)} and any smp encoder (e.g. {', '.join(SMP_ENCODERS_SUGGESTED)}), "
-            f"shorthand decoder-encoder (unet-resnet34). Default {DEFAULT_ARCH}.")
+            f"shorthand decoder-encoder (unet-resnet34); tiny-unet for tests and smoke runs. Default {DEFAULT_ARCH}.")
 
 # %% ../nbs/09_finetune.ipynb #ef43c041
 def _tv_parse(name: str):
@@ -117,6 +117,19 @@ def _smp_cached(decoder: str, encoder: str) -> bool | None:
     s = ps.get('imagenet') or next(iter(ps.values()))
     return isinstance(try_to_load_from_cache(s['repo_id'], 'model.safetensors', revision=s.get('revision')), str)
 
+# %% ../nbs/09_finetune.ipynb #ad57d95e
+TINY_ARCH = 'tiny-unet'
+
+def _tiny_build(*_) -> nn.Module:
+    "The test-size U-Net: smp's decoder on timm's MobileNetV3-small (0.5x), three stages deep."
+    import segmentation_models_pytorch as smp
+    return smp.Unet('tu-mobilenetv3_small_050', encoder_weights=None, encoder_depth=3, decoder_channels=(32, 16, 8),
+                    classes=1)
+
+def _tiny_source(*_):
+    raise ArchError(f"--pretrained: {TINY_ARCH} is the test-size architecture and has no pretrained weights; "
+                    f"train it with --no-pretrained")
+
 # %% ../nbs/09_finetune.ipynb #86b6e7de
 class ArchFamily(NamedTuple):
     "One family of architectures: its names, its one-logit builder, its canonical spelling, its weights' source."
@@ -127,7 +140,9 @@ class ArchFamily(NamedTuple):
     cached: Callable      # (model, variant) -> whether they are in the local cache (None: cannot tell)
 
 ARCH_FAMILIES = {'tv': ArchFamily(_tv_parse, _tv_build, lambda m, _: m, _tv_source, _tv_cached),
-                 'smp': ArchFamily(_smp_parse, _smp_build, lambda d, e: f"smp:{d}:{e}", _smp_source, _smp_cached)}
+                 'smp': ArchFamily(_smp_parse, _smp_build, lambda d, e: f"smp:{d}:{e}", _smp_source, _smp_cached),
+                 'tiny': ArchFamily(lambda n: (n, None) if n == TINY_ARCH else None, _tiny_build, lambda m, _: m,
+                                    _tiny_source, lambda *_: False)}
 
 def parse_arch(name: str) -> tuple:
     "`(family, model, variant)` for an architecture name, e.g. `('smp', 'Unet', 'resnet34')`; `ArchError` if unknown."
@@ -656,8 +671,8 @@ def save_training_plot(history: list[dict], path, stamp: str | None = None) -> b
 
 # %% ../nbs/09_finetune.ipynb #2c8f24ce
 def save_smp(model_dir, arch: str) -> str | None:
-    "Save the best weights of an smp model with `save_pretrained` in `model_dir`/smp; its name (None: not smp)."
-    if parse_arch(arch)[0] != 'smp': return None
+    "Save the best weights of an smp model (tiny-unet is one) with `save_pretrained` in `model_dir`/smp; None: not smp."
+    if parse_arch(arch)[0] not in ('smp', 'tiny'): return None
     d = Path(model_dir)
     m = build_model(arch)
     m.load_state_dict(load_checkpoint(d/'best.pt'))

@@ -14,7 +14,7 @@ def test_demo_chain_with_tiny_models(tmp_path):
     rows = [json.loads(l) for l in (out/'labels'/'manifest.jsonl').read_text().splitlines()]
     assert sorted(r['file'] for r in rows) == sorted(p.name for p in (ROOT/'examples'/'unlabeled'/'images').iterdir())
     assert {r['status'] for r in rows} <= {'ok', 'absent'}
-    assert (out/'model'/'model.json').exists()
+    assert json.loads((out/'model'/'model.json').read_text())['arch'] == 'tiny-unet'   # the test-size net
     test = json.loads((out/'eval'/'metrics.json').read_text())
     quality = json.loads((out/'label-quality'/'metrics.json').read_text())
     assert (test['n_images'], quality['n_images']) == (4, 5)

@@ -299,8 +299,8 @@ def model_dir(tmp_path_factory):
     from segwl.finetune import TrainSettings, synthetic_dataset, train
     torch.set_num_threads(1)
     d = tmp_path_factory.mktemp('model')
-    train(*synthetic_dataset(d/'data', n=6, size=64), d/'model', TrainSettings(size=64, epochs=1, batch_size=2,
-          pretrained=False, device='cpu', val_fraction=0), progress=False, log=lambda *a: None)
+    train(*synthetic_dataset(d/'data', n=6, size=64), d/'model', TrainSettings(arch='tiny-unet', size=64, epochs=1,
+          batch_size=2, pretrained=False, device='cpu', val_fraction=0), progress=False, log=lambda *a: None)
     return d/'model'
 
 

@@ -68,7 +68,7 @@ def test_metrics(job):
     assert m['models'] == dict(segmenter=dict(name='sam-vit_b', kind='segmenter', weights='tiny-random'),
                                scorer=dict(name='clip', kind='scorer', weights='tiny-random'))
     assert -1 <= m['mean_text_score'] <= 1 and np.isfinite(m['mean_score'])
-    assert m['train']['arch'] == 'smp:Unet:resnet18' and 1 <= m['train']['epochs'] <= 2 and m['train']['stopped'] in ('epochs', 'time')
+    assert m['train']['arch'] == 'tiny-unet' and 1 <= m['train']['epochs'] <= 2 and m['train']['stopped'] in ('epochs', 'time')
     assert json.loads((d/'out'/'model'/'model.json').read_text())['input_size'] == 64   # tiny-random: the quick size
     assert (m['label_quality']['n_images'], m['test']['n_images']) == (3, 2)   # label_masks='auto' found unlabeled/masks
     ious = [iou(load_mask(q), load_mask(d/'unlabeled'/'masks'/q.name))            # the pseudo-labels, scored here
