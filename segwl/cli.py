@@ -296,8 +296,8 @@ def _train_args(p):
                                                   'from segwl label)')
     p.add_argument('--out', required=True, help='model folder (best.pt, last.pt, model.json); an existing run there '
                                                 'is resumed')
-    p.add_argument('--manifest', help='manifest.jsonl of the labelling run: error and absent rows are left out, and '
-                                      'with --min-score/--min-text-score low scores too')
+    p.add_argument('--manifest', help='manifest.jsonl of the labelling run: error and absent rows are left out, '
+                                      'with --min-score/--min-text-score low scores too; reviewed rows are kept')
     p.add_argument('--config', metavar='FILE', help='a JSON file of training settings (TrainSettings)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     settings_flags(p, TrainSettings, 'training settings')
@@ -306,9 +306,6 @@ def _train_args(p):
 def train_cmd(args):
     from segwl.finetune import TrainSettings, train
     s = settings_from_args(args, TrainSettings)
-    if (s.min_score is not None or s.min_text_score is not None) and not args.manifest:
-        raise SegwlError("--min-score and --min-text-score filter the rows of a labelling manifest: give --manifest "
-                         "too")
     info = train(args.images, args.masks, args.out, s, manifest=args.manifest, progress=not args.quiet)
     print(f"model written to {args.out} (model.json, best.pt from epoch {info['best']['epoch']})")
     return 0

@@ -22,16 +22,16 @@ from .data import (SegwlError, SegwlWarning, LayoutError, OutputError, Settings,
 
 # %% auto #0
 __all__ = ['TV_ARCHS', 'SMP_DECODERS', 'SMP_ALIASES', 'SMP_ENCODERS_SUGGESTED', 'DEFAULT_ARCH', 'TINY_ARCH', 'ARCH_FAMILIES',
-           'MAX_SIZE', 'MAX_EPOCHS', 'MAX_BATCH', 'MAX_MINUTES', 'TINY_STAMP', 'IMAGENET_MEAN', 'IMAGENET_STD',
-           'HISTORY_COLUMNS', 'MIN_CURVE_EPOCHS', 'MODEL_INFO_CHECKS', 'PREDICT_KEYS', 'ArchError', 'arch_help',
-           'ArchFamily', 'parse_arch', 'canonical_arch', 'weights_source', 'BinarySegmenter', 'weights_cached',
-           'reachable', 'build_model', 'TrainSettings', 'manifest_rows', 'select_training_data', 'synthetic_dataset',
-           'labels_config', 'tiny_random', 'train_transform', 'to_input', 'SegDataset', 'bce_dice_loss', 'lr_factor',
-           'ema_decay', 'ema_model', 'foreground_iou', 'validate', 'split_pairs', 'CheckpointError', 'save_checkpoint',
-           'load_checkpoint', 'ResumeError', 'Trainer', 'read_resume', 'make_loaders', 'seed_everything',
-           'write_history', 'tensorboard_writer', 'log_epoch', 'save_training_plot', 'save_smp', 'train',
-           'read_model_info', 'load_weights', 'TrainedModel', 'load_model', 'predict_config', 'predict_one',
-           'predict_folder']
+           'MAX_SIZE', 'MAX_EPOCHS', 'MAX_BATCH', 'MAX_MINUTES', 'REVIEWED_KEPT', 'MIN_WEIGHT', 'TINY_STAMP',
+           'IMAGENET_MEAN', 'IMAGENET_STD', 'HISTORY_COLUMNS', 'MIN_CURVE_EPOCHS', 'MODEL_INFO_CHECKS', 'PREDICT_KEYS',
+           'ArchError', 'arch_help', 'ArchFamily', 'parse_arch', 'canonical_arch', 'weights_source', 'BinarySegmenter',
+           'weights_cached', 'reachable', 'build_model', 'TrainSettings', 'manifest_rows', 'select_training_data',
+           'synthetic_dataset', 'label_weight', 'pair_weights', 'labels_config', 'tiny_random', 'train_transform',
+           'to_input', 'SegDataset', 'bce_dice_loss', 'lr_factor', 'ema_decay', 'ema_model', 'foreground_iou',
+           'validate', 'split_pairs', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'ResumeError', 'Trainer',
+           'read_resume', 'make_loaders', 'seed_everything', 'write_history', 'tensorboard_writer', 'log_epoch',
+           'save_training_plot', 'save_smp', 'train', 'read_model_info', 'load_weights', 'TrainedModel', 'load_model',
+           'predict_config', 'predict_one', 'predict_folder']
 
 # %% ../nbs/09_finetune.ipynb #1e289229
 class ArchError(SegwlError):
@@ -228,6 +228,9 @@ class TrainSettings(Settings):
                                            "below this (the seed used 0.25)", -1, 1)
     keep_absent: bool = setting(False, "with a manifest: train on the images labelled absent as background-only "
                                 "images (right when they are true negatives); by default they are left out")
+    reviewed_only: bool = setting(False, "with a manifest: train only on the images a person reviewed (segwl review)")
+    weight_by_score: bool = setting(False, "with a manifest: weigh each image's loss by its label's score (reviewed "
+                                    "labels weigh 1), so that doubtful labels teach less")
     pretrained: bool = setting(True, "start from pretrained weights (downloaded once); false trains from scratch")
     device: str = setting('auto', "auto, cpu, cuda, cuda:N or mps")
     seed: int = setting(0, "seed of the validation split, the augmentations and the initial weights", 0, 2**32 - 1)
@@ -247,15 +250,21 @@ def validate(self: TrainSettings):
     self.arch = canonical_arch(self.arch)
 
 # %% ../nbs/09_finetune.ipynb #ec972c98
+REVIEWED_KEPT = ('accepted', 'fixed', 'rejected')     # segwl review's verdicts: a rejected image holds no object
+
+def _reviewed(row) -> bool: return bool(row) and row.get('reviewed') in REVIEWED_KEPT
+
 def manifest_rows(path) -> dict:
     "`{stem: row}` of a labelling run's manifest (`segwl.folder.read_manifest`: a killed run's half row is skipped)."
     if not Path(path).is_file():
         raise LayoutError(f"manifest {path}: file not found (it is the manifest.jsonl that segwl label wrote)")
     return {Path(r['file']).stem: r for r in read_manifest(path)}
 
-def _left_out(r, min_score, min_text_score, keep_absent=False) -> str | None:
+def _left_out(r, min_score, min_text_score, keep_absent=False, reviewed_only=False) -> str | None:
     "Why manifest row `r` is left out of training (a key of the counts), or None to keep it."
     if r is None: return 'not_in_manifest'
+    if r.get('reviewed') in REVIEWED_KEPT: return None if r.get('status') in ('ok', 'absent') else 'error_rows'
+    if reviewed_only: return 'not_reviewed'
     if r.get('status') == 'absent': return None if keep_absent else 'absent_rows'
     if r.get('status') != 'ok': return 'error_rows'
     if min_score is not None and (r.get('score') is None or r['score'] < min_score): return 'below_min_score'
@@ -264,20 +273,22 @@ def _left_out(r, min_score, min_text_score, keep_absent=False) -> str | None:
     return None
 
 def select_training_data(images_dir, masks_dir, manifest=None, min_score=None, min_text_score=None,
-                         keep_absent=False):
+                         keep_absent=False, reviewed_only=False):
     "`(pairs, counts)`: the (image, mask) paths to train on, and how many images each rule left out."
     images = list_images(images_dir)
     if not images: raise LayoutError(f"{images_dir}: no images to train on")
-    counts, keep = dict(images=len(images)), images
+    counts, keep, rows = dict(images=len(images)), images, {}
     if manifest is not None:
         rows, keep = manifest_rows(manifest), []
         counts |= dict(not_in_manifest=0, error_rows=0, absent_rows=0, below_min_score=0, below_min_text_score=0)
+        if reviewed_only: counts['not_reviewed'] = 0
         for p in images:
-            why = _left_out(rows.get(p.stem), min_score, min_text_score, keep_absent)
+            why = _left_out(rows.get(p.stem), min_score, min_text_score, keep_absent, reviewed_only)
             if why: counts[why] += 1
             else: keep.append(p)
     pairs = list(pair_masks(keep, masks_dir).items())
     counts['used'] = len(pairs)
+    if manifest is not None: counts['reviewed'] = sum(_reviewed(rows.get(p.stem)) for p, _ in pairs)
     if not pairs: raise LayoutError(f"{images_dir}: no image left to train on after filtering ({counts})")
     return pairs, counts
 
@@ -297,6 +308,28 @@ def synthetic_dataset(folder, n=6, size=48, seed=0):
         Image.fromarray(img).save(folder/'images'/f'im{i}.png')
         save_mask(m, folder/'masks'/f'im{i}.png')
     return folder/'images', folder/'masks'
+
+# %% ../nbs/09_finetune.ipynb #7084f783
+MIN_WEIGHT = 0.1
+
+def label_weight(row) -> float:
+    "The weight of manifest `row`'s label in the loss with `weight_by_score`: its score, 1 when reviewed."
+    if not row or _reviewed(row) or row.get('status') != 'ok': return 1.0
+    sc = row.get('score')
+    if not isinstance(sc, (int, float)) or not math.isfinite(sc): return 1.0
+    return float(min(1.0, max(MIN_WEIGHT, sc)))
+
+def pair_weights(pairs, manifest) -> dict:
+    "`{image path: weight}` of the (image, mask) `pairs`, from the rows of `manifest`."
+    rows = manifest_rows(manifest)
+    return {p: label_weight(rows.get(p.stem)) for p, _ in pairs}
+
+def _needs_manifest(s) -> None:
+    "A `SegwlError` when a setting that reads manifest rows is set without a manifest."
+    on = [n for n in ('min_score', 'min_text_score') if getattr(s, n) is not None]
+    on += [n for n in ('reviewed_only', 'weight_by_score') if getattr(s, n)]
+    if on: raise SegwlError(f"{', '.join('--' + n.replace('_', '-') for n in on)}: these read the rows of a labelling "
+                            f"manifest: give --manifest too (LABELS/manifest.jsonl from segwl label)")
 
 # %% ../nbs/09_finetune.ipynb #ebe4b396
 TINY_STAMP = 'TINY RANDOM MODELS: meaningless'
@@ -340,10 +373,11 @@ def to_input(img: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.T
     return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
 
 class SegDataset(torch.utils.data.Dataset):
-    "(image, mask) path pairs -> (normalised image (3,S,S), float mask (1,S,S)); augmented when `train`."
-    def __init__(self, pairs, size, train=True, transform=None):
+    "(image, mask) path pairs -> (normalised image (3,S,S), float mask (1,S,S)[, weight]); augmented when `train`."
+    def __init__(self, pairs, size, train=True, transform=None, weights: dict | None = None):
         from torchvision import tv_tensors
         self.size, self.train, self.tv = size, train, tv_tensors
+        self.weights = None if weights is None else [float(weights.get(ip, 1.0)) for ip, _ in pairs]
         self.items = []
         for ip, mp in pairs:
             img = load_image(ip)
@@ -359,15 +393,20 @@ class SegDataset(torch.utils.data.Dataset):
         mt = self.tv.Mask(torch.from_numpy(np.ascontiguousarray(m))[None].to(torch.uint8))
         if self.train: t, mt = self.transform(t, mt)
         else: t, mt = TF.resize(t, [self.size]*2, antialias=True), TF.resize(mt, [self.size]*2)
-        return to_input(t.as_subclass(torch.Tensor)), mt.as_subclass(torch.Tensor).float()
+        xy = to_input(t.as_subclass(torch.Tensor)), mt.as_subclass(torch.Tensor).float()
+        return xy if self.weights is None else (*xy, torch.tensor(self.weights[i]))
 
 # %% ../nbs/09_finetune.ipynb #fc24756f
-def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    "Binary cross-entropy plus soft Dice loss (per image, averaged) for one-channel logits."
-    bce = F.binary_cross_entropy_with_logits(logits, target)
-    p, dims = logits.sigmoid(), tuple(range(1, logits.ndim))
+def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, weight=None) -> torch.Tensor:
+    "Binary cross-entropy plus soft Dice loss per image of one-channel logits; their mean, weighted by `weight` (N,)."
+    dims = tuple(range(1, logits.ndim))
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction='none').mean(dims)
+    p = logits.sigmoid()
     dice = (2 * (p * target).sum(dims) + smooth) / (p.sum(dims) + target.sum(dims) + smooth)
-    return bce + (1 - dice).mean()
+    per_image = bce + 1 - dice
+    if weight is None: return per_image.mean()
+    w = torch.as_tensor(weight).to(per_image)
+    return (w * per_image).sum() / w.sum().clamp(min=1e-12)
 
 def lr_factor(progress: float, warmup: float = 0.05, floor: float = 0.01) -> float:
     "Learning-rate multiplier at `progress` in [0, 1] of the budget: linear warmup, then cosine down to `floor`."
@@ -396,7 +435,8 @@ def foreground_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def validate(model, loader, device) -> float:
     "Mean foreground IoU of `model` over `loader` (NaN for an empty loader)."
     model.eval()
-    ious = [foreground_iou(model(x.to(device, memory_format=torch.channels_last)).float().cpu(), y) for x, y in loader]
+    cl = torch.channels_last
+    ious = [foreground_iou(model(x.to(device, memory_format=cl)).float().cpu(), y) for x, y, *_ in loader]
     return torch.cat(ious).mean().item() if ious else float('nan')
 
 def split_pairs(pairs, val_fraction, seed):
@@ -516,11 +556,12 @@ def restore(self: Trainer, ck: dict, path='last.pt'):
                           f"delete it to start over, or use another --out folder") from None
 
 # %% ../nbs/09_finetune.ipynb #2ab88b5c
-def make_loaders(train_pairs, val_pairs, s: TrainSettings):
-    "`(training loader, validation loader or None)` over the (image, mask) pairs."
+def make_loaders(train_pairs, val_pairs, s: TrainSettings, weights: dict | None = None):
+    "`(training loader, validation loader or None)` over the (image, mask) pairs; `weights` by image, for training."
     from torch.utils.data import DataLoader
-    tl = DataLoader(SegDataset(train_pairs, s.size, train=True), batch_size=s.batch_size, shuffle=True,
-                    drop_last=len(train_pairs) > s.batch_size)
+    ds = SegDataset(train_pairs, s.size, train=True, weights=weights)
+    if len(ds) == 1: ds = torch.utils.data.ConcatDataset([ds, ds])
+    tl = DataLoader(ds, batch_size=s.batch_size, shuffle=True, drop_last=len(ds) > s.batch_size)
     if not val_pairs: return tl, None
     return tl, DataLoader(SegDataset(val_pairs, s.size, train=False), batch_size=s.batch_size)
 
@@ -542,12 +583,12 @@ def set_lr(self: Trainer, progress: float):
     for g in self.opt.param_groups: g['lr'] = self.s.lr * lr_factor(progress, self.s.warmup)
 
 @patch
-def train_step(self: Trainer, x, y) -> float:
-    "One optimizer step on the batch `(x, y)`, then the weight average; the loss."
+def train_step(self: Trainer, x, y, w=None) -> float:
+    "One optimizer step on the batch `(x, y)` (images weighted by `w`, if given), then the weight average; the loss."
     x = x.to(self.device, non_blocking=True, memory_format=torch.channels_last)
     y = y.to(self.device, non_blocking=True)
     with torch.autocast('cuda', enabled=self.amp):
-        loss = bce_dice_loss(self.model(x).float(), y)
+        loss = bce_dice_loss(self.model(x).float(), y, weight=None if w is None else w.to(self.device))
     self.opt.zero_grad(set_to_none=True)
     self.scaler.scale(loss).backward()
     self.scaler.step(self.opt)
@@ -561,9 +602,9 @@ def one_epoch(self: Trainer, tl, bar=None) -> list:
     "Train on the batches of loader `tl` until done or out of time, moving progress bar `bar` if given; the losses."
     t0, losses = time.monotonic() - self.elapsed, []
     self.model.train()
-    for i, (x, y) in enumerate(tl):
+    for i, batch in enumerate(tl):
         self.set_lr(self.progress(self.epoch + i / len(tl)))
-        losses.append(self.train_step(x, y))
+        losses.append(self.train_step(*batch))
         self.elapsed = time.monotonic() - t0
         if bar is not None: bar.update(1)
         if bar is not None: bar.set_postfix_str(_bar_numbers(self, np.mean(losses), self.epoch + 1))
@@ -608,20 +649,26 @@ def _model_info(t: Trainer, data: dict, device: str, labels_models: dict | None 
             'seconds': round(t.elapsed, 1), 'device': device, 'torch_threads': torch.get_num_threads(),
             'history': t.history}
 
-def _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs) -> dict:
-    "The data part of model.json: where the pairs came from, the filter counts, the split."
+def _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs, weights=None) -> dict:
+    "The data part of model.json: where the pairs came from, the filter counts, the split, the weights' range."
+    w = None if not weights else [weights[p] for p, _ in train_pairs]
     return {'images_dir': str(images_dir), 'masks_dir': str(masks_dir), 'manifest': str(manifest) if manifest else None,
             'counts': counts, 'train': len(train_pairs), 'val': len(val_pairs),
-            'val_files': [p.name for p, _ in val_pairs]}
+            'val_files': [p.name for p, _ in val_pairs],
+            'weights': None if w is None else {'mean': round(float(np.mean(w)), 4), 'min': round(min(w), 4)}}
 
 def _bar_numbers(t: Trainer, loss: float, epoch: int) -> str:
     "The latest numbers shown after the one progress bar: the epoch, its loss (so far), the last validation IoU."
     val = [h['val_iou'] for h in t.history if h['val_iou'] is not None]
     return f"epoch {epoch}/{t.s.epochs}, loss {loss:.3f}" + (f", val IoU {val[-1]:.3f}" if val else '')
 
-def _counts_line(counts: dict) -> str:
-    left = ''.join(f", {v} {k.replace('_', ' ')}" for k, v in counts.items() if k not in ('images', 'used') and v)
-    return f"data: {counts['used']} of {counts['images']} images used{left}"
+def _counts_line(counts: dict, weights: dict | None = None) -> str:
+    "One line: how many images are used, how many of them reviewed, how many each rule left out; the weights."
+    left = ''.join(f", {v} {k.replace('_', ' ')}" for k, v in counts.items()
+                   if k not in ('images', 'used', 'reviewed') and v)
+    rev = f" ({counts['reviewed']} reviewed)" if counts.get('reviewed') else ''
+    w = f"; weighted by score, mean weight {np.mean(list(weights.values())):.2f}" if weights else ''
+    return f"data: {counts['used']} of {counts['images']} images used{rev}{left}{w}"
 
 # %% ../nbs/09_finetune.ipynb #0687435f
 HISTORY_COLUMNS = ('epoch', 'loss', 'val_iou', 'lr', 'elapsed_s', 'partial')
@@ -709,13 +756,15 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
     s, out = settings or TrainSettings(), Path(out_dir)
     with output_lock(out, 'segwl train'):
         clean_parts(out)
+        if manifest is None: _needs_manifest(s)
         pairs, counts = select_training_data(images_dir, masks_dir, manifest, s.min_score, s.min_text_score,
-                                             s.keep_absent)
-        log(_counts_line(counts))
+                                             s.keep_absent, s.reviewed_only)
+        weights = pair_weights(pairs, manifest) if s.weight_by_score else None
+        log(_counts_line(counts, weights))
         labels = (labels_config(masks_dir, manifest) or {}).get('models')
         if tiny_random(labels): log(f"labels made by tiny random models: {TINY_STAMP}")
         train_pairs, val_pairs = split_pairs(pairs, s.val_fraction, s.seed)
-        data = _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs)
+        data = _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs, weights)
         device = resolve_device(s.device)
         seed_everything(s.seed)
         ck = read_resume(out, s)
@@ -723,7 +772,7 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
         if ck is not None:
             t.restore(ck, out/'last.pt')
             log(f"resuming {out} after epoch {t.epoch} ({t.elapsed/60:.1f} min trained)")
-        tl, vl = make_loaders(train_pairs, val_pairs, s)
+        tl, vl = make_loaders(train_pairs, val_pairs, s, weights)
         t.run(out, tl, vl, lambda: _model_info(t, data, device, labels),
               tqdm(total=s.epochs * len(tl), initial=t.epoch * len(tl), desc='train', unit='batch',
                    disable=not progress))

@@ -450,3 +450,41 @@ def test_cli_train_stamps_tiny_random_labels(syn, tmp_path):
     r = segwl('train', '--images', imgs, '--masks', msks, '--out', tmp_path/'m', '--epochs', 1, *TINY_FLAGS,
               '--quiet', check_rc=0)
     assert 'TINY RANDOM MODELS: meaningless' in r.stdout, r.stdout
+
+def _rows(files, **fields) -> str:
+    return ''.join(json.dumps(dict(file=f, status='ok', error=None, score=0.9, text_score=0.3, seconds=1) | fields)
+                   + '\n' for f in files)
+
+def test_reviewed_rows_are_preferred_by_the_cli(syn, tmp_path):
+    "Reviewed rows pass the score filter; --reviewed-only keeps them alone; model.json counts them; weights recorded."
+    imgs, msks = syn
+    names = sorted(p.name for p in imgs.iterdir())
+    man = tmp_path/'manifest.jsonl'
+    man.write_text(_rows(names[:2], score=0.2, reviewed='accepted') + _rows(names[2:4], score=0.2) + _rows(names[4:]))
+    base = ('train', '--images', imgs, '--masks', msks, '--manifest', man, '--epochs', 1, *TINY_FLAGS, '--quiet')
+    r = segwl(*base, '--out', tmp_path/'a', '--min-score', 0.5, '--weight-by-score', check_rc=0)
+    assert 'data: 4 of 6 images used (2 reviewed), 2 below min score; weighted by score, mean weight 0.95' in r.stdout
+    data = json.loads((tmp_path/'a'/'model.json').read_text())['data']
+    assert (data['counts']['reviewed'], data['counts']['below_min_score']) == (2, 2)
+    assert data['weights']['min'] == 0.9 and data['weights']['mean'] >= 0.9
+    r = segwl(*base, '--out', tmp_path/'b', '--reviewed-only', check_rc=0)
+    assert 'data: 2 of 6 images used (2 reviewed), 4 not reviewed' in r.stdout
+    r = segwl('train', '--images', imgs, '--masks', msks, '--out', tmp_path/'c', '--weight-by-score', *TINY_FLAGS,
+              check_rc=2)
+    assert '--weight-by-score: these read the rows of a labelling manifest: give --manifest too' in r.stderr
+
+def test_weight_by_score_learns_past_low_scored_wrong_labels(tmp_path):
+    "Half the labels are wrong (the background marked) with low scores: weighing by score learns the discs anyway."
+    imgs, msks = synthetic_dataset(tmp_path/'syn', n=8)
+    truth = {p.name: load_mask(p) for p in msks.iterdir()}
+    wrong = sorted(truth)[::2]
+    for f in wrong: Image.fromarray(((~truth[f]) * 255).astype(np.uint8)).save(msks/f)
+    (tmp_path/'m.jsonl').write_text(_rows(wrong, score=0.05) + _rows(sorted(set(truth) - set(wrong)), score=0.95))
+    def mean_iou(weigh: bool) -> float:
+        s = TrainSettings(**TINY | dict(epochs=30, batch_size=4, val_fraction=0, lr=3e-3, weight_by_score=weigh))
+        train(imgs, msks, tmp_path/f'm{weigh}', s, manifest=tmp_path/'m.jsonl', **quiet)
+        rows = predict_folder(load_model(tmp_path/f'm{weigh}', 'cpu'), imgs, tmp_path/f'p{weigh}', progress=False)
+        masks = {r['file']: load_mask(tmp_path/f'p{weigh}'/'masks'/r['file']) for r in rows}
+        return float(np.mean([(masks[f] & truth[f]).sum() / max(1, (masks[f] | truth[f]).sum()) for f in truth]))
+    plain, weighed = mean_iou(False), mean_iou(True)
+    assert weighed > 0.6 and weighed > plain + 0.2, (plain, weighed)
