@@ -482,6 +482,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'segwl.folder._status': ('folder.html#_status', 'segwl/folder.py'),
                               'segwl.folder.check_resume': ('folder.html#check_resume', 'segwl/folder.py'),
                               'segwl.folder.collisions': ('folder.html#collisions', 'segwl/folder.py'),
+                              'segwl.folder.disagreement': ('folder.html#disagreement', 'segwl/folder.py'),
                               'segwl.folder.done_rows': ('folder.html#done_rows', 'segwl/folder.py'),
                               'segwl.folder.drain': ('folder.html#drain', 'segwl/folder.py'),
                               'segwl.folder.files_of': ('folder.html#files_of', 'segwl/folder.py'),

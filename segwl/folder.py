@@ -13,8 +13,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['MANIFEST_KEYS', 'STATUSES', 'RESUME_KEYS', 'manifest_row', 'read_manifest', 'ManifestWriter', 'check_resume',
-           'done_rows', 'collisions', 'rle', 'save_instances', 'label_one', 'drain', 'files_of', 'plan_folder',
-           'label_folder']
+           'done_rows', 'collisions', 'rle', 'save_instances', 'disagreement', 'label_one', 'drain', 'files_of',
+           'plan_folder', 'label_folder']
 
 # %% ../nbs/08_folder.ipynb #7f42a036
 MANIFEST_KEYS = ('file', 'status', 'error', 'score', 'text_score', 'seconds')
@@ -138,6 +138,12 @@ def save_instances(instances, path):
                  box=[round(float(v), 2) for v in getattr(i, 'box', ())]) for i in instances]
     write_text(path, json.dumps(rows) + '\n')
 
+# %% ../nbs/08_folder.ipynb #7ee01746
+def disagreement(res) -> float | None:
+    "The spread of the trials' best scores of labelling result `res` (max - min); None with fewer than two trials."
+    best = [max(c) for c in (getattr(res, 'candidate_scores', None) or []) if len(c)]
+    return round(float(max(best) - min(best)), 6) if len(best) > 1 else None
+
 # %% ../nbs/08_folder.ipynb #1c86a7ce
 def _instances_path(mask_path: Path) -> Path: return mask_path.parent.parent/'instances'/f"{mask_path.stem}.json"
 
@@ -152,10 +158,11 @@ def label_one(labeler, path: Path, mask_path: Path, collide: dict) -> dict:
         if path in collide: raise SegwlError(collide[path])
         res = labeler.label(load_image(path))
         save_mask(res.mask, mask_path)
-        extra = {}
+        extra, d = {}, disagreement(res)
         if getattr(res, 'instances', None) is not None:
             save_instances(res.instances, _instances_path(mask_path))
             extra = dict(instances=len(res.instances))
+        if d is not None: extra['disagreement'] = d
         return manifest_row(path.name, _status(res), None, res.score, getattr(res, 'text_score', None),
                             time.perf_counter() - t0, **extra)
     except OutputError: raise

@@ -231,7 +231,7 @@ def test_label_folder_outputs_resume_and_rerun(tmp_path):
     out = tmp_path/'out'
     assert label_folder(_labeler(), tmp_path/'imgs', out, progress=False) == dict(ok=5, absent=0, error=0, skipped=0, total=5)
     rows = read_manifest(out/'manifest.jsonl')
-    assert [r['file'] for r in rows] == [p.name for p in truth] and all(set(r) == set(MANIFEST_KEYS) for r in rows)
+    assert [r['file'] for r in rows] == [p.name for p in truth] and all(set(r) == {*MANIFEST_KEYS, 'disagreement'} for r in rows)
     assert all(r['status'] == 'ok' and r['error'] is None and 0.5 < r['score'] <= 1 and 0 < r['text_score'] < 1 and r['seconds'] >= 0 for r in rows)
     for p, m in truth.items():
         saved = Image.open(out/'masks'/f'{p.stem}.png')

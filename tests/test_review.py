@@ -305,3 +305,20 @@ def test_no_resume_keeps_reviewed_masks(folder):
     rows = rows_of(labels)
     assert (n['skipped'], rows['scene_00.png']['reviewed'], rows['scene_01.png']['reviewed']) == (2, 'fixed', 'rejected')
     assert load_mask(labels/'masks'/'scene_00.png').all() and not load_mask(labels/'masks'/'scene_01.png').any()
+
+def test_trial_disagreement_reaches_the_row_and_the_ranking(tmp_path):
+    "Two images with the same score: the one whose trials disagreed (best scores 0.9 and 0.3) is ranked first."
+    from segwl.pseudolabel import LabelResult
+    class Trials:
+        "A labeller whose trials' best scores are known: 'calm' images agree, others spread by 0.6."
+        settings = LabelSettings(trials=2)
+        def label(self, image):
+            spread = [[0.9, 0.1], [0.9]] if image[0, 0, 0] == 1 else [[0.9], [0.3, 0.2]]
+            return LabelResult(np.ones(image.shape[:2], bool), 0.9, 0.5, candidate_scores=spread)
+    (tmp_path/'images').mkdir()
+    for name, v in (('a_calm.png', 1), ('b_torn.png', 2)):
+        Image.fromarray(np.full((8, 8, 3), v, np.uint8)).save(tmp_path/'images'/name)
+    label_folder(Trials(), tmp_path/'images', tmp_path/'labels', progress=False)
+    rows = rows_of(tmp_path/'labels')
+    assert (rows['a_calm.png']['disagreement'], rows['b_torn.png']['disagreement']) == (0.0, 0.6)
+    assert [r['file'] for _, r in ranked(tmp_path/'labels')] == ['b_torn.png', 'a_calm.png']
