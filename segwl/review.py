@@ -16,7 +16,7 @@ from .concept import connected_parts, Instance, CanvasLabeler, MAX_REFERENCES
 from .panels import CachingSegmenter, _backends_html, _overlay, TINY_STAMP
 
 # %% auto #0
-__all__ = ['REVIEWS', 'FILTERS', 'mask_shape', 'doubt_score', 'rows_of', 'mask_path', 'read_label', 'ranked', 'record',
+__all__ = ['REVIEWS', 'FILTERS', 'KEYS', 'mask_shape', 'doubt_score', 'rows_of', 'mask_path', 'read_label', 'ranked', 'record',
            'fix_mask', 'BestOf', 'with_reference', 'relabel', 'overlay', 'draw_prompts', 'ReviewPanel', 'contact_sheet']
 
 # %% ../nbs/15_review.ipynb #495bb963
@@ -287,6 +287,9 @@ def _build(self: ReviewPanel):
     self.clear, self.fix = B('clear prompts', icon='eraser'), B('Fix', 'warning', 'magic', 'segment from the prompts')
     self.use_ref = B('Use as reference', 'info', 'plus-square', 'relabel the unreviewed images with this one added')
     self.message, self.backends = W.HTML(), W.HTML(_backends_html(self._models()))
+    self.keys_help = W.HTML("<span style='font-size:11px;color:#555'>mouse over the image: <b>a</b> accept, "
+                            "<b>r</b> reject, <b>n</b>/&darr; next, <b>p</b>/&uarr; previous, <b>f</b> fix, <b>c</b> "
+                            "clear, <b>u</b> use as reference; click: object point, shift-click: background</span>")
     self._wire()
 
 @patch
@@ -313,6 +316,7 @@ def _wire(self: ReviewPanel):
     self.fix.on_click(lambda b: self.apply_fix())
     self.use_ref.on_click(lambda b: self.use_as_reference())
     for b in (self.fix, self.use_ref, self.add_object, self.add_background): b.disabled = self.labeller is None
+    self._watch()
 
 # %% ../nbs/15_review.ipynb #4a73ee56
 @patch
@@ -364,7 +368,7 @@ def _show(self: ReviewPanel):
         return
     mask = read_label(self.labels_dir, row)                                # a fix is written at once: this is it
     pic = draw_prompts(overlay(image, mask, self.big_side), image.shape[:2], self.points, self.labels, self.box)
-    self.big.value = _jpeg(pic)
+    self.big.value, self._scale = _jpeg(pic), image.shape[1] / pic.size[0]     # image pixels per picture pixel
     what = row['status'] + (f", {row['reviewed']}" if row.get('reviewed') else ', not reviewed')
     sc = '' if row.get('score') is None else f", score {row['score']:.3f}"
     err = f"<br>{row['error']}" if row.get('error') else ''
@@ -493,12 +497,48 @@ def _ipython_display_(self: ReviewPanel):
 
 @patch(as_prop=True)
 def widget(self: ReviewPanel) -> W.VBox:
-    "The whole panel as one widget."
+    "The whole panel as one widget, built once."
+    if getattr(self, '_widget', None) is not None: return self._widget
     fix = W.HBox([self.x, self.y, self.add_object, self.add_background, self.box_text, self.clear, self.fix])
     decide = W.HBox([self.accept, self.reject, self.prev, self.next, self.use_ref])
     pages = W.HBox([self.prev_page, self.next_page, self.page_label])
-    return W.VBox([self.backends, self.filter, pages, self.grid, W.HTML('<hr>'), self.title, self.big, decide, fix,
-                   self.message])
+    self._widget = W.VBox([self.backends, self.filter, pages, self.grid, W.HTML('<hr>'), self.title, self.big,
+                           self.keys_help, decide, fix, self.message])
+    return self._widget
+
+# %% ../nbs/15_review.ipynb #9c131c6e
+KEYS = {'a': 'accept', 'r': 'reject', 'n': 'next', 'ArrowDown': 'next', 'p': 'previous', 'ArrowUp': 'previous',
+        'f': 'fix', 'c': 'clear', 'u': 'reference'}
+
+@patch
+def on_key(self: ReviewPanel, event: dict) -> str | None:
+    "Do what the key of an ipyevents keydown `event` stands for in `KEYS`; the action's name, or None."
+    if any(event.get(k) for k in ('ctrlKey', 'altKey', 'metaKey')): return None
+    act = KEYS.get(event.get('key'))
+    do = {'accept': lambda: self.decide('accepted'), 'reject': lambda: self.decide('rejected'),
+          'next': lambda: self.step(1), 'previous': lambda: self.step(-1), 'fix': self.apply_fix,
+          'clear': self.clear_prompts, 'reference': self.use_as_reference}
+    if act is not None: do[act]()
+    return act
+
+@patch
+def on_click(self: ReviewPanel, event: dict) -> tuple | None:
+    "Add a point where an ipyevents click `event` landed on the large image (shift: background); `(x, y, label)`."
+    if self.current is None or 'dataX' not in event: return None
+    x, y = int(event['dataX'] * self._scale), int(event['dataY'] * self._scale)
+    label = 0 if event.get('shiftKey') else 1
+    self.x.value, self.y.value = x, y
+    self.add_point(x, y, label)
+    return x, y, label
+
+@patch
+def _watch(self: ReviewPanel):
+    "Watch the large image for keys (while the mouse is over it) and clicks."
+    from ipyevents import Event
+    self._keys = Event(source=self.big, watched_events=['keydown'], prevent_default_action=True)
+    self._keys.on_dom_event(self.on_key)
+    self._clicks = Event(source=self.big, watched_events=['click'], prevent_default_action=True)
+    self._clicks.on_dom_event(self.on_click)
 
 # %% ../nbs/15_review.ipynb #3a465906
 def contact_sheet(labels_dir, images_dir, out_png, n: int = 24, cols: int = 6, filter: str = 'all') -> list[str]:

@@ -322,3 +322,30 @@ def test_trial_disagreement_reaches_the_row_and_the_ranking(tmp_path):
     rows = rows_of(tmp_path/'labels')
     assert (rows['a_calm.png']['disagreement'], rows['b_torn.png']['disagreement']) == (0.0, 0.6)
     assert [r['file'] for _, r in ranked(tmp_path/'labels')] == ['b_torn.png', 'a_calm.png']
+
+def test_keys_and_clicks_arrive_through_ipyevents(folder):
+    "Key and click messages, as the browser sends them to ipyevents, accept, skip, reject and fix the open image."
+    images, labels, truth = folder
+    p = ReviewPanel(labels, images, labeller=seed_labeller())
+    send = lambda ev, **e: ev._handle_mouse_msg(None, e, None)
+    assert (p._keys.source, p._keys.watched_events, p._clicks.watched_events) == (p.big, ['keydown'], ['click'])
+    first = 'scene_00.png'
+    p.open_image(first)
+    send(p._keys, type='keydown', key='a')
+    assert rows_of(labels)[first]['reviewed'] == 'accepted' and p.current != first
+    second = p.current
+    send(p._keys, type='keydown', key='r', ctrlKey=True)                   # a browser shortcut: left alone
+    send(p._keys, type='keydown', key='ArrowDown')
+    assert 'reviewed' not in rows_of(labels)[second] and p.current != second
+    send(p._keys, type='keydown', key='p')
+    send(p._keys, type='keydown', key='r')
+    assert (rows_of(labels)[second]['reviewed'], rows_of(labels)[second]['status']) == ('rejected', 'absent')
+    spoil(labels, 'scene_02.png', (70, 56))
+    p.open_image('scene_02.png')
+    x, y = centre(truth['scene_02.png'])
+    send(p._clicks, type='click', dataX=(x + 0.5) / p._scale, dataY=(y + 0.5) / p._scale)
+    send(p._clicks, type='click', dataX=1 / p._scale, dataY=1 / p._scale, shiftKey=True)
+    assert (p.points, p.labels) == ([(x + 0.5, y + 0.5), (1.5, 1.5)], [1, 0])
+    send(p._keys, type='keydown', key='f')
+    r = rows_of(labels)['scene_02.png']
+    assert r['reviewed'] == 'fixed' and iou(load_mask(labels/'masks'/'scene_02.png'), truth['scene_02.png']) > 0.9
