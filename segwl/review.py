@@ -16,8 +16,9 @@ from .concept import connected_parts, Instance, CanvasLabeler, MAX_REFERENCES
 from .panels import CachingSegmenter, _backends_html, _overlay, TINY_STAMP
 
 # %% auto #0
-__all__ = ['REVIEWS', 'FILTERS', 'KEYS', 'mask_shape', 'doubt_score', 'rows_of', 'mask_path', 'read_label', 'ranked', 'record',
-           'fix_mask', 'BestOf', 'with_reference', 'relabel', 'overlay', 'draw_prompts', 'ReviewPanel', 'contact_sheet']
+__all__ = ['REVIEWS', 'FILTERS', 'KEYS', 'DRAG', 'mask_shape', 'doubt_score', 'rows_of', 'mask_path', 'read_label', 'ranked',
+           'record', 'fix_mask', 'BestOf', 'with_reference', 'relabel', 'overlay', 'draw_prompts', 'ReviewPanel',
+           'contact_sheet']
 
 # %% ../nbs/15_review.ipynb #495bb963
 _TINY = 0.005         # a mask covering less than this share of the image is 'tiny'
@@ -289,7 +290,8 @@ def _build(self: ReviewPanel):
     self.message, self.backends = W.HTML(), W.HTML(_backends_html(self._models()))
     self.keys_help = W.HTML("<span style='font-size:11px;color:#555'>mouse over the image: <b>a</b> accept, "
                             "<b>r</b> reject, <b>n</b>/&darr; next, <b>p</b>/&uarr; previous, <b>f</b> fix, <b>c</b> "
-                            "clear, <b>u</b> use as reference; click: object point, shift-click: background</span>")
+                            "clear, <b>u</b> use as reference; click: object point, shift-click: background, "
+                            "drag: box</span>")
     self._wire()
 
 @patch
@@ -521,15 +523,26 @@ def on_key(self: ReviewPanel, event: dict) -> str | None:
     if act is not None: do[act]()
     return act
 
+DRAG = 6      # a press and release this many screen pixels apart are a drag (a box), closer a click (a point)
+
 @patch
-def on_click(self: ReviewPanel, event: dict) -> tuple | None:
-    "Add a point where an ipyevents click `event` landed on the large image (shift: background); `(x, y, label)`."
+def on_mouse(self: ReviewPanel, event: dict) -> tuple | None:
+    "An ipyevents mousedown/mouseup `event` on the large image; on release `('point', (x, y, label))` or a box."
     if self.current is None or 'dataX' not in event: return None
-    x, y = int(event['dataX'] * self._scale), int(event['dataY'] * self._scale)
-    label = 0 if event.get('shiftKey') else 1
+    at = (float(event['dataX']), float(event['dataY']))                # pixels of the picture shown
+    if event.get('type') == 'mousedown':
+        self._down = at
+        return None
+    down, self._down = getattr(self, '_down', None), None
+    if down is None: return None
+    x0, y0, x1, y1 = (round(v * self._scale) for v in (*map(min, down, at), *map(max, down, at)))
+    if max(x1 - x0, y1 - y0) >= DRAG * self._scale:
+        self.box_text.value = f"{x0} {y0} {x1} {y1}"                        # shown, and read back by _set_box
+        return 'box', self.box
+    x, y, label = int(at[0] * self._scale), int(at[1] * self._scale), 0 if event.get('shiftKey') else 1
     self.x.value, self.y.value = x, y
     self.add_point(x, y, label)
-    return x, y, label
+    return 'point', (x, y, label)
 
 @patch
 def _watch(self: ReviewPanel):
@@ -537,8 +550,8 @@ def _watch(self: ReviewPanel):
     from ipyevents import Event
     self._keys = Event(source=self.big, watched_events=['keydown'], prevent_default_action=True)
     self._keys.on_dom_event(self.on_key)
-    self._clicks = Event(source=self.big, watched_events=['click'], prevent_default_action=True)
-    self._clicks.on_dom_event(self.on_click)
+    self._mouse = Event(source=self.big, watched_events=['mousedown', 'mouseup'], prevent_default_action=True)
+    self._mouse.on_dom_event(self.on_mouse)
 
 # %% ../nbs/15_review.ipynb #3a465906
 def contact_sheet(labels_dir, images_dir, out_png, n: int = 24, cols: int = 6, filter: str = 'all') -> list[str]:

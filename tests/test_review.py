@@ -328,7 +328,9 @@ def test_keys_and_clicks_arrive_through_ipyevents(folder):
     images, labels, truth = folder
     p = ReviewPanel(labels, images, labeller=seed_labeller())
     send = lambda ev, **e: ev._handle_mouse_msg(None, e, None)
-    assert (p._keys.source, p._keys.watched_events, p._clicks.watched_events) == (p.big, ['keydown'], ['click'])
+    click = lambda **e: [send(p._mouse, type=t, **e) for t in ('mousedown', 'mouseup')]
+    assert (p._keys.source, p._keys.watched_events, p._mouse.watched_events) == \
+        (p.big, ['keydown'], ['mousedown', 'mouseup'])
     first = 'scene_00.png'
     p.open_image(first)
     send(p._keys, type='keydown', key='a')
@@ -343,9 +345,26 @@ def test_keys_and_clicks_arrive_through_ipyevents(folder):
     spoil(labels, 'scene_02.png', (70, 56))
     p.open_image('scene_02.png')
     x, y = centre(truth['scene_02.png'])
-    send(p._clicks, type='click', dataX=(x + 0.5) / p._scale, dataY=(y + 0.5) / p._scale)
-    send(p._clicks, type='click', dataX=1 / p._scale, dataY=1 / p._scale, shiftKey=True)
+    click(dataX=(x + 0.5) / p._scale, dataY=(y + 0.5) / p._scale)
+    click(dataX=1 / p._scale, dataY=1 / p._scale, shiftKey=True)
     assert (p.points, p.labels) == ([(x + 0.5, y + 0.5), (1.5, 1.5)], [1, 0])
     send(p._keys, type='keydown', key='f')
     r = rows_of(labels)['scene_02.png']
     assert r['reviewed'] == 'fixed' and iou(load_mask(labels/'masks'/'scene_02.png'), truth['scene_02.png']) > 0.9
+
+def test_a_drag_on_the_image_draws_the_box_that_fixes(folder):
+    "Press at one corner of the object's box, release at the other: the box is set, shown, and answers the fix."
+    images, labels, truth = folder
+    p = ReviewPanel(labels, images, labeller=seed_labeller())
+    spoil(labels, 'scene_01.png', (48, 64))
+    p.open_image('scene_01.png')
+    ys, xs = np.nonzero(truth['scene_01.png'])
+    down = dict(type='mousedown', dataX=xs.min() / p._scale, dataY=ys.min() / p._scale)
+    up = dict(type='mouseup', dataX=(xs.max() + 1) / p._scale, dataY=(ys.max() + 1) / p._scale)
+    assert p.on_mouse(up) is None and p.box is None                        # a release without a press: nothing
+    for e in (down, up): p._mouse._handle_mouse_msg(None, e, None)
+    assert p.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) and p.points == []
+    assert p.box_text.value == f"{xs.min()} {ys.min()} {xs.max() + 1} {ys.max() + 1}"
+    p.on_key(dict(type='keydown', key='f'))
+    assert rows_of(labels)['scene_01.png']['reviewed'] == 'fixed'
+    assert iou(load_mask(labels/'masks'/'scene_01.png'), truth['scene_01.png']) > 0.9

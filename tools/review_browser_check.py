@@ -2,10 +2,11 @@
 """The review panel's keys and clicks in a real JupyterLab 4, in headless Chromium: not a pytest (it needs a browser).
 
 Runs docs/review_demo.ipynb, then, with the mouse over the large image, presses `a` (accept), clicks the open
-image's object and presses `f` (fix), presses `r` (reject), and checks the manifest rows the kernel wrote. Saves a
-screenshot (default docs/review.png). Needs Debian's chromium and playwright (`pip install playwright`).
+image's object and presses `f` (fix), presses `r` (reject), drags a box and presses `c` (clear), and checks the
+manifest rows the kernel wrote and the box field. Saves a screenshot (default docs/review_keys.png). Needs Debian's
+chromium and playwright (`pip install playwright`).
 
-    .venv/bin/python tools/review_browser_check.py [--out docs/review.png]
+    .venv/bin/python tools/review_browser_check.py [--out docs/review_keys.png]
 """
 import argparse, json, os, socket, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
@@ -68,6 +69,18 @@ def check(pg, labels: Path) -> list[str]:
     pg.keyboard.press('r')
     wait_for(lambda: rows(labels)[second].get('reviewed') == 'rejected', f"'r' to reject {second}")
     seen.append(f"r: {second} rejected, status {rows(labels)[second]['status']}")
+    wait_for(lambda: title() != second, 'the next image to open')
+    third, box = title(), big.bounding_box()
+    pg.mouse.move(box['x'] + box['width'] * 0.2, box['y'] + box['height'] * 0.2)
+    pg.mouse.down()
+    pg.mouse.move(box['x'] + box['width'] * 0.8, box['y'] + box['height'] * 0.8, steps=5)
+    pg.mouse.up()
+    typed = pg.locator('input[placeholder="x0 y0 x1 y1"]')
+    wait_for(lambda: len(typed.input_value().split()) == 4, 'a drag to fill the box field')
+    seen.append(f"drag on {third}: box {typed.input_value()}")
+    pg.keyboard.press('c')
+    wait_for(lambda: typed.input_value() == '', "'c' to clear the prompts")
+    seen.append("c: prompts cleared")
     cells = pg.locator('.jp-Notebook .jp-Cell').count()
     if cells != 2: raise SystemExit(f"FAIL: the notebook has {cells} cells: JupyterLab's 'a' shortcut fired too")
     seen.append("JupyterLab's own shortcuts did not fire (still 2 cells)")
@@ -76,7 +89,7 @@ def check(pg, labels: Path) -> list[str]:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--out', default=str(ROOT/'docs'/'review.png'))
+    ap.add_argument('--out', default=str(ROOT/'docs'/'review_keys.png'))
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix='segwl-review-check-'))
     env = dict(os.environ, SEGWL_REVIEW_DEMO=str(work))
