@@ -225,7 +225,7 @@ def _points_record(self: PseudoLabeler, text_obj, text_bg, weak: dict, work_hw, 
                 text_object=back(text_obj), text_background=back(text_bg),
                 text_object_dropped=back(weak['text_object']), text_background_dropped=back(weak['text_background']))
 
-# %% ../nbs/07_pseudolabel.ipynb #511e279b
+# %% ../nbs/07_pseudolabel.ipynb #c42ff5bc
 def best_answer(answers) -> tuple[np.ndarray, float, list]:
     "`(mask, score, winners)` of per-reference `(mask, score)`: the best `(mask has object, score)`, tied masks united."
     keys = [(bool(np.any(m)), float(sc)) for m, sc in answers]
