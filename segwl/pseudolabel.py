@@ -124,6 +124,13 @@ class PseudoLabeler:
         self.reference_points = [(object_points(m, s.n_object, edge=s.edge), background_points(m, s.n_background,
                                   near=s.near)) for _, m in self.references]
 
+# %% ../nbs/07_pseudolabel.ipynb #d9b2e524
+@patch(as_prop=True)
+def reference(self: PseudoLabeler) -> np.ndarray: return self.references[0][0]
+
+@patch(as_prop=True)
+def reference_mask(self: PseudoLabeler) -> np.ndarray: return self.references[0][1]
+
 # %% ../nbs/07_pseudolabel.ipynb #068f4d37
 @patch
 def _trials(self: PseudoLabeler, stitch: Stitch, ref_obj, ref_bg, text_obj, text_bg, cell, rng):
