@@ -147,3 +147,16 @@ def test_cli_more_than_five_references_is_refused(tmp_path):
               check_rc=2)
     assert '6 references: the seed method takes 1 to 5' in r.stderr and 'Traceback' not in r.stderr
     assert not (tmp_path/'out'/'manifest.jsonl').exists()
+
+
+def test_bench_table_known_rows(bench):
+    "The bench's own known answers, small: stitches find both looks, one reference half, canvases pay one set_image."
+    rows = {(r['family'], r['k'], r['method']): r for r in bench.run(n=4, trials=4)}
+    assert len(rows) == 3 * (1 + 2 * len(bench.METHODS))
+    assert rows[('two looks', 1, 'one stitch (k = 1)')]['iou'] == 0.5
+    assert rows[('two looks', 2, 'stitches, best')]['iou'] == rows[('two looks', 3, 'stitches, best')]['iou'] == 1.0
+    assert rows[('two looks', 3, 'canvas, row')]['iou'] < 0.95
+    assert [rows[('one look', 3, m)]['set_image'] for m in bench.METHODS] == [3, 3, 1, 1]
+    assert all(r['absent_rate'] == 1.0 and r['set_image'] == 0 for (f, _, _), r in rows.items() if f == 'absent')
+    table = bench.table(list(rows.values()))
+    assert table.count('\n') == len(rows) + 1 and '| two looks | 2 | stitches, best | 1.000 |' in table
