@@ -134,8 +134,8 @@ def test_cli_two_references_tiny_random(tmp_path):
     assert all(row['status'] in ('ok', 'absent') for row in rows)
     cfg = json.loads((tmp_path/'out'/'config.json').read_text())
     assert cfg['method'] == 'seed' and len(cfg['reference']) == 2
-    assert [(p['image'], p['mask']) for p in cfg['reference']] == \
-        [(str((tmp_path/'refs'/f'r{i}.png').resolve()), str((tmp_path/'refs'/f'r{i}_mask.png').resolve())) for i in (0, 1)]
+    d = (tmp_path/'refs').resolve()
+    assert [(p['image'], p['mask']) for p in cfg['reference']] == [(str(d/f'r{i}.png'), str(d/f'r{i}_mask.png')) for i in (0, 1)]
 
 
 def test_cli_more_than_five_references_is_refused(tmp_path):
