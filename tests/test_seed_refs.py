@@ -135,7 +135,8 @@ def test_cli_two_references_tiny_random(tmp_path):
     cfg = json.loads((tmp_path/'out'/'config.json').read_text())
     assert cfg['method'] == 'seed' and len(cfg['reference']) == 2
     d = (tmp_path/'refs').resolve()
-    assert [(p['image'], p['mask']) for p in cfg['reference']] == [(str(d/f'r{i}.png'), str(d/f'r{i}_mask.png')) for i in (0, 1)]
+    want = [(str(d/f'r{i}.png'), str(d/f'r{i}_mask.png')) for i in (0, 1)]
+    assert [(p['image'], p['mask']) for p in cfg['reference']] == want
 
 
 def test_cli_more_than_five_references_is_refused(tmp_path):
