@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from fastcore.basics import patch
 import numpy as np
 from .protocols import check_image
-from .data import SegwlError, BadReferenceError, check_reference_mask, Settings, setting
+from .data import SegwlError, BadReferenceError, Settings, setting
 from .stitch import Stitch, scale_points, pixel_of, resize_image, resize_mask
 from .points import object_points, background_points, peak_points
 
@@ -121,8 +121,8 @@ class PseudoLabeler:
         s = self.settings
         for k in SCORER_KNOBS:                  # the scorer's own knobs, passed on only if it has them
             if getattr(s, k) is not None and hasattr(scorer, k): setattr(scorer, k, getattr(s, k))
-        self.reference_points = [(object_points(m, s.n_object, edge=s.edge), background_points(m, s.n_background,
-                                  near=s.near)) for _, m in self.references]
+        pts = lambda m: (object_points(m, s.n_object, edge=s.edge), background_points(m, s.n_background, near=s.near))
+        self.reference_points = [pts(m) for _, m in self.references]     # per reference: (object, background)
 
 # %% ../nbs/07_pseudolabel.ipynb #d9b2e524
 @patch(as_prop=True)
