@@ -219,16 +219,18 @@ def images_to_label(folder) -> list:
 
 # %% ../nbs/12_cli.ipynb #75fc4286
 def _seed_labeller(args, refs, device, tiny):
-    "`(PseudoLabeler, models record)` of the seed method for the parsed `args`."
+    "`(PseudoLabeler, models record)` of the seed method for the parsed `args`: 1 to `MAX_REFERENCES` references."
     from segwl.pseudolabel import PseudoLabeler
-    if len(refs) > 1: raise SegwlError("the seed method takes one reference (--reference once); canvas takes up to 5")
+    from segwl.concept import MAX_REFERENCES
+    if len(refs) > MAX_REFERENCES:
+        raise SegwlError(f"{len(refs)} references: the seed method takes 1 to {MAX_REFERENCES} (--reference IMAGE MASK "
+                         f"up to {MAX_REFERENCES} times; each costs one segmenter pass per image)")
     if not args.text: raise SegwlError("the seed method needs --text (what the object is, e.g. 'a photo of a cat')")
-    (ref, ref_mask), = refs
     settings = settings_from_args(args)
     seg, seg_rec = make_backend('segmenter', args.segmenter or 'sam-vit_b', device, tiny,
                                 **backend_options('segmenter', args))
     scorer, scorer_rec = make_backend('scorer', args.scorer, device, tiny, **backend_options('scorer', args))
-    labeller = PseudoLabeler(ref, ref_mask, args.text, segmenter=seg, scorer=scorer, settings=settings)
+    labeller = PseudoLabeler(refs, args.text, segmenter=seg, scorer=scorer, settings=settings)
     return labeller, dict(segmenter=seg_rec, scorer=scorer_rec)
 
 def _canvas_labeller(args, refs, device, tiny):
