@@ -46,7 +46,7 @@ lint: install
 # The notebooks' examples write models and masks under a temporary folder of their own, removed afterwards, so that
 # repeated runs do not fill the disk.
 nbtest: install
-	@t=$$(mktemp -d); TMPDIR=$$t $(BIN)/nbdev-test --do-print --skip-folder-re '^jobs$$'; rc=$$?; rm -rf $$t; exit $$rc
+	@t=$$(mktemp -d -t segwl-nbtest.XXXXXX); TMPDIR=$$t $(BIN)/nbdev-test --do-print --skip-folder-re '^jobs$$'; rc=$$?; rm -rf $$t; exit $$rc
 
 pytest: install
 	$(BIN)/pytest
