@@ -17,8 +17,7 @@ from .panels import CachingSegmenter, _backends_html, _overlay, TINY_STAMP
 
 # %% auto #0
 __all__ = ['REVIEWS', 'FILTERS', 'KEYS', 'DRAG', 'mask_shape', 'doubt_score', 'rows_of', 'mask_path', 'read_label', 'ranked',
-           'record', 'fix_mask', 'BestOf', 'with_reference', 'relabel', 'overlay', 'draw_prompts', 'ReviewPanel',
-           'contact_sheet']
+           'record', 'fix_mask', 'with_reference', 'relabel', 'overlay', 'draw_prompts', 'ReviewPanel', 'contact_sheet']
 
 # %% ../nbs/15_review.ipynb #495bb963
 _TINY = 0.005         # a mask covering less than this share of the image is 'tiny'
@@ -155,31 +154,17 @@ def fix_mask(segmenter, image, points=(), labels=(), box=None) -> tuple[np.ndarr
     else: k = int(np.lexsort((-scores, -(masks & inside).sum((1, 2))))[0])  # the instance most inside the box
     return masks[k] & inside, float(scores[k])
 
-# %% ../nbs/15_review.ipynb #d3ac926f
-class BestOf:
-    "A labeller made of `labellers`: each labels the image, the present answer with the best score wins."
-    def __init__(self, labellers):
-        self.labellers = list(labellers)
-        self.settings, self.text = self.labellers[0].settings, getattr(self.labellers[0], 'text', None)
-        self.segmenter = self.labellers[0].segmenter
-
-    def label(self, image):
-        res = [lab.label(image) for lab in self.labellers]
-        key = lambda r: (bool(getattr(r, 'present', True)), _unit(r.score, -1.0))
-        return max(res, key=key)                                           # the first wins a tie
-
 # %% ../nbs/15_review.ipynb #a69fe3c1
 def with_reference(labeller, image, mask):
     "A labeller like `labeller` that also uses `(image, mask)` as a reference (see above)."
-    if isinstance(labeller, CanvasLabeler):
-        pairs = list(zip(labeller.images, labeller.masks))
-        if len(pairs) >= MAX_REFERENCES:
-            raise SegwlError(f"the canvas labeller has {len(pairs)} references already, the most it takes")
-        return CanvasLabeler([*pairs, (image, mask)], labeller.text, labeller.segmenter, labeller.settings)
-    one = labeller.labellers[0] if isinstance(labeller, BestOf) else labeller
-    if not hasattr(one, 'reference'): raise SegwlError(f"{type(labeller).__name__}: cannot add a reference to it")
-    new = type(one)(image, mask, one.text, one.segmenter, one.scorer, one.settings)
-    return BestOf([*(labeller.labellers if isinstance(labeller, BestOf) else [labeller]), new])
+    canvas = isinstance(labeller, CanvasLabeler)
+    refs = list(zip(labeller.images, labeller.masks)) if canvas else getattr(labeller, 'references', None)
+    if refs is None: raise SegwlError(f"{type(labeller).__name__}: cannot add a reference to it")
+    if len(refs) >= MAX_REFERENCES:
+        raise SegwlError(f"the labeller has {len(refs)} references already, the most it takes")
+    refs = [*refs, (image, mask)]                                          # the old labeller keeps its own
+    if canvas: return CanvasLabeler(refs, labeller.text, labeller.segmenter, labeller.settings)
+    return type(labeller)(refs, labeller.text, labeller.segmenter, labeller.scorer, labeller.settings)
 
 # %% ../nbs/15_review.ipynb #f2ae2f4b
 def _iou(a, b) -> float:

@@ -10,7 +10,7 @@ from segwl.folder import label_folder, read_manifest
 from segwl.pseudolabel import PseudoLabeler, LabelSettings
 from segwl.concept import CanvasLabeler
 from segwl.panels import TINY_STAMP
-from segwl.review import (ReviewPanel, BestOf, doubt_score, ranked, rows_of, record, with_reference, relabel,
+from segwl.review import (ReviewPanel, doubt_score, ranked, rows_of, record, with_reference, relabel,
                           contact_sheet, fix_mask)
 from segwl.testing import ColourSegmenter, ColourScorer, ColourConcept, synthetic_scene, scene_folder, concept_scene
 
@@ -145,7 +145,7 @@ def test_use_as_reference_relabels_the_unreviewed(folder):
     p.fix.click()
     fixed = (labels/'masks'/'scene_03.png').read_bytes()
     c = p.use_ref.click() or p.changes
-    assert isinstance(p.labeller, BestOf) and len(p.labeller.labellers) == 2
+    assert isinstance(p.labeller, PseudoLabeler) and len(p.labeller.references) == 2
     assert (c['relabelled'], c['skipped'], c['changed'], c['ious']['scene_02.png']) == (3, ['scene_04.png'], 1, 0.0)
     assert c['ious']['scene_00.png'] == c['ious']['scene_01.png'] == 1.0
     assert iou(load_mask(labels/'masks'/'scene_02.png'), truth['scene_02.png']) > 0.9
