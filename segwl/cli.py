@@ -111,7 +111,8 @@ def _label_args(p):
                    help="seed: stitch + points + text map, a promptable segmenter (SAM); canvas: references and "
                         "target on one canvas, a concept segmenter (SAM 3), every instance (default %(default)s)")
     p.add_argument('--reference', nargs=2, action='append', metavar=('IMAGE', 'MASK'), default=[],
-                   help='a labelled image and its mask (same size, nonzero = object); canvas: up to 5')
+                   help='a labelled image and its mask (same size, nonzero = object); repeat for up to 5 (seed: '
+                        'one segmenter pass per reference and image)')
     p.add_argument('--reference-image', metavar='R', help='the labelled image (same as --reference R M)')
     p.add_argument('--reference-mask', metavar='M', help='its mask')
     p.add_argument('--text', metavar='T', help="what the object is, e.g. 'a photo of a cat' (canvas: optional)")

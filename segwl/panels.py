@@ -293,7 +293,8 @@ def from_names(cls: TuningPanel, reference_image, reference_mask, text: str, ima
         return CanvasPanel.from_names([(reference_image, reference_mask), *references], text, images,
                                       segmenter or 'sam3', random, device, segmenter_options, **options)
     if method != 'seed': raise SegwlError(f"method {method!r}: expected 'seed' or 'canvas'")
-    if references: raise SegwlError("the seed method takes one reference; give extra references to method='canvas'")
+    if references: raise SegwlError("the seed panel tunes with one reference; label with more by `segwl label "
+                                    "--reference I M` repeated, or give them to method='canvas'")
     segmenter = segmenter or 'sam-vit_b'
     dev = resolve_device(device)
     so, co = dict(segmenter_options or {}), dict(scorer_options or {})
