@@ -4,7 +4,7 @@
 
 # %% ../nbs/08a_engine.ipynb #b0bf5628
 from __future__ import annotations
-import json, tempfile
+import base64, json, tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from .data import SegwlError, OutputError, BadReferenceError, atomic_path, output_lock
-import base64
 from .concept import CanvasSettings, MAX_REFERENCES, _text
 from .folder import ManifestWriter, label_one, collisions, files_of, plan_folder, drain
 from .pseudolabel import LabelSettings
@@ -26,7 +25,7 @@ __all__ = ['METHODS', 'SETTINGS', 'MAX_REFS', 'DEFAULT_SEGMENTER', 'RESULT_KEYS'
 
 # %% ../nbs/08a_engine.ipynb #bfce7359
 class EngineError(SegwlError):
-    "The Ray engine could not run: Ray missing or not starting, or a worker unable to build its labeller."
+    "The Ray engine could not run: Ray missing or not starting, or a worker unable to build its labeller or model."
 
 METHODS = ('seed', 'canvas')                                   # labelling methods a spec can build
 SETTINGS = dict(seed=LabelSettings, canvas=CanvasSettings)
@@ -63,8 +62,9 @@ class LabelerSpec:
             raise SegwlError(f"settings: the {self.method} method takes {cls.__name__}, not "
                              f"{type(self.settings).__name__}")
         self.reference, most = _pairs(self.reference), MAX_REFS[self.method]
-        if len(self.reference) > most:
-            raise BadReferenceError(f"{len(self.reference)} references: the {self.method} method takes at most {most}")
+        if not 1 <= len(self.reference) <= most:
+            raise BadReferenceError(f"{len(self.reference)} references: the {self.method} method takes "
+                                    f"{'one' if most == 1 else f'1 to {most}'}")
         self.segmenter = self.segmenter or DEFAULT_SEGMENTER[self.method]
         if self.method == 'canvas': self.text = _text(self.text)        # as CanvasLabeler keeps it
         for kind, name in self.backends.items(): get_backend(name, kind)
@@ -275,7 +275,7 @@ def label_folder_ray(labeler_spec: LabelerSpec, images, out, workers: int = 2, a
     results = partial(ray_results, build=labeler_spec.build, workers=workers, address=address, gpus=gpus)
     return label_with(labeler_spec, images, out, results, resume=resume, progress=progress, config=config, limit=limit)
 
-# %% ../nbs/08a_engine.ipynb #bc1401a6
+# %% ../nbs/08a_engine.ipynb #a87e9e5b
 def predict_folder_ray(model, images, out, workers: int = 2, address: str | None = None, device: str = 'auto',
                        resume: bool = True, progress: bool = True, gpus: float | None = None) -> list[dict]:
     "`predict_folder` on a Ray pool of `workers` actors, each loading the model once: the rows, one per image."
