@@ -273,6 +273,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'segwl.engine._ray': ('engine.html#_ray', 'segwl/engine.py'),
                               'segwl.engine._take': ('engine.html#_take', 'segwl/engine.py'),
                               'segwl.engine._why': ('engine.html#_why', 'segwl/engine.py'),
+                              'segwl.engine.gpus_per_worker': ('engine.html#gpus_per_worker', 'segwl/engine.py'),
                               'segwl.engine.guarded': ('engine.html#guarded', 'segwl/engine.py'),
                               'segwl.engine.image_files': ('engine.html#image_files', 'segwl/engine.py'),
                               'segwl.engine.in_process': ('engine.html#in_process', 'segwl/engine.py'),

@@ -146,7 +146,7 @@ def _engine_args(p):
                    help='local: this process; ray: a pool of Ray workers, each building its models once '
                         '(pip install "segwl[ray]"; default %(default)s)')
     p.add_argument('--workers', type=int, metavar='N', help='Ray workers (default 2); one GPU each where the cluster '
-                                                           'has GPUs')
+                                                           'has GPUs (shared evenly when it has fewer)')
     p.add_argument('--ray-address', metavar='ADDR', help='join the Ray cluster at ADDR (default: a local Ray '
                                                          'instance on this machine)')
 

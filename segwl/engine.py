@@ -20,8 +20,8 @@ from .registry import get_backend, create_backend, backend_record
 
 # %% auto #0
 __all__ = ['METHODS', 'SETTINGS', 'MAX_REFS', 'DEFAULT_SEGMENTER', 'RESULT_KEYS', 'EngineError', 'LabelerSpec', 'run_one',
-           'FolderWorker', 'image_files', 'write_result', 'label_with', 'in_process', 'ray_session', 'guarded',
-           'ray_results', 'label_folder_ray', 'predict_folder_ray']
+           'FolderWorker', 'image_files', 'write_result', 'label_with', 'in_process', 'ray_session', 'gpus_per_worker',
+           'guarded', 'ray_results', 'label_folder_ray', 'predict_folder_ray']
 
 # %% ../nbs/08a_engine.ipynb #bfce7359
 class EngineError(SegwlError):
@@ -243,6 +243,10 @@ def _blocks(n: int, workers: int) -> int:
     per = max(1, min(64, n // (4 * workers)))
     return max(1, -(-n // per))
 
+def gpus_per_worker(gpus: float, workers: int) -> float:
+    "The GPU share of each of `workers` actors on a cluster of `gpus` GPUs: one each, or an even share that fits."
+    return 1 / -(-workers // int(gpus)) if gpus >= 1 else 0
+
 def guarded(rows, errors):
     "`rows`, with Ray's own `errors` (a worker lost for good, the cluster gone) turned into an `EngineError`."
     try: yield from rows
@@ -254,10 +258,10 @@ def guarded(rows, errors):
 @contextmanager
 def ray_results(todo, collide: dict, build, one=label_one, workers: int = 2, address: str | None = None,
                 cpus: float = 1, gpus: float | None = None, what: str = 'labeller'):
-    "Results of a Ray Data actor pool of `workers` `FolderWorker`s, as they finish; `gpus` None: 1 if there are GPUs."
+    "Results of a Ray Data actor pool of `workers` `FolderWorker`s, as they finish; `gpus` None: `gpus_per_worker`."
     with ray_session(address, workers) as ray:
         _quiet(ray)
-        if gpus is None: gpus = 1 if ray.cluster_resources().get('GPU', 0) >= 1 else 0
+        if gpus is None: gpus = gpus_per_worker(ray.cluster_resources().get('GPU', 0), workers)
         items = [dict(path=str(p), collide=collide.get(p, '')) for p in todo]
         ds = ray.data.from_items(items, override_num_blocks=_blocks(len(items), workers))
         ds = ds.map_batches(FolderWorker, fn_constructor_args=(build, one, what), batch_size=1, num_cpus=cpus,
@@ -275,7 +279,7 @@ def label_folder_ray(labeler_spec: LabelerSpec, images, out, workers: int = 2, a
     results = partial(ray_results, build=labeler_spec.build, workers=workers, address=address, gpus=gpus)
     return label_with(labeler_spec, images, out, results, resume=resume, progress=progress, config=config, limit=limit)
 
-# %% ../nbs/08a_engine.ipynb #a87e9e5b
+# %% ../nbs/08a_engine.ipynb #20cb5a02
 def predict_folder_ray(model, images, out, workers: int = 2, address: str | None = None, device: str = 'auto',
                        resume: bool = True, progress: bool = True, gpus: float | None = None) -> list[dict]:
     "`predict_folder` on a Ray pool of `workers` actors, each loading the model once: the rows, one per image."
