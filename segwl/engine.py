@@ -279,7 +279,7 @@ def label_folder_ray(labeler_spec: LabelerSpec, images, out, workers: int = 2, a
     results = partial(ray_results, build=labeler_spec.build, workers=workers, address=address, gpus=gpus)
     return label_with(labeler_spec, images, out, results, resume=resume, progress=progress, config=config, limit=limit)
 
-# %% ../nbs/08a_engine.ipynb #20cb5a02
+# %% ../nbs/08a_engine.ipynb #f0ad6901
 def predict_folder_ray(model, images, out, workers: int = 2, address: str | None = None, device: str = 'auto',
                        resume: bool = True, progress: bool = True, gpus: float | None = None) -> list[dict]:
     "`predict_folder` on a Ray pool of `workers` actors, each loading the model once: the rows, one per image."
