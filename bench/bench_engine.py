@@ -1,11 +1,13 @@
 """The Ray engine's throughput: images per second and peak memory per worker, 1 and 2 workers, on this machine.
 
 A local Ray instance of `--cpus` CPUs; each worker is one actor holding one CPU (so torch runs one thread in it).
-The local engine (one process, torch's own thread count) is the baseline. Tiny random SAM and CLIP by default;
-`--real` adds real-size architectures with random weights (SAM ViT-B, CLIP ViT-B-32: speed does not depend on the
-weight values), which takes minutes on a CPU:
+The local engine (one process, torch's own thread count) is the baseline. Labelling: tiny random SAM and CLIP by
+default; `--real` adds real-size architectures with random weights (SAM ViT-B, CLIP ViT-B-32: speed does not depend
+on the weight values), which takes minutes on a CPU. Predicting (`segwl predict`): a tiny-unet model trained here for
+one epoch on synthetic images (its weights do not change its speed either):
 
     nice python bench/bench_engine.py --images 12 [--real --real-images 4] [--json bench/engine_cpu.json]
+    nice python bench/bench_engine.py --what predict --predict-images 48
 
 Steady images/s leave out each worker's first image (model building, first-call warm-up): (n - w) / (t_last - t_w)
 over the arrival times of the results; "wall" is the whole run, Ray's actor start and model building included.
@@ -13,14 +15,15 @@ On a small busy machine Ray's local start can miss its raylet's fixed 15 s deadl
 the ray_address fixture of tests/test_engine.py for why, and the module it leaves out of them).
 """
 from __future__ import annotations
-import argparse, json, os, platform, sys, tempfile, time
+import argparse, json, os, platform, shutil, sys, tempfile, time
 from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from segwl.engine import LabelerSpec, label_with, ray_results, ray_session    # noqa: E402
+from segwl.engine import LabelerSpec, label_with, ray_results, ray_session, write_result    # noqa: E402
 from segwl.folder import label_folder, label_one, read_manifest   # noqa: E402
+from segwl.finetune import TrainSettings, load_model, predict_folder, predict_one, synthetic_dataset, train  # noqa: E402
 from segwl.testing import synthetic_scene, scene_folder            # noqa: E402
 
 
@@ -33,10 +36,15 @@ def peak_rss_mb() -> float:
     return 0.0
 
 
-def measured_one(labeler, path, mask_path, collide):
-    "`label_one`, its row also telling which process labelled it, when, and that process's peak memory."
-    row = label_one(labeler, path, mask_path, collide)
+def measured_one(labeler, path, mask_path, collide, one=label_one):
+    "`one` (`label_one`), its row also telling which process did it, when, and that process's peak memory."
+    row = one(labeler, path, mask_path, collide)
     return {**row, 'pid': os.getpid(), 'done_at': time.time(), 'peak_mb': round(peak_rss_mb(), 1)}
+
+
+def measured_predict(model, path, mask_path, collide):
+    "`predict_one`, measured like `measured_one`."
+    return measured_one(model, path, mask_path, collide, one=predict_one)
 
 
 class RealSizeSpec(LabelerSpec):
@@ -74,12 +82,8 @@ def run_ray(spec, images, out, workers: int) -> dict:
     return summary(read_manifest(Path(out)/'manifest.jsonl'), workers, wall)
 
 
-def run_local(spec, images, out) -> dict:
-    "The local engine in this process, for comparison (its peak is this whole process's)."
-    t0 = time.time()
-    n = label_folder(spec.build(), images, out, progress=False)
-    wall = time.time() - t0
-    assert n['error'] == 0, n
+def local_summary(out, t0: float, wall: float) -> dict:
+    "The summary of a local run into `out` (its peak is this whole process's)."
     rows = read_manifest(Path(out)/'manifest.jsonl')
     for r in rows: r.update(pid=os.getpid(), peak_mb=peak_rss_mb())
     t, s = t0, []
@@ -87,6 +91,40 @@ def run_local(spec, images, out) -> dict:
         t += r['seconds']
         s.append({**r, 'done_at': t})
     return summary(s, 1, wall)
+
+
+def run_local(spec, images, out) -> dict:
+    "The local engine in this process, for comparison."
+    t0 = time.time()
+    n = label_folder(spec.build(), images, out, progress=False)
+    wall = time.time() - t0
+    assert n['error'] == 0, n
+    return local_summary(out, t0, wall)
+
+
+def predict_ray(model_dir, images, out, workers: int) -> dict:
+    "`predict_folder` on the pool, as `predict_folder_ray` runs it, with measured rows."
+    t0 = time.time()
+    pool = partial(ray_results, build=partial(load_model, model_dir, 'cpu'), one=measured_predict, workers=workers,
+                   gpus=0, what='model')
+    rows = predict_folder(load_model(model_dir, 'cpu'), images, out, progress=False, results=pool, write=write_result)
+    wall = time.time() - t0
+    assert all(r['status'] == 'ok' for r in rows), rows
+    return summary(read_manifest(Path(out)/'manifest.jsonl'), workers, wall)
+
+
+def predict_local(model_dir, images, out, threads: int | None = None) -> dict:
+    "The local engine with torch's own thread count, or `threads` (1: as a Ray worker of one CPU runs)."
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        t0 = time.time()
+        rows = predict_folder(load_model(model_dir, 'cpu'), images, out, progress=False)
+        wall = time.time() - t0
+    finally: torch.set_num_threads(before)
+    assert all(r['status'] == 'ok' for r in rows), rows
+    return local_summary(out, t0, wall)
 
 
 def table(results: list) -> str:
@@ -98,11 +136,31 @@ def table(results: list) -> str:
     return '\n'.join([head, *lines])
 
 
+def predict_runs(args, tmp: Path) -> list:
+    "`segwl predict`'s step: the local engine, then Ray with 1 and 2 workers, a tiny-unet model."
+    imgs, masks = synthetic_dataset(tmp/'syn', n=6, size=64)
+    train(imgs, masks, tmp/'model', TrainSettings(arch='tiny-unet', size=args.predict_size, epochs=1, batch_size=2,
+                                                  pretrained=False, device='cpu', val_fraction=0), progress=False)
+    images = tmp/'predict-images'
+    scene_folder(images, [tuple(args.size)] * args.predict_images, seed=100)
+    import torch
+    plan = [(f'local ({torch.get_num_threads()} torch threads)', 1, lambda o: predict_local(tmp/'model', images, o)),
+            ('local (1 torch thread)', 1, lambda o: predict_local(tmp/'model', images, o, threads=1))]
+    plan += [('ray', w, lambda o, w=w: predict_ray(tmp/'model', images, o, w)) for w in (1, 2)]
+    results = []
+    for engine, w, run in plan:
+        r = dict(models=f'predict: tiny-unet ({args.predict_size} px input)', engine=engine, workers=w,
+                 **run(tmp/f'predict-{len(results)}'))
+        print(json.dumps(r), file=sys.stderr, flush=True)
+        results.append(r)
+    return results
+
+
 def runs(args) -> list:
-    "The local engine, then Ray with 1 and 2 workers, for each kind of model."
+    "The local engine, then Ray with 1 and 2 workers, for each kind of model; then predicting."
     tmp = Path(tempfile.mkdtemp(prefix='bench-engine-'))
     ref = synthetic_scene((240, 320), seed=1)
-    kinds = [('tiny random SAM + CLIP', LabelerSpec, args.images)]
+    kinds = [('tiny random SAM + CLIP', LabelerSpec, args.images)] if 'label' in args.what else []
     if args.real: kinds.append(('SAM ViT-B + CLIP ViT-B-32 (random weights)', RealSizeSpec, args.real_images))
     results = []
     for name, cls, n in kinds:
@@ -115,6 +173,8 @@ def runs(args) -> list:
             r = dict(models=name, engine=engine, workers=w, **run(tmp/f'{cls.__name__}-{engine}-{w}'))
             print(json.dumps(r), file=sys.stderr, flush=True)
             results.append(r)
+    if 'predict' in args.what: results += predict_runs(args, tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
     return results
 
 
@@ -125,6 +185,10 @@ def main(argv=None):
     p.add_argument('--trials', type=int, default=4, help='prompt trials per image')
     p.add_argument('--real', action='store_true', help='also real-size random-weight SAM ViT-B and CLIP ViT-B-32')
     p.add_argument('--real-images', type=int, default=4, help='images per run with --real')
+    p.add_argument('--what', nargs='+', choices=['label', 'predict'], default=['label', 'predict'],
+                   help='what to time (default both)')
+    p.add_argument('--predict-images', type=int, default=48, help='synthetic images per predict run')
+    p.add_argument('--predict-size', type=int, default=64, help="the tiny-unet model's input size")
     p.add_argument('--cpus', type=int, default=2, help='CPUs of the local Ray instance')
     p.add_argument('--json', help='write the results here too')
     args = p.parse_args(argv)

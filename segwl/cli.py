@@ -147,16 +147,15 @@ def _engine_args(p):
                    help='local: this process; ray: a pool of Ray workers, each building its models once '
                         '(pip install "segwl[ray]"; default %(default)s)')
     p.add_argument('--workers', type=int, metavar='N', help='Ray workers (default 2); one GPU each where the cluster '
-                                                           'has GPUs')
+                                                           'has GPUs (shared evenly when it has fewer)')
     p.add_argument('--ray-address', metavar='ADDR', help='join the Ray cluster at ADDR (default: a local Ray '
                                                          'instance on this machine)')
 
 def _check_engine(args):
+    "The engine flags of `segwl label` and `segwl predict` fit together (else exit 2, before anything starts)."
     if args.engine != 'ray' and (args.workers is not None or args.ray_address):
-        raise SegwlError("--workers and --ray-address go with --engine ray")
+        raise SegwlError("--workers and --ray-address go with --engine ray (add --engine ray, or leave them out)")
     if args.workers is not None and args.workers < 1: raise SegwlError(f"--workers {args.workers}: expected at least 1")
-    if args.engine == 'ray' and args.method != 'seed':
-        raise SegwlError("--engine ray runs the seed method for now; label the canvas method with --engine local")
 
 def _backend_option_args(p):
     p.add_argument('--sam-checkpoint', metavar='P', help='SAM weights file (default: the official one, downloaded, '
@@ -266,16 +265,21 @@ def label(args):
 def _label_ray(args, refs, pairs, tiny) -> int:
     "`segwl label --engine ray`: the driver checks and writes, Ray workers build the backends and label."
     from pathlib import Path
+    from segwl.concept import CanvasSettings
     from segwl.engine import LabelerSpec, label_folder_ray
-    if len(refs) > 1: raise SegwlError("the seed method takes one reference (--reference once)")
-    if not args.text: raise SegwlError("the seed method needs --text (what the object is, e.g. 'a photo of a cat')")
+    canvas = args.method == 'canvas'
+    if not canvas and len(refs) > 1:
+        raise SegwlError("the seed method takes one reference (--reference once); canvas takes up to 5")
+    if not (canvas or args.text):
+        raise SegwlError("the seed method needs --text (what the object is, e.g. 'a photo of a cat')")
     files = images_to_label(args.images)
     if tiny: print(TINY_WARNING, file=sys.stderr)
-    opts = {kind: backend_options(kind, args) for kind in ('segmenter', 'scorer')}
-    spec = LabelerSpec(refs[0], args.text, settings_from_args(args), args.segmenter or 'sam-vit_b', args.scorer,
-                       options=opts, random=tiny, device=args.device)
+    kinds = ('concept',) if canvas else ('segmenter', 'scorer')
+    spec = LabelerSpec(refs, args.text, settings_from_args(args, CanvasSettings if canvas else None), args.segmenter,
+                       args.scorer, options={k: backend_options(k, args) for k in kinds}, random=tiny,
+                       device=args.device, method=args.method)
     ref_paths = [dict(image=str(Path(i).resolve()), mask=str(Path(m).resolve())) for i, m in pairs]
-    cfg = dict(method='seed', models=spec.models(), reference=ref_paths, device=args.device)
+    cfg = dict(method=args.method, models=spec.models(), reference=ref_paths, device=args.device)
     n = label_folder_ray(spec, args.images, args.out, workers=args.workers or 2, address=args.ray_address,
                          resume=not args.no_resume, progress=not args.no_progress, config=cfg, limit=args.limit)
     return _label_summary(n, len(files), args, tiny)
@@ -322,12 +326,19 @@ def _predict_args(p):
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps (default %(default)s)')
     p.add_argument('--no-resume', action='store_true', help='predict every image again instead of resuming')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
+    _engine_args(p)
 
 @command('predict', 'Segment a folder of images with a trained model.', _predict_args)
 def predict_cmd(args):
     from segwl.finetune import predict_folder
-    rows = predict_folder(args.model, args.images, args.out, device=args.device, progress=not args.quiet,
-                          resume=not args.no_resume)
+    _check_engine(args)
+    if args.engine == 'ray':
+        from segwl.engine import predict_folder_ray
+        rows = predict_folder_ray(args.model, args.images, args.out, workers=args.workers or 2,
+                                  address=args.ray_address, device=args.device, resume=not args.no_resume,
+                                  progress=not args.quiet)
+    else: rows = predict_folder(args.model, args.images, args.out, device=args.device, progress=not args.quiet,
+                                resume=not args.no_resume)
     bad = sum(r['status'] != 'ok' for r in rows)
     failed = f"; {bad} image(s) failed (see {args.out}/manifest.jsonl)" if bad else ''
     print(f"{len(rows) - bad} masks written to {args.out}/masks{failed}")

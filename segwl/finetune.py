@@ -877,24 +877,30 @@ def _done_rows(out: Path, cfg: dict, names: set, resume: bool) -> dict:
     return {r['file']: r for r in ok if (out/'masks'/f"{Path(r['file']).stem}.png").exists()}
 
 # %% ../nbs/09_finetune.ipynb #b609e3ae
+from contextlib import contextmanager
+from .folder import drain
+
 def predict_one(model, p: Path, mask_path: Path, collide: dict | None = None) -> dict:
     "Predict image `p` into `mask_path`; its manifest row (an error row for a bad image; a full disk raises)."
     t0 = time.perf_counter()
+    collide = collide or {}
     try:
-        if collide and p in collide: raise SegwlError(collide[p])
+        if p in collide: raise SegwlError(collide[p])
         prob = model.probabilities(load_image(p))
         save_mask(prob > model.info['threshold'], mask_path)
         return manifest_row(p.name, score=float(np.abs(2*prob - 1).mean()), seconds=time.perf_counter() - t0)
     except OutputError: raise
     except Exception as e:
         msg = str(e) if isinstance(e, SegwlError) else f"{p}: {type(e).__name__}: {e}"
-        print(f"segwl predict: {msg}", file=sys.stderr)
-        mask_path.unlink(missing_ok=True)                      # no mask of an earlier run without its ok row
+        if p not in collide: mask_path.unlink(missing_ok=True)     # no mask of an earlier run without its ok row
         return manifest_row(p.name, 'error', msg, seconds=time.perf_counter() - t0)
 
-def predict_folder(model, images_dir, out_dir, device='auto', progress=True, resume=True) -> list[dict]:
+@contextmanager
+def _here(todo, collide): yield todo
+
+def predict_folder(model, images_dir, out_dir, device='auto', progress=True, resume=True, results=None,
+                   write=None) -> list[dict]:
     "Predict a mask for every image of `images_dir` into `out_dir`; the manifest rows, one per image, by name."
-    from tqdm.auto import tqdm
     out = Path(out_dir)
     with output_lock(out, 'segwl predict'):
         clean_parts(out)
@@ -905,8 +911,12 @@ def predict_folder(model, images_dir, out_dir, device='auto', progress=True, res
         write_text(out/'config.json', json.dumps(cfg, indent=2) + '\n')
         write_text(out/'manifest.jsonl', ''.join(json.dumps(r) + '\n' for r in rows.values()))   # drops the rest
         todo, collide = [p for p in files if p.name not in rows], collisions(files)
-        with ManifestWriter(out/'manifest.jsonl') as w:
-            for p in tqdm(todo, desc='predict', disable=not progress):
-                rows[p.name] = predict_one(model, p, out/'masks'/f'{p.stem}.png', collide)
-                w.append(rows[p.name])
+        write = write or (lambda p, out, collide: predict_one(model, p, out/'masks'/f'{p.stem}.png', collide))
+        def row_of(item):
+            row = write(item, out, collide)
+            rows[row['file']] = row
+            return row
+        with ManifestWriter(out/'manifest.jsonl') as w, (results or _here)(todo, collide) as items:
+            n = drain(items, row_of, w, dict(ok=0, absent=0, error=0), len(todo), progress, 'predict')
+    if n.get('stopped'): raise OutputError(n['stopped'])
     return [rows[p.name] for p in files]

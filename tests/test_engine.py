@@ -1,12 +1,13 @@
-"""The Ray engine against the local one, on a local Ray instance of 2 CPUs started here (never another address)."""
+"""The Ray engine against the local one (label: seed and canvas; predict), on a local Ray instance of 2 CPUs started
+here (never another address)."""
 import json, os, subprocess, sys, textwrap
 from pathlib import Path
 import pytest
 from PIL import Image
 from conftest import ROOT
-from segwl.engine import EngineError, LabelerSpec, label_folder_ray, ray_session, _ray
+from segwl.engine import EngineError, LabelerSpec, label_folder_ray, predict_folder_ray, ray_session, _ray
 from segwl.folder import label_folder, read_manifest
-from segwl.testing import synthetic_scene, scene_folder
+from segwl.testing import synthetic_scene, scene_folder, concept_scene
 
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning:ray.data.context')   # Ray Data's own
 REF = synthetic_scene((60, 90), seed=1)
@@ -69,11 +70,12 @@ def rows_of(out: Path) -> dict:
 
 
 def assert_same(a: Path, b: Path):
-    "Same rows (but `seconds`) and the same mask files, byte for byte; no `.part` leftovers."
+    "Same rows (but `seconds`) and the same mask and instances files, byte for byte; no `.part` leftovers."
     assert rows_of(a) == rows_of(b)
-    names = sorted(p.name for p in (a/'masks').iterdir())
-    assert names == sorted(p.name for p in (b/'masks').iterdir())
-    for n in names: assert (a/'masks'/n).read_bytes() == (b/'masks'/n).read_bytes(), n
+    for sub in ('masks', 'instances'):
+        names = sorted(p.name for p in (a/sub).glob('*'))
+        assert names == sorted(p.name for p in (b/sub).glob('*')), sub
+        for n in names: assert (a/sub/n).read_bytes() == (b/sub/n).read_bytes(), f"{sub}/{n}"
     assert not list(b.rglob('*.part'))
 
 
@@ -110,11 +112,11 @@ images, out, address, kill_at = json.loads(sys.argv[1])
 spec = E.LabelerSpec(synthetic_scene((60, 90), seed=1), 'a red ellipse', dict(trials=2), 'sam-vit_b', 'clip',
                      random=True, device='cpu')
 write, calls = E.write_result, []
-def write_result(res, masks, collide):
-    row = write(res, masks, collide)              # the mask is on disk ...
+def write_result(res, out, collide):
+    row = write(res, out, collide)                # the mask is on disk ...
     calls.append(row['file'])
     if len(calls) == kill_at:                     # ... its row is not, and a mask is half written
-        with atomic_path(masks/'half.png') as tmp:
+        with atomic_path(out/'masks'/'half.png') as tmp:
             Path(tmp).write_bytes(b'half')
             os.kill(os.getpid(), signal.SIGKILL)
     return row
@@ -154,3 +156,149 @@ def test_cli_engine_ray_matches_local(folder, ray_address, tmp_path, capsys):
     assert_same(tmp_path/'local', tmp_path/'ray')
     assert cli.main([str(a) for a in [*base, '--out', tmp_path/'ray']]) == 1
     assert '0 labelled, 0 absent, 3 failed, 6 already done' in capsys.readouterr().out
+
+
+# The canvas method on Ray: the same masks, rows and instances files (COCO RLE) as the local engine.
+
+@pytest.fixture(scope='module')
+def concept_folder(tmp_path_factory) -> Path:
+    "Scenes of 0 to 3 red ellipses among look-alikes (absent and ok rows), a broken file, and two references."
+    d = tmp_path_factory.mktemp('canvas')
+    for i, hw in enumerate([(96, 128), (100, 80), (80, 110), (120, 160)]):
+        (d/'images').mkdir(exist_ok=True)
+        Image.fromarray(concept_scene(hw, i, seed=30 + i)[0]).save(d/'images'/f"c{i}.png")
+    (d/'images'/'broken.png').write_text('no image')
+    for s in (1, 2):
+        img, mask, _ = concept_scene((90, 120), 1, seed=s)
+        Image.fromarray(img).save(d/f"ref{s}.png")
+        Image.fromarray(mask).save(d/f"ref{s}_mask.png")
+    return d
+
+
+def test_cli_canvas_on_ray_matches_local(concept_folder, ray_address, tmp_path, capsys):
+    "`segwl label --method canvas --engine ray` (no longer refused) writes what the local engine writes."
+    import segwl.cli as cli
+    d = concept_folder
+    base = ['label', '--method', 'canvas', '--reference', d/'ref1.png', d/'ref1_mask.png', '--reference',
+            d/'ref2.png', d/'ref2_mask.png', '--images', d/'images', '--segmenter', 'colour-concept',
+            '--min-score', '0.6', '--no-progress']
+    assert cli.main([str(a) for a in [*base, '--out', tmp_path/'local']]) == 1           # the broken file: exit 1
+    code = cli.main([str(a) for a in [*base, '--out', tmp_path/'ray', '--engine', 'ray', '--ray-address',
+                                      ray_address, '--workers', '2']])
+    out, err = capsys.readouterr()
+    assert code == 1, err[-2000:]
+    assert '3 labelled, 1 absent, 1 failed, 0 already done' in out, out
+    assert_same(tmp_path/'local', tmp_path/'ray')
+    rows = rows_of(tmp_path/'ray')
+    assert {f: r.get('instances') for f, r in rows.items()} == {'c0.png': 0, 'c1.png': 1, 'c2.png': 2, 'c3.png': 3,
+                                                                'broken.png': None}
+    instances = json.loads((tmp_path/'ray'/'instances'/'c3.json').read_text())
+    assert len(instances) == 3 and {'rle', 'score', 'box'} <= set(instances[0])
+    cfg = json.loads((tmp_path/'ray'/'config.json').read_text())
+    assert (cfg['method'], cfg['models']['concept']['name'], cfg['settings']['min_score']) == ('canvas',
+                                                                                              'colour-concept', 0.6)
+    assert cli.main([str(a) for a in [*base, '--out', tmp_path/'ray']]) == 1              # a local rerun resumes it
+    assert '0 labelled, 0 absent, 1 failed, 4 already done' in capsys.readouterr().out
+
+
+# segwl predict on Ray: a tiny-unet model, each worker loading it once; the driver writes what predict_folder writes.
+
+@pytest.fixture(scope='module')
+def tiny_model(tmp_path_factory) -> Path:
+    "A model folder of the test-size architecture (one epoch on six synthetic images)."
+    from segwl.finetune import TrainSettings, synthetic_dataset, train
+    d = tmp_path_factory.mktemp('model')
+    imgs, masks = synthetic_dataset(d/'syn')
+    train(imgs, masks, d/'model', TrainSettings(arch='tiny-unet', size=32, epochs=1, batch_size=2, pretrained=False,
+                                                device='cpu', val_fraction=0), progress=False)
+    return d/'model'
+
+
+@pytest.fixture(scope='module')
+def predicted_local(tiny_model, folder, tmp_path_factory) -> Path:
+    "The local engine's predictions for `folder` (a broken file and two files with one stem: error rows)."
+    from segwl.finetune import predict_folder
+    out = tmp_path_factory.mktemp('predict')/'local'
+    rows = predict_folder(tiny_model, folder, out, device='cpu', progress=False)
+    assert [r['status'] for r in rows].count('error') == 3 and len(rows) == 9
+    return out
+
+
+def test_cli_predict_on_ray_matches_local(tiny_model, folder, predicted_local, ray_address, tmp_path, capsys):
+    "`segwl predict --engine ray` writes the local engine's masks, rows and config; a local rerun resumes it."
+    import segwl.cli as cli
+    base = ['predict', '--model', tiny_model, '--images', folder, '--device', 'cpu', '--quiet']
+    code = cli.main([str(a) for a in [*base, '--out', tmp_path/'ray', '--engine', 'ray', '--ray-address', ray_address,
+                                      '--workers', '2']])
+    out, err = capsys.readouterr()
+    assert code == 1, err[-2000:]                                            # three error rows
+    assert '6 masks written' in out and 'broken.png' in err
+    assert_same(predicted_local, tmp_path/'ray')
+    cfg = lambda o: json.loads((o/'config.json').read_text())
+    assert cfg(tmp_path/'ray') == cfg(predicted_local)
+    done = {p.name: p.stat().st_mtime_ns for p in (tmp_path/'ray'/'masks').iterdir()}
+    assert cli.main([str(a) for a in [*base, '--out', tmp_path/'ray']]) == 1
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path/'ray'/'masks').iterdir()} == done   # none redone
+    assert_same(predicted_local, tmp_path/'ray')
+
+
+KILLED_PREDICT = """
+import json, os, signal, sys
+from pathlib import Path
+import segwl.engine as E
+from segwl.data import atomic_path
+images, out, model, address, kill_at = json.loads(sys.argv[1])
+write, calls = E.write_result, []
+def write_result(res, out, collide):
+    row = write(res, out, collide)                # the mask is on disk ...
+    calls.append(row['file'])
+    if len(calls) == kill_at:                     # ... its row is not, and a mask is half written
+        with atomic_path(out/'masks'/'half.png') as tmp:
+            Path(tmp).write_bytes(b'half')
+            os.kill(os.getpid(), signal.SIGKILL)
+    return row
+E.write_result = write_result
+E.predict_folder_ray(model, images, out, workers=2, address=address, device='cpu', progress=False)
+"""
+
+
+def test_killed_predict_resumes(tiny_model, folder, predicted_local, ray_address, tmp_path):
+    "A Ray predict SIGKILLed midway, then run again: every image predicted exactly once, as the local engine does."
+    out, script = tmp_path/'ray', tmp_path/'driver.py'
+    script.write_text(textwrap.dedent(KILLED_PREDICT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])]))
+    arg = json.dumps([str(folder), str(out), str(tiny_model), ray_address, 4])
+    r = subprocess.run([sys.executable, str(script), arg], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == -9, r.stderr[-3000:]                             # SIGKILLed midway
+    assert len(read_manifest(out/'manifest.jsonl')) == 3                     # 3 rows; a 4th mask without its row
+    assert list(out.rglob('.*.part'))
+    rows = predict_folder_ray(tiny_model, folder, out, workers=2, device='cpu', progress=False)
+    assert sorted(r['file'] for r in rows) == sorted(p.name for p in folder.iterdir())
+    assert_same(predicted_local, out)                                        # every image exactly once, as local
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['predict', '--workers', '2'], '--workers and --ray-address go with --engine ray'),
+    (['predict', '--ray-address', 'ray://head:10001'], '--workers and --ray-address go with --engine ray'),
+    (['predict', '--engine', 'ray', '--workers', '0'], '--workers 0: expected at least 1'),
+    (['label', '--method', 'canvas', '--workers', '2'], '--workers and --ray-address go with --engine ray')])
+def test_cli_engine_usage_errors(argv, message, folder, tmp_path, capsys):
+    "Engine flags that do not fit: exit 2 with the reason, before any model or Ray starts."
+    import segwl.cli as cli
+    more = dict(predict=['--model', tmp_path/'no-model'],
+                label=['--reference', tmp_path/'r.png', tmp_path/'m.png', '--segmenter', 'colour-concept'])[argv[0]]
+    code = cli.main([str(a) for a in [*argv, *more, '--images', folder, '--out', tmp_path/'out']])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and 'Traceback' not in err, err
+    assert not (tmp_path/'out').exists()
+
+
+def test_predict_on_ray_checks_the_model_first(folder, tmp_path, capsys):
+    "A model folder that is not one: exit 2 naming it, before Ray starts (no instance needed)."
+    pytest.importorskip('ray', reason='the Ray engine is an optional extra: pip install "segwl[ray]"')
+    import segwl.cli as cli
+    (tmp_path/'model').mkdir()
+    code = cli.main([str(a) for a in ['predict', '--model', tmp_path/'model', '--images', folder, '--out',
+                                      tmp_path/'out', '--engine', 'ray']])
+    err = capsys.readouterr().err
+    assert code == 2 and 'no model.json' in err and str(tmp_path/'model') in err, err
