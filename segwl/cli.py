@@ -268,8 +268,6 @@ def _label_ray(args, refs, pairs, tiny) -> int:
     from segwl.concept import CanvasSettings
     from segwl.engine import LabelerSpec, label_folder_ray
     canvas = args.method == 'canvas'
-    if not canvas and len(refs) > 1:
-        raise SegwlError("the seed method takes one reference (--reference once); canvas takes up to 5")
     if not (canvas or args.text):
         raise SegwlError("the seed method needs --text (what the object is, e.g. 'a photo of a cat')")
     files = images_to_label(args.images)

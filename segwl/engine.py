@@ -19,9 +19,9 @@ from .finetune import load_model, predict_one, predict_folder
 from .registry import get_backend, create_backend, backend_record
 
 # %% auto #0
-__all__ = ['METHODS', 'SETTINGS', 'MAX_REFS', 'DEFAULT_SEGMENTER', 'RESULT_KEYS', 'EngineError', 'LabelerSpec', 'run_one',
-           'FolderWorker', 'image_files', 'write_result', 'label_with', 'in_process', 'ray_session', 'gpus_per_worker',
-           'guarded', 'ray_results', 'label_folder_ray', 'predict_folder_ray']
+__all__ = ['METHODS', 'SETTINGS', 'DEFAULT_SEGMENTER', 'RESULT_KEYS', 'EngineError', 'LabelerSpec', 'run_one', 'FolderWorker',
+           'image_files', 'write_result', 'label_with', 'in_process', 'ray_session', 'gpus_per_worker', 'guarded',
+           'ray_results', 'label_folder_ray', 'predict_folder_ray']
 
 # %% ../nbs/08a_engine.ipynb #bfce7359
 class EngineError(SegwlError):
@@ -29,7 +29,6 @@ class EngineError(SegwlError):
 
 METHODS = ('seed', 'canvas')                                   # labelling methods a spec can build
 SETTINGS = dict(seed=LabelSettings, canvas=CanvasSettings)
-MAX_REFS = dict(seed=1, canvas=MAX_REFERENCES)
 DEFAULT_SEGMENTER = dict(seed='sam-vit_b', canvas='sam3')
 
 def _pairs(reference) -> list:
@@ -61,10 +60,10 @@ class LabelerSpec:
         if not isinstance(self.settings, cls):
             raise SegwlError(f"settings: the {self.method} method takes {cls.__name__}, not "
                              f"{type(self.settings).__name__}")
-        self.reference, most = _pairs(self.reference), MAX_REFS[self.method]
-        if not 1 <= len(self.reference) <= most:
-            raise BadReferenceError(f"{len(self.reference)} references: the {self.method} method takes "
-                                    f"{'one' if most == 1 else f'1 to {most}'}")
+        self.reference = _pairs(self.reference)
+        if not 1 <= len(self.reference) <= MAX_REFERENCES:
+            raise BadReferenceError(f"{len(self.reference)} references: the {self.method} method takes 1 to "
+                                    f"{MAX_REFERENCES}")
         self.segmenter = self.segmenter or DEFAULT_SEGMENTER[self.method]
         if self.method == 'canvas': self.text = _text(self.text)        # as CanvasLabeler keeps it
         for kind, name in self.backends.items(): get_backend(name, kind)
@@ -102,8 +101,7 @@ def build(self: LabelerSpec):
     refs = [load_reference(i, m) if isinstance(i, (str, Path)) else (i, m) for i, m in self.reference]
     device = resolve_device(self.device)
     if self.method == 'canvas': return CanvasLabeler(refs, self.text, self.backend('concept', device), self.settings)
-    (img, mask), = refs
-    return PseudoLabeler(img, mask, self.text, segmenter=self.backend('segmenter', device),
+    return PseudoLabeler(refs, self.text, segmenter=self.backend('segmenter', device),
                          scorer=self.backend('scorer', device), settings=self.settings)
 
 # %% ../nbs/08a_engine.ipynb #35271fc9

@@ -141,12 +141,15 @@ def test_killed_run_resumes(ray_address, folder, tiny_local, tmp_path):
 
 
 def test_cli_engine_ray_matches_local(folder, ray_address, tmp_path, capsys):
-    "`segwl label --engine ray` writes what `--engine local` writes, and a local rerun resumes the Ray folder."
+    "`segwl label --engine ray` with two references writes what `--engine local` writes; a local rerun resumes it."
     import segwl.cli as cli
     ref = tmp_path/'ref.png'
     Image.fromarray(REF[0]).save(ref)
     Image.fromarray(REF[1]).save(tmp_path/'ref_mask.png')
-    base = ['label', '--reference', ref, tmp_path/'ref_mask.png', '--text', 'a red ellipse', '--images', folder,
+    for a, name in zip(synthetic_scene((70, 50), seed=2), ('ref2.png', 'ref2_mask.png')):
+        Image.fromarray(a).save(tmp_path/name)
+    base = ['label', '--reference', ref, tmp_path/'ref_mask.png', '--reference', tmp_path/'ref2.png',
+            tmp_path/'ref2_mask.png', '--text', 'a red ellipse', '--images', folder,
             '--segmenter', 'colour-segmenter', '--scorer', 'colour-scorer', '--trials', '2', '--no-progress']
     assert cli.main([str(a) for a in [*base, '--out', tmp_path/'local']]) == 1          # the broken file: exit 1
     code = cli.main([str(a) for a in [*base, '--out', tmp_path/'ray', '--engine', 'ray', '--ray-address',
@@ -154,6 +157,7 @@ def test_cli_engine_ray_matches_local(folder, ray_address, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 1, err[-2000:]
     assert_same(tmp_path/'local', tmp_path/'ray')
+    assert len(json.loads((tmp_path/'ray'/'config.json').read_text())['reference']) == 2
     assert cli.main([str(a) for a in [*base, '--out', tmp_path/'ray']]) == 1
     assert '0 labelled, 0 absent, 3 failed, 6 already done' in capsys.readouterr().out
 
