@@ -35,7 +35,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene   # noqa: E402
+from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, free_ellipse   # noqa: E402
 from segwl.pseudolabel import PseudoLabeler, best_answer                    # noqa: E402
 from segwl.stitch import CanvasLayout, Cell, Stitch, resize_image, resize_mask  # noqa: E402
 
@@ -79,18 +79,10 @@ def looks_scene(hw, look, seed: int = 0, lookalikes: int = 2, noise: int = 6):
     for _ in range(8):
         y0, x0 = rng.integers(0, h), rng.integers(0, w)
         img[y0:y0 + rng.integers(1, h // 3 + 2), x0:x0 + rng.integers(1, w // 3 + 2)] = _far(rng)
-    yy, xx = np.mgrid[:h, :w]
     taken, mask = np.zeros((h, w), bool), np.zeros((h, w), bool)
     colours = ([look] if look is not None else []) + [_lookalike(rng, lk) for lk in LOOKS for _ in range(lookalikes)]
     for k, colour in enumerate(colours):
-        for _ in range(300):
-            ry, rx = rng.uniform(0.06, 0.16) * h, rng.uniform(0.06, 0.16) * w
-            cy, cx = rng.uniform(ry + 1, h - ry - 1), rng.uniform(rx + 1, w - rx - 1)
-            e = ((yy + 0.5 - cy) / ry) ** 2 + ((xx + 0.5 - cx) / rx) ** 2 < 1
-            halo = ((yy + 0.5 - cy) / (ry + 3)) ** 2 + ((xx + 0.5 - cx) / (rx + 3)) ** 2 < 1
-            if e.sum() >= 16 and not (halo & taken).any(): break
-        else: raise ValueError(f"looks_scene: no room for {len(colours)} shapes in {w}x{h}")
-        taken |= halo
+        e = free_ellipse(rng, taken, (0.06, 0.16), 300, f"looks_scene: no room for {len(colours)} shapes")
         img[e] = colour
         if k == 0 and look is not None: mask = e
     img += rng.integers(-noise, noise + 1, img.shape, dtype=np.int16)

@@ -776,6 +776,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'segwl.testing._rgb': ('testing.html#_rgb', 'segwl/testing.py'),
                                'segwl.testing._save_ok': ('testing.html#_save_ok', 'segwl/testing.py'),
                                'segwl.testing.concept_scene': ('testing.html#concept_scene', 'segwl/testing.py'),
+                               'segwl.testing.free_ellipse': ('testing.html#free_ellipse', 'segwl/testing.py'),
                                'segwl.testing.odd_files': ('testing.html#odd_files', 'segwl/testing.py'),
                                'segwl.testing.scene_folder': ('testing.html#scene_folder', 'segwl/testing.py'),
                                'segwl.testing.synthetic_scene': ('testing.html#synthetic_scene', 'segwl/testing.py')}}}

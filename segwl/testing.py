@@ -14,7 +14,7 @@ from .stitch import pixel_of
 
 # %% auto #0
 __all__ = ['LOOKALIKES', 'ColourSegmenter', 'ColourScorer', 'synthetic_scene', 'scene_folder', 'odd_files', 'ColourConcept',
-           'concept_scene']
+           'free_ellipse', 'concept_scene']
 
 # %% ../nbs/13_testing.ipynb #cc16f254
 class ColourSegmenter:
@@ -193,6 +193,20 @@ class ColourConcept:
 
 LOOKALIKES = ((220, 100, 30), (150, 30, 30), (220, 30, 100), (255, 90, 90))   # 70+ away from red in one channel
 
+def free_ellipse(rng, taken: np.ndarray, size=(0.06, 0.14), tries: int = 200, why: str = 'no room') -> np.ndarray:
+    "A random ellipse (radii `size` of the sides) at least 3 pixels from `taken`, which grows by it; `ValueError` else."
+    h, w = taken.shape
+    yy, xx = np.mgrid[:h, :w]
+    for _ in range(tries):
+        ry, rx = rng.uniform(*size) * h, rng.uniform(*size) * w
+        cy, cx = rng.uniform(ry + 1, h - ry - 1), rng.uniform(rx + 1, w - rx - 1)
+        e = ((yy + 0.5 - cy) / ry) ** 2 + ((xx + 0.5 - cx) / rx) ** 2 < 1
+        halo = ((yy + 0.5 - cy) / (ry + 3)) ** 2 + ((xx + 0.5 - cx) / (rx + 3)) ** 2 < 1
+        if e.sum() >= 16 and not (halo & taken).any():
+            taken |= halo
+            return e
+    raise ValueError(f"{why} in {w}x{h}")
+
 def concept_scene(hw, n: int, seed: int = 0, colour=(220, 30, 30), lookalikes: int = 3, noise: int = 6):
     "`(image, mask, instance masks)`: `n` separate ellipses of `colour` among `lookalikes` of near colours."
     rng = np.random.default_rng(seed)
@@ -202,17 +216,9 @@ def concept_scene(hw, n: int, seed: int = 0, colour=(220, 30, 30), lookalikes: i
     for _ in range(8):
         y0, x0 = rng.integers(0, h), rng.integers(0, w)
         img[y0:y0 + rng.integers(1, h // 3 + 2), x0:x0 + rng.integers(1, w // 3 + 2)] = _far_colour(rng, colour)
-    yy, xx = np.mgrid[:h, :w]
     taken, parts = np.zeros((h, w), bool), []
     for k in range(n + lookalikes):
-        for _ in range(200):
-            ry, rx = rng.uniform(0.06, 0.14) * h, rng.uniform(0.06, 0.14) * w
-            cy, cx = rng.uniform(ry + 1, h - ry - 1), rng.uniform(rx + 1, w - rx - 1)
-            e = ((yy + 0.5 - cy) / ry) ** 2 + ((xx + 0.5 - cx) / rx) ** 2 < 1
-            halo = ((yy + 0.5 - cy) / (ry + 3)) ** 2 + ((xx + 0.5 - cx) / (rx + 3)) ** 2 < 1
-            if e.sum() >= 16 and not (halo & taken).any(): break
-        else: raise ValueError(f"concept_scene: no room for {n + lookalikes} shapes in {w}x{h}")
-        taken |= halo
+        e = free_ellipse(rng, taken, why=f"concept_scene: no room for {n + lookalikes} shapes")
         img[e] = colour if k < n else LOOKALIKES[(k - n) % len(LOOKALIKES)]
         if k < n: parts.append(e)
     img += rng.integers(-noise, noise + 1, img.shape, dtype=np.int16)

@@ -102,25 +102,31 @@ def test_tiny_sam_clip_match_local(ray_address, folder, tiny_local, tmp_path):
     assert_same(tiny_local, tmp_path/'ray')
 
 
-KILLED_DRIVER = """
+# A driver that kills itself when it writes its `kill_at`-th result (the last of its JSON arguments): that mask is on
+# disk, its row is not, and another mask is half written.
+KILL_ON_WRITE = """
 import json, os, signal, sys
 from pathlib import Path
 import segwl.engine as E
 from segwl.data import atomic_path
-from segwl.testing import synthetic_scene
-images, out, address, kill_at = json.loads(sys.argv[1])
-spec = E.LabelerSpec(synthetic_scene((60, 90), seed=1), 'a red ellipse', dict(trials=2), 'sam-vit_b', 'clip',
-                     random=True, device='cpu')
+args = json.loads(sys.argv[1])
 write, calls = E.write_result, []
 def write_result(res, out, collide):
-    row = write(res, out, collide)                # the mask is on disk ...
+    row = write(res, out, collide)
     calls.append(row['file'])
-    if len(calls) == kill_at:                     # ... its row is not, and a mask is half written
+    if len(calls) == args[-1]:
         with atomic_path(out/'masks'/'half.png') as tmp:
             Path(tmp).write_bytes(b'half')
             os.kill(os.getpid(), signal.SIGKILL)
     return row
 E.write_result = write_result
+"""
+
+KILLED_DRIVER = KILL_ON_WRITE + """
+from segwl.testing import synthetic_scene
+images, out, address, kill_at = args
+spec = E.LabelerSpec(synthetic_scene((60, 90), seed=1), 'a red ellipse', dict(trials=2), 'sam-vit_b', 'clip',
+                     random=True, device='cpu')
 E.label_folder_ray(spec, images, out, workers=2, address=address, progress=False)
 """
 
@@ -246,22 +252,8 @@ def test_cli_predict_on_ray_matches_local(tiny_model, folder, predicted_local, r
     assert_same(predicted_local, tmp_path/'ray')
 
 
-KILLED_PREDICT = """
-import json, os, signal, sys
-from pathlib import Path
-import segwl.engine as E
-from segwl.data import atomic_path
-images, out, model, address, kill_at = json.loads(sys.argv[1])
-write, calls = E.write_result, []
-def write_result(res, out, collide):
-    row = write(res, out, collide)                # the mask is on disk ...
-    calls.append(row['file'])
-    if len(calls) == kill_at:                     # ... its row is not, and a mask is half written
-        with atomic_path(out/'masks'/'half.png') as tmp:
-            Path(tmp).write_bytes(b'half')
-            os.kill(os.getpid(), signal.SIGKILL)
-    return row
-E.write_result = write_result
+KILLED_PREDICT = KILL_ON_WRITE + """
+images, out, model, address, kill_at = args
 E.predict_folder_ray(model, images, out, workers=2, address=address, device='cpu', progress=False)
 """
 
