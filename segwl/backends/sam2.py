@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
 import torch
+import torch.nn.functional as F
 from fastcore.basics import patch
 from ..data import SegwlError, resolve_device
 from ..protocols import check_image, check_prompts
@@ -52,11 +53,13 @@ def set_image(self: Sam2Segmenter, image: np.ndarray) -> None:
     self.shape = a.shape[:2]
 
 # %% ../../nbs/05a_sam2.ipynb #4531b8a7
-def _upsample(low_res: torch.Tensor, hw) -> np.ndarray:
-    "(K, h, w) mask logits -> (K, H, W) bool masks at `hw` (bilinear on the logits, then > 0)."
-    if len(low_res) == 0: return np.zeros((0, *hw), bool)
-    up = torch.nn.functional.interpolate(low_res[None].float(), size=tuple(hw), mode='bilinear', align_corners=False)
-    return (up[0] > 0).cpu().numpy()
+def _upsample(low_res: torch.Tensor, hw, chunk: int = 8) -> np.ndarray:
+    "(K, h, w) mask logits -> (K, H, W) bool masks at `hw` (bilinear on the logits, then > 0), `chunk` at a time."
+    out = np.zeros((len(low_res), *hw), bool)
+    for i in range(0, len(low_res), chunk):          # SAM 3 may return 100 masks: 800 MB of float at 1008x2016
+        up = F.interpolate(low_res[None, i:i + chunk].float(), size=tuple(hw), mode='bilinear', align_corners=False)
+        out[i:i + chunk] = (up[0] > 0).cpu().numpy()
+    return out
 
 @patch
 def predict(self: Sam2Segmenter, points, labels, multimask: bool = True) -> tuple[np.ndarray, np.ndarray]:
