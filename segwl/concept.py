@@ -8,13 +8,13 @@ import time
 from dataclasses import dataclass, field, fields, replace
 import numpy as np
 from fastcore.basics import patch
-from .data import SegwlError, BadReferenceError, check_reference_mask, Settings, setting
-from .protocols import InputError, check_image
+from .data import SegwlError, Settings, setting
+from .protocols import check_image
 from .stitch import LAYOUTS, CanvasLayout, resize_image, resize_mask
-from .pseudolabel import MIN_SIDE, LabelResult, working_hw, check_max_side
+from .pseudolabel import MIN_SIDE, MAX_REFERENCES, LabelResult, working_hw, check_max_side, check_references
 
 # %% auto #0
-__all__ = ['MAX_REFERENCES', 'connected_parts', 'part_boxes', 'CanvasSettings', 'Instance', 'ConceptResult', 'CanvasLabeler']
+__all__ = ['connected_parts', 'part_boxes', 'CanvasSettings', 'Instance', 'ConceptResult', 'CanvasLabeler']
 
 # %% ../nbs/07a_concept.ipynb #a3434f20
 def _runs(m: np.ndarray):
@@ -118,21 +118,6 @@ class ConceptResult(LabelResult):
     layout: CanvasLayout | None = None
 
 # %% ../nbs/07a_concept.ipynb #e7a03114
-MAX_REFERENCES = 5
-
-def _reference(i: int, pair) -> tuple[np.ndarray, np.ndarray]:
-    "Checked `(image, mask)` of reference `i` (1-based in messages)."
-    try: image, mask = pair
-    except (TypeError, ValueError):
-        raise BadReferenceError(f"reference {i}: expected an (image, mask) pair, got {type(pair).__name__}") from None
-    try: image = check_image(image, f'reference {i} image')
-    except InputError as e: raise BadReferenceError(str(e)) from None
-    mask = check_reference_mask(mask, name=f'reference {i} mask')
-    if mask.shape != image.shape[:2]:
-        raise BadReferenceError(f"reference {i}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
-                                f"{image.shape[1]}x{image.shape[0]}: the mask must have the size of its image")
-    return image, mask
-
 def _text(text) -> str | None:
     if text is None: return None
     if not isinstance(text, str): raise SegwlError(f"text: expected a short description or None, got {text!r}")
@@ -146,10 +131,7 @@ class CanvasLabeler:
         except TypeError:
             known = ', '.join(f.name for f in fields(CanvasSettings))
             raise SegwlError(f"unknown setting(s) {', '.join(sorted(kw))}; known: {known}") from None
-        refs = list(references) if isinstance(references, (list, tuple)) else [references]
-        if not 1 <= len(refs) <= MAX_REFERENCES:
-            raise BadReferenceError(f"{len(refs)} references: give 1 to {MAX_REFERENCES} (image, mask) pairs")
-        pairs = [_reference(i + 1, p) for i, p in enumerate(refs)]
+        pairs = check_references(list(references) if isinstance(references, (list, tuple)) else [references])
         self.images, self.masks = [p[0] for p in pairs], [p[1] for p in pairs]
         self.text, self.segmenter = _text(text), segmenter
         s = self.settings

@@ -9,14 +9,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from fastcore.basics import patch
 import numpy as np
-from .protocols import check_image
-from .data import SegwlError, BadReferenceError, Settings, setting
+from .protocols import InputError, check_image
+from .data import SegwlError, BadReferenceError, Settings, setting, check_reference_mask
 from .stitch import Stitch, scale_points, pixel_of, resize_image, resize_mask
 from .points import object_points, background_points, peak_points
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAP_MODES', 'MAX_POINTS', 'MAX_TRIALS', 'LabelSettings', 'check_max_side', 'LabelResult',
-           'check_references', 'PseudoLabeler', 'working_hw', 'strong_peaks', 'best_answer']
+__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAP_MODES', 'MAX_POINTS', 'MAX_TRIALS', 'MAX_REFERENCES', 'LabelSettings',
+           'check_max_side', 'LabelResult', 'check_references', 'PseudoLabeler', 'working_hw', 'strong_peaks',
+           'best_answer']
 
 # %% ../nbs/07_pseudolabel.ipynb #384699a3
 MIN_SIDE = 8  # smaller images are refused: SAM and CLIP would see a few blown-up pixels
@@ -100,9 +101,23 @@ def _many(references, text, segmenter, scorer, settings=None, **kw):
 def _one(reference_image, reference_mask, text, segmenter, scorer, settings=None, **kw):
     return [(reference_image, reference_mask)], text, segmenter, scorer, settings, kw
 
+MAX_REFERENCES = 5     # both methods: a few looks of the object; each costs the seed method one more stitch
+
+def _reference(i: int, pair) -> tuple[np.ndarray, np.ndarray]:
+    "Checked `(image, mask)` of reference `i` (1-based in messages)."
+    try: image, mask = pair
+    except (TypeError, ValueError):
+        raise BadReferenceError(f"reference {i}: expected an (image, mask) pair, got {type(pair).__name__}") from None
+    try: image = check_image(image, f'reference {i} image')
+    except InputError as e: raise BadReferenceError(str(e)) from None
+    mask = check_reference_mask(mask, name=f'reference {i} mask')
+    if mask.shape != image.shape[:2]:
+        raise BadReferenceError(f"reference {i}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
+                                f"{image.shape[1]}x{image.shape[0]}: the mask must have the size of its image")
+    return image, mask
+
 def check_references(references) -> list:
     "Checked `[(image, mask)]` of 1 to `MAX_REFERENCES` pairs; a `BadReferenceError` names the bad one and why."
-    from segwl.concept import MAX_REFERENCES, _reference          # the canvas method's rule; it builds on this module
     if not 1 <= len(references) <= MAX_REFERENCES:
         raise BadReferenceError(f"{len(references)} references: give 1 to {MAX_REFERENCES} (image, mask) pairs")
     return [_reference(i + 1, p) for i, p in enumerate(references)]
