@@ -193,13 +193,8 @@ def build_canvas(args):
     n = sum(p.numel() for p in model.parameters())
     return seg, dict(sam3=f"Sam3Config() ({n / 1e6:.0f} M parameters, random weights, {args.dtype or 'float32'})")
 
-class SyncedConcept:
-    "A concept segmenter whose `set_image` waits for the GPU, so the encoder's time is not billed to `segment`."
-    def __init__(self, seg): self.seg = seg
-    def set_image(self, image):
-        import torch
-        self.seg.set_image(image)
-        if torch.cuda.is_available(): torch.cuda.synchronize()
+class SyncedConcept(Synced):
+    "A concept segmenter: `set_image` waits for the GPU (see `Synced`), and so does `segment`, which is timed."
     def segment(self, *a):
         import torch
         out = self.seg.segment(*a)

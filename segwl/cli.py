@@ -221,7 +221,7 @@ def images_to_label(folder) -> list:
 def _seed_labeller(args, refs, device, tiny):
     "`(PseudoLabeler, models record)` of the seed method for the parsed `args`: 1 to `MAX_REFERENCES` references."
     from segwl.pseudolabel import PseudoLabeler
-    from segwl.concept import MAX_REFERENCES
+    from segwl.pseudolabel import MAX_REFERENCES
     if len(refs) > MAX_REFERENCES:
         raise SegwlError(f"{len(refs)} references: the seed method takes 1 to {MAX_REFERENCES} (--reference IMAGE MASK "
                          f"up to {MAX_REFERENCES} times; each costs one segmenter pass per image)")

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from .data import SegwlError, OutputError, BadReferenceError, atomic_path, output_lock
-from .concept import CanvasSettings, MAX_REFERENCES, _text
+from .concept import CanvasSettings, _text
 from .folder import ManifestWriter, label_one, collisions, files_of, plan_folder, drain
-from .pseudolabel import LabelSettings
+from .pseudolabel import LabelSettings, MAX_REFERENCES
 from .finetune import load_model, predict_one, predict_folder
 from .registry import get_backend, create_backend, backend_record
 

@@ -12,7 +12,8 @@ from fastcore.basics import patch
 from PIL import Image, ImageDraw
 from .data import SegwlError, load_image, load_mask, save_mask, write_text, output_lock, read_json, atomic_path
 from .folder import read_manifest, save_instances, STATUSES
-from .concept import connected_parts, Instance, CanvasLabeler, MAX_REFERENCES
+from .concept import connected_parts, Instance, CanvasLabeler
+from .pseudolabel import MAX_REFERENCES
 from .panels import CachingSegmenter, _backends_html, _overlay, TINY_STAMP
 
 # %% auto #0
@@ -248,6 +249,7 @@ class ReviewPanel:
         self.segmenter = CachingSegmenter(seg) if seg is not None and hasattr(seg, 'predict') else seg
         self.page_size, self.side, self.big_side, self.page, self.current = page_size, side, big, 0, None
         self.points, self.labels, self.box, self.last, self._doubts = [], [], None, None, {}
+        self._down, self._scale = None, 1.0             # where a press began; image pixels per picture pixel
         self._build()
         self.refresh()
 
@@ -518,7 +520,7 @@ def on_mouse(self: ReviewPanel, event: dict) -> tuple | None:
     if event.get('type') == 'mousedown':
         self._down = at
         return None
-    down, self._down = getattr(self, '_down', None), None
+    down, self._down = self._down, None
     if down is None: return None
     x0, y0, x1, y1 = (round(v * self._scale) for v in (*map(min, down, at), *map(max, down, at)))
     if max(x1 - x0, y1 - y0) >= DRAG * self._scale:
