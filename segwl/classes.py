@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from .data import (SegwlError, MAX_PIXELS, load_image, load_mask, load_reference, check_reference_mask, write_text,
                         atomic_path, short_list)
 from .protocols import check_image
@@ -382,7 +382,7 @@ def _open_png(path: Path, what: str) -> Image.Image:
             if im.width * im.height > MAX_PIXELS:
                 raise ClassesError(f"{what} {path}: {im.width}x{im.height} pixels exceeds the limit of {MAX_PIXELS:,}")
             im.load()
-            return im
+            return ImageOps.exif_transpose(im)          # as segwl.data reads masks: the way a viewer shows them
     except ClassesError: raise
     except UnidentifiedImageError: raise ClassesError(f"{what} {path}: not an image Pillow can identify") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -512,11 +512,12 @@ def colourise(label_map, palette=None) -> np.ndarray:
     return full_palette(palette)[as_label_map(label_map)]
 
 def plot_label_map(label_map, entries, ax=None, image=None, alpha: float = 0.6, only_present: bool = True):
-    "Draw `label_map` in its colours (over `image` if given) with a legend of the classes of `classes.json` `entries`."
+    "Draw `label_map` in its colours (over `image` if given), a legend of `entries` (`classes.json`'s, or names)."
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
     a = as_label_map(label_map)
     entries = list(entries)
+    if entries and not isinstance(entries[0], dict): entries = class_entries(entries)   # names or ClassSpecs
     rgb = colourise(a, entries).astype(np.float32)
     if image is not None:
         rgb = np.where((a > 0)[..., None], alpha * rgb + (1 - alpha) * np.asarray(image, np.float32), image)
