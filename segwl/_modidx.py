@@ -775,6 +775,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'segwl.stitch._grids': ('stitch.html#_grids', 'segwl/stitch.py'),
                               'segwl.stitch._hw': ('stitch.html#_hw', 'segwl/stitch.py'),
                               'segwl.stitch._named_plan': ('stitch.html#_named_plan', 'segwl/stitch.py'),
+                              'segwl.stitch._one': ('stitch.html#_one', 'segwl/stitch.py'),
                               'segwl.stitch._padding': ('stitch.html#_padding', 'segwl/stitch.py'),
                               'segwl.stitch._paint': ('stitch.html#_paint', 'segwl/stitch.py'),
                               'segwl.stitch._partitions': ('stitch.html#_partitions', 'segwl/stitch.py'),

@@ -11,8 +11,9 @@ from fastcore.basics import patch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['LAYOUTS', 'INPUT_SIZES', 'MAX_TARGETS', 'scale_points', 'pixel_of', 'resize_image', 'resize_mask', 'Stitch', 'Cell',
-           'CanvasLayout', 'seed_share', 'input_pixels', 'padding_fraction', 'single_pixels', 'PackedLayout']
+__all__ = ['LAYOUTS', 'INPUT_SIZES', 'MAX_TARGETS', 'PACKED_LAYOUTS', 'scale_points', 'pixel_of', 'resize_image', 'resize_mask',
+           'Stitch', 'Cell', 'CanvasLayout', 'seed_share', 'input_pixels', 'padding_fraction', 'single_pixels',
+           'PackedLayout']
 
 # %% ../nbs/02_stitch.ipynb #14fe365f
 def scale_points(points, from_hw, to_hw) -> np.ndarray:
@@ -270,10 +271,21 @@ def _fit_cells(groups, rows: int, cols: int, size: int) -> tuple:
     return grown if max(grown[1]) <= size else (cells, hw)
 
 # %% ../nbs/02_stitch.ipynb #9ddf96a5
+PACKED_LAYOUTS = (*LAYOUTS, 'stitch')   # today's one-target canvases: a `CanvasLayout` side, or the seed's `Stitch`
+
+def _one(refs, target_hw, layout: str) -> tuple:
+    "`(name, reference cells, target cell, hw)` of today's one-target canvas: the seed's `Stitch` or a `CanvasLayout`."
+    if layout != 'stitch':
+        one = CanvasLayout(refs, target_hw, layout)
+        return one.side, one.references, one.target, one.hw
+    if len(refs) != 1: raise ValueError(f"layout 'stitch' (the seed method's) takes one reference, got {len(refs)}")
+    st = Stitch(refs[0], target_hw)
+    return 'stitch', st.cells[:1], st.cells[1], st.hw
+
 def single_pixels(reference_hws, target_hw, size: int = 1024, layout: str = 'auto') -> float:
-    "Input pixels of a target on today's one-target canvas (`CanvasLayout`; 'left' with one reference: `Stitch`)."
-    one = CanvasLayout(reference_hws, target_hw, layout)
-    return input_pixels(one.target, one.hw, size)
+    "Input pixels of a target on today's one-target canvas with these references (`layout`: `PACKED_LAYOUTS`)."
+    _, _, cell, hw = _one(reference_hws, target_hw, layout)
+    return input_pixels(cell, hw, size)
 
 # %% ../nbs/02_stitch.ipynb #661f9091
 def _grid_plans(refs, tgts, size: int) -> list:
@@ -373,8 +385,8 @@ def _named_plan(refs, tgts, size: int, grid: str) -> tuple:
 def _plan(refs, tgts, size: int, layout: str, grid: str, min_ratio: float, single) -> tuple:
     "`(name, reference cells, target cells, hw)` of the layout asked for."
     if grid == 'auto' and len(tgts) == 1:
-        one = CanvasLayout(refs, tgts[0], layout)
-        return one.side, one.references, (one.target,), one.hw
+        name, ref_cells, cell, hw = _one(refs, tgts[0], layout)
+        return name, ref_cells, (cell,), hw
     if grid == 'auto': return _auto_plan(refs, tgts, size, single, min_ratio)
     return _named_plan(refs, tgts, size, grid)
 
@@ -384,7 +396,7 @@ class PackedLayout:
     reference_hws: tuple
     target_hws: tuple
     size: int = 1024          # the model's input side: `INPUT_SIZES`
-    layout: str = 'auto'      # one target: the references' strip, as `CanvasLayout` ('left': the seed's `Stitch`)
+    layout: str = 'auto'      # today's one-target canvas, the yardstick: 'stitch' (seed) or a `CanvasLayout` side
     grid: str = 'auto'        # 'auto' or a candidate's name, e.g. '2x2'
     min_ratio: float = 1.0    # targets keep this share of their one-target pixels, where some grid can
 
@@ -394,6 +406,8 @@ class PackedLayout:
         if not 1 <= len(tgts) <= MAX_TARGETS:
             raise ValueError(f"{len(tgts)} targets: a canvas holds 1 to {MAX_TARGETS}")
         if int(self.size) < 16: raise ValueError(f"size {self.size}: expected the model's input side, e.g. 1024")
+        if self.layout not in PACKED_LAYOUTS:
+            raise ValueError(f"layout {self.layout!r}: expected one of {PACKED_LAYOUTS}")
         single = tuple(single_pixels(refs, t, self.size, self.layout) for t in tgts)
         name, ref_cells, tgt_cells, hw = _plan(refs, tgts, self.size, self.layout, self.grid, self.min_ratio, single)
         for k, v in dict(reference_hws=refs, target_hws=tgts, single=single, chosen=name, references=ref_cells,
