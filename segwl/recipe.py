@@ -5,7 +5,6 @@ config.json keeps, and the labeller out."""
 
 # %% ../nbs/06a_recipe.ipynb #feadf8ed
 from __future__ import annotations
-import importlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
@@ -13,7 +12,7 @@ import numpy as np
 from fastcore.basics import patch
 from .data import SegwlError, BadReferenceError, check_reference_mask, load_reference, read_json, resolve_device
 from .protocols import InputError, Labeller, check_image
-from .registry import get_backend, create_backend, backend_record
+from .registry import get_backend, create_backend, backend_record, _resolve
 
 # %% auto #0
 __all__ = ['MAX_REFERENCES', 'METHODS', 'BACKEND_OPTIONS', 'PYTHON_TERMS', 'check_references', 'load_references', 'clean_text',
@@ -73,11 +72,6 @@ class Renamed:
         return super().from_dict(renamed(d, cls.RENAMED, name) if isinstance(d, dict) else d, name)
 
 # %% ../nbs/06a_recipe.ipynb #ff915818
-def _resolve(target: str):
-    "The object named `'module:attr'`."
-    mod, _, attr = target.partition(':')
-    return getattr(importlib.import_module(mod), attr)
-
 @dataclass(frozen=True)
 class Method:
     "A labelling method: its labeller and settings classes (`'module:Class'`), its backends, whether it needs a text."
@@ -262,7 +256,8 @@ def _earlier_spelling(settings, out) -> dict | None:
 @patch
 def record(self: LabellerSpec, out=None, device: str | None = None) -> dict:
     "config.json's record of the recipe: method, models, reference files, device (`device`: as resolved, if known)."
-    rec = dict(method=self.method, models=self.models(), reference=self.reference_record(), device=device or self.device)
+    rec = dict(method=self.method, models=self.models(), reference=self.reference_record(),
+               device=device or self.device)
     old = _earlier_spelling(self.settings, out) if out is not None else None
     return rec if old is None else {**rec, 'settings': old}
 

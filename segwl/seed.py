@@ -99,7 +99,7 @@ def _one(reference_image, reference_mask, text, segmenter, scorer, settings=None
     return [(reference_image, reference_mask)], text, segmenter, scorer, settings, kw
 
 def scorer_knobs(scorer) -> tuple:
-    "The `SCORER_KNOBS` `scorer` takes: `map_mode` if it is a `ModalScorer`, `window` and `stride` if a `WindowedScorer`."
+    "The `SCORER_KNOBS` `scorer` takes: `map_mode` if a `ModalScorer`, `window` and `stride` if a `WindowedScorer`."
     return (('map_mode',) if isinstance(scorer, ModalScorer) else ()) + \
         (('window', 'stride') if isinstance(scorer, WindowedScorer) else ())
 
