@@ -111,7 +111,8 @@ def settings_flags(p, classes, title: str):
                        help=flag_help(help, [(where, x.default) for where, _, x in own]))
     for o, n in dict(old).items():             # old names: still taken, not listed (the new flag's help names them)
         if o not in owners:
-            p.add_argument('--' + o.replace('_', '-'), dest=f's_{o}', help=argparse.SUPPRESS, **_flag_kind(owners[n][0][2]))
+            kind = _flag_kind(owners[n][0][2])
+            p.add_argument('--' + o.replace('_', '-'), dest=f's_{o}', help=argparse.SUPPRESS, **kind)
 
 def settings_from_args(args, cls=None):
     "The settings (`cls`, default `SeedSettings`) of parsed `args`: defaults, then `--config FILE`, then flags given."

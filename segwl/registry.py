@@ -39,7 +39,7 @@ def register_backend(name: str, kind: str, build, tiny=None, distributions=(), h
     return BACKENDS[name]
 
 def backend_names(kind: str | None = None, stand_ins: bool | None = None) -> list[str]:
-    "Names of the backends of `kind` (all when None) in registration order; `stand_ins` False: models only, True: the rest."
+    "Names of the backends of `kind` (None: all), in registration order; `stand_ins` False: models only, True: others."
     return [n for n, b in BACKENDS.items() if kind in (None, b.kind) and stand_ins in (None, b.stand_in)]
 
 # %% ../nbs/06_registry.ipynb #c3d14f83
