@@ -62,7 +62,6 @@ class WindowedScorer(Protocol):
 class ModalScorer(Protocol):
     "A `TextRegionScorer` with a choice of map: `map_mode` 'auto', 'dense' or 'windows'; `map_kind()` says which."
     map_mode: str
-    dense_side: int
     def map_kind(self) -> str:
         "'dense' or 'windows': the map `similarity_map` computes with this `map_mode`."
         ...
