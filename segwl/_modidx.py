@@ -702,6 +702,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'segwl.review._check_folders': ('review.html#_check_folders', 'segwl/review.py'),
                               'segwl.review._doubt': ('review.html#_doubt', 'segwl/review.py'),
                               'segwl.review._edge': ('review.html#_edge', 'segwl/review.py'),
+                              'segwl.review._fixer': ('review.html#_fixer', 'segwl/review.py'),
                               'segwl.review._in_box': ('review.html#_in_box', 'segwl/review.py'),
                               'segwl.review._iou': ('review.html#_iou', 'segwl/review.py'),
                               'segwl.review._jpeg': ('review.html#_jpeg', 'segwl/review.py'),
