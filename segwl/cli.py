@@ -255,18 +255,20 @@ def label_spec(args):
 def label(args):
     from segwl.data import resolve_device
     from segwl.folder import label_folder
+    from segwl.recipe import upgrade_config
     _check_engine(args)
     spec = label_spec(args).load()                     # every check, the references read: nothing written yet
     files, tiny = images_to_label(args.images), spec.random
     if tiny: print(TINY_WARNING, file=sys.stderr)
+    upgrade_config(args.out, spec.settings_class)      # a run of an older segwl resumes
     run = dict(resume=not args.no_resume, progress=not args.no_progress, limit=args.limit)
     if args.engine == 'ray':                           # the driver checks and writes, Ray workers build and label
         from segwl.engine import label_folder_ray
         n = label_folder_ray(spec, args.images, args.out, workers=args.workers or 2, address=args.ray_address,
-                             config=spec.record(args.out), **run)
+                             config=spec.record(), **run)
     else:
         device = resolve_device(args.device)
-        n = label_folder(spec.build(device=device), args.images, args.out, config=spec.record(args.out, device), **run)
+        n = label_folder(spec.build(device=device), args.images, args.out, config=spec.record(device), **run)
     return _label_summary(n, len(files), args, tiny)
 
 # %% ../nbs/12_cli.ipynb #c242560b

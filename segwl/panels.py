@@ -17,7 +17,7 @@ from .data import (SegwlError, load_image, load_mask, load_reference, list_image
                         resolve_device)
 from .stitch import Stitch, resize_mask, LAYOUTS
 from .protocols import LabelResult, Labeller, ModalScorer, WindowedScorer
-from .recipe import LabellerSpec, METHODS
+from .recipe import LabellerSpec, METHODS, upgrade_config
 from .seed import SeedSettings, SeedResult, working_hw, scorer_knobs, SCORER_KNOBS, MAP_MODES
 from .canvas import CanvasSettings, CanvasResult
 from .registry import backend_record, backend_names, get_backend
@@ -640,6 +640,7 @@ def _job(self: TuningPanel, ticker: _Ticker, out: Path):
 @patch
 def _label_or_stop(self: TuningPanel, ticker: _Ticker, out: Path):
     cfg = self._record()
+    upgrade_config(out, type(self.base))                              # a folder of an older segwl resumes
     try: n = label_folder(ticker, self.images, out, progress=False, config=cfg)
     except _Stopped:
         self.progress.bar_style = 'warning'
