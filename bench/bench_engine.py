@@ -21,7 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from segwl.engine import LabelerSpec, label_with, ray_results, ray_session, write_result    # noqa: E402
+from segwl.engine import label_with, ray_results, ray_session, write_result    # noqa: E402
+from segwl.recipe import LabellerSpec                                          # noqa: E402
 from segwl.folder import label_folder, label_one, read_manifest   # noqa: E402
 from segwl.finetune import TrainSettings, load_model, predict_folder, predict_one, synthetic_dataset, train  # noqa: E402
 from segwl.testing import synthetic_scene, scene_folder            # noqa: E402
@@ -36,9 +37,9 @@ def peak_rss_mb() -> float:
     return 0.0
 
 
-def measured_one(labeler, path, mask_path, collide, one=label_one):
+def measured_one(labeller, path, mask_path, collide, one=label_one):
     "`one` (`label_one`), its row also telling which process did it, when, and that process's peak memory."
-    row = one(labeler, path, mask_path, collide)
+    row = one(labeller, path, mask_path, collide)
     return {**row, 'pid': os.getpid(), 'done_at': time.time(), 'peak_mb': round(peak_rss_mb(), 1)}
 
 
@@ -47,7 +48,7 @@ def measured_predict(model, path, mask_path, collide):
     return measured_one(model, path, mask_path, collide, one=predict_one)
 
 
-class RealSizeSpec(LabelerSpec):
+class RealSizeSpec(LabellerSpec):
     "Real-size SAM and CLIP architectures with random weights (no download), built on the worker like any spec."
     def backend(self, kind, device):
         import torch
@@ -160,7 +161,7 @@ def runs(args) -> list:
     "The local engine, then Ray with 1 and 2 workers, for each kind of model; then predicting."
     tmp = Path(tempfile.mkdtemp(prefix='bench-engine-'))
     ref = synthetic_scene((240, 320), seed=1)
-    kinds = [('tiny random SAM + CLIP', LabelerSpec, args.images)] if 'label' in args.what else []
+    kinds = [('tiny random SAM + CLIP', LabellerSpec, args.images)] if 'label' in args.what else []
     if args.real: kinds.append(('SAM ViT-B + CLIP ViT-B-32 (random weights)', RealSizeSpec, args.real_images))
     results = []
     for name, cls, n in kinds:

@@ -1,4 +1,4 @@
-"""Labelling cost: where the time of `PseudoLabeler` goes, against one SAM image-encoder pass and the seed's call pattern.
+"""Labelling cost: where the time of `SeedLabeller` goes, against one SAM image-encoder pass and the seed's call pattern.
 
 Real-size architectures with random weights (speed does not depend on weight values) on real photos:
 
@@ -19,7 +19,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from segwl.pseudolabel import MAP_MODES, SCORER_KNOBS    # the scorer's settings, as segwl label takes them
+from segwl.seed import MAP_MODES, SCORER_KNOBS    # the scorer's settings, as segwl label takes them
 DEFAULT_DATA = Path(os.environ.get('SEGWL_SHARED_DATA', ROOT.parent/'shared'/'data'))/'pets-cat'
 STEPS = ('load', 'text_map', 'text_score', 'points', 'stitch', 'set_image', 'predict', 'write')
 STEP_NAMES = dict(load='image loading', text_map='CLIP map', text_score='CLIP whole-image score',
@@ -68,13 +68,13 @@ def find_data(d: Path):
     if not pairs: return None
     return pairs[0][0], pairs[0][1], list_images(imgs)
 
-def labeler(args, seg, sc):
-    from segwl.data import load_reference
-    from segwl.pseudolabel import PseudoLabeler
+def labeller(args, seg, sc):
+    "The seed labeller over the first reference of `args.data`, through the recipe, with the models `seg` and `sc`."
+    from segwl.recipe import LabellerSpec
     ref_path, mask_path, _ = find_data(args.data)
-    ref, ref_mask = load_reference(ref_path, mask_path)
-    kw = {k: getattr(args, k) for k in SCORER_KNOBS if getattr(args, k, None) is not None}
-    return PseudoLabeler(ref, ref_mask, args.text, segmenter=seg, scorer=sc, trials=args.trials, **kw)
+    kw = {k: v for k, v in vars(args).items() if k in SCORER_KNOBS and v is not None}
+    spec = LabellerSpec((ref_path, mask_path), args.text, dict(trials=args.trials, **kw))
+    return spec.build(backends=dict(segmenter=seg, scorer=sc))
 
 
 class Synced:
@@ -133,7 +133,7 @@ def encoder_pass(pl, path) -> float:
     "Seconds of one SAM image-encoder pass (`set_image`) on the stitched canvas of the image at `path`: the floor."
     from segwl.data import load_image
     from segwl.stitch import Stitch
-    from segwl.pseudolabel import _working_copy
+    from segwl.seed import _working_copy
     img, _ = _working_copy(load_image(path), pl.settings.max_side)
     st = Stitch(pl.reference.shape, img.shape)
     canvas = st.canvas(pl.reference, img)
@@ -146,7 +146,7 @@ def memory_child(args):
     "Label the first `--memory-child` images with `label_folder`; print JSON: RSS after each image and ru_maxrss."
     from segwl.folder import label_folder
     seg, sc, _ = build(args)
-    pl = labeler(args, seg, sc)
+    pl = labeller(args, seg, sc)
     files = find_data(args.data)[2][:args.memory_child]
     trace, inner = [], pl.label
     def label(image):
@@ -169,7 +169,7 @@ def child_args(args) -> list[str]:
          '--device', args.device, '--text', args.text]
     if args.threads: a += ['--threads', str(args.threads)]
     for k in SCORER_KNOBS:
-        if getattr(args, k, None) is not None: a += [f"--{k.replace('_', '-')}", str(getattr(args, k))]
+        if vars(args).get(k) is not None: a += [f"--{k.replace('_', '-')}", str(vars(args)[k])]
     return a + (['--tiny'] if args.tiny or args.memory_tiny else [])
 
 
@@ -201,18 +201,19 @@ class SyncedConcept(Synced):
         if torch.cuda.is_available(): torch.cuda.synchronize()
         return out
 
-def canvas_labeler(args, seg):
-    from segwl.data import load_reference
-    from segwl.concept import CanvasLabeler
+def canvas_labeller(args, seg):
+    "The canvas labeller over the first reference of `args.data`, through the recipe, with the concept model `seg`."
+    from segwl.recipe import LabellerSpec
     ref_path, mask_path, _ = find_data(args.data)
-    return CanvasLabeler([load_reference(ref_path, mask_path)], None if args.no_text else args.text, seg)
+    spec = LabellerSpec((ref_path, mask_path), None if args.no_text else args.text, method='canvas')
+    return spec.build(backends=dict(concept=seg))
 
 def canvas_encoder_pass(cl, path) -> float:
     "Seconds of one vision-encoder pass (`set_image`) on the canvas of the image at `path`: the floor."
     from segwl.data import load_image
-    from segwl.concept import _shrunk
+    from segwl.canvas import _shrunk
     work = _shrunk(load_image(path), cl.settings.max_side)
-    canvas = cl.layout_for(work.shape).canvas(cl.images, work)
+    canvas = cl.layout_for(work.shape).canvas([im for im, _ in cl.references], work)
     t = time.perf_counter()
     cl.segmenter.set_image(canvas)
     return time.perf_counter() - t
@@ -261,7 +262,7 @@ def run_canvas(args) -> dict:
     found = find_data(args.data)
     files = found[2][:args.images]
     seg, models = build_canvas(args)
-    cl = canvas_labeler(args, SyncedConcept(seg))
+    cl = canvas_labeller(args, SyncedConcept(seg))
     log = lambda *a: print(*a, file=sys.stderr, flush=True)
     log(f"bench canvas: {models}, {len(files)} images, {torch.get_num_threads()} torch threads")
     from segwl.data import load_image
@@ -379,7 +380,7 @@ def run(args) -> dict:
     files = found[2][:args.images]
     seg, sc, models = build(args)
     seg = Synced(seg)
-    pl = labeler(args, seg, sc)
+    pl = labeller(args, seg, sc)
     log = lambda *a: print(*a, file=sys.stderr, flush=True)
     log(f"bench: {models}, {len(files)} images, {args.trials} trials, {torch.get_num_threads()} torch threads")
     encoder_pass(pl, files[0])                                           # warm-up: first calls allocate
@@ -391,7 +392,7 @@ def run(args) -> dict:
             steps.append(label_one(pl, p, out))
             log(f"  {p.name}: encoder {encoder[-1]:.2f} s, pipeline {steps[-1]['total']:.2f} s")
         if args.seed_images:
-            seed_pl = labeler(args, SeedPattern(seg), SeedScorer(sc, args.trials))
+            seed_pl = labeller(args, SeedPattern(seg), SeedScorer(sc, args.trials))
             for p in files[:args.seed_images]:
                 seed_steps.append(label_one(seed_pl, p, out))
                 log(f"  seed pattern {p.name}: {seed_steps[-1]['total']:.2f} s")

@@ -82,13 +82,12 @@ class Models:
 
 
 def labeller(row: Row, models: Models, refs: list, text: str):
-    "The labeller of `row` over the (image, mask) arrays `refs`."
-    if row.method == 'seed':
-        from segwl.pseudolabel import PseudoLabeler
-        (im, m), = refs[:1]
-        return PseudoLabeler(im, m, text, models.get(row.segmenter, 'segmenter'), models.get(row.scorer, 'scorer'))
-    from segwl.concept import CanvasLabeler
-    return CanvasLabeler(refs[:row.refs], text if row.text else None, models.get(row.segmenter, 'concept'))
+    "The labeller of `row` over the (image, mask) arrays `refs`, through the recipe, with the models built once."
+    from segwl.recipe import LabellerSpec, METHODS
+    spec = LabellerSpec(refs[:row.refs], text if row.text else None, segmenter=row.segmenter, scorer=row.scorer,
+                        method=row.method)
+    kinds = dict(zip(METHODS[row.method].kinds, (row.segmenter, row.scorer)))
+    return spec.build(backends={kind: models.get(name, kind) for kind, name in kinds.items()})
 
 
 # ---------------------------------------------------------------- one row on one dataset

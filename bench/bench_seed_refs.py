@@ -16,7 +16,7 @@ one channel):
 Methods, all with the same `LabelSettings`, the same text points and the same per-reference points:
 
 - `stitches, best` (segwl's): each reference stitched beside the target on its own canvas, the best
-  `(has object, score)` answer wins, tied answers united (`PseudoLabeler.label`);
+  `(has object, score)` answer wins, tied answers united (`SeedLabeller.label`);
 - `stitches, union`: the same k answers, the union of every non-empty one;
 - `canvas, strip`: every reference in a strip beside the target (`segwl.stitch.CanvasLayout`, 'auto', as the canvas
   method lays them out), one `set_image`, the trials prompt every reference's points and the text points at once;
@@ -36,7 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, free_ellipse   # noqa: E402
-from segwl.pseudolabel import PseudoLabeler, best_answer                    # noqa: E402
+from segwl.seed import SeedLabeller, best_answer                           # noqa: E402
+from segwl.recipe import LabellerSpec                                      # noqa: E402
 from segwl.stitch import CanvasLayout, Cell, Stitch, resize_image, resize_mask  # noqa: E402
 
 RED, BLUE = (220, 30, 30), (40, 60, 210)
@@ -133,7 +134,7 @@ def target_share(method: str, refs, hw) -> float:
 
 
 class _OnCanvas:
-    "The canvas option's frame, for `PseudoLabeler._best_mask`: reference points come already on the canvas."
+    "The canvas option's frame, for `SeedLabeller._best_mask`: reference points come already on the canvas."
     def __init__(self, layout: CanvasLayout):
         self.layout, self.target_hw, self.canvas_hw = layout, layout.target_hw, layout.hw
 
@@ -142,12 +143,12 @@ class _OnCanvas:
     def target_mask(self, mask): return self.layout.target.crop(mask)
 
 
-def _verdict(pl: PseudoLabeler, mask, score) -> tuple[np.ndarray, bool]:
-    present = bool(mask.any()) and (pl.settings.min_score is None or score >= pl.settings.min_score)
+def _verdict(pl: SeedLabeller, mask, score) -> tuple[np.ndarray, bool]:
+    present = bool(mask.any()) and (pl.settings.min_mask_score is None or score >= pl.settings.min_mask_score)
     return mask & present, present
 
 
-def label(pl: PseudoLabeler, image, method: str) -> tuple[np.ndarray, bool]:
+def label(pl: SeedLabeller, image, method: str) -> tuple[np.ndarray, bool]:
     "`(mask, present)` of `image` by `method` (see the module's docstring)."
     if method == 'stitches, best':
         r = pl.label(image)
@@ -178,7 +179,8 @@ def _iou(a, b) -> float:
 def measure(refs, scenes, method: str, trials: int) -> dict:
     "Mean IoU, absent rate and cost per image of `method` with `refs` on `scenes`."
     seg = ColourSegmenter()
-    pl = PseudoLabeler(refs, 'an object', seg, LooksScorer(window=4, stride=2), trials=trials, min_text_score=0.001)
+    spec = LabellerSpec(refs, 'an object', dict(trials=trials, min_text_score=0.001))
+    pl = spec.build(backends=dict(segmenter=seg, scorer=LooksScorer(window=4, stride=2)))
     ious, absent, t = [], 0, time.perf_counter()
     for im, true in scenes:
         mask, present = label(pl, im, method)

@@ -4,16 +4,16 @@
 
 # %% ../nbs/12_cli.ipynb #ac106bce
 from __future__ import annotations
-import argparse, difflib, shlex, sys
+import argparse, difflib, re, shlex, sys
 from .data import SegwlError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'BACKEND_OPTIONS', 'TINY_WARNING', 'EXPORT_FORMATS', 'INSTANCE_MODES', 'HOLE_MODES', 'MODEL_FORMATS',
-           'STATUS_MIME', 'command', 'Parser', 'version', 'build_parser', 'main', 'settings_flags',
-           'settings_from_args', 'make_backend', 'backend_options', 'load_references', 'images_to_label', 'label',
-           'train_cmd', 'predict_cmd', 'evaluate_cmd', 'export_cmd', 'export_model_cmd', 'review_cmd', 'jobs_dir',
-           'job_names', 'job_notebook', 'parse_value', 'notebook_parameters', 'check_parameters', 'run_notebook',
-           'job_status', 'notebook_status', 'run_notebook_cmd', 'demo']
+__all__ = ['COMMANDS', 'TINY_WARNING', 'EXPORT_FORMATS', 'INSTANCE_MODES', 'HOLE_MODES', 'MODEL_FORMATS', 'STATUS_MIME',
+           'command', 'Parser', 'version', 'build_parser', 'main', 'flag_help', 'settings_flags', 'settings_from_args',
+           'images_to_label', 'label_terms', 'label_spec', 'label', 'train_cmd', 'predict_cmd', 'evaluate_cmd',
+           'export_cmd', 'export_model_cmd', 'review_cmd', 'jobs_dir', 'job_names', 'job_notebook', 'parse_value',
+           'notebook_parameters', 'check_parameters', 'run_notebook', 'job_status', 'notebook_status',
+           'run_notebook_cmd', 'demo']
 
 # %% ../nbs/12_cli.ipynb #7af7140d
 COMMANDS: dict = {}
@@ -79,77 +79,127 @@ def _flag_kind(f) -> dict:
     if f.metadata.get('choices'): kw.update(choices=f.metadata['choices'], metavar=None)
     return kw
 
+_OWN_DEFAULT = re.compile(r'\s*\((?:([^()]*?);\s*)?default: ([^()]*)\)')
+
+def flag_help(help: str, defaults: list) -> str:
+    "A flag's help: `help` and one `[default: X]`, X what a null default means where `help` says '(default: X)'."
+    m = _OWN_DEFAULT.search(help)
+    if m: help = help[:m.start()] + (f" ({m.group(1)})" if m.group(1) else '') + help[m.end():]
+    shown = lambda v: m.group(2) if m and v is None else 'off' if v is False else 'on' if v is True else str(v)
+    values = [(where, shown(v)) for where, v in defaults]
+    if len({v for _, v in values}) == 1: return f"{help} [default: {values[0][1]}]"
+    return f"{help} [default: {', '.join(f'{v} ({where})' for where, v in values)}]"
+
+# %% ../nbs/12_cli.ipynb #ba746af0
 def settings_flags(p, classes, title: str):
-    "One flag per field of the settings dataclass(es) `classes` (dest `s_<field>`, default: not given)."
+    "One flag per field (dest `s_<field>`, default: not given) of `classes`, one settings class or `{group: class}`."
     from dataclasses import fields
-    classes = classes if isinstance(classes, (list, tuple)) else [classes]
-    names = ' or '.join(c.__name__ for c in classes)
-    g = p.add_argument_group(title, f'defaults from {names}, or from --config; flags given override both')
-    seen = {}
-    for c in classes:
-        for f in fields(c): seen.setdefault(f.name, []).append((c, f))
-    for name, pairs in seen.items():
-        f = pairs[0][1]
-        where = ', '.join(f"{c.__name__} {x.default}" if len(classes) > 1 else f"{x.default}" for c, x in pairs)
-        g.add_argument('--' + name.replace('_', '-'), dest=f's_{name}', default=None,
-                       help=f.metadata.get('help', '') + f" (default: {where})", **_flag_kind(f))
+    from segwl.recipe import Renamed
+    classes = classes if isinstance(classes, dict) else {title: classes}
+    owners = {}
+    for where, c in classes.items():
+        for f in fields(c): owners.setdefault(f.name, []).append((where, c, f))
+    shared = p.add_argument_group(title) if any(len(o) > 1 for o in owners.values()) else None
+    groups = {where: p.add_argument_group(f"{where} ({c.__name__})" if len(classes) > 1 else where)
+              for where, c in classes.items()}
+    old = [(o, n) for c in classes.values() if issubclass(c, Renamed) for o, n in c.RENAMED.items()]
+    for name, own in owners.items():
+        f, was = own[0][2], [f"--{o.replace('_', '-')}" for o, n in old if n == name]
+        help = f.metadata.get('help', '') + (f" (was {', '.join(was)})" if was else '')
+        g = shared if len(own) > 1 else groups[own[0][0]]
+        g.add_argument('--' + name.replace('_', '-'), dest=f's_{name}', default=None, **_flag_kind(f),
+                       help=flag_help(help, [(where, x.default) for where, _, x in own]))
+    for o, n in dict(old).items():             # old names: still taken, not listed (the new flag's help names them)
+        if o not in owners:
+            kind = _flag_kind(owners[n][0][2])
+            p.add_argument('--' + o.replace('_', '-'), dest=f's_{o}', help=argparse.SUPPRESS, **kind)
 
 def settings_from_args(args, cls=None):
-    "The settings (`cls`, default `LabelSettings`) of parsed `args`: defaults, then `--config FILE`, then flags given."
+    "The settings (`cls`, default `SeedSettings`) of parsed `args`: defaults, then `--config FILE`, then flags given."
     from dataclasses import replace, fields
-    if cls is None: from segwl.pseudolabel import LabelSettings as cls
-    s = cls.from_json(args.config) if getattr(args, 'config', None) else cls()
+    from segwl.recipe import Renamed, renamed
+    if cls is None: from segwl.seed import SeedSettings as cls
+    config = vars(args).get('config')
+    s = cls.from_json(config) if config else cls()
     given = {k[2:]: v for k, v in vars(args).items() if k.startswith('s_') and v is not None}
+    if issubclass(cls, Renamed): given = renamed(given, cls.RENAMED, 'flags')
     alien = ['--' + k.replace('_', '-') for k in given if k not in {f.name for f in fields(cls)}]
     if alien: raise SegwlError(f"{', '.join(alien)}: not a setting of {cls.__name__}")
     return replace(s, **given)
 
 # %% ../nbs/12_cli.ipynb #d2b69cfb
+class _Formatter(argparse.HelpFormatter):
+    "argparse's help layout, without breaking a registry name at its hyphen (sam-vit_b) when it wraps lines."
+    def _split_lines(self, text, width):
+        import textwrap
+        return textwrap.wrap(' '.join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text, width, indent):
+        import textwrap
+        return textwrap.fill(' '.join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False)
+
 def _label_args(p):
-    from segwl.registry import backend_names
-    p.add_argument('--method', choices=['seed', 'canvas'], default='seed',
-                   help="seed: stitch + points + text map, a promptable segmenter (SAM); canvas: references and "
-                        "target on one canvas, a concept segmenter (SAM 3), every instance (default %(default)s)")
-    p.add_argument('--reference', nargs=2, action='append', metavar=('IMAGE', 'MASK'), default=[],
-                   help='a labelled image and its mask (same size, nonzero = object); repeat for up to 5 (seed: '
-                        'one segmenter pass per reference and image)')
-    p.add_argument('--reference-image', metavar='R', help='the labelled image (same as --reference R M)')
-    p.add_argument('--reference-mask', metavar='M', help='its mask')
-    p.add_argument('--text', metavar='T', help="what the object is, e.g. 'a photo of a cat' (canvas: optional)")
-    p.add_argument('--images', required=True, metavar='DIR', help='folder of images to label')
-    p.add_argument('--out', required=True, metavar='OUT', help='output folder: masks/, manifest.jsonl, config.json')
-    p.add_argument('--segmenter', choices=backend_names('segmenter') + backend_names('concept'),
-                   help='by registry name: a promptable segmenter for seed (default sam-vit_b), a concept segmenter '
-                        'for canvas (default sam3)')
-    p.add_argument('--scorer', default='clip', choices=backend_names('scorer'),
-                   help='seed: the text-region scorer, by registry name (default %(default)s)')
-    p.add_argument('--models', choices=['real', 'tiny-random'], default='real',
-                   help='real: trained weights; tiny-random: tiny untrained twins, for testing only '
-                        '(meaningless masks)')
-    _backend_option_args(p)
-    _engine_args(p)
-    p.add_argument('--limit', type=int, metavar='N', help='label at most N of the images not done yet')
-    p.add_argument('--no-resume', action='store_true', help='start over (empties masks/) instead of resuming')
-    p.add_argument('--config', default=None, metavar='FILE', help='a JSON file of labelling settings '
-                                                                  '(LabelSettings, or CanvasSettings for canvas)')
-    p.add_argument('--no-progress', action='store_true', help='no progress bar')
-    from segwl.pseudolabel import LabelSettings
-    from segwl.concept import CanvasSettings
-    settings_flags(p, [LabelSettings, CanvasSettings], 'labelling settings')
+    from segwl.recipe import METHODS, MAX_REFERENCES
+    p.formatter_class = _Formatter
+    from segwl.seed import SeedSettings
+    from segwl.canvas import CanvasSettings
+    c = p.add_argument_group('what to label, and where')
+    c.add_argument('--method', choices=list(METHODS), default='seed',
+                   help='; '.join(f"{m.name}: {m.help}" for m in METHODS.values()) + ' [default: %(default)s]')
+    c.add_argument('--reference', nargs=2, action='append', metavar=('IMAGE', 'MASK'), default=[],
+                   help=f'a labelled image and its mask (same size, nonzero = object); repeat for up to '
+                        f'{MAX_REFERENCES} (seed: one segmenter pass per reference and image)')
+    c.add_argument('--reference-image', metavar='R', help='the labelled image (same as --reference R M)')
+    c.add_argument('--reference-mask', metavar='M', help='its mask')
+    c.add_argument('--text', metavar='T', help="what the object is, e.g. 'a photo of a cat' (canvas: optional)")
+    c.add_argument('--images', required=True, metavar='DIR', help='folder of images to label')
+    c.add_argument('--out', required=True, metavar='OUT', help='output folder: masks/, manifest.jsonl, config.json')
+    c.add_argument('--config', metavar='FILE', help="a JSON file of the method's settings (SeedSettings or "
+                                                    "CanvasSettings, as the tuning panels save them)")
+    c.add_argument('--limit', type=int, metavar='N', help='label at most N of the images not done yet')
+    c.add_argument('--no-resume', action='store_true', help='start over (empties masks/) instead of resuming')
+    c.add_argument('--no-progress', action='store_true', help='no progress bar')
+    _backend_args(p)
+    _engine_args(p.add_argument_group('engine'))
+    settings_flags(p, {'seed method': SeedSettings, 'canvas method': CanvasSettings}, 'settings of both methods')
 
 # %% ../nbs/12_cli.ipynb #181e964d
-BACKEND_OPTIONS = {'segmenter': dict(checkpoint='sam_checkpoint', cache_dir='cache_dir'),
-                   'scorer': dict(model_name='clip_model', pretrained='clip_pretrained'),
-                   'concept': dict(cache_dir='cache_dir')}
+def _models_text() -> str:
+    "The models group's text: each method's backends by registry name, then the test stand-ins, apart."
+    from segwl.recipe import METHODS
+    from segwl.registry import backend_names
+    per = [f"{m.name}: " + '; '.join(f"--{role} {', '.join(backend_names(kind, stand_ins=False))}"
+                                     for role, kind, _ in m.backends) for m in METHODS.values()]
+    fakes = [f"{', '.join(n)} ({m.name})" for m in METHODS.values()
+             if (n := [x for k in m.kinds for x in backend_names(k, stand_ins=True)])]
+    return (f"backends by registry name. {'. '.join(per)}. Test stand-ins, not models (known answers on synthetic "
+            f"scenes, for tests and demos): {'; '.join(fakes)}.")
+
+def _backend_args(p):
+    from segwl.recipe import METHODS, BACKEND_OPTIONS, option_names
+    g = p.add_argument_group('models', _models_text())
+    defaults = lambda role: [(m.name, d) for m in METHODS.values() for r, _, d in m.backends if r == role]
+    g.add_argument('--segmenter', metavar='NAME', help=flag_help("the method's segmenter, by registry name",
+                                                                 defaults('segmenter')))
+    g.add_argument('--scorer', metavar='NAME', help=flag_help('seed: the text-region scorer, by registry name',
+                                                              defaults('scorer')))
+    g.add_argument('--models', choices=['real', 'tiny-random'], default='real',
+                   help='real: trained weights; tiny-random: tiny untrained twins, for testing only (meaningless '
+                        'masks) [default: %(default)s]')
+    for name in option_names():
+        o = next(o for o in BACKEND_OPTIONS if o.name == name)
+        g.add_argument('--' + name.replace('_', '-'), dest=name, metavar=o.metavar, help=o.help)
+    g.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps [default: %(default)s]')
 
 def _engine_args(p):
     p.add_argument('--engine', choices=['local', 'ray'], default='local',
                    help='local: this process; ray: a pool of Ray workers, each building its models once '
-                        '(pip install "segwl[ray]"; default %(default)s)')
-    p.add_argument('--workers', type=int, metavar='N', help='Ray workers (default 2); one GPU each where the cluster '
-                                                           'has GPUs (shared evenly when it has fewer)')
-    p.add_argument('--ray-address', metavar='ADDR', help='join the Ray cluster at ADDR (default: a local Ray '
-                                                         'instance on this machine)')
+                        '(pip install "segwl[ray]") [default: %(default)s]')
+    p.add_argument('--workers', type=int, metavar='N', help='Ray workers; one GPU each where the cluster has GPUs '
+                                                           '(shared evenly when it has fewer) [default: 2]')
+    p.add_argument('--ray-address', metavar='ADDR', help='join the Ray cluster at ADDR [default: a local Ray '
+                                                         'instance on this machine]')
 
 def _check_engine(args):
     "The engine flags of `segwl label` and `segwl predict` fit together (else exit 2, before anything starts)."
@@ -157,33 +207,9 @@ def _check_engine(args):
         raise SegwlError("--workers and --ray-address go with --engine ray (add --engine ray, or leave them out)")
     if args.workers is not None and args.workers < 1: raise SegwlError(f"--workers {args.workers}: expected at least 1")
 
-def _backend_option_args(p):
-    p.add_argument('--sam-checkpoint', metavar='P', help='SAM weights file (default: the official one, downloaded, '
-                                                         'checked and cached)')
-    p.add_argument('--clip-model', metavar='NAME', help='open_clip model name (default ViT-B-32)')
-    p.add_argument('--clip-pretrained', metavar='TAG|PATH', help='open_clip pretrained tag or weights file '
-                                                               '(default openai)')
-    p.add_argument('--cache-dir', metavar='DIR', help="where downloaded weights are kept (default: the backend's "
-                                                       "own cache: $SEGWL_CACHE, torch hub or the Hugging Face cache)")
-    p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps (default %(default)s)')
-
 # %% ../nbs/12_cli.ipynb #79d2af12
 TINY_WARNING = ("*" * 78 + "\n*** WARNING: --models tiny-random uses tiny UNTRAINED networks. The masks and scores "
                 "it writes\n*** are MEANINGLESS: use it to test the plumbing, never as labels.\n" + "*" * 78)
-
-def make_backend(kind: str, name: str, device: str = 'auto', random: bool = False, **options):
-    "`(backend, record)`: registry backend `name` of `kind` built with `options` (None: not given), and how."
-    from segwl.registry import create_backend, backend_record
-    if random:
-        flags = {k: '--' + a.replace('_', '-') for k, a in BACKEND_OPTIONS.get(kind, {}).items()}
-        given = [flags.get(k, k) for k, v in options.items() if v is not None]
-        if given: raise SegwlError(f"{', '.join(given)}: real weights, but tiny random models were asked for")
-        return create_backend(name, kind, random=True, seed=0, device=device), backend_record(name, random=True)
-    return create_backend(name, kind, device=device, **options), backend_record(name, **options)
-
-def backend_options(kind: str, args) -> dict:
-    "The builder options of a `kind` backend given on the command line."
-    return {k: getattr(args, a, None) for k, a in BACKEND_OPTIONS.get(kind, {}).items()}
 
 # %% ../nbs/12_cli.ipynb #43e01835
 def _references(args) -> list:
@@ -195,16 +221,6 @@ def _references(args) -> list:
         refs.insert(0, (args.reference_image, args.reference_mask))
     if not refs: raise SegwlError("no reference: give --reference IMAGE MASK (the one labelled image and its mask)")
     return refs
-
-def load_references(pairs) -> list:
-    "`[(image, mask)]` arrays of reference file pairs; any problem is a `BadReferenceError` naming the file."
-    from segwl.data import load_reference, BadReferenceError
-    out = []
-    for img, msk in pairs:
-        try: out.append(load_reference(img, msk))
-        except BadReferenceError: raise
-        except SegwlError as e: raise BadReferenceError(f"unusable reference: {e}") from None
-    return out
 
 # %% ../nbs/12_cli.ipynb #cd8a8fd0
 def images_to_label(folder) -> list:
@@ -218,68 +234,41 @@ def images_to_label(folder) -> list:
     raise LayoutError(f"{folder}: no images to label (jpg, png, webp, bmp, tif, gif){hint}")
 
 # %% ../nbs/12_cli.ipynb #75fc4286
-def _seed_labeller(args, refs, device, tiny):
-    "`(PseudoLabeler, models record)` of the seed method for the parsed `args`: 1 to `MAX_REFERENCES` references."
-    from segwl.pseudolabel import PseudoLabeler
-    from segwl.pseudolabel import MAX_REFERENCES
-    if len(refs) > MAX_REFERENCES:
-        raise SegwlError(f"{len(refs)} references: the seed method takes 1 to {MAX_REFERENCES} (--reference IMAGE MASK "
-                         f"up to {MAX_REFERENCES} times; each costs one segmenter pass per image)")
-    if not args.text: raise SegwlError("the seed method needs --text (what the object is, e.g. 'a photo of a cat')")
-    settings = settings_from_args(args)
-    seg, seg_rec = make_backend('segmenter', args.segmenter or 'sam-vit_b', device, tiny,
-                                **backend_options('segmenter', args))
-    scorer, scorer_rec = make_backend('scorer', args.scorer, device, tiny, **backend_options('scorer', args))
-    labeller = PseudoLabeler(refs, args.text, segmenter=seg, scorer=scorer, settings=settings)
-    return labeller, dict(segmenter=seg_rec, scorer=scorer_rec)
+def label_terms() -> dict:
+    "What `segwl label` calls the recipe's words: its flags, for the recipe's messages."
+    from segwl.recipe import option_names
+    flags = {n: '--' + n.replace('_', '-') for n in option_names()}
+    return dict(text='--text', references='--reference IMAGE MASK, once each', segmenter='--segmenter',
+                scorer='--scorer', real='--models real', settings='--config', method='--method', **flags)
 
-def _canvas_labeller(args, refs, device, tiny):
-    "`(CanvasLabeler, models record)` of the canvas method for the parsed `args`."
-    from segwl.concept import CanvasLabeler, CanvasSettings
-    settings = settings_from_args(args, CanvasSettings)
-    seg, rec = make_backend('concept', args.segmenter or 'sam3', device, tiny, **backend_options('concept', args))
-    return CanvasLabeler(refs, args.text, seg, settings), dict(concept=rec)
+def label_spec(args):
+    "The recipe of `segwl label`'s parsed `args` (references as files): checked, so a mistake stops it with exit 2."
+    from segwl.recipe import LabellerSpec, METHODS, backend_options, option_names
+    terms = label_terms()
+    settings = settings_from_args(args, METHODS[args.method].settings_class)
+    options = backend_options({n: vars(args)[n] for n in option_names()}, args.method, terms)
+    return LabellerSpec(_references(args), args.text, settings, args.segmenter, args.scorer, options,
+                        random=args.models == 'tiny-random', device=args.device, method=args.method, terms=terms)
 
 # %% ../nbs/12_cli.ipynb #b3bb9db7
 @command('label', 'Pseudo-label a folder of images like one (or a few) labelled reference images.', _label_args)
 def label(args):
-    from pathlib import Path
     from segwl.data import resolve_device
     from segwl.folder import label_folder
+    from segwl.recipe import upgrade_config
     _check_engine(args)
-    pairs = _references(args)
-    refs = load_references(pairs)
-    tiny = args.models == 'tiny-random'
-    if args.engine == 'ray': return _label_ray(args, refs, pairs, tiny)
-    files, device = images_to_label(args.images), resolve_device(args.device)
+    spec = label_spec(args).load()                     # every check, the references read: nothing written yet
+    files, tiny = images_to_label(args.images), spec.random
     if tiny: print(TINY_WARNING, file=sys.stderr)
-    make = _canvas_labeller if args.method == 'canvas' else _seed_labeller
-    labeller, models = make(args, refs, device, tiny)
-    ref_paths = [dict(image=str(Path(i).resolve()), mask=str(Path(m).resolve())) for i, m in pairs]
-    cfg = dict(method=args.method, models=models, reference=ref_paths, device=device)
-    n = label_folder(labeller, args.images, args.out, resume=not args.no_resume, progress=not args.no_progress,
-                     config=cfg, limit=args.limit)
-    return _label_summary(n, len(files), args, tiny)
-
-# %% ../nbs/12_cli.ipynb #8147a886
-def _label_ray(args, refs, pairs, tiny) -> int:
-    "`segwl label --engine ray`: the driver checks and writes, Ray workers build the backends and label."
-    from pathlib import Path
-    from segwl.concept import CanvasSettings
-    from segwl.engine import LabelerSpec, label_folder_ray
-    canvas = args.method == 'canvas'
-    if not (canvas or args.text):
-        raise SegwlError("the seed method needs --text (what the object is, e.g. 'a photo of a cat')")
-    files = images_to_label(args.images)
-    if tiny: print(TINY_WARNING, file=sys.stderr)
-    kinds = ('concept',) if canvas else ('segmenter', 'scorer')
-    spec = LabelerSpec(refs, args.text, settings_from_args(args, CanvasSettings if canvas else None), args.segmenter,
-                       args.scorer, options={k: backend_options(k, args) for k in kinds}, random=tiny,
-                       device=args.device, method=args.method)
-    ref_paths = [dict(image=str(Path(i).resolve()), mask=str(Path(m).resolve())) for i, m in pairs]
-    cfg = dict(method=args.method, models=spec.models(), reference=ref_paths, device=args.device)
-    n = label_folder_ray(spec, args.images, args.out, workers=args.workers or 2, address=args.ray_address,
-                         resume=not args.no_resume, progress=not args.no_progress, config=cfg, limit=args.limit)
+    upgrade_config(args.out, spec.settings_class)      # a run of an older segwl resumes
+    run = dict(resume=not args.no_resume, progress=not args.no_progress, limit=args.limit)
+    if args.engine == 'ray':                           # the driver checks and writes, Ray workers build and label
+        from segwl.engine import label_folder_ray
+        n = label_folder_ray(spec, args.images, args.out, workers=args.workers or 2, address=args.ray_address,
+                             config=spec.record(), **run)
+    else:
+        device = resolve_device(args.device)
+        n = label_folder(spec.build(device=device), args.images, args.out, config=spec.record(device), **run)
     return _label_summary(n, len(files), args, tiny)
 
 # %% ../nbs/12_cli.ipynb #c242560b

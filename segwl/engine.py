@@ -6,103 +6,24 @@
 from __future__ import annotations
 import base64, json, tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 import numpy as np
-from fastcore.basics import patch
-from .data import SegwlError, OutputError, BadReferenceError, atomic_path, output_lock
-from .concept import CanvasSettings, _text
+from .data import SegwlError, OutputError, atomic_path, output_lock
 from .folder import ManifestWriter, label_one, collisions, files_of, plan_folder, drain
-from .pseudolabel import LabelSettings, MAX_REFERENCES
 from .finetune import load_model, predict_one, predict_folder
-from .registry import get_backend, create_backend, backend_record
+from .recipe import LabellerSpec, METHODS
 
 # %% auto #0
-__all__ = ['METHODS', 'SETTINGS', 'DEFAULT_SEGMENTER', 'RESULT_KEYS', 'EngineError', 'LabelerSpec', 'run_one', 'FolderWorker',
-           'image_files', 'write_result', 'label_with', 'in_process', 'ray_session', 'gpus_per_worker', 'guarded',
-           'ray_results', 'label_folder_ray', 'predict_folder_ray']
+__all__ = ['LabelerSpec', 'RESULT_KEYS', 'EngineError', 'run_one', 'FolderWorker', 'image_files', 'write_result', 'label_with',
+           'in_process', 'ray_session', 'gpus_per_worker', 'guarded', 'ray_results', 'label_folder_ray',
+           'predict_folder_ray']
 
 # %% ../nbs/08a_engine.ipynb #bfce7359
 class EngineError(SegwlError):
     "The Ray engine could not run: Ray missing or not starting, or a worker unable to build its labeller or model."
 
-METHODS = ('seed', 'canvas')                                   # labelling methods a spec can build
-SETTINGS = dict(seed=LabelSettings, canvas=CanvasSettings)
-DEFAULT_SEGMENTER = dict(seed='sam-vit_b', canvas='sam3')
-
-def _pairs(reference) -> list:
-    "`[(image, mask)]`: a list of pairs as given, or one `(image, mask)` pair alone as a list of one."
-    refs = list(reference)
-    if len(refs) == 2 and not any(isinstance(r, (list, tuple)) for r in refs): return [tuple(refs)]
-    if not all(isinstance(r, (list, tuple)) and len(r) == 2 for r in refs):
-        raise BadReferenceError("reference: expected (image, mask) pairs, as arrays or paths")
-    return [tuple(r) for r in refs]
-
-@dataclass
-class LabelerSpec:
-    "How a worker builds its labeller: small and picklable; checked here, built by `build()` where it runs."
-    reference: list                  # [(image, mask)]: arrays, or paths every worker can read; one pair alone is fine
-    text: str | None                 # what the object is (optional for canvas)
-    settings: LabelSettings | CanvasSettings | dict | None = None   # None: the method's defaults
-    segmenter: str | None = None     # registry names; None: sam-vit_b (seed), sam3 (canvas: a concept segmenter)
-    scorer: str = 'clip'             # seed only
-    options: dict = field(default_factory=dict)   # {kind: {...}}: builder options ('concept' for canvas)
-    random: bool = False             # the backends' tiny random twins (tests, plumbing)
-    device: str = 'auto'             # resolved on each worker
-    method: str = 'seed'
-
-    def __post_init__(self):
-        if self.method not in METHODS: raise SegwlError(f"method {self.method!r}: expected one of {', '.join(METHODS)}")
-        cls = SETTINGS[self.method]
-        if self.settings is None: self.settings = cls()
-        if isinstance(self.settings, dict): self.settings = cls.from_dict(self.settings)
-        if not isinstance(self.settings, cls):
-            raise SegwlError(f"settings: the {self.method} method takes {cls.__name__}, not "
-                             f"{type(self.settings).__name__}")
-        self.reference = _pairs(self.reference)
-        if not 1 <= len(self.reference) <= MAX_REFERENCES:
-            raise BadReferenceError(f"{len(self.reference)} references: the {self.method} method takes 1 to "
-                                    f"{MAX_REFERENCES}")
-        self.segmenter = self.segmenter or DEFAULT_SEGMENTER[self.method]
-        if self.method == 'canvas': self.text = _text(self.text)        # as CanvasLabeler keeps it
-        for kind, name in self.backends.items(): get_backend(name, kind)
-        given = [f"{kind} {k}" for kind, o in self.options.items() for k, v in o.items() if v is not None]
-        if self.random and given: raise SegwlError(f"{', '.join(given)}: real weights, but tiny random models were "
-                                                   f"asked for")
-
-    @property
-    def backends(self) -> dict:
-        "`{kind: registry name}` of the backends the method builds."
-        if self.method == 'canvas': return dict(concept=self.segmenter)
-        return dict(segmenter=self.segmenter, scorer=self.scorer)
-
-# %% ../nbs/08a_engine.ipynb #c3467859
-@patch
-def models(self: LabelerSpec) -> dict:
-    "The backend records config.json keeps: the same as `segwl label` records for the local engine."
-    def rec(kind, name):
-        return backend_record(name, random=True) if self.random else backend_record(name, **self.options.get(kind, {}))
-    return {kind: rec(kind, name) for kind, name in self.backends.items()}
-
-@patch
-def backend(self: LabelerSpec, kind: str, device: str):
-    "Build the `kind` backend through the registry, as `segwl label` does (tiny twins with seed 0)."
-    name = self.backends[kind]
-    if self.random: return create_backend(name, kind, random=True, seed=0, device=device)
-    return create_backend(name, kind, device=device, **self.options.get(kind, {}))
-
-@patch
-def build(self: LabelerSpec):
-    "The labeller: references read (if paths), backends built on this process's device."
-    from segwl.data import load_reference, resolve_device
-    from segwl.pseudolabel import PseudoLabeler
-    from segwl.concept import CanvasLabeler
-    refs = [load_reference(i, m) if isinstance(i, (str, Path)) else (i, m) for i, m in self.reference]
-    device = resolve_device(self.device)
-    if self.method == 'canvas': return CanvasLabeler(refs, self.text, self.backend('concept', device), self.settings)
-    return PseudoLabeler(refs, self.text, segmenter=self.backend('segmenter', device),
-                         scorer=self.backend('scorer', device), settings=self.settings)
+LabelerSpec = LabellerSpec          # the old spelling
 
 # %% ../nbs/08a_engine.ipynb #35271fc9
 RESULT_KEYS = ('path', 'row', 'files', 'fatal')
@@ -174,7 +95,7 @@ def _drain(results, out: Path, writer: ManifestWriter, collide: dict, n: dict, t
     return drain(results, lambda res: write_result(res, out, collide), writer, n, total, progress, what)
 
 # %% ../nbs/08a_engine.ipynb #11059abf
-def label_with(spec: LabelerSpec, images, out, results, resume: bool = True, progress: bool = True,
+def label_with(spec: LabellerSpec, images, out, results, resume: bool = True, progress: bool = True,
                config: dict | None = None, limit: int | None = None) -> dict:
     "Label `images` into `out` with `results(todo, collide)`, a context giving one worker result per image to do."
     files, out = files_of(images), Path(out)

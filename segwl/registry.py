@@ -26,19 +26,21 @@ class Backend:
     distributions: tuple = ()   # packages whose versions runs record
     help: str = ''          # one line for --help
     defaults: tuple = ()    # fixed (key, value) options of this entry, e.g. (('sam_type', 'vit_b'),)
+    stand_in: bool = False  # a test stand-in with known answers (segwl.testing), not a model: listed apart
 
 BACKENDS: dict[str, Backend] = {}
 
 # %% ../nbs/06_registry.ipynb #6fdadbfd
-def register_backend(name: str, kind: str, build, tiny=None, distributions=(), help: str = '', **defaults) -> Backend:
+def register_backend(name: str, kind: str, build, tiny=None, distributions=(), help: str = '', stand_in: bool = False,
+                     **defaults) -> Backend:
     "Add (or replace) the backend `name`; `defaults` are options every build of this entry gets."
     if kind not in KINDS: raise SegwlError(f"backend {name}: kind {kind!r} is not one of {', '.join(KINDS)}")
-    BACKENDS[name] = Backend(name, kind, build, tiny, tuple(distributions), help, tuple(defaults.items()))
+    BACKENDS[name] = Backend(name, kind, build, tiny, tuple(distributions), help, tuple(defaults.items()), stand_in)
     return BACKENDS[name]
 
-def backend_names(kind: str | None = None) -> list[str]:
-    "Names of the registered backends of `kind` (all when None), in registration order."
-    return [n for n, b in BACKENDS.items() if kind is None or b.kind == kind]
+def backend_names(kind: str | None = None, stand_ins: bool | None = None) -> list[str]:
+    "Names of the backends of `kind` (None: all), in registration order; `stand_ins` False: models only, True: others."
+    return [n for n, b in BACKENDS.items() if kind in (None, b.kind) and stand_ins in (None, b.stand_in)]
 
 # %% ../nbs/06_registry.ipynb #c3d14f83
 def get_backend(name: str, kind: str | None = None) -> Backend:
@@ -107,9 +109,9 @@ for _t, _h in _SAM_TYPES.items():
 register_backend('clip', 'scorer', 'segwl.backends.clip:ClipScorer.from_pretrained',
                  tiny='segwl.backends.clip:ClipScorer.tiny_random', distributions=('open_clip_torch',),
                  help='open_clip CLIP (model and pretrained tag or file)')
-register_backend('colour-segmenter', 'segmenter', 'segwl.testing:ColourSegmenter',
+register_backend('colour-segmenter', 'segmenter', 'segwl.testing:ColourSegmenter', stand_in=True,
                  help='stand-in: the region of the colour under the points (known answers on synthetic scenes)')
-register_backend('colour-scorer', 'scorer', 'segwl.testing:ColourScorer',
+register_backend('colour-scorer', 'scorer', 'segwl.testing:ColourScorer', stand_in=True,
                  help='stand-in: closeness to one colour (known answers on synthetic scenes)')
 _SAM2_SIZES = {'tiny': '156 MB', 'small': '184 MB', 'base-plus': '324 MB', 'large': '898 MB'}
 for _t, _h in _SAM2_SIZES.items():
@@ -120,5 +122,5 @@ for _t, _h in _SAM2_SIZES.items():
 register_backend('sam3', 'concept', 'segwl.backends.sam3:Sam3Segmenter.from_pretrained',
                  tiny='segwl.backends.sam3:Sam3Segmenter.tiny_random', distributions=('transformers',),
                  help='SAM 3 (facebook/sam3, 3.4 GB, gated: SAM License): every instance of a text or exemplar concept')
-register_backend('colour-concept', 'concept', 'segwl.testing:ColourConcept',
+register_backend('colour-concept', 'concept', 'segwl.testing:ColourConcept', stand_in=True,
                  help='stand-in: every region of the exemplars\' colour is an instance (known answers)')

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from conftest import ROOT
-from segwl.engine import EngineError, LabelerSpec, label_folder_ray, predict_folder_ray, ray_session, _ray
+from segwl.engine import EngineError, label_folder_ray, predict_folder_ray, ray_session, _ray
+from segwl.recipe import LabellerSpec
 from segwl.folder import label_folder, read_manifest
 from segwl.testing import synthetic_scene, scene_folder, concept_scene
 
@@ -14,12 +15,12 @@ REF = synthetic_scene((60, 90), seed=1)
 SIZES = [(40, 60), (64, 30), (30, 90), (48, 48), (56, 40), (36, 72)]
 
 
-def colour_spec() -> LabelerSpec:
-    return LabelerSpec(REF, 'a red ellipse', dict(trials=2), 'colour-segmenter', 'colour-scorer', device='cpu')
+def colour_spec() -> LabellerSpec:
+    return LabellerSpec(REF, 'a red ellipse', dict(trials=2), 'colour-segmenter', 'colour-scorer', device='cpu')
 
 
-def tiny_spec() -> LabelerSpec:
-    return LabelerSpec(REF, 'a red ellipse', dict(trials=2), 'sam-vit_b', 'clip', random=True, device='cpu')
+def tiny_spec() -> LabellerSpec:
+    return LabellerSpec(REF, 'a red ellipse', dict(trials=2), 'sam-vit_b', 'clip', random=True, device='cpu')
 
 
 @pytest.fixture(scope='module')
@@ -126,7 +127,7 @@ KILLED_DRIVER = KILL_ON_WRITE + """
 from segwl.testing import synthetic_scene
 images, out, address, kill_at = args
 spec = E.LabelerSpec(synthetic_scene((60, 90), seed=1), 'a red ellipse', dict(trials=2), 'sam-vit_b', 'clip',
-                     random=True, device='cpu')
+                     random=True, device='cpu')         # the old spelling, kept by segwl.engine
 E.label_folder_ray(spec, images, out, workers=2, address=address, progress=False)
 """
 
@@ -205,8 +206,8 @@ def test_cli_canvas_on_ray_matches_local(concept_folder, ray_address, tmp_path, 
     instances = json.loads((tmp_path/'ray'/'instances'/'c3.json').read_text())
     assert len(instances) == 3 and {'rle', 'score', 'box'} <= set(instances[0])
     cfg = json.loads((tmp_path/'ray'/'config.json').read_text())
-    assert (cfg['method'], cfg['models']['concept']['name'], cfg['settings']['min_score']) == ('canvas',
-                                                                                              'colour-concept', 0.6)
+    assert (cfg['method'], cfg['models']['concept']['name'], cfg['settings']['min_instance_score']) == (
+        'canvas', 'colour-concept', 0.6)                                      # --min-score: the old flag, mapped
     assert cli.main([str(a) for a in [*base, '--out', tmp_path/'ray']]) == 1              # a local rerun resumes it
     assert '0 labelled, 0 absent, 1 failed, 4 already done' in capsys.readouterr().out
 

@@ -97,14 +97,15 @@ def test_absent_scenes_come_back_absent_and_empty(hw):
     assert r.present is True and iou(r.mask, m) == 1.0
 
 
-def test_min_score_gate_says_absent_below_it(scenes):
+def test_min_mask_score_gate_says_absent_below_it(scenes):
     im, m = scenes[2]
     r = labeller().label(im)
     assert r.present and r.score == 1.0
-    r = labeller(min_score=1.01).label(im)                  # above every score the stand-in gives
+    r = labeller(min_mask_score=1.01).label(im)             # above every score the stand-in gives
     assert r.present is False and not r.mask.any() and r.score == 1.0
+    assert labeller(min_score=1.01).settings.min_mask_score == 1.01      # its old name still works
 
 
 def test_gates_are_settings_with_bounds():
-    assert (LabelSettings().min_text_score, LabelSettings().min_score, LabelSettings().peak_threshold) == (None, None, 0.8)
+    assert (LabelSettings().min_text_score, LabelSettings().min_mask_score, LabelSettings().peak_threshold) == (None, None, 0.8)
     with pytest.raises(Exception, match='peak_threshold=2'): LabelSettings(peak_threshold=2)
