@@ -214,10 +214,19 @@ def test_label_settings_json_round_trip_and_defaults(tmp_path):
     with pytest.raises(SegwlError, match='not valid JSON'): LabelSettings.from_json(tmp_path/'bad.json')
 
 # ---------------------------------------------------------------- label_folder
+class Whole:
+    "A seed labeller whose results carry `instances` (None), as the `LabelResult` protocol has every result do."
+    def __init__(self, pl): self.pl, self.settings, self.text, self.references = pl, pl.settings, pl.text, []
+    def label(self, image):
+        r = self.pl.label(image)
+        r.instances = None               # a no-op once the seed's LabelResult has the field (branch recipe)
+        return r
+
 def _labeler(seg=None, **kw):
     ref, ref_mask = synthetic_scene((80, 110), seed=7)
     kw = dict(dict(trials=2, n_object=4, n_background=4), **kw)
-    return PseudoLabeler(ref, ref_mask, 'a red ellipse', segmenter=seg or ColourSegmenter(), scorer=ColourScorer(), **kw)
+    return Whole(PseudoLabeler(ref, ref_mask, 'a red ellipse', segmenter=seg or ColourSegmenter(), scorer=ColourScorer(),
+                               **kw))
 
 SIZES = [(60, 80), (90, 40), (40, 150), (70, 70), (50, 65)]
 
@@ -327,7 +336,13 @@ class Slow(ColourSegmenter):
     def predict(self, *a, **k): time.sleep(0.05); return super().predict(*a, **k)
 ref, m = synthetic_scene((80, 110), seed=7)
 pl = PseudoLabeler(ref, m, 'a red ellipse', segmenter=Slow(), scorer=ColourScorer(), trials=2, n_object=4, n_background=4)
-label_folder(pl, sys.argv[1], sys.argv[2], progress=False)
+class Whole:
+    settings, text, references = pl.settings, pl.text, []
+    def label(self, image):
+        r = pl.label(image)
+        r.instances = None
+        return r
+label_folder(Whole(), sys.argv[1], sys.argv[2], progress=False)
 '''
 
 @pytest.mark.parametrize('wait_rows', [1, 3])
