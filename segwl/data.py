@@ -204,7 +204,7 @@ def dataset_layout(root) -> Layout:
 def resolve_device(name: str = 'auto') -> str:
     "A torch device string for `name` in auto|cpu|cuda|cuda:N|mps; refuses devices this machine lacks."
     import torch
-    has_mps = getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
+    has_mps = torch.backends.mps.is_available()          # torch >= 2.1 always has the module
     if name in (None, 'auto'): return 'cuda' if torch.cuda.is_available() else 'mps' if has_mps else 'cpu'
     if name.startswith('cuda') and not torch.cuda.is_available():
         raise SegwlError(f"--device {name}: no CUDA device is available here (use --device auto or cpu)")

@@ -53,7 +53,8 @@ def name_problem(name) -> str | None:
 # %% ../nbs/08_folder.ipynb #7b1c0867
 def _good_row(r) -> bool:
     "Whether a parsed line is a row segwl can use."
-    return isinstance(r, dict) and set(MANIFEST_KEYS) <= set(r) and r['status'] in STATUSES
+    return (isinstance(r, dict) and set(MANIFEST_KEYS) <= set(r) and isinstance(r['file'], str)
+            and r['status'] in STATUSES)
 
 def _check_name(r, path: Path, line: int):
     "`ManifestError` naming the manifest, the line and the name when row `r`'s `file` is not a plain name."
@@ -72,7 +73,7 @@ def read_manifest(path) -> list[dict]:
     for i, line in enumerate(path.read_bytes().split(b'\n'), 1):
         try: r = json.loads(line.decode('utf-8'))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError): continue
-        if isinstance(r, dict) and 'file' in r: _check_name(r, path, i)
+        if isinstance(r, dict) and isinstance(r.get('file'), str): _check_name(r, path, i)
         if _good_row(r): rows.append(r)
     return rows
 
