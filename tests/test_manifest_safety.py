@@ -244,3 +244,14 @@ def test_label_folder_on_a_disk_that_fills_while_appending(tmp_path):
     assert [row['file'] for row in _lines_are_rows(tmp_path/'out'/'manifest.jsonl')] == ['i0.png', 'i1.png']
     n = label_folder(Boxes(), imgs, tmp_path/'out', progress=False)   # room again: the rerun finishes the rest
     assert (n['skipped'], n['ok']) == (2, 3) and len(_lines_are_rows(tmp_path/'out'/'manifest.jsonl')) == 5
+
+def test_an_image_whose_name_a_row_cannot_hold_is_left_out_with_a_warning(tmp_path):
+    "A Linux file named `a\\b.png`: labelling it would write a row every later read refuses; it is left out, named."
+    imgs = tmp_path/'imgs'
+    imgs.mkdir()
+    for name in ('ok.png', 'a\\b.png'): Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(imgs/name)
+    import re
+    with pytest.warns(UserWarning, match=r"left out 1 image\(s\).*" + re.escape(repr('a\\b.png')) + '; rename them'):
+        n = label_folder(Boxes(), imgs, tmp_path/'out', progress=False)
+    assert n == dict(ok=1, absent=0, error=0, skipped=0, total=1)
+    assert [r['file'] for r in read_manifest(tmp_path/'out'/'manifest.jsonl')] == ['ok.png']
