@@ -4,7 +4,7 @@
 
 # %% ../nbs/09a_arch.ipynb #db8027ae
 from __future__ import annotations
-import socket
+import re, socket
 from pathlib import Path
 from typing import Callable, NamedTuple
 import torch
@@ -69,15 +69,23 @@ def _smp_split(name: str):
     if name.startswith('smp:'): return tuple(name[4:].split(':')) if name.count(':') == 2 else None
     return tuple(name.split('-', 1)) if '-' in name else None
 
+_TIMM_NAME = re.compile(r'[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)?')   # a timm model, maybe with a weights tag
+
+def _timm_known(name: str) -> bool:
+    "Whether `name` is a model timm knows (`resnet18`, `resnet50.a1_in1k`): a plain name, never a path or a hub id."
+    if not _TIMM_NAME.fullmatch(name): return False
+    import timm
+    return timm.is_model(name)
+
 def _smp_parse(name: str):
     "`(Decoder, encoder)` for an smp name; None for a name of another family; `ArchError` for an unknown encoder."
     parts = _smp_split(name)
     if parts is None or parts[0].lower() not in SMP_ALIASES: return None
     from segmentation_models_pytorch.encoders import encoders
     dec, enc = SMP_ALIASES[parts[0].lower()], parts[1]
-    if enc in encoders or enc.startswith('tu-'): return dec, enc
-    raise ArchError(f"--arch {name}: unknown encoder {enc!r}; segmentation_models_pytorch has "
-                    f"{', '.join(list(encoders)[:12])}, ... (or tu-<timm model>)")
+    if enc in encoders or (enc.startswith('tu-') and _timm_known(enc[3:])): return dec, enc
+    raise ArchError(f"--arch {name}: unknown encoder {enc!r}: neither an encoder of segmentation_models_pytorch "
+                    f"({', '.join(list(encoders)[:8])}, ...) nor tu-<a timm model name>. Valid forms: {arch_help()}")
 
 def _smp_build(decoder: str, encoder: str, pretrained: bool) -> nn.Module:
     "An smp decoder on `encoder` with one output class; pretrained: the encoder's ImageNet weights."
@@ -134,7 +142,7 @@ def parse_arch(name: str) -> tuple:
     for kind, fam in ARCH_FAMILIES.items():
         hit = fam.parse(n)
         if hit is not None: return (kind, *hit)
-    raise ArchError(f"--arch {name}: unknown architecture. Known: {arch_help()}")
+    raise ArchError(f"--arch {name}: unknown architecture. Valid forms: {arch_help()}")
 
 def canonical_arch(name: str) -> str:
     "The one spelling of an architecture name that `model.json` records."
@@ -172,11 +180,19 @@ def reachable(url: str, timeout: float = 3.0) -> bool:
 _WAYS_OUT = ("Run once on a connected machine (the weights are cached: torch hub's cache for torchvision, "
             "~/.cache/huggingface for smp), or train from scratch with --no-pretrained.")
 
+def _built(name: str, make: Callable) -> nn.Module:
+    "`make()`, or `ArchError` naming `name` when the library cannot build that network (a timm model smp cannot use)."
+    try: return make()
+    except ArchError: raise
+    except Exception as e:
+        raise ArchError(f"--arch {name}: cannot build it ({type(e).__name__}: {str(e)[:200]}). Valid forms: "
+                        f"{arch_help()}") from None
+
 def build_model(name: str = DEFAULT_ARCH, pretrained: bool = False) -> BinarySegmenter:
     "A one-logit segmentation model of architecture `name`, random or with pretrained weights."
     kind, a, b = parse_arch(name)
     build = ARCH_FAMILIES[kind].build
-    if not pretrained: return BinarySegmenter(build(a, b, False), kind)
+    if not pretrained: return BinarySegmenter(_built(name, lambda: build(a, b, False)), kind)
     src = weights_source(name)
     if weights_cached(name) is False and not reachable(src):
         raise ArchError(f"--pretrained: the pretrained weights of {canonical_arch(name)} are not cached and "

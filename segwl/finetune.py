@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_finetune.ipynb #b0e3a0af
 from __future__ import annotations
-import csv, json, math, random, time
+import csv, functools, json, math, random, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,10 +21,10 @@ from .trainset import (TINY_STAMP, IMAGENET_MEAN, IMAGENET_STD, select_training_
 from .checkpoint import save_checkpoint, load_checkpoint, save_smp
 
 # %% auto #0
-__all__ = ['MAX_EPOCHS', 'MAX_BATCH', 'MAX_MINUTES', 'HISTORY_COLUMNS', 'MIN_CURVE_EPOCHS', 'TrainSettings', 'bce_dice_loss',
-           'lr_factor', 'ema_decay', 'ema_model', 'foreground_iou', 'validate', 'ResumeError', 'Trainer', 'read_resume',
-           'make_loaders', 'seed_everything', 'write_history', 'tensorboard_writer', 'log_epoch', 'save_training_plot',
-           'train']
+__all__ = ['MAX_EPOCHS', 'MAX_BATCH', 'MAX_MINUTES', 'OLD_NAMES', 'HISTORY_COLUMNS', 'MIN_CURVE_EPOCHS', 'TrainSettings',
+           'bce_dice_loss', 'lr_factor', 'ema_decay', 'ema_model', 'foreground_iou', 'validate', 'ResumeError',
+           'Trainer', 'read_resume', 'make_loaders', 'seed_everything', 'write_history', 'tensorboard_writer',
+           'log_epoch', 'save_training_plot', 'train']
 
 # %% ../nbs/09_finetune.ipynb #1cd065ba
 MAX_EPOCHS, MAX_BATCH, MAX_MINUTES = 100_000, 1024, 60 * 24 * 365   # bounds: beyond them a run hangs
@@ -45,8 +45,9 @@ class TrainSettings(Settings):
     warmup: float = setting(0.05, "fraction of the budget spent warming up the learning rate", 0, 1)
     val_fraction: float = setting(0.1, "fraction of the images held out to pick the best epoch (0: none, the last "
                                   "epoch is kept)", 0, 1)
-    min_score: float | None = setting(None, "with a manifest: leave out pseudo-labels whose score is below this",
-                                      0, 1)
+    min_label_score: float | None = setting(None, "with a manifest: leave out pseudo-labels whose score is below "
+                                            "this or not a number (old name: min_score, --min-score, still accepted)",
+                                            0, 1)
     min_text_score: float | None = setting(None, "with a manifest: leave out pseudo-labels whose text score is "
                                            "below this (the seed used 0.25)", -1, 1)
     keep_absent: bool = setting(False, "with a manifest: train on the images labelled absent as background-only "
@@ -72,10 +73,34 @@ def validate(self: TrainSettings):
     if self.max_minutes == 0: raise SegwlError("setting max_minutes=0: expected a positive number or null")
     self.arch = canonical_arch(self.arch)
 
+# %% ../nbs/09_finetune.ipynb #45b65683
+OLD_NAMES = {'min_score': 'min_label_score'}   # a setting's old name -> its name now
+
+def _new_names(d: dict, where: str = 'settings') -> dict:
+    "`d` with the old names of settings replaced by their names now; `SegwlError` when both are given."
+    both = [o for o, n in OLD_NAMES.items() if o in d and n in d]
+    if both: raise SegwlError(f"{where}: {both[0]} is the old name of {OLD_NAMES[both[0]]}: give one of them")
+    return {OLD_NAMES.get(k, k): v for k, v in d.items()}
+
+_dataclass_init = TrainSettings.__init__
+
+def _init(self, *args, **kwargs): _dataclass_init(self, *args, **_new_names(kwargs, 'TrainSettings'))
+TrainSettings.__init__ = functools.wraps(_dataclass_init)(_init)
+
+@patch(cls_method=True)
+def from_dict(cls: TrainSettings, d: dict, name: str = 'settings'):
+    "Settings from a dict (`Settings.from_dict`), with the old names of settings accepted (`OLD_NAMES`)."
+    return Settings.from_dict.__func__(cls, _new_names(d, name) if isinstance(d, dict) else d, name)
+
+@patch(as_prop=True)
+def min_score(self: TrainSettings) -> float | None:
+    "The old name of `min_label_score`."
+    return self.min_label_score
+
 # %% ../nbs/09_finetune.ipynb #54ce8ec1
 def _needs_manifest(s) -> None:
     "A `SegwlError` when a setting that reads manifest rows is set without a manifest."
-    on = [n for n in ('min_score', 'min_text_score') if getattr(s, n) is not None]
+    on = [n for n in ('min_label_score', 'min_text_score') if getattr(s, n) is not None]
     on += [n for n in ('reviewed_only', 'weight_by_score') if getattr(s, n)]
     if on: raise SegwlError(f"{', '.join('--' + n.replace('_', '-') for n in on)}: these read the rows of a labelling "
                             f"manifest: give --manifest too (LABELS/manifest.jsonl from segwl label)")
@@ -370,7 +395,7 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
     with output_lock(out, 'segwl train'):
         clean_parts(out)
         if manifest is None: _needs_manifest(s)
-        pairs, counts = select_training_data(images_dir, masks_dir, manifest, s.min_score, s.min_text_score,
+        pairs, counts = select_training_data(images_dir, masks_dir, manifest, s.min_label_score, s.min_text_score,
                                              s.keep_absent, s.reviewed_only)
         weights = pair_weights(pairs, manifest) if s.weight_by_score else None
         log(_counts_line(counts, weights))

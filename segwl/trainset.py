@@ -15,14 +15,16 @@ from .data import (SegwlError, SegwlWarning, LayoutError, list_images, pair_mask
                         save_mask, read_json)
 
 # %% auto #0
-__all__ = ['REVIEWED_KEPT', 'MIN_WEIGHT', 'TINY_STAMP', 'IMAGENET_MEAN', 'IMAGENET_STD', 'manifest_rows', 'select_training_data',
-           'synthetic_dataset', 'label_weight', 'pair_weights', 'split_pairs', 'labels_config', 'tiny_random',
-           'train_transform', 'to_input', 'SegDataset']
+__all__ = ['REVIEWED_KEPT', 'LEFT_OUT', 'MIN_WEIGHT', 'TINY_STAMP', 'IMAGENET_MEAN', 'IMAGENET_STD', 'manifest_rows',
+           'select_training_data', 'synthetic_dataset', 'label_weight', 'pair_weights', 'split_pairs', 'labels_config',
+           'tiny_random', 'train_transform', 'to_input', 'SegDataset']
 
 # %% ../nbs/09b_trainset.ipynb #ec972c98
 REVIEWED_KEPT = ('accepted', 'fixed', 'rejected')     # segwl review's verdicts: a rejected image holds no object
 
-def _reviewed(row) -> bool: return bool(row) and row.get('reviewed') in REVIEWED_KEPT
+def _reviewed(row) -> bool:
+    "Whether a person reviewed manifest `row`: the one place training asks (only the verdicts segwl review writes)."
+    return isinstance(row, dict) and row.get('reviewed') in REVIEWED_KEPT
 
 def manifest_rows(path) -> dict:
     "`{stem: row}` of a labelling run's manifest (`segwl.folder.read_manifest`: a killed run's half row is skipped)."
@@ -30,19 +32,31 @@ def manifest_rows(path) -> dict:
         raise LayoutError(f"manifest {path}: file not found (it is the manifest.jsonl that segwl label wrote)")
     return {Path(r['file']).stem: r for r in read_manifest(path)}
 
-def _left_out(r, min_score, min_text_score, keep_absent=False, reviewed_only=False) -> str | None:
+def _finite(v) -> float | None:
+    "`v` as a float when it is a finite number; None for a text, a list, a bool, NaN or an infinity."
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return float(v) if ok else None
+
+def _below(r, key: str, floor) -> str | None:
+    "Why row `r`'s `key` score fails `floor` (a key of the counts), or None when it passes or there is no floor."
+    if floor is None: return None
+    v = r.get(key)
+    if v is not None and _finite(v) is None: return f'{key}_not_a_number'
+    return f'below_min_{key}' if v is None or v < floor else None
+
+def _left_out(r, min_label_score, min_text_score, keep_absent=False, reviewed_only=False) -> str | None:
     "Why manifest row `r` is left out of training (a key of the counts), or None to keep it."
     if r is None: return 'not_in_manifest'
-    if r.get('reviewed') in REVIEWED_KEPT: return None if r.get('status') in ('ok', 'absent') else 'error_rows'
+    if _reviewed(r): return None if r.get('status') in ('ok', 'absent') else 'error_rows'
     if reviewed_only: return 'not_reviewed'
     if r.get('status') == 'absent': return None if keep_absent else 'absent_rows'
     if r.get('status') != 'ok': return 'error_rows'
-    if min_score is not None and (r.get('score') is None or r['score'] < min_score): return 'below_min_score'
-    if min_text_score is not None and (r.get('text_score') is None or r['text_score'] < min_text_score):
-        return 'below_min_text_score'
-    return None
+    return _below(r, 'score', min_label_score) or _below(r, 'text_score', min_text_score)
 
-def select_training_data(images_dir, masks_dir, manifest=None, min_score=None, min_text_score=None,
+LEFT_OUT = ('not_in_manifest', 'error_rows', 'absent_rows', 'below_min_score', 'score_not_a_number',
+            'below_min_text_score', 'text_score_not_a_number')   # the counts of a manifest's rules, in this order
+
+def select_training_data(images_dir, masks_dir, manifest=None, min_label_score=None, min_text_score=None,
                          keep_absent=False, reviewed_only=False):
     "`(pairs, counts)`: the (image, mask) paths to train on, and how many images each rule left out."
     images = list_images(images_dir)
@@ -50,10 +64,10 @@ def select_training_data(images_dir, masks_dir, manifest=None, min_score=None, m
     counts, keep, rows = dict(images=len(images)), images, {}
     if manifest is not None:
         rows, keep = manifest_rows(manifest), []
-        counts |= dict(not_in_manifest=0, error_rows=0, absent_rows=0, below_min_score=0, below_min_text_score=0)
+        counts |= dict.fromkeys(LEFT_OUT, 0)
         if reviewed_only: counts['not_reviewed'] = 0
         for p in images:
-            why = _left_out(rows.get(p.stem), min_score, min_text_score, keep_absent, reviewed_only)
+            why = _left_out(rows.get(p.stem), min_label_score, min_text_score, keep_absent, reviewed_only)
             if why: counts[why] += 1
             else: keep.append(p)
     pairs = list(pair_masks(keep, masks_dir).items())
@@ -85,9 +99,8 @@ MIN_WEIGHT = 0.1
 def label_weight(row) -> float:
     "The weight of manifest `row`'s label in the loss with `weight_by_score`: its score, 1 when reviewed."
     if not row or _reviewed(row) or row.get('status') != 'ok': return 1.0
-    sc = row.get('score')
-    if not isinstance(sc, (int, float)) or not math.isfinite(sc): return 1.0
-    return float(min(1.0, max(MIN_WEIGHT, sc)))
+    sc = _finite(row.get('score'))
+    return 1.0 if sc is None else min(1.0, max(MIN_WEIGHT, sc))
 
 def pair_weights(pairs, manifest) -> dict:
     "`{image path: weight}` of the (image, mask) `pairs`, from the rows of `manifest`."
