@@ -10,7 +10,7 @@ import numpy as np
 from fastcore.basics import patch
 from .data import SegwlError, Settings, setting
 from .protocols import check_image
-from .stitch import LAYOUTS, CanvasLayout, resize_image, resize_mask
+from .stitch import LAYOUTS, CanvasLayout, resize_image, resize_mask, mask_iou
 from .pseudolabel import MIN_SIDE, MAX_REFERENCES, LabelResult, working_hw, check_max_side, check_references
 
 # %% auto #0
@@ -150,10 +150,6 @@ def exemplars(self: CanvasLabeler, layout: CanvasLayout) -> np.ndarray:
     return np.concatenate(boxes).astype(np.float64)
 
 # %% ../nbs/07a_concept.ipynb #c8a59cfb
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    u = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / u) if u else 1.0
-
 @patch
 def keep(self: CanvasLabeler, layout: CanvasLayout, masks: np.ndarray, scores: np.ndarray) -> tuple[list, float]:
     "`(instances in the target's frame, best score in the target's part)` from canvas `masks` and `scores`."
@@ -165,7 +161,7 @@ def keep(self: CanvasLabeler, layout: CanvasLayout, masks: np.ndarray, scores: n
     for k in np.argsort(-scores, kind='stable'):
         if not ours[k] or scores[k] < s.min_score: continue
         m = layout.target.crop(masks[k])
-        if any(_iou(m, i.mask) > s.max_overlap for i in kept): continue
+        if any(mask_iou(m, i.mask) > s.max_overlap for i in kept): continue
         kept.append(Instance(m.copy(), float(scores[k])))
     return kept, best
 

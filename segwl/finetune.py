@@ -16,8 +16,9 @@ from fastcore.basics import patch
 from .data import (SegwlError, Settings, setting, atomic_path, write_text, resolve_device, output_lock,
                         clean_parts)
 from .arch import DEFAULT_ARCH, MAX_SIZE, canonical_arch, build_model
-from .trainset import (TINY_STAMP, IMAGENET_MEAN, IMAGENET_STD, select_training_data, pair_weights,
-                            labels_config, tiny_random, split_pairs, SegDataset)
+from .registry import TINY_STAMP, tiny_random
+from .trainset import (IMAGENET_MEAN, IMAGENET_STD, select_training_data, pair_weights, labelling_config,
+                            split_pairs, SegDataset)
 from .checkpoint import save_checkpoint, load_checkpoint, save_smp
 
 # %% auto #0
@@ -399,7 +400,7 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
                                              s.keep_absent, s.reviewed_only)
         weights = pair_weights(pairs, manifest) if s.weight_by_score else None
         log(_counts_line(counts, weights))
-        labels = (labels_config(masks_dir, manifest) or {}).get('models')
+        labels = (labelling_config(masks_dir, manifest) or {}).get('models')
         if tiny_random(labels): log(f"labels made by tiny random models: {TINY_STAMP}")
         train_pairs, val_pairs = split_pairs(pairs, s.val_fraction, s.seed)
         data = _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs, weights)
@@ -430,7 +431,7 @@ from .arch import (ArchError, TV_ARCHS, SMP_DECODERS, SMP_ALIASES, SMP_ENCODERS_
                         ARCH_FAMILIES, ArchFamily, arch_help, parse_arch, weights_source, BinarySegmenter,
                         weights_cached, reachable)
 from .trainset import (REVIEWED_KEPT, MIN_WEIGHT, manifest_rows, synthetic_dataset, label_weight,
-                            train_transform, to_input)
+                            train_transform, to_input, labelling_config as labels_config)
 from .checkpoint import (CheckpointError, MODEL_INFO_CHECKS, read_model_info, load_weights, TrainedModel,
                               load_model)
 from .predict import PREDICT_KEYS, predict_config, predict_one, predict_folder

@@ -16,14 +16,13 @@ from .data import (SegwlError, load_image, load_mask, load_reference, list_image
                         resolve_device)
 from .stitch import Stitch, resize_mask, LAYOUTS
 from .pseudolabel import LabelSettings, LabelResult, PseudoLabeler, working_hw, SCORER_KNOBS, MAP_MODES
-from .registry import create_backend, backend_record, backend_names, get_backend
+from .registry import create_backend, backend_record, backend_names, get_backend, TINY_STAMP, tiny_random as _tiny
 from .folder import label_folder, read_manifest
 from .concept import CanvasLabeler, CanvasSettings, ConceptResult
 
 # %% auto #0
-__all__ = ['MAP_KNOBS', 'TINY_STAMP', 'fingerprint', 'CachingSegmenter', 'CachingScorer', 'peak_threshold_levels',
-           'render_result', 'TuningPanel', 'progress_text', 'CachingConcept', 'canvas_verdict', 'render_canvas',
-           'CanvasPanel']
+__all__ = ['MAP_KNOBS', 'fingerprint', 'CachingSegmenter', 'CachingScorer', 'peak_threshold_levels', 'render_result',
+           'TuningPanel', 'progress_text', 'CachingConcept', 'canvas_verdict', 'render_canvas', 'CanvasPanel']
 
 # %% ../nbs/11_panels.ipynb #4732e7fc
 def fingerprint(image) -> tuple:
@@ -245,11 +244,6 @@ def _describe(backend, kind: str) -> dict:
     return dict(name=None, kind=kind, weights='unknown', cls=type(backend).__name__)
 
 # %% ../nbs/11_panels.ipynb #97f9564f
-TINY_STAMP = 'tiny random models: meaningless masks'
-
-def _tiny(models: dict) -> bool:
-    return any(isinstance(m, dict) and m.get('weights') == 'tiny-random' for m in (models or {}).values())
-
 def _backends_html(models: dict) -> str:
     "One line naming the backends, and a red banner when any is a tiny random model."
     def one(role, m):

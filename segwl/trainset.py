@@ -11,13 +11,14 @@ import torch
 from PIL import Image
 from .stitch import resize_image, resize_mask
 from .folder import read_manifest
+from .export import labels_config
 from .data import (SegwlError, SegwlWarning, LayoutError, list_images, pair_masks, load_image, load_mask,
-                        save_mask, read_json)
+                        save_mask)
 
 # %% auto #0
-__all__ = ['REVIEWED_KEPT', 'LEFT_OUT', 'MIN_WEIGHT', 'TINY_STAMP', 'IMAGENET_MEAN', 'IMAGENET_STD', 'manifest_rows',
-           'select_training_data', 'synthetic_dataset', 'label_weight', 'pair_weights', 'split_pairs', 'labels_config',
-           'tiny_random', 'train_transform', 'to_input', 'SegDataset']
+__all__ = ['REVIEWED_KEPT', 'LEFT_OUT', 'MIN_WEIGHT', 'IMAGENET_MEAN', 'IMAGENET_STD', 'manifest_rows', 'select_training_data',
+           'synthetic_dataset', 'label_weight', 'pair_weights', 'split_pairs', 'labelling_config', 'train_transform',
+           'to_input', 'SegDataset']
 
 # %% ../nbs/09b_trainset.ipynb #ec972c98
 REVIEWED_KEPT = ('accepted', 'fixed', 'rejected')     # segwl review's verdicts: a rejected image holds no object
@@ -116,23 +117,15 @@ def split_pairs(pairs, val_fraction, seed):
     return [pairs[i] for i in idx[n_val:]], [pairs[i] for i in idx[:n_val]]
 
 # %% ../nbs/09b_trainset.ipynb #ebe4b396
-TINY_STAMP = 'TINY RANDOM MODELS: meaningless'
-
-def labels_config(masks_dir, manifest=None) -> dict | None:
+def labelling_config(masks_dir, manifest=None) -> dict | None:
     "The config.json of the labelling run that wrote `masks_dir`, found beside the manifest or the masks folder."
     for d in dict.fromkeys(([Path(manifest).parent] if manifest else []) + [Path(masks_dir).parent]):
-        if not (d/'config.json').is_file(): continue
-        try: cfg = read_json(d/'config.json', 'config of the labelling run')
+        try: cfg = labels_config(d)
         except SegwlError as e:
             warnings.warn(f"{e}: the labelling backends are not recorded", SegwlWarning)
             continue
         if isinstance(cfg.get('models'), dict): return cfg
     return None
-
-def tiny_random(*models) -> bool:
-    "Whether any backend of the `{role: {name, kind, weights}}` records came from tiny random weights."
-    return any(isinstance(m, dict) and m.get('weights') == 'tiny-random'
-               for ms in models if isinstance(ms, dict) for m in ms.values())
 
 # %% ../nbs/09b_trainset.ipynb #c0cc76c8
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
