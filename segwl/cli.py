@@ -291,10 +291,11 @@ def _train_args(p):
     p.add_argument('--out', required=True, help='model folder (best.pt, last.pt, model.json); an existing run there '
                                                 'is resumed')
     p.add_argument('--manifest', help='manifest.jsonl of the labelling run: error and absent rows are left out, '
-                                      'with --min-score/--min-text-score low scores too; reviewed rows are kept')
+                                      'with --min-label-score/--min-text-score low scores too; reviewed rows are kept')
     p.add_argument('--config', metavar='FILE', help='a JSON file of training settings (TrainSettings)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     settings_flags(p, TrainSettings, 'training settings')
+    p.add_argument('--min-score', dest='s_min_label_score', type=float, help=argparse.SUPPRESS)   # its old name
 
 @command('train', 'Fine-tune a segmentation model on images and (pseudo-)label masks.', _train_args)
 def train_cmd(args):

@@ -16,15 +16,15 @@ from fastcore.meta import delegates
 from .data import (SegwlError, load_image, load_mask, load_reference, list_images, check_reference_mask,
                         resolve_device)
 from .stitch import Stitch, resize_mask, LAYOUTS
-from .protocols import LabelResult, Labeller, ModalScorer, WindowedScorer
+from .protocols import LabelResult, Labeller, ModalScorer, WindowedScorer, MAP_MODES
 from .recipe import LabellerSpec, METHODS, upgrade_config
-from .seed import SeedSettings, SeedResult, working_hw, scorer_knobs, SCORER_KNOBS, MAP_MODES
+from .seed import SeedSettings, SeedResult, working_hw, scorer_knobs, SCORER_KNOBS
 from .canvas import CanvasSettings, CanvasResult
-from .registry import backend_record, backend_names, get_backend
+from .registry import backend_record, backend_names, get_backend, TINY_STAMP, tiny_random as _tiny
 from .folder import label_folder, read_manifest
 
 # %% auto #0
-__all__ = ['MAP_KNOBS', 'TINY_STAMP', 'PANEL_TERMS', 'fingerprint', 'CachingSegmenter', 'CachingScorer', 'peak_threshold_levels',
+__all__ = ['MAP_KNOBS', 'PANEL_TERMS', 'fingerprint', 'CachingSegmenter', 'CachingScorer', 'peak_threshold_levels',
            'render_result', 'TuningPanel', 'SeedPanel', 'progress_text', 'CachingConcept', 'canvas_verdict',
            'render_canvas', 'CanvasPanel']
 
@@ -248,11 +248,6 @@ def _describe(backend, kind: str) -> dict:
     return dict(name=None, kind=kind, weights='unknown', cls=type(backend).__name__)
 
 # %% ../nbs/11_panels.ipynb #97f9564f
-TINY_STAMP = 'tiny random models: meaningless masks'
-
-def _tiny(models: dict) -> bool:
-    return any(isinstance(m, dict) and m.get('weights') == 'tiny-random' for m in (models or {}).values())
-
 def _backends_html(models: dict) -> str:
     "One line naming the backends, and a red banner when any is a tiny random model."
     def one(role, m):

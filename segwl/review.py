@@ -11,6 +11,8 @@ import ipywidgets as W
 from fastcore.basics import patch
 from PIL import Image, ImageDraw
 from .data import SegwlError, load_image, load_mask, save_mask, write_text, output_lock, read_json, atomic_path
+from .stitch import mask_iou
+from .registry import tiny_random
 from .folder import read_manifest, save_instances, STATUSES
 from .protocols import Instance, Labeller, PromptableSegmenter, ConceptSegmenter
 from .canvas import connected_parts
@@ -171,10 +173,6 @@ def with_reference(labeller: Labeller, image, mask) -> Labeller:
     return spec.build(backends=labeller.backends)
 
 # %% ../nbs/15_review.ipynb #f2ae2f4b
-def _iou(a, b) -> float:
-    u = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / u) if u else 1.0
-
 def relabel(labeller, labels_dir, images_dir, changed_below: float = 0.99) -> dict:
     "Relabel the unreviewed images of `labels_dir`; `{relabelled, skipped, changed, mean_iou, min_iou, ious}`."
     labels_dir, ious, skipped = Path(labels_dir), {}, []
@@ -188,7 +186,7 @@ def relabel(labeller, labels_dir, images_dir, changed_below: float = 0.99) -> di
         mask = np.asarray(res.mask, bool) & res.present
         record(labels_dir, file, mask, None, score=_unit(res.score), text_score=res.text_score,
                seconds=round(time.perf_counter() - t0, 3))
-        ious[file] = _iou(old, mask) if old is not None else 0.0
+        ious[file] = mask_iou(old, mask) if old is not None else 0.0
     v = list(ious.values())
     return dict(relabelled=len(v), skipped=skipped, changed=sum(i < changed_below for i in v),
                 mean_iou=float(np.mean(v)) if v else 1.0, min_iou=min(v, default=1.0), ious=ious)
@@ -576,7 +574,7 @@ def _sheet_title(labels_dir, n: int, filter: str) -> str:
     try: models = read_json(Path(labels_dir)/'config.json', 'config of the labelling run', dict).get('models') or {}
     except SegwlError: models = {}
     names = ', '.join(str(m.get('name') if isinstance(m, dict) else m) for m in models.values()) or 'unknown backends'
-    tiny = any(isinstance(m, dict) and m.get('weights') == 'tiny-random' for m in models.values())
+    tiny = tiny_random(models)
     return (f"{Path(labels_dir).name}: the {n} most doubtful of {len(rows)} ({filter}); masks by {names}"
             + (f"\n{TINY_STAMP.upper()}" if tiny else ''))
 

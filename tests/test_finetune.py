@@ -100,7 +100,7 @@ def test_pretrained_offline_and_not_cached_fails_at_once(monkeypatch, tmp_path):
 
 def test_pretrained_and_cached_offline_does_not_probe(monkeypatch, tmp_path):
     "Cached weights load without asking the network first."
-    import socket, segwl.finetune as ft
+    import socket, segwl.arch as ft
     monkeypatch.setattr(ft, 'weights_cached', lambda name: True)
     monkeypatch.setattr(socket, 'create_connection', lambda *a, **k: pytest.fail('probed the network'))
     built = []
