@@ -5,7 +5,7 @@
 # %% ../nbs/14_export.ipynb #63cc2a30
 from __future__ import annotations
 import json, math, os, re, shutil, warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 from PIL import Image
@@ -95,8 +95,7 @@ def _rows(labels_dir: Path, left: dict) -> list[tuple]:
     last = {r['file']: r for r in read_manifest(man)}    # a later row of a file wins
     for r in last.values():
         if r['status'] != 'ok': left[r['status']] = left.get(r['status'], 0) + 1
-    return [(f, masks/f"{Path(f).stem}.png", check_score(r.get('score'), f"manifest {man}, the row of {f}"))
-            for f, r in sorted(last.items()) if r['status'] == 'ok']
+    return [(f, masks/f"{Path(f).stem}.png", r.get('score')) for f, r in sorted(last.items()) if r['status'] == 'ok']
 
 def _image_of(name, mask: Path, imgs: Path | None) -> Path | None:
     "The image of a row: by its file name, else by the mask's stem."
@@ -269,6 +268,7 @@ def each_image(items, labels_dir, mode: str = 'parts', min_area: float = 0.0, pr
     "Yield (item, mask, instances) per image; the message of each image that fails goes to `problems`."
     for it in items:
         try:
+            it = replace(it, score=check_score(it.score, f"{Path(labels_dir)/'manifest.jsonl'}, the row of {it.name}"))
             m = load_mask(it.mask, shape=image_size(it.image) if it.image else None)
             yield it, m, scored(instances_of(it, labels_dir, m, mode, min_area, tally), min_score, tally)
         except SegwlError as e:
