@@ -468,3 +468,20 @@ def test_run_notebook_read_only_output(tmp_path, capsys, tmpfs):
     code, out, err = run(capsys, 'run-notebook', tmp_path/'job.ipynb', ro/'ran.ipynb', '--no-progress')
     assert code == 2 and f"cannot write {ro/'ran.ipynb'}: read-only file system" in err, err
     assert 'Traceback' not in err
+
+
+@pytest.mark.parametrize('value, message', [
+    ('[["b.jpg", "b.png"]', 'parameter more_references: not JSON ('),
+    ('[["b.jpg"]]', """parameter more_references='[["b.jpg"]]': expected a JSON list of [image, mask] pairs""")])
+def test_malformed_more_references_job_parameter_exits_2(tmp_path, capsys, value, message):
+    "The pipeline job checks more_references first: exit 2 with the parameter's name, as the docs say (it was 1)."
+    ref, m = synthetic_scene((60, 80), seed=1)
+    Image.fromarray(ref).save(tmp_path/'ref.png')
+    Image.fromarray(m).save(tmp_path/'ref_mask.png')
+    scene_folder(tmp_path/'imgs', [(40, 60)], seed=3)
+    code, out, err = run(capsys, 'run-notebook', 'pipeline', tmp_path/'ran.ipynb', '-p', 'reference_image',
+                         tmp_path/'ref.png', '-p', 'reference_mask', tmp_path/'ref_mask.png', '-p', 'images',
+                         tmp_path/'imgs', '-p', 'method', 'canvas', '-p', 'segmenter', 'colour-concept',
+                         '-p', 'more_references', value, '-p', 'out', tmp_path/'job', '--no-progress')
+    assert code == 2 and 'SegwlError: ' + message in err, err
+    assert not (tmp_path/'job').exists()
