@@ -12,8 +12,8 @@ from PIL import Image
 from .errors import OutputError, FolderBusyError
 
 # %% auto #0
-__all__ = ['WRITE_ERRNOS', 'output_error', 'atomic_path', 'write_text', 'save_mask', 'output_lock', 'check_writable',
-           'clean_parts']
+__all__ = ['WRITE_ERRNOS', 'output_error', 'atomic_path', 'write_text', 'save_mask', 'FolderBusyError', 'output_lock',
+           'check_writable', 'clean_parts']
 
 # %% ../nbs/00a_outputs.ipynb #38730b5c
 def _umask() -> int:
@@ -75,30 +75,51 @@ def save_mask(mask, path):
     with atomic_path(path) as tmp: Image.fromarray(a, mode='L').save(tmp, format='PNG')
 
 # %% ../nbs/00a_outputs.ipynb #899bb25b
+class FolderBusyError(SegwlError):
+    "Another process is writing the same output folder."
+
+def _is_at(f, path: Path) -> bool:
+    "Whether the open file `f` is still the file at `path` (not removed, nor replaced)."
+    try: a, b = os.fstat(f.fileno()), os.stat(path)
+    except OSError: return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+def _locked(folder: Path, fcntl):
+    "The open lock file of `folder`, locked by this process; `FolderBusyError` if another holds it."
+    while True:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            f = open(folder/'.segwl.lock', 'a+')
+        except OSError as e: raise output_error(folder, e) from None
+        if fcntl is None: return f
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            who = f.read().strip() or 'unknown'
+            f.close()
+            raise FolderBusyError(f"{folder} is being written by another process ({who}): wait for it to "
+                                  f"finish, or write to another folder") from None
+        if _is_at(f, folder/'.segwl.lock'): return f
+        f.close()                                  # locked a file a finishing writer had just removed: again
+
 @contextmanager
 def output_lock(folder, what: str = 'segwl'):
     "Hold the exclusive lock of output `folder` (made if needed) for the block; `FolderBusyError` if another holds it."
     folder = Path(folder)
     try: fcntl = __import__('fcntl')
     except ImportError: fcntl = None          # Windows: no advisory locks; one writer is the user's to ensure
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        f = open(folder/'.segwl.lock', 'a+')
-    except OSError as e: raise output_error(folder, e) from None
+    f = _locked(folder, fcntl)
     with f:
-        if fcntl is not None:
-            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0)
-                who = f.read().strip() or 'unknown'
-                raise FolderBusyError(f"{folder} is being written by another process ({who}): wait for it to "
-                                      f"finish, or write to another folder") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}, {what}")
-        f.flush()
-        check_writable(folder)
-        yield folder
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}, {what}")
+            f.flush()
+            check_writable(folder)
+            yield folder
+        finally:
+            try: os.remove(folder/'.segwl.lock')       # while still locked: see above
+            except OSError: pass
 
 def check_writable(folder):
     "`OutputError` unless a new file can be made in `folder` (a read-only folder that kept its lock file, say)."
