@@ -12,8 +12,8 @@ from PIL import Image
 from .errors import OutputError, FolderBusyError
 
 # %% auto #0
-__all__ = ['WRITE_ERRNOS', 'output_error', 'atomic_path', 'write_text', 'save_mask', 'FolderBusyError', 'output_lock',
-           'check_writable', 'clean_parts']
+__all__ = ['WRITE_ERRNOS', 'output_error', 'atomic_path', 'write_text', 'save_mask', 'output_lock', 'check_writable',
+           'clean_parts']
 
 # %% ../nbs/00a_outputs.ipynb #38730b5c
 def _umask() -> int:
@@ -75,9 +75,6 @@ def save_mask(mask, path):
     with atomic_path(path) as tmp: Image.fromarray(a, mode='L').save(tmp, format='PNG')
 
 # %% ../nbs/00a_outputs.ipynb #899bb25b
-class FolderBusyError(SegwlError):
-    "Another process is writing the same output folder."
-
 def _is_at(f, path: Path) -> bool:
     "Whether the open file `f` is still the file at `path` (not removed, nor replaced)."
     try: a, b = os.fstat(f.fileno()), os.stat(path)
