@@ -7,8 +7,8 @@ config.json keeps, and the labeller out."""
 from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar
 import json
+from typing import ClassVar
 import numpy as np
 from fastcore.basics import patch
 from .data import (SegwlError, BadReferenceError, check_reference_mask, load_reference, read_json, resolve_device,
@@ -158,7 +158,7 @@ def _pairs(references) -> list:
         raise BadReferenceError("references: expected (image, mask) pairs, as arrays or paths")
     return [tuple(r) for r in refs]
 
-PYTHON_TERMS = dict(references='a list of 1 to 5 (image, mask) pairs', real='random=False')
+PYTHON_TERMS = dict(references=f'a list of 1 to {MAX_REFERENCES} (image, mask) pairs', real='random=False')
 
 @dataclass
 class LabellerSpec:
