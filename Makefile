@@ -87,5 +87,8 @@ lab-install: install
 	  $(BIN)/pip install -q $$($(BIN)/python tools/extras.py lab) && cp pyproject.toml $(LAB_STAMP); \
 	else echo "ok: JupyterLab is up to date with pyproject.toml"; fi
 
+# The walkthrough is the default page, so the URL printed opens it too; as root (a container), JupyterLab refuses to
+# start without --allow-root.
+WALKTHROUGH := nbs/tutorials/walkthrough.ipynb
 lab: lab-install
-	$(BIN)/jupyter lab nbs/tutorials/walkthrough.ipynb $(LAB_ARGS)
+	$(BIN)/jupyter-lab --LabApp.default_url=/lab/tree/$(WALKTHROUGH) $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
