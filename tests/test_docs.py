@@ -1,7 +1,7 @@
 """The documentation site (`make docs`: Sphinx + myst-nb on nbs/, docs/conf.py), `make lab`, and the pictures of docs/.
 
 The site's tests are skipped where the docs tools are not installed (`pip install -e ".[docs]"`, or `make docs`)."""
-import json, os, re, signal, subprocess, sys, time, urllib.request
+import json, os, re, signal, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 import pytest
 from conftest import ROOT
@@ -157,7 +157,7 @@ def test_make_lab_starts_jupyterlab_on_the_walkthrough():
     pr = subprocess.Popen(['make', '--no-print-directory', 'lab', f'LAB_ARGS={args}'], cwd=ROOT, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        url, t0, seen = None, time.monotonic(), []
+        url, t0, seen, status = None, time.monotonic(), [], None
         while url is None and time.monotonic() - t0 < 120:
             line = pr.stdout.readline()
             if not line: break
@@ -165,7 +165,12 @@ def test_make_lab_starts_jupyterlab_on_the_walkthrough():
             m = re.search(rf'(http://127\.0\.0\.1:{port}/lab/tree/nbs/tutorials/walkthrough\.ipynb\?token=\w+)', line)
             url = m and m.group(1)
         assert url, ''.join(seen)[-3000:]
-        assert urllib.request.urlopen(url, timeout=30).status == 200
+        for _ in range(60):                            # the URL is printed a moment before the server listens
+            try:
+                status = urllib.request.urlopen(url, timeout=30).status
+                break
+            except urllib.error.URLError: time.sleep(0.5)
+        assert status == 200
     finally:
         os.killpg(pr.pid, signal.SIGTERM)
         pr.wait(30)
