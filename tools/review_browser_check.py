@@ -8,7 +8,7 @@ docs/review_keys.png). Needs Debian's chromium and `pip install -e ".[screenshot
 
     .venv/bin/python tools/review_browser_check.py [--out docs/review_keys.png]
 """
-import argparse, json, os, sys, tempfile, time
+import argparse, contextlib, json, os, shutil, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +72,10 @@ def main():
     work = Path(tempfile.mkdtemp(prefix='segwl-review-check-'))
     env = dict(os.environ, SEGWL_REVIEW_DEMO=str(work))
     from playwright.sync_api import sync_playwright
-    with lab(ROOT/'docs', env) as port, sync_playwright() as p:
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, work, ignore_errors=True)       # the demo's folder, after JupyterLab stopped
+        port = stack.enter_context(lab(ROOT/'docs', env))
+        p = stack.enter_context(sync_playwright())
         b = browser(p)
         pg = b.new_page(viewport=dict(width=1300, height=900))
         open_and_run(pg, port, 'review_demo.ipynb')
