@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.segwl-installed
 
-.PHONY: test demo install export clean-check export-check nbtest pytest lint
+.PHONY: test demo install export clean-check export-check nbtest pytest lint docs docs-install lab lab-install
 .DELETE_ON_ERROR:
 
 $(BIN)/python:
@@ -64,3 +64,31 @@ DEMO_OUT ?= demo-out
 MODELS   ?= real
 demo: install
 	$(BIN)/segwl demo --examples examples --out $(DEMO_OUT) --models $(MODELS)
+
+# The documentation site, from the notebooks themselves (docs/conf.py): Sphinx + myst-nb, offline, not executed.
+# Only the `docs` extra's tools are installed (no torch): a fresh clone builds it in a minute. Open _site/html/index.html.
+DOCS_STAMP := $(VENV)/.segwl-docs-installed
+docs-install: | $(BIN)/python
+	@if ! cmp -s pyproject.toml $(DOCS_STAMP); then \
+	  $(BIN)/pip install -q $$($(BIN)/python tools/extras.py docs) && cp pyproject.toml $(DOCS_STAMP); \
+	else echo "ok: the docs tools are up to date with pyproject.toml"; fi
+
+docs: docs-install
+	rm -rf _site
+	$(BIN)/sphinx-build -q -b html -c docs -d _site/doctrees nbs _site/html
+	@echo "the site: $(CURDIR)/_site/html/index.html"
+
+# JupyterLab on the walkthrough, with segwl installed as `make install` does. Without a display (or to pick the
+# browser yourself): `make lab LAB_ARGS=--no-browser` prints the URL to open.
+LAB_STAMP := $(VENV)/.segwl-lab-installed
+LAB_ARGS  ?=
+lab-install: install
+	@if ! cmp -s pyproject.toml $(LAB_STAMP); then \
+	  $(BIN)/pip install -q $$($(BIN)/python tools/extras.py lab) && cp pyproject.toml $(LAB_STAMP); \
+	else echo "ok: JupyterLab is up to date with pyproject.toml"; fi
+
+# The walkthrough is the default page, so the URL printed opens it too; as root (a container), JupyterLab refuses to
+# start without --allow-root.
+WALKTHROUGH := nbs/tutorials/walkthrough.ipynb
+lab: lab-install
+	$(BIN)/jupyter-lab --LabApp.default_url=/lab/tree/$(WALKTHROUGH) $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)

@@ -3,21 +3,17 @@
 
 Runs docs/review_demo.ipynb, then, with the mouse over the large image, presses `a` (accept), clicks the open
 image's object and presses `f` (fix), presses `r` (reject), drags a box and presses `c` (clear), and checks the
-manifest rows the kernel wrote and the box field. Saves a screenshot (default docs/review_keys.png). Needs Debian's
-chromium and playwright (`pip install playwright`).
+manifest rows the kernel wrote and the box field. Saves a screenshot of the whole notebook afterwards (default
+docs/review_keys.png). Needs Debian's chromium and `pip install -e ".[screenshots]"` (playwright).
 
     .venv/bin/python tools/review_browser_check.py [--out docs/review_keys.png]
 """
-import argparse, json, os, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, contextlib, json, os, shutil, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(ROOT/'tools'))
+from lab_screenshot import lab, browser, open_and_run, wait_run, wait_for, fit, save   # noqa: E402
 
 
 def rows(labels: Path) -> dict:
@@ -28,31 +24,13 @@ def rows(labels: Path) -> dict:
     return out
 
 
-def wait_for(cond, what: str, timeout: float = 60):
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout: raise SystemExit(f"FAIL: timed out waiting for {what}")
-        time.sleep(0.5)
-
-
-def open_lab(pg, port: int, name: str):
-    "Open notebook `name`, accept any kernel dialog, run all cells."
-    pg.goto(f"http://127.0.0.1:{port}/lab/tree/{name}?reset", wait_until='domcontentloaded')
-    pg.wait_for_selector('.jp-Notebook', timeout=60000)
-    time.sleep(3)
-    dlg = pg.locator('.jp-Dialog button.jp-mod-accept')
-    if dlg.count(): dlg.first.click()
-    pg.locator('.lm-MenuBar-itemLabel', has_text='Run').first.click()
-    pg.locator('.lm-Menu-itemLabel', has_text='Run All Cells').first.click()
-
-
 def check(pg, labels: Path) -> list[str]:
     "Drive the panel with keys and clicks; what was seen, one line each (SystemExit on a failure)."
     seen = []
     imgs = pg.locator('.jp-OutputArea img')
-    wait_for(lambda: imgs.count() >= 7, 'the thumbnails and the large image', timeout=120)
+    wait_for(lambda: imgs.count() >= 2, 'the thumbnails and the large image', timeout=120)
     big = imgs.last                                         # the thumbnails, then the large image
-    title = lambda: pg.locator('.widget-html-content b').first.inner_text()
+    title = lambda: pg.locator('.widget-html-content', has_text='doubt ').locator('b').first.inner_text()
     first = title()
     big.hover()
     pg.keyboard.press('a')
@@ -93,38 +71,25 @@ def main():
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix='segwl-review-check-'))
     env = dict(os.environ, SEGWL_REVIEW_DEMO=str(work))
-    port = free_port()
-    srv = subprocess.Popen([sys.executable, '-m', 'jupyterlab', '--no-browser', '--ip=127.0.0.1', f'--port={port}',
-                            '--IdentityProvider.token=', '--ServerApp.password=', '--allow-root',
-                            f'--ServerApp.root_dir={ROOT/"docs"}'], env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: _up(port), 'JupyterLab to start')
-        from playwright.sync_api import sync_playwright
-        with sync_playwright() as p:
-            b = p.chromium.launch(executable_path='/usr/bin/chromium', args=[
-                '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-                '--disable-sync', '--no-first-run'])
-            pg = b.new_page(viewport=dict(width=1300, height=1250))
-            open_lab(pg, port, 'review_demo.ipynb')
-            wait_for(lambda: (work/'labels'/'manifest.jsonl').exists(), 'the labels', timeout=120)
-            try: seen = check(pg, work/'labels')
-            finally: pg.screenshot(path=a.out, full_page=True)
-            for line in seen: print('ok:', line)
+    from playwright.sync_api import sync_playwright
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, work, ignore_errors=True)       # the demo's folder, after JupyterLab stopped
+        port = stack.enter_context(lab(ROOT/'docs', env))
+        p = stack.enter_context(sync_playwright())
+        b = browser(p)
+        pg = b.new_page(viewport=dict(width=1300, height=900))
+        open_and_run(pg, port, 'review_demo.ipynb')
+        wait_run(pg, timeout=300)
+        wait_for(lambda: (work/'labels'/'manifest.jsonl').exists(), 'the labels', timeout=120)
+        try: seen = check(pg, work/'labels')
+        finally:
             pg.mouse.move(5, 5)
             time.sleep(2)
-            pg.screenshot(path=a.out, full_page=True)
-            b.close()
-    finally:
-        srv.terminate()
-        srv.wait(10)
+            fit(pg)
+            save(pg, a.out)
+        for line in seen: print('ok:', line)
+        b.close()
     print(a.out)
-
-
-def _up(port: int) -> bool:
-    try: urllib.request.urlopen(f'http://127.0.0.1:{port}/lab', timeout=2)
-    except Exception: return False
-    return True
 
 
 if __name__ == '__main__':
