@@ -17,12 +17,12 @@ from .folder import read_manifest, save_instances, STATUSES
 from .protocols import Instance, Labeller, PromptableSegmenter, ConceptSegmenter
 from .canvas import connected_parts
 from .recipe import LabellerSpec
-from .panels import CachingSegmenter, _backends_html, _overlay, TINY_STAMP
+from .panels import CachingSegmenter, _backends_html, _describe, _overlay, TINY_STAMP
 
 # %% auto #0
-__all__ = ['REVIEWS', 'REVIEW_TERMS', 'FILTERS', 'KEYS', 'DRAG', 'mask_shape', 'doubt_score', 'rows_of', 'mask_path',
-           'read_label', 'ranked', 'record', 'fix_mask', 'with_reference', 'relabel', 'overlay', 'draw_prompts',
-           'ReviewPanel', 'contact_sheet']
+__all__ = ['REVIEWS', 'REVIEW_TERMS', 'FILTERS', 'NO_BACKENDS', 'KEYS', 'DRAG', 'mask_shape', 'doubt_score', 'rows_of',
+           'mask_path', 'read_label', 'ranked', 'record', 'fix_mask', 'with_reference', 'relabel', 'overlay',
+           'draw_prompts', 'ReviewPanel', 'contact_sheet']
 
 # %% ../nbs/15_review.ipynb #495bb963
 _TINY = 0.005         # a mask covering less than this share of the image is 'tiny'
@@ -282,19 +282,27 @@ def _build(self: ReviewPanel):
                            layout=W.Layout(width='170px'))
     self.clear, self.fix = B('clear prompts', icon='eraser'), B('Fix', 'warning', 'magic', 'segment from the prompts')
     self.use_ref = B('Use as reference', 'info', 'plus-square', 'relabel the unreviewed images with this one added')
-    self.message, self.backends = W.HTML(), W.HTML(_backends_html(self._models()))
+    models = self._models()
+    self.message = W.HTML()
+    self.backends = W.HTML(_backends_html(models) if models else NO_BACKENDS)
     self.keys_help = W.HTML("<span style='font-size:11px;color:#555'>mouse over the image: <b>a</b> accept, "
                             "<b>r</b> reject, <b>n</b>/&darr; next, <b>p</b>/&uarr; previous, <b>f</b> fix, <b>c</b> "
                             "clear, <b>u</b> use as reference; click: object point, shift-click: background, "
                             "drag: box</span>")
     self._wire()
 
+NO_BACKENDS = "<div style='font-size:12px'>backends: not recorded (the run's config.json names none)</div>"
+
 @patch
 def _models(self: ReviewPanel) -> dict:
-    "The backends config.json names (a red banner for tiny random models); none if it is missing or unreadable."
+    "The backends config.json names (a red banner for tiny random models), else those of the labeller given, if any."
     try: models = read_json(self.labels_dir/'config.json', 'config of the labelling run', dict).get('models')
-    except SegwlError: return {}
-    return models if isinstance(models, dict) else {}
+    except SegwlError: models = None
+    if isinstance(models, dict) and models: return models
+    seed = hasattr(self.labeller, 'scorer')                 # a canvas labeller's segmenter is a concept segmenter
+    roles = dict(segmenter='segmenter', scorer='scorer') if seed else dict(concept='segmenter')
+    found = {role: getattr(self.labeller, attr, None) for role, attr in roles.items()}
+    return {role: _describe(b, role) for role, b in found.items() if b is not None}
 
 # %% ../nbs/15_review.ipynb #538b0517
 @patch
