@@ -12,6 +12,6 @@ def test_holdout_split_is_fixed_and_disjoint(screen):
     assert screen.holdout_split(names, seed=1)[1] != hold
 
 def test_parse_types_values_like_the_settings(screen):
-    assert screen.parse(['ema=0', 'size=160', 'pretrained=False', 'min_score=0.3', 'arch=unet-resnet34']) == \
-        dict(ema=0.0, size=160, pretrained=False, min_score=0.3, arch='unet-resnet34')
+    assert screen.parse(['ema=0', 'size=160', 'pretrained=False', 'min_label_score=0.3', 'arch=unet-resnet34']) == \
+        dict(ema=0.0, size=160, pretrained=False, min_label_score=0.3, arch='unet-resnet34')
     with pytest.raises(SystemExit, match='not a TrainSettings field'): screen.parse(['nope=1'])
