@@ -309,7 +309,7 @@ def evaluate_folder(masks_dir, out_dir, pred_dir=None, model=None, images_dir=No
                                  if figures else None, n_show)
     return summary
 
-# %% ../nbs/10_evaluate.ipynb #dd491246
+# %% ../nbs/10_evaluate.ipynb #3a5be9e2
 def class_confusion(pred, gt, n: int, ignore=None) -> np.ndarray:
     "(n, n) int64 pixel counts of label maps `gt` (rows) vs `pred` (columns), leaving out pixels where `ignore` is set."
     pred, gt = np.asarray(pred), np.asarray(gt)
@@ -342,7 +342,7 @@ def majority_baseline(cm: np.ndarray, names) -> dict:
     return {'class': (['background'] + list(names))[k], 'miou': s['miou'], 'pixel_accuracy': s['pixel_accuracy'],
             'per_class': s['per_class']}
 
-# %% ../nbs/10_evaluate.ipynb #dde6afaf
+# %% ../nbs/10_evaluate.ipynb #81953a80
 def _f(v) -> str: return 'n/a' if v is None else f"{v:.4f}"
 
 def class_summary_line(m: dict) -> str:
@@ -369,7 +369,7 @@ def class_row(file: str, cm: np.ndarray, names) -> dict:
     return dict(file=file, miou=s['miou'] if s['miou'] is not None else 1.0, pixel_accuracy=s['pixel_accuracy'],
                 **{f"iou_{n}": v['iou'] for n, v in s['per_class'].items()}, confusion=cm.tolist())
 
-# %% ../nbs/10_evaluate.ipynb #6e5f9d4b
+# %% ../nbs/10_evaluate.ipynb #bed4619c
 def _listed(names) -> str: return '[' + ', '.join(names) + ']'
 
 def class_lut(gt_classes, masks_dir, pred_dir=None, model=None) -> np.ndarray | None:
@@ -388,8 +388,10 @@ def class_lut(gt_classes, masks_dir, pred_dir=None, model=None) -> np.ndarray | 
     found = find_classes_json(masks_dir)
     at = truth + (f" ({found})" if found else '')
     if pred is None:
-        raise EvaluationError(f"{what} is a one-class model (0/255 masks) but {at} names classes "
-                              f"{_listed(gt_names)}: evaluate a model trained on label maps of those classes")
+        one = ('are single-class 0/255 masks (no classes.json)' if pred_dir is not None else
+               'is a one-class model (0/255 masks)')
+        raise EvaluationError(f"{what} {one} but {at} names classes {_listed(gt_names)}: evaluate a model trained "
+                              f"on label maps of those classes")
     names = class_names(pred)
     if sorted(names) != sorted(gt_names):
         raise EvaluationError(f"{what} has classes {_listed(names)}{where} but {at} names {_listed(gt_names)}: the "
@@ -398,7 +400,7 @@ def class_lut(gt_classes, masks_dir, pred_dir=None, model=None) -> np.ndarray | 
     lut[1:len(names) + 1] = [gt_names.index(n) + 1 for n in names]
     return lut
 
-# %% ../nbs/10_evaluate.ipynb #6eb8ec3c
+# %% ../nbs/10_evaluate.ipynb #35302e25
 def _class_prediction(g, inputs, model, gt, lut, out, palette, n, problems):
     "The predicted label map for ground truth `g`, in the truth's ids (saved under `out` for a model); None if bad."
     _, preds, imgs, _ = inputs
@@ -428,7 +430,7 @@ def score_classes(inputs, out, classes: list[dict], lut, model=None, progress=Tr
     if problems: raise EvaluationError(f"{len(problems)} problem(s): " + _problems(problems))
     return rows
 
-# %% ../nbs/10_evaluate.ipynb #5c9c8362
+# %% ../nbs/10_evaluate.ipynb #081443dc
 def save_confusion(cm, names, path, title: str = '', stamp: str | None = None):
     "PNG of confusion matrix `cm` (rows: truth, background first) as shares of each row, each cell written out."
     from matplotlib.figure import Figure
