@@ -207,13 +207,15 @@ def build_model(name: str = DEFAULT_ARCH, pretrained: bool = False, channels: in
     "A segmentation model of architecture `name` with `channels` logits (1, or K+1), random or with pretrained weights."
     kind, a, b = parse_arch(name)
     c = check_channels(channels)
-    build = ARCH_FAMILIES[kind].build
-    if not pretrained: return Segmenter(_built(name, lambda: build(a, b, False, c)), kind, c)
+    fam = ARCH_FAMILIES[kind]
+    def build(pre: bool):   # a family's builder of one-class models only (three arguments) keeps working
+        return fam.build(a, b, pre) if c == 1 else fam.build(a, b, pre, c)
+    if not pretrained: return Segmenter(_built(name, lambda: build(False)), kind, c)
     src = weights_source(name)
     if weights_cached(name) is False and not reachable(src):
         raise ArchError(f"--pretrained: the pretrained weights of {canonical_arch(name)} are not cached and "
                         f"{src} cannot be reached (offline?). {_WAYS_OUT}")
-    try: net = build(a, b, True, c)
+    try: net = build(True)
     except Exception as e:
         raise ArchError(f"--pretrained: could not download the pretrained weights of {canonical_arch(name)} from "
                         f"{src} ({type(e).__name__}: {str(e)[:200]}). Offline? {_WAYS_OUT}") from None
