@@ -13,8 +13,9 @@ from .data import SegwlError
 
 # %% auto #0
 __all__ = ['TV_ARCHS', 'SMP_DECODERS', 'SMP_ALIASES', 'SMP_ENCODERS_SUGGESTED', 'DEFAULT_ARCH', 'MAX_SIZE', 'TINY_ARCH',
-           'ARCH_FAMILIES', 'ArchError', 'arch_help', 'ArchFamily', 'parse_arch', 'canonical_arch', 'weights_source',
-           'BinarySegmenter', 'weights_cached', 'reachable', 'build_model']
+           'ARCH_FAMILIES', 'BinarySegmenter', 'MAX_CHANNELS', 'ArchError', 'arch_help', 'ArchFamily', 'parse_arch',
+           'canonical_arch', 'weights_source', 'Segmenter', 'weights_cached', 'reachable', 'check_channels',
+           'build_model']
 
 # %% ../nbs/09a_arch.ipynb #1e289229
 class ArchError(SegwlError):
@@ -39,21 +40,24 @@ def _tv_parse(name: str):
     n = name[3:] if name.startswith('tv:') else name
     return (n, None) if n in TV_ARCHS else None
 
-def _binary_head_tv(m: nn.Module, name: str) -> nn.Module:
-    "Replace the class layer of a pretrained torchvision model by one logit channel; drop its auxiliary head."
+def _head_tv(m: nn.Module, name: str, channels: int = 1) -> nn.Module:
+    "Replace the class layer of a pretrained torchvision model by `channels` logit channels; drop its auxiliary head."
     c = m.classifier
     if name.startswith('lraspp'):
-        c.low_classifier = nn.Conv2d(c.low_classifier.in_channels, 1, 1)
-        c.high_classifier = nn.Conv2d(c.high_classifier.in_channels, 1, 1)
-    else: c[-1] = nn.Conv2d(c[-1].in_channels, 1, 1)
+        c.low_classifier = nn.Conv2d(c.low_classifier.in_channels, channels, 1)
+        c.high_classifier = nn.Conv2d(c.high_classifier.in_channels, channels, 1)
+    else: c[-1] = nn.Conv2d(c[-1].in_channels, channels, 1)
     if getattr(m, 'aux_classifier', None) is not None: m.aux_classifier = None
     return m
 
-def _tv_build(model: str, _, pretrained: bool) -> nn.Module:
-    "A torchvision segmentation model with one logit channel; pretrained: the full COCO/VOC model, new last layer."
+_binary_head_tv = _head_tv   # its old name
+
+def _tv_build(model: str, _, pretrained: bool, channels: int = 1) -> nn.Module:
+    "A torchvision segmentation model with `channels` logits; pretrained: the full COCO/VOC model, new last layer."
     import torchvision
-    if not pretrained: return torchvision.models.get_model(model, weights=None, weights_backbone=None, num_classes=1)
-    return _binary_head_tv(torchvision.models.get_model(model, weights='DEFAULT'), model)
+    if not pretrained:
+        return torchvision.models.get_model(model, weights=None, weights_backbone=None, num_classes=channels)
+    return _head_tv(torchvision.models.get_model(model, weights='DEFAULT'), model, channels)
 
 def _tv_source(model: str, _) -> str:
     import torchvision
@@ -87,11 +91,11 @@ def _smp_parse(name: str):
     raise ArchError(f"--arch {name}: unknown encoder {enc!r}: neither an encoder of segmentation_models_pytorch "
                     f"({', '.join(list(encoders)[:8])}, ...) nor tu-<a timm model name>. Valid forms: {arch_help()}")
 
-def _smp_build(decoder: str, encoder: str, pretrained: bool) -> nn.Module:
-    "An smp decoder on `encoder` with one output class; pretrained: the encoder's ImageNet weights."
+def _smp_build(decoder: str, encoder: str, pretrained: bool, channels: int = 1) -> nn.Module:
+    "An smp decoder on `encoder` with `channels` outputs; pretrained: the encoder's ImageNet weights."
     import segmentation_models_pytorch as smp
     w = (True if encoder.startswith('tu-') else 'imagenet') if pretrained else None
-    return getattr(smp, decoder)(encoder_name=encoder, encoder_weights=w, classes=1)
+    return getattr(smp, decoder)(encoder_name=encoder, encoder_weights=w, classes=channels)
 
 def _smp_source(decoder: str, encoder: str) -> str:
     if encoder.startswith('tu-'): return f"https://huggingface.co/timm/{encoder[3:]} (timm)"
@@ -112,11 +116,11 @@ def _smp_cached(decoder: str, encoder: str) -> bool | None:
 # %% ../nbs/09a_arch.ipynb #ad57d95e
 TINY_ARCH = 'tiny-unet'
 
-def _tiny_build(*_) -> nn.Module:
-    "The test-size U-Net: smp's decoder on timm's MobileNetV3-small (0.5x), three stages deep."
+def _tiny_build(model=None, variant=None, pretrained=False, channels: int = 1) -> nn.Module:
+    "The test-size U-Net: smp's decoder on timm's MobileNetV3-small (0.5x), three stages deep; `channels` outputs."
     import segmentation_models_pytorch as smp
     return smp.Unet('tu-mobilenetv3_small_050', encoder_weights=None, encoder_depth=3, decoder_channels=(32, 16, 8),
-                    classes=1)
+                    classes=channels)
 
 def _tiny_source(*_):
     raise ArchError(f"--pretrained: {TINY_ARCH} is the test-size architecture and has no pretrained weights; "
@@ -126,7 +130,7 @@ def _tiny_source(*_):
 class ArchFamily(NamedTuple):
     "One family of architectures: its names, its one-logit builder, its canonical spelling, its weights' source."
     parse: Callable       # name -> (model, variant), or None when the name belongs to another family
-    build: Callable       # (model, variant, pretrained) -> nn.Module with one logit channel
+    build: Callable       # (model, variant, pretrained, channels=1) -> nn.Module with `channels` logit channels
     canonical: Callable   # (model, variant) -> the spelling model.json records
     source: Callable      # (model, variant) -> where the pretrained weights come from
     cached: Callable      # (model, variant) -> whether they are in the local cache (None: cannot tell)
@@ -155,15 +159,17 @@ def weights_source(name: str) -> str:
     kind, a, b = parse_arch(name)
     return ARCH_FAMILIES[kind].source(a, b)
 
-class BinarySegmenter(nn.Module):
-    "Any registry model, seen as images (N,3,H,W) -> one logit map (N,1,H,W)."
-    def __init__(self, net: nn.Module, kind: str):
+class Segmenter(nn.Module):
+    "Any registry model, seen as images (N,3,H,W) -> logits (N,C,H,W): C=1 for one class, K+1 for K classes."
+    def __init__(self, net: nn.Module, kind: str, channels: int = 1):
         super().__init__()
-        self.net, self.kind = net, kind
+        self.net, self.kind, self.channels = net, kind, channels
 
     def forward(self, x):
         y = self.net(x)
         return y['out'] if isinstance(y, dict) else y
+
+BinarySegmenter = Segmenter   # its old name, from when every model had one channel
 
 def weights_cached(name: str) -> bool | None:
     "Whether the pretrained weights of architecture `name` are in the local cache (None: cannot tell)."
@@ -188,17 +194,29 @@ def _built(name: str, make: Callable) -> nn.Module:
         raise ArchError(f"--arch {name}: cannot build it ({type(e).__name__}: {str(e)[:200]}). Valid forms: "
                         f"{arch_help()}") from None
 
-def build_model(name: str = DEFAULT_ARCH, pretrained: bool = False) -> BinarySegmenter:
-    "A one-logit segmentation model of architecture `name`, random or with pretrained weights."
+MAX_CHANNELS = 256   # K+1 for at most 255 classes (label maps are 8-bit)
+
+def check_channels(channels) -> int:
+    "`channels` if it is a whole number of output channels in 1..256 (1: one class; K+1: K classes), else `ArchError`."
+    if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= MAX_CHANNELS:
+        raise ArchError(f"channels={channels!r}: expected a whole number from 1 (one class, a sigmoid) to "
+                        f"{MAX_CHANNELS} (255 classes and the background, a softmax)")
+    return channels
+
+def build_model(name: str = DEFAULT_ARCH, pretrained: bool = False, channels: int = 1) -> Segmenter:
+    "A segmentation model of architecture `name` with `channels` logits (1, or K+1), random or with pretrained weights."
     kind, a, b = parse_arch(name)
-    build = ARCH_FAMILIES[kind].build
-    if not pretrained: return BinarySegmenter(_built(name, lambda: build(a, b, False)), kind)
+    c = check_channels(channels)
+    fam = ARCH_FAMILIES[kind]
+    def build(pre: bool):   # a family's builder of one-class models only (three arguments) keeps working
+        return fam.build(a, b, pre) if c == 1 else fam.build(a, b, pre, c)
+    if not pretrained: return Segmenter(_built(name, lambda: build(False)), kind, c)
     src = weights_source(name)
     if weights_cached(name) is False and not reachable(src):
         raise ArchError(f"--pretrained: the pretrained weights of {canonical_arch(name)} are not cached and "
                         f"{src} cannot be reached (offline?). {_WAYS_OUT}")
-    try: net = build(a, b, True)
+    try: net = build(True)
     except Exception as e:
         raise ArchError(f"--pretrained: could not download the pretrained weights of {canonical_arch(name)} from "
                         f"{src} ({type(e).__name__}: {str(e)[:200]}). Offline? {_WAYS_OUT}") from None
-    return BinarySegmenter(net, kind)
+    return Segmenter(net, kind, c)

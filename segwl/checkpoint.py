@@ -11,12 +11,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .data import SegwlError, LayoutError, atomic_path, read_json, resolve_device, output_error
-from .arch import ArchError, MAX_SIZE, parse_arch, build_model
+from .arch import ArchError, MAX_SIZE, MAX_CHANNELS, parse_arch, build_model
+from .classes import ClassesError, class_entries, palette_of
 from .trainset import to_input
 
 # %% auto #0
 __all__ = ['MODEL_INFO_CHECKS', 'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'read_model_info', 'load_weights',
-           'TrainedModel', 'load_model', 'save_smp']
+           'TrainedModel', 'to_mask', 'certainty', 'load_model', 'save_smp']
 
 # %% ../nbs/09c_checkpoint.ipynb #39e156b1
 class CheckpointError(SegwlError):
@@ -79,6 +80,8 @@ MODEL_INFO_CHECKS = {   # key -> (what is expected, check)
                   lambda v: isinstance(v, dict) and _numbers(v.get('mean')) and _numbers(v.get('std'))
                   and min(v['std']) > 0),
     'threshold': ('a number in [0, 1]', lambda v: type(v) in (int, float) and 0 <= v <= 1),
+    'channels': (f'a whole number from 1 (one class) to {MAX_CHANNELS} (K classes and the background)',
+                 lambda v: type(v) is int and 1 <= v <= MAX_CHANNELS),
     'checkpoint': ('a file name in the model folder',
                    lambda v: isinstance(v, str) and v not in ('', '.', '..') and Path(v).name == v)}
 
@@ -87,13 +90,27 @@ def read_model_info(model_dir) -> dict:
     d = Path(model_dir)
     p = d/'model.json'
     if not p.is_file(): raise LayoutError(f"{d}: no model.json (is this a folder written by `segwl train`?)")
-    info = {'threshold': 0.5, 'checkpoint': 'best.pt'} | read_json(p, 'model description', dict)
+    info = {'threshold': 0.5, 'checkpoint': 'best.pt', 'channels': 1} | read_json(p, 'model description', dict)
     for k, (want, ok) in MODEL_INFO_CHECKS.items():
         if k not in info: raise LayoutError(f"{p}: no {k!r}: not a model.json written by segwl train")
         if not ok(info[k]): raise LayoutError(f"{p}: {k} is {json.dumps(info[k])[:60]}, expected {want}")
     try: parse_arch(info['arch'])
     except ArchError as e: raise LayoutError(f"{p}: {e}") from None
+    info['classes'] = _model_classes(info, p)
     return info
+
+def _model_classes(info: dict, p: Path) -> list[dict] | None:
+    "The checked `classes` of model.json `p` (K entries for K+1 channels, as in `classes.json`); None for one class."
+    cl, k = info.get('classes'), info['channels'] - 1
+    if k == 0 and cl is None: return None
+    if not isinstance(cl, list) or len(cl) != k or not all(isinstance(e, dict) for e in cl):
+        raise LayoutError(f"{p}: classes is {json.dumps(cl)[:60]}, expected {k} {{id, name, colour}} object(s) for "
+                          f"its {info['channels']} channel(s) (channel 0 is the background)")
+    try: entries = class_entries([e.get('name') for e in cl], [[0, 0, 0]] + [e.get('colour') for e in cl])
+    except (ClassesError, TypeError, ValueError) as e: raise LayoutError(f"{p}: classes: {e}") from None
+    if [e.get('id') for e in cl] != list(range(1, k + 1)):
+        raise LayoutError(f"{p}: classes: ids must be 1..{k} in order, got {[e.get('id') for e in cl]}")
+    return entries
 
 def load_weights(net: nn.Module, path):
     "Load the state dict in checkpoint `path` into `net`; `CheckpointError` if it is not one of its architecture."
@@ -105,41 +122,63 @@ def load_weights(net: nn.Module, path):
 
 # %% ../nbs/09c_checkpoint.ipynb #c3520ede
 class TrainedModel:
-    "A model folder written by `train`, ready to predict masks."
+    "A model folder written by `train`, ready to predict masks (one class) or label maps (several)."
     def __init__(self, model_dir, device='auto'):
         self.dir = Path(model_dir)
         self.info = read_model_info(self.dir)
         self.device, self.size = resolve_device(device), self.info['input_size']
+        self.classes, self.channels = self.info['classes'], self.info['channels']
         self.checkpoint = self.dir/self.info['checkpoint']
         if not self.checkpoint.is_file():
             raise LayoutError(f"{self.dir}: model.json names {self.checkpoint.name}, which is missing")
-        self.net = build_model(self.info['arch'], pretrained=False)
+        self.net = build_model(self.info['arch'], pretrained=False, channels=self.channels)
         load_weights(self.net, self.checkpoint)
         self.net.to(self.device, memory_format=torch.channels_last).eval()
         self.mean, self.std = tuple(self.info['normalize']['mean']), tuple(self.info['normalize']['std'])
 
+    @property
+    def multiclass(self) -> bool:
+        "Whether the model predicts label maps of its `classes` (K+1 channels) rather than one class's mask."
+        return self.classes is not None
+
+    @property
+    def palette(self):
+        "The (256, 3) palette of its label maps (`classes`' colours); None for a one-class model."
+        return palette_of(self.classes) if self.multiclass else None
+
     @torch.no_grad()
     def probabilities(self, image: np.ndarray) -> np.ndarray:
-        "HxW float32 object probability for an HxWx3 uint8 image."
+        "For an HxWx3 uint8 image: HxW float32 object probability, or (K+1)xHxW class probabilities (softmax)."
         from torchvision.transforms.v2 import functional as TF
         h, w = image.shape[:2]
         t = TF.resize(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), [self.size]*2, antialias=True)
         x = to_input(t, self.mean, self.std)[None].to(self.device, memory_format=torch.channels_last)
-        logits = self.net(x).float()
-        return F.interpolate(logits, size=(h, w), mode='bilinear', align_corners=False)[0, 0].sigmoid().cpu().numpy()
+        logits = F.interpolate(self.net(x).float(), size=(h, w), mode='bilinear', align_corners=False)[0]
+        return (logits.softmax(0) if self.multiclass else logits[0].sigmoid()).cpu().numpy()
 
     def predict(self, image: np.ndarray) -> np.ndarray:
-        "HxW bool mask for an HxWx3 uint8 image."
-        return self.probabilities(image) > self.info['threshold']
+        "HxW bool mask (one class), or HxW uint8 label map (0 background, k class k), for an HxWx3 uint8 image."
+        return to_mask(self, self.probabilities(image))
+
+def to_mask(model: TrainedModel, prob: np.ndarray) -> np.ndarray:
+    "The mask of `model.probabilities`: above the threshold (one class), or each pixel's likeliest class (label map)."
+    if prob.ndim == 2: return prob > model.info['threshold']
+    return prob.argmax(0).astype(np.uint8)
+
+def certainty(prob: np.ndarray) -> np.ndarray:
+    "How sure each pixel is, 0 (all classes equally likely) to 1: |2p - 1| for one class, (K+1)/K (max - 1/(K+1))."
+    if prob.ndim == 2: return np.abs(2*prob - 1)
+    n = prob.shape[0]
+    return (prob.max(0) - 1/n) * n / (n - 1)
 
 def load_model(model_dir, device='auto') -> TrainedModel: return TrainedModel(model_dir, device)
 
 # %% ../nbs/09c_checkpoint.ipynb #2c8f24ce
-def save_smp(model_dir, arch: str) -> str | None:
+def save_smp(model_dir, arch: str, channels: int = 1) -> str | None:
     "Save the best weights of an smp model (tiny-unet is one) with `save_pretrained` in `model_dir`/smp; None: not smp."
     if parse_arch(arch)[0] not in ('smp', 'tiny'): return None
     d = Path(model_dir)
-    m = build_model(arch)
+    m = build_model(arch, channels=channels)
     m.load_state_dict(load_checkpoint(d/'best.pt'))
     with tempfile.TemporaryDirectory(dir=d, prefix='.smp.') as tmp:
         try: m.net.save_pretrained(tmp)

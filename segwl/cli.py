@@ -286,7 +286,8 @@ def _train_args(p):
     from segwl.finetune import TrainSettings
     p.add_argument('--images', required=True, help='folder of training images')
     p.add_argument('--masks', required=True, help='folder of their masks, paired by file name (e.g. LABELS/masks '
-                                                  'from segwl label)')
+                                                  'from segwl label): 0/255 masks, or label maps with classes.json '
+                                                  'beside them (a model of those classes)')
     p.add_argument('--out', required=True, help='model folder (best.pt, last.pt, model.json); an existing run there '
                                                 'is resumed')
     p.add_argument('--manifest', help='manifest.jsonl of the labelling run: error and absent rows are left out, '
@@ -422,8 +423,9 @@ def export_model_cmd(args) -> int:
     from segwl.export import export_model
     s = export_model(args.model, args.format, args.out, n_check=args.check_images, atol=args.atol)
     n = s['input_size']
-    print(f"{s['format']} model written to {s['out']}: uint8 RGB (N, 3, {n}, {n}) in, probability (N, 1, {n}, {n}) "
-          f"out; max abs diff {s['max_abs_diff']:.1e} against PyTorch on {s['images']} images")
+    print(f"{s['format']} model written to {s['out']}: uint8 RGB (N, 3, {n}, {n}) in, probability "
+          f"(N, {s.get('channels', 1)}, {n}, {n}) out; max abs diff {s['max_abs_diff']:.1e} against PyTorch on "
+          f"{s['images']} images")
     return 0
 
 # %% ../nbs/12_cli.ipynb #bdc3b717

@@ -612,11 +612,11 @@ def summary_line(s: dict) -> str:
     return line
 
 # %% ../nbs/14_export.ipynb #cccd35f9
-def deployable(net, mean, std):
-    "`net` as one module: uint8 RGB images (N, 3, S, S) -> object probabilities (N, 1, S, S)."
+def deployable(net, mean, std, multiclass: bool = False):
+    "`net` as one module: uint8 RGB (N, 3, S, S) -> probabilities (N, 1, S, S), or (N, K+1, S, S) with `multiclass`."
     import torch
     class Deployable(torch.nn.Module):
-        "Scaling to 0..1 and normalising by `mean`, `std`; the network; a sigmoid."
+        "Scaling to 0..1 and normalising by `mean`, `std`; the network; a sigmoid (a softmax over the classes)."
         def __init__(self):
             super().__init__()
             self.net = net
@@ -624,7 +624,8 @@ def deployable(net, mean, std):
             self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255)
 
         def forward(self, image):
-            return self.net((image.float() - self.mean) / self.std).sigmoid()
+            y = self.net((image.float() - self.mean) / self.std)
+            return y.softmax(1) if multiclass else y.sigmoid()
     return Deployable().eval()
 
 # %% ../nbs/14_export.ipynb #33c4968d
@@ -646,9 +647,14 @@ def check_images(model, n: int = 4, seed: int = 0) -> torch.Tensor:
 # %% ../nbs/14_export.ipynb #84f51b06
 def _about(model) -> dict:
     "What an exported file says about itself."
-    return {'format': 'segwl-deployable/1', 'input': 'image: uint8 RGB (N, 3, S, S)', 'input_size': model.size,
-            'output': 'probability: float32 (N, 1, S, S)', 'threshold': model.info.get('threshold', 0.5),
-            'arch': model.info.get('arch'), 'normalize': model.info.get('normalize')}
+    about = {'format': 'segwl-deployable/1', 'input': 'image: uint8 RGB (N, 3, S, S)', 'input_size': model.size,
+             'output': 'probability: float32 (N, 1, S, S)', 'threshold': model.info.get('threshold', 0.5),
+             'arch': model.info.get('arch'), 'normalize': model.info.get('normalize')}
+    if not getattr(model, 'multiclass', False): return about
+    return {k: v for k, v in about.items() if k != 'threshold'} | {
+        'output': f'probability: float32 (N, {model.channels}, S, S), softmax over the classes, background first',
+        'decision': 'argmax over the channels: 0 background, k class k', 'channels': model.channels,
+        'classes': model.classes}
 
 def _save_onnx(dep, x, path, about: dict):
     import torch
@@ -713,11 +719,15 @@ def export_model(model_dir, format: str = 'onnx', out=None, n_check: int = 4, at
     model = load_model(model_dir, 'cpu')
     out = check_model_out(model_dir, out or Path(model_dir)/f"model{ext}", check_files(model, n_check))
     net = model.net.to(memory_format=torch.contiguous_format).eval()
-    dep, x = deployable(net, model.mean, model.std), check_images(model, n_check)
-    with torch.no_grad(): ref = net(to_input(x, model.mean, model.std)).sigmoid().numpy()
+    multi = getattr(model, 'multiclass', False)
+    dep, x = deployable(net, model.mean, model.std, multi), check_images(model, n_check)
+    with torch.no_grad():
+        y = net(to_input(x, model.mean, model.std))
+        ref = (y.softmax(1) if multi else y.sigmoid()).numpy()
     with atomic_path(out) as tmp:
         save(dep, x[:1], tmp, _about(model))
         diff = float(np.abs(run(tmp, x) - ref).max())
         if not diff <= atol: raise ExportError(f"{out}: the {format} model differs from the PyTorch model by up to "
                                                f"{diff:.3g} (> {atol:g}) on {len(x)} images; not written")
-    return dict(format=format, out=str(out), max_abs_diff=diff, images=len(x), input_size=model.size)
+    return dict(format=format, out=str(out), max_abs_diff=diff, images=len(x), input_size=model.size,
+                channels=int(ref.shape[1]))

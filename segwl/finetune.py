@@ -18,14 +18,16 @@ from .data import (SegwlError, Settings, setting, atomic_path, write_text, resol
 from .arch import DEFAULT_ARCH, MAX_SIZE, canonical_arch, build_model
 from .registry import TINY_STAMP, tiny_random
 from .trainset import (IMAGENET_MEAN, IMAGENET_STD, select_training_data, pair_weights, labelling_config,
-                            split_pairs, SegDataset)
+                            split_pairs, SegDataset, training_classes)
+from .classes import class_names
 from .checkpoint import save_checkpoint, load_checkpoint, save_smp
 
 # %% auto #0
 __all__ = ['MAX_EPOCHS', 'MAX_BATCH', 'MAX_MINUTES', 'OLD_NAMES', 'HISTORY_COLUMNS', 'MIN_CURVE_EPOCHS', 'TrainSettings',
-           'bce_dice_loss', 'lr_factor', 'ema_decay', 'ema_model', 'foreground_iou', 'validate', 'ResumeError',
-           'Trainer', 'read_resume', 'make_loaders', 'seed_everything', 'write_history', 'tensorboard_writer',
-           'log_epoch', 'save_training_plot', 'train']
+           'bce_dice_loss', 'ce_dice_loss', 'segmentation_loss', 'lr_factor', 'ema_decay', 'ema_model',
+           'foreground_iou', 'class_iou', 'batch_iou', 'validate', 'ResumeError', 'Trainer', 'read_resume',
+           'make_loaders', 'seed_everything', 'write_history', 'tensorboard_writer', 'log_epoch', 'save_training_plot',
+           'train']
 
 # %% ../nbs/09_finetune.ipynb #1cd065ba
 MAX_EPOCHS, MAX_BATCH, MAX_MINUTES = 100_000, 1024, 60 * 24 * 365   # bounds: beyond them a run hangs
@@ -118,6 +120,22 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.
     w = torch.as_tensor(weight).to(per_image)
     return (w * per_image).sum() / w.sum().clamp(min=1e-12)
 
+def ce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, weight=None) -> torch.Tensor:
+    "Cross-entropy plus soft Dice (mean over the object classes) per image of (N,K+1,H,W) logits and (N,H,W) ids."
+    ce = F.cross_entropy(logits, target, reduction='none').mean((1, 2))
+    p = logits.softmax(1)
+    t = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).to(p)
+    dice = (2 * (p * t).sum((2, 3)) + smooth) / (p.sum((2, 3)) + t.sum((2, 3)) + smooth)
+    per_image = ce + 1 - dice[:, 1:].mean(1)
+    if weight is None: return per_image.mean()
+    w = torch.as_tensor(weight).to(per_image)
+    return (w * per_image).sum() / w.sum().clamp(min=1e-12)
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight=None) -> torch.Tensor:
+    "The loss of a model's logits: `bce_dice_loss` for one channel (one class), `ce_dice_loss` for K+1."
+    f = bce_dice_loss if logits.shape[1] == 1 else ce_dice_loss
+    return f(logits, target, weight=weight)
+
 def lr_factor(progress: float, warmup: float = 0.05, floor: float = 0.01) -> float:
     "Learning-rate multiplier at `progress` in [0, 1] of the budget: linear warmup, then cosine down to `floor`."
     if progress < warmup: return max(progress / warmup, 0.01)
@@ -141,12 +159,25 @@ def foreground_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     inter, union = (p & t).sum(dims).float(), (p | t).sum(dims).float()
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
+def class_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    "Per-image mean IoU over the object classes in the truth or the argmax of (N,K+1,H,W) `logits` (none = 1)."
+    k = logits.shape[1]
+    p, t = F.one_hot(logits.argmax(1), k).bool(), F.one_hot(target.long(), k).bool()
+    inter, union = (p & t).sum((1, 2))[:, 1:].float(), (p | t).sum((1, 2))[:, 1:].float()
+    seen = union > 0
+    iou = torch.where(seen, inter / union.clamp(min=1), torch.zeros_like(union)).sum(1) / seen.sum(1).clamp(min=1)
+    return torch.where(seen.any(1), iou, torch.ones_like(iou))
+
+def batch_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    "Per-image IoU of a batch: foreground IoU for one channel, mean IoU over the classes for K+1."
+    return (foreground_iou if logits.shape[1] == 1 else class_iou)(logits, target)
+
 @torch.no_grad()
 def validate(model, loader, device) -> float:
-    "Mean foreground IoU of `model` over `loader` (NaN for an empty loader)."
+    "Mean per-image IoU of `model` over `loader` (foreground, or over the classes); NaN for an empty loader."
     model.eval()
     cl = torch.channels_last
-    ious = [foreground_iou(model(x.to(device, memory_format=cl)).float().cpu(), y) for x, y, *_ in loader]
+    ious = [batch_iou(model(x.to(device, memory_format=cl)).float().cpu(), y) for x, y, *_ in loader]
     return torch.cat(ious).mean().item() if ious else float('nan')
 
 # %% ../nbs/09_finetune.ipynb #98018b56
@@ -155,10 +186,12 @@ class ResumeError(SegwlError):
 
 class Trainer:
     "One training run: model, optimizer, scaler and weight average, and how far through its budget it is."
-    def __init__(self, s: TrainSettings, device: str = 'cpu', pretrained: bool | None = None):
-        self.s, self.device = s, device
+    def __init__(self, s: TrainSettings, device: str = 'cpu', pretrained: bool | None = None, classes=None):
+        self.s, self.device, self.classes = s, device, class_names(classes) if classes else None
+        self.channels = len(self.classes) + 1 if self.classes else 1
         pre = s.pretrained if pretrained is None else pretrained
-        self.model = build_model(s.arch, pretrained=pre).to(device, memory_format=torch.channels_last)
+        self.model = build_model(s.arch, pretrained=pre, channels=self.channels)
+        self.model.to(device, memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
         self.amp = s.amp and device.startswith('cuda')
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp)
@@ -177,11 +210,14 @@ def state(self: Trainer) -> dict:
     "Everything `last.pt` holds to continue the run."
     return {'model': self.model.state_dict(), 'optimizer': self.opt.state_dict(), 'scaler': self.scaler.state_dict(),
             'ema': self.ema.state_dict() if self.ema is not None else None, 'epoch': self.epoch, 'step': self.step,
-            'elapsed': self.elapsed, 'history': self.history, 'best': self.best, 'settings': self.s.to_dict()}
+            'elapsed': self.elapsed, 'history': self.history, 'best': self.best, 'settings': self.s.to_dict(),
+            'classes': self.classes}
 
 # %% ../nbs/09_finetune.ipynb #4df96a71
-def read_resume(out: Path, s: TrainSettings) -> dict | None:
-    "The `last.pt` of an earlier run in `out` to continue, or None; `ResumeError` if it was another arch or size."
+def _classes_text(names) -> str: return 'one class (0/255 masks)' if not names else f"classes {', '.join(names)}"
+
+def read_resume(out: Path, s: TrainSettings, classes=None) -> dict | None:
+    "The `last.pt` of an earlier run in `out` to continue, or None; `ResumeError` if another arch, size or classes."
     p = Path(out)/'last.pt'
     if not p.exists(): return None
     ck = load_checkpoint(p, 'checkpoint of the earlier run')
@@ -191,6 +227,10 @@ def read_resume(out: Path, s: TrainSettings) -> dict | None:
     if (old['arch'], old['size']) != (s.arch, s.size):
         raise ResumeError(f"{out} holds a {old['arch']} run at {old['size']} px; this run asks for {s.arch} at "
                           f"{s.size} px: use another --out folder or delete {p}")
+    names = class_names(classes) if classes else None
+    if ck.get('classes') != names:
+        raise ResumeError(f"{out} holds a run of {_classes_text(ck.get('classes'))}; this run's labels have "
+                          f"{_classes_text(names)}: use another --out folder or delete {p}")
     return ck
 
 @patch
@@ -209,14 +249,14 @@ def restore(self: Trainer, ck: dict, path='last.pt'):
                           f"delete it to start over, or use another --out folder") from None
 
 # %% ../nbs/09_finetune.ipynb #2ab88b5c
-def make_loaders(train_pairs, val_pairs, s: TrainSettings, weights: dict | None = None):
-    "`(training loader, validation loader or None)` over the (image, mask) pairs; `weights` by image, for training."
+def make_loaders(train_pairs, val_pairs, s: TrainSettings, weights: dict | None = None, n_classes: int | None = None):
+    "`(training loader, validation loader or None)` over the pairs; `weights` by image; `n_classes`: label maps."
     from torch.utils.data import DataLoader
-    ds = SegDataset(train_pairs, s.size, train=True, weights=weights)
+    ds = SegDataset(train_pairs, s.size, train=True, weights=weights, n_classes=n_classes)
     if len(ds) == 1: ds = torch.utils.data.ConcatDataset([ds, ds])
     tl = DataLoader(ds, batch_size=s.batch_size, shuffle=True, drop_last=len(ds) > s.batch_size)
     if not val_pairs: return tl, None
-    return tl, DataLoader(SegDataset(val_pairs, s.size, train=False), batch_size=s.batch_size)
+    return tl, DataLoader(SegDataset(val_pairs, s.size, train=False, n_classes=n_classes), batch_size=s.batch_size)
 
 def seed_everything(seed: int):
     "Seed Python's, numpy's and torch's generators: the same seed gives the same run on the same machine."
@@ -241,7 +281,7 @@ def train_step(self: Trainer, x, y, w=None) -> float:
     x = x.to(self.device, non_blocking=True, memory_format=torch.channels_last)
     y = y.to(self.device, non_blocking=True)
     with torch.autocast('cuda', enabled=self.amp):
-        loss = bce_dice_loss(self.model(x).float(), y, weight=None if w is None else w.to(self.device))
+        loss = segmentation_loss(self.model(x).float(), y, weight=None if w is None else w.to(self.device))
     self.opt.zero_grad(set_to_none=True)
     self.scaler.scale(loss).backward()
     self.scaler.step(self.opt)
@@ -293,9 +333,11 @@ def save(self: Trainer, out: Path, best: bool):
     save_checkpoint(self.state(), Path(out)/'last.pt')
 
 # %% ../nbs/09_finetune.ipynb #f9e33935
-def _model_info(t: Trainer, data: dict, device: str, labels_models: dict | None = None) -> dict:
+def _model_info(t: Trainer, data: dict, device: str, labels_models: dict | None = None,
+                classes: list[dict] | None = None) -> dict:
     "What model.json records: how to rebuild and feed the model, the settings, the data and its labellers, the history."
-    return {'format': 'segwl-model/1', 'arch': t.s.arch, 'input_size': t.s.size, 'channels': 1, 'threshold': 0.5,
+    head = {'channels': 1, 'threshold': 0.5} if not classes else {'channels': len(classes) + 1, 'classes': classes}
+    return {'format': 'segwl-model/1', 'arch': t.s.arch, 'input_size': t.s.size, **head,
             'normalize': {'mean': list(IMAGENET_MEAN), 'std': list(IMAGENET_STD)}, 'checkpoint': 'best.pt',
             'settings': t.s.to_dict(), 'data': data, 'labels_models': labels_models,
             'tiny_random': tiny_random(labels_models), 'best': t.best, 'stopped': t.stop_reason(),
@@ -310,10 +352,12 @@ def _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs, 
             'val_files': [p.name for p, _ in val_pairs],
             'weights': None if w is None else {'mean': round(float(np.mean(w)), 4), 'min': round(min(w), 4)}}
 
+def _iou_name(t: Trainer) -> str: return 'IoU' if t.channels == 1 else 'mIoU'
+
 def _bar_numbers(t: Trainer, loss: float, epoch: int) -> str:
     "The latest numbers shown after the one progress bar: the epoch, its loss (so far), the last validation IoU."
     val = [h['val_iou'] for h in t.history if h['val_iou'] is not None]
-    return f"epoch {epoch}/{t.s.epochs}, loss {loss:.3f}" + (f", val IoU {val[-1]:.3f}" if val else '')
+    return f"epoch {epoch}/{t.s.epochs}, loss {loss:.3f}" + (f", val {_iou_name(t)} {val[-1]:.3f}" if val else '')
 
 def _counts_line(counts: dict, weights: dict | None = None) -> str:
     "One line: how many images are used, how many of them reviewed, how many each rule left out; the weights."
@@ -347,8 +391,9 @@ def log_epoch(tb, h: dict):
         if h[k] is not None: tb.add_scalar(k, h[k], h['epoch'])
     tb.flush()
 
-def save_training_plot(history: list[dict], path, stamp: str | None = None) -> bool:
+def save_training_plot(history: list[dict], path, stamp: str | None = None, multiclass: bool = False) -> bool:
     "training.png: loss and validation IoU per epoch; False, and nothing drawn, below `MIN_CURVE_EPOCHS` epochs."
+    loss, iou = ('CE + Dice', 'validation mIoU') if multiclass else ('BCE + Dice', 'validation IoU')
     if len(history) < MIN_CURVE_EPOCHS: return False
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -356,13 +401,13 @@ def save_training_plot(history: list[dict], path, stamp: str | None = None) -> b
     ax = fig.add_subplot()
     ep, mark = [h['epoch'] for h in history], 'o' if len(history) <= 30 else None
     lines = ax.plot(ep, [h['loss'] for h in history], '-', marker=mark, ms=3, color='tab:red', label='training loss')
-    ax.set(xlabel='epoch', ylabel='training loss (BCE + Dice)')
+    ax.set(xlabel='epoch', ylabel=f'training loss ({loss})')
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     val = [(h['epoch'], h['val_iou']) for h in history if h['val_iou'] is not None]
     if val:
         ax2 = ax.twinx()
-        lines += ax2.plot(*zip(*val), '-', marker=mark, ms=3, color='tab:blue', label='validation IoU')
-        ax2.set(ylabel='validation IoU', ylim=(0, 1))
+        lines += ax2.plot(*zip(*val), '-', marker=mark, ms=3, color='tab:blue', label=iou)
+        ax2.set(ylabel=iou, ylim=(0, 1))
     ax.legend(handles=lines, loc='upper center', bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, fontsize=8)
     ax.set_title('training' + (f' - {stamp}' if stamp else ''), color='red' if stamp else 'black', fontsize=10)
     fig.tight_layout()
@@ -402,26 +447,29 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
         log(_counts_line(counts, weights))
         labels = (labelling_config(masks_dir, manifest) or {}).get('models')
         if tiny_random(labels): log(f"labels made by tiny random models: {TINY_STAMP}")
+        classes = training_classes(masks_dir, manifest)
+        if classes: log(f"label maps of {len(classes)} class(es): {', '.join(class_names(classes))} "
+                        f"(a {len(classes) + 1}-channel softmax model, background first)")
         train_pairs, val_pairs = split_pairs(pairs, s.val_fraction, s.seed)
         data = _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs, weights)
         device = resolve_device(s.device)
         seed_everything(s.seed)
-        ck = read_resume(out, s)
-        t = Trainer(s, device, pretrained=s.pretrained and ck is None)
+        ck = read_resume(out, s, classes)
+        t = Trainer(s, device, pretrained=s.pretrained and ck is None, classes=classes)
         if ck is not None:
             t.restore(ck, out/'last.pt')
             log(f"resuming {out} after epoch {t.epoch} ({t.elapsed/60:.1f} min trained)")
-        tl, vl = make_loaders(train_pairs, val_pairs, s, weights)
-        t.run(out, tl, vl, lambda: _model_info(t, data, device, labels),
+        tl, vl = make_loaders(train_pairs, val_pairs, s, weights, len(classes) if classes else None)
+        t.run(out, tl, vl, lambda: _model_info(t, data, device, labels, classes),
               tqdm(total=s.epochs * len(tl), initial=t.epoch * len(tl), desc='train', unit='batch',
                    disable=not progress))
-        info = _model_info(t, data, device, labels) | {'smp_pretrained': save_smp(out, s.arch)}
+        info = _model_info(t, data, device, labels, classes) | {'smp_pretrained': save_smp(out, s.arch, t.channels)}
         write_text(out/'model.json', json.dumps(info, indent=1))
         write_history(t.history, out/'history.csv')
         stamp = TINY_STAMP if info['tiny_random'] else None
-        if not save_training_plot(t.history, out/'training.png', stamp):
+        if not save_training_plot(t.history, out/'training.png', stamp, multiclass=bool(classes)):
             log(f"training.png: not drawn, {len(t.history)} epoch(s) (a curve needs {MIN_CURVE_EPOCHS})")
-    log(f"stopped by {t.stop_reason()} after {t.epoch} epochs ({t.elapsed/60:.1f} min); best val IoU "
+    log(f"stopped by {t.stop_reason()} after {t.epoch} epochs ({t.elapsed/60:.1f} min); best val {_iou_name(t)} "
         f"{t.best['val_iou']} at epoch {t.best['epoch']}" + (f" [{stamp}]" if stamp else ''))
     return info
 

@@ -10,10 +10,11 @@ import numpy as np
 from .folder import read_manifest, ManifestWriter, manifest_row, collisions
 from .data import (SegwlError, SegwlWarning, OutputError, list_images, load_image, write_text, save_mask,
                         output_lock, clean_parts, read_json)
-from .checkpoint import TrainedModel, load_model
+from .checkpoint import TrainedModel, load_model, to_mask, certainty
+from .classes import CLASSES_JSON, save_label_map, write_classes_json, class_row_fields
 
 # %% auto #0
-__all__ = ['PREDICT_KEYS', 'predict_config', 'predict_one', 'predict_folder']
+__all__ = ['PREDICT_KEYS', 'predict_config', 'write_prediction', 'write_model_classes', 'predict_one', 'predict_folder']
 
 # %% ../nbs/09d_predict.ipynb #e085a4a1
 PREDICT_KEYS = ('checkpoint_sha256', 'threshold', 'input_size')   # a rerun resumes only when these are the same
@@ -43,15 +44,31 @@ def _done_rows(out: Path, cfg: dict, names: set, resume: bool) -> dict:
 from contextlib import contextmanager
 from .folder import drain
 
+def write_prediction(model, prob: np.ndarray, mask_path: Path) -> dict:
+    "Write the mask of `model.probabilities` output `prob` to `mask_path`; the row's fields (`score`, `classes`)."
+    mask, sure = to_mask(model, prob), certainty(prob)
+    if prob.ndim == 2:
+        save_mask(mask, mask_path)
+        return dict(score=float(sure.mean()))
+    save_label_map(mask, mask_path, model.palette)
+    per = np.bincount(mask.ravel(), weights=sure.ravel(), minlength=prob.shape[0])
+    n = np.bincount(mask.ravel(), minlength=prob.shape[0])
+    scores = [float(per[k] / n[k]) if n[k] else None for k in range(1, prob.shape[0])]
+    return dict(score=float(sure.mean()), classes=class_row_fields(model.classes, mask, scores)['classes'])
+
+def write_model_classes(model, out: Path):
+    "`out`/classes.json of a model of several classes (its names and palette); none for a model of one class."
+    if getattr(model, 'multiclass', False): write_classes_json(out, model.classes, model.classes)
+    else: (Path(out)/CLASSES_JSON).unlink(missing_ok=True)
+
 def predict_one(model, p: Path, mask_path: Path, collide: dict | None = None) -> dict:
     "Predict image `p` into `mask_path`; its manifest row (an error row for a bad image; a full disk raises)."
     t0 = time.perf_counter()
     collide = collide or {}
     try:
         if p in collide: raise SegwlError(collide[p])
-        prob = model.probabilities(load_image(p))
-        save_mask(prob > model.info['threshold'], mask_path)
-        return manifest_row(p.name, score=float(np.abs(2*prob - 1).mean()), seconds=time.perf_counter() - t0)
+        fields = write_prediction(model, model.probabilities(load_image(p)), mask_path)
+        return manifest_row(p.name, seconds=time.perf_counter() - t0, **fields)
     except OutputError: raise
     except Exception as e:
         msg = str(e) if isinstance(e, SegwlError) else f"{p}: {type(e).__name__}: {e}"
@@ -72,6 +89,7 @@ def predict_folder(model, images_dir, out_dir, device='auto', progress=True, res
         cfg = predict_config(model, images_dir)
         rows = _done_rows(out, cfg, {p.name for p in files}, resume)
         write_text(out/'config.json', json.dumps(cfg, indent=2) + '\n')
+        write_model_classes(model, out)
         write_text(out/'manifest.jsonl', ''.join(json.dumps(r) + '\n' for r in rows.values()))   # drops the rest
         todo, collide = [p for p in files if p.name not in rows], collisions(files)
         write = write or (lambda p, out, collide: predict_one(model, p, out/'masks'/f'{p.stem}.png', collide))

@@ -14,11 +14,14 @@ from .folder import read_manifest
 from .export import labels_config
 from .data import (SegwlError, SegwlWarning, LayoutError, list_images, pair_masks, load_image, load_mask,
                         save_mask)
+from .classes import (ClassesError, find_classes_json, read_classes_json, load_label_map, save_label_map,
+                           write_classes_json, palette_of)
 
 # %% auto #0
-__all__ = ['REVIEWED_KEPT', 'LEFT_OUT', 'MIN_WEIGHT', 'IMAGENET_MEAN', 'IMAGENET_STD', 'manifest_rows', 'select_training_data',
-           'synthetic_dataset', 'label_weight', 'pair_weights', 'split_pairs', 'labelling_config', 'train_transform',
-           'to_input', 'SegDataset']
+__all__ = ['REVIEWED_KEPT', 'LEFT_OUT', 'MIN_WEIGHT', 'SYNTHETIC_CLASSES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'manifest_rows',
+           'select_training_data', 'synthetic_dataset', 'label_weight', 'pair_weights', 'split_pairs',
+           'labelling_config', 'training_classes', 'synthetic_classes_dataset', 'train_transform', 'to_input',
+           'SegDataset']
 
 # %% ../nbs/09b_trainset.ipynb #ec972c98
 REVIEWED_KEPT = ('accepted', 'fixed', 'rejected')     # segwl review's verdicts: a rejected image holds no object
@@ -127,15 +130,52 @@ def labelling_config(masks_dir, manifest=None) -> dict | None:
         if isinstance(cfg.get('models'), dict): return cfg
     return None
 
+# %% ../nbs/09b_trainset.ipynb #8a9c59f5
+def training_classes(masks_dir, manifest=None) -> list[dict] | None:
+    "The `classes.json` entries of a labels folder (beside `masks_dir`, or in the manifest's folder); None: one class."
+    for where in [masks_dir] + ([manifest] if manifest is not None else []):
+        if find_classes_json(where) is not None: return read_classes_json(where)
+    return None
+
+# %% ../nbs/09b_trainset.ipynb #700f2180
+SYNTHETIC_CLASSES = (('disc', (210, 40, 40)), ('square', (40, 60, 210)))   # name, colour of each object
+
+def synthetic_classes_dataset(folder, n=8, size=48, seed=0):
+    "Write `n` noisy images with red discs (class 1) and blue squares (class 2), their label maps and classes.json."
+    rng, folder = np.random.default_rng(seed), Path(folder)
+    (folder/'images').mkdir(parents=True, exist_ok=True)
+    (folder/'masks').mkdir(parents=True, exist_ok=True)
+    entries = read_classes_json(write_classes_json(folder, [name for name, _ in SYNTHETIC_CLASSES]))
+    for i in range(n):
+        h, w = size, size + 8 * (i % 3)
+        yy, xx = np.mgrid[:h, :w]
+        img = rng.integers(0, 90, (h, w, 3)).astype(np.uint8)
+        lm = np.zeros((h, w), np.uint8)
+        for k, (_, colour) in enumerate(SYNTHETIC_CLASSES, 1):
+            for _ in range(rng.integers(0, 3)):
+                r = int(rng.integers(h // 10, h // 5))
+                cy, cx = int(rng.integers(r, h - r)), int(rng.integers(r, w - r))
+                obj = ((yy - cy)**2 + (xx - cx)**2 < r*r) if k == 1 else ((abs(yy - cy) < r) & (abs(xx - cx) < r))
+                img[obj] = np.clip(np.array(colour) + rng.integers(-25, 25, (int(obj.sum()), 3)), 0, 255)
+                lm[obj] = k
+        Image.fromarray(img).save(folder/'images'/f'im{i}.png')
+        save_label_map(lm, folder/'masks'/f'im{i}.png', palette_of(entries))
+    return folder/'images', folder/'masks'
+
 # %% ../nbs/09b_trainset.ipynb #c0cc76c8
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+def _resize_labels(lm: np.ndarray, hw) -> np.ndarray:
+    "HxW uint8 label map resized to `hw` by nearest neighbour (ids stay ids)."
+    return np.asarray(Image.fromarray(lm).resize((int(hw[1]), int(hw[0])), Image.NEAREST))
 
 def _shrink(img: np.ndarray, mask: np.ndarray | None, short: int):
     h, w = img.shape[:2]
     f = short / min(h, w)
     if f >= 1: return img, mask
     hw = (max(1, round(h*f)), max(1, round(w*f)))
-    return resize_image(img, hw), (None if mask is None else resize_mask(mask, hw))
+    if mask is None: return resize_image(img, hw), None
+    return resize_image(img, hw), (_resize_labels(mask, hw) if mask.dtype == np.uint8 else resize_mask(mask, hw))
 
 def train_transform(size: int, scale=(0.35, 1.0), jitter=0.3):
     "Random scale-crop, horizontal flip and colour jitter, drawn once per (image, mask) pair."
@@ -151,14 +191,16 @@ def to_input(img: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.T
 
 class SegDataset(torch.utils.data.Dataset):
     "(image, mask) path pairs -> (normalised image (3,S,S), float mask (1,S,S)[, weight]); augmented when `train`."
-    def __init__(self, pairs, size, train=True, transform=None, weights: dict | None = None):
+    def __init__(self, pairs, size, train=True, transform=None, weights: dict | None = None,
+                 n_classes: int | None = None):
         from torchvision import tv_tensors
-        self.size, self.train, self.tv = size, train, tv_tensors
+        self.size, self.train, self.tv, self.n_classes = size, train, tv_tensors, n_classes
         self.weights = None if weights is None else [float(weights.get(ip, 1.0)) for ip, _ in pairs]
         self.items = []
         for ip, mp in pairs:
             img = load_image(ip)
-            self.items.append(_shrink(img, load_mask(mp, shape=img.shape), 2*size))
+            m = load_mask(mp, shape=img.shape) if n_classes is None else load_label_map(mp, n_classes, img.shape)
+            self.items.append(_shrink(img, m, 2*size))
         self.transform = transform or (train_transform(size) if train else None)
 
     def __len__(self): return len(self.items)
@@ -170,5 +212,6 @@ class SegDataset(torch.utils.data.Dataset):
         mt = self.tv.Mask(torch.from_numpy(np.ascontiguousarray(m))[None].to(torch.uint8))
         if self.train: t, mt = self.transform(t, mt)
         else: t, mt = TF.resize(t, [self.size]*2, antialias=True), TF.resize(mt, [self.size]*2)
-        xy = to_input(t.as_subclass(torch.Tensor)), mt.as_subclass(torch.Tensor).float()
+        y = mt.as_subclass(torch.Tensor)
+        xy = to_input(t.as_subclass(torch.Tensor)), y.float() if self.n_classes is None else y[0].long()
         return xy if self.weights is None else (*xy, torch.tensor(self.weights[i]))
