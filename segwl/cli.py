@@ -328,7 +328,7 @@ def _review_args(p):
 @command('review', 'The most doubtful pseudo-labels first, as a contact sheet (in Jupyter: segwl.review.ReviewPanel).',
          _review_args)
 def review_cmd(args) -> int:
-    from segwl.review import contact_sheet
+    from segwl.doubt import contact_sheet
     from segwl.data import short_list
     files = contact_sheet(args.labels, args.images, args.sheet, n=args.n, cols=args.cols, filter=args.show)
     print(f"{args.sheet}: {len(files)} image(s), most doubtful first: {short_list(files, 5)}")
