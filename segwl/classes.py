@@ -6,11 +6,11 @@
 __all__ = []
 
 # %% ../nbs/06d_classes.ipynb #92f8f09b
-from .classfile import (ClassesError, MAX_CLASSES, METHODS, CLASS_KEYS, FILE_KEYS, EXAMPLE, unknown_keys,  # noqa: F401
-                             check_class_name, check_references, ClassSpec, make_classes, class_names, read_classes,
-                             check_for_method, _show, _side, _load_pair, _fingerprint, _spec, _no_twins, _parse)
+from .classfile import (ClassesError, MAX_CLASSES, METHODS, CLASS_KEYS, FILE_KEYS, EXAMPLE,  # noqa: F401
+                             unknown_keys, check_class_name, check_references, ClassSpec, make_classes, class_names,
+                             read_classes, check_for_method, _show, _side, _load_pair, _fingerprint, _spec, _no_twins,
+                             _parse)
 from .labelmaps import (voc_palette, PALETTE, CLASSES_JSON, full_palette, class_entries,  # noqa: F401
                              write_classes_json, find_classes_json, is_label_map_folder, ENTRY_KEYS, read_classes_json,
-                             palette_of, as_label_map, save_label_map, load_label_map, ClassInstance, Composed,
-                             compose, class_row_fields, colourise, plot_label_map, _entry, _open_png, _box, _score,
-                             _claims)
+                             palette_of, as_label_map, save_label_map, load_label_map, ClassInstance, Composed, compose,
+                             class_row_fields, colourise, plot_label_map, _entry, _open_png, _box, _score, _claims)

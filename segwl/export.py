@@ -20,10 +20,10 @@ __all__ = ['HOLES', 'VOC_COLOURS', 'LS_WIDTHS', 'LS_IMAGE_URL', 'URL_FIELDS', 'F
            'ls_config', 'write_label_studio', 'check_out', 'export_labels', 'summary_line']
 
 # %% ../nbs/10b_export.ipynb #e1b7924c
-from .labelled import (LabelledImage, labels_config, images_folder, image_size, check_score, labelled_images,  # noqa: F401
-                            label_parts, fill_holes, INSTANCE_MODES, mask_instances, need, coco_segment, rle_mask,
-                            read_instances, instances_of, scored, each_image, _choice, _count, _rows, _image_of,
-                            _runs, _touching, _roots, _bytes, _rle_size)
+from .labelled import (LabelledImage, labels_config, images_folder, image_size, check_score,  # noqa: F401
+                            labelled_images, label_parts, fill_holes, INSTANCE_MODES, mask_instances, need,
+                            coco_segment, rle_mask, read_instances, instances_of, scored, each_image, _choice, _count,
+                            _rows, _image_of, _runs, _touching, _roots, _bytes, _rle_size)
 from .model_export import (deployable, check_files, check_images, MODEL_FORMATS, ExportError,  # noqa: F401
                                 MAX_CHECK_IMAGES, EXPORT_SUFFIXES, check_model_out, export_model, _about, _save_onnx,
                                 _run_onnx, _save_torchscript, _run_torchscript)

@@ -23,9 +23,9 @@ from .panels import CachingSegmenter, _backends_html, _overlay, TINY_STAMP
 __all__ = ['REVIEW_TERMS', 'KEYS', 'DRAG', 'fix_mask', 'with_reference', 'relabel', 'draw_prompts', 'ReviewPanel']
 
 # %% ../nbs/15_review.ipynb #7410eb39
-from .doubt import (_TINY, _unit, mask_shape, doubt_score, REVIEWS, rows_of, mask_path, _check_folders,  # noqa: F401
-                         read_label, _doubt, ranked, _write_rows, record, FILTERS, _keep, _edge, overlay,
-                         contact_sheet, _sheet_title, _sheet_cell)
+from .doubt import (_TINY, _unit, mask_shape, doubt_score, REVIEWS, rows_of, mask_path,  # noqa: F401
+                         _check_folders, read_label, _doubt, ranked, _write_rows, record, FILTERS, _keep, _edge,
+                         overlay, contact_sheet, _sheet_title, _sheet_cell)
 
 # %% ../nbs/15_review.ipynb #61d8d9d7
 def _box_prompts(box) -> tuple[np.ndarray, np.ndarray]:

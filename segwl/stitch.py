@@ -6,9 +6,9 @@
 __all__ = []
 
 # %% ../nbs/02b_stitch.ipynb #1bf42d17
-from .layout import (scale_points, pixel_of, resize_image, resize_mask, mask_iou, Stitch, Cell, LAYOUTS,  # noqa: F401
-                          CanvasLayout, seed_share, INPUT_SIZES, input_pixels, padding_fraction, _pts, _strip, _hw,
-                          _strip_layout, _share, _squareness, _pick_side, _paint, _padding)
-from .packing import (MAX_TARGETS, PACKED_LAYOUTS, PackedLayout, single_pixels, _stack, _grids, _cuts,  # noqa: F401
-                           _grid_cells, _fit_cells, _one, _grid_plans, _rows_cells, _cols_cells, _partitions,
+from .layout import (scale_points, pixel_of, resize_image, resize_mask, mask_iou, Stitch, Cell,  # noqa: F401
+                          LAYOUTS, CanvasLayout, seed_share, INPUT_SIZES, input_pixels, padding_fraction, _pts, _strip,
+                          _hw, _strip_layout, _share, _squareness, _pick_side, _paint, _padding)
+from .packing import (MAX_TARGETS, PACKED_LAYOUTS, PackedLayout, single_pixels, _stack, _grids,  # noqa: F401
+                           _cuts, _grid_cells, _fit_cells, _one, _grid_plans, _rows_cells, _cols_cells, _partitions,
                            _rows_pixels, _choose, _rows_named, _rows_plan, _ratios, _auto_plan, _named_plan, _plan)
