@@ -8,123 +8,12 @@ import argparse, difflib, re, shlex, sys
 from .data import SegwlError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'TINY_WARNING', 'STATUS_MIME', 'command', 'Parser', 'version', 'build_parser', 'main', 'flag_help',
-           'settings_flags', 'settings_from_args', 'images_to_label', 'label_terms', 'label_spec', 'label', 'train_cmd',
-           'predict_cmd', 'evaluate_cmd', 'export_cmd', 'export_model_cmd', 'review_cmd', 'jobs_dir', 'job_names',
-           'job_notebook', 'parse_value', 'notebook_parameters', 'check_parameters', 'check_output', 'run_notebook',
-           'job_status', 'notebook_status', 'run_notebook_cmd', 'demo']
+__all__ = ['TINY_WARNING', 'images_to_label', 'label_terms', 'label_spec', 'label', 'train_cmd', 'predict_cmd', 'evaluate_cmd',
+           'export_cmd', 'export_model_cmd', 'review_cmd', 'run_notebook_cmd', 'demo']
 
-# %% ../nbs/12_cli.ipynb #7af7140d
-COMMANDS: dict = {}
-
-def command(name, help, add_args=lambda p: None):
-    "Register `run(args) -> exit status` as `segwl NAME`; `add_args(parser)` declares its options."
-    def deco(run):
-        COMMANDS[name] = (help, add_args, run)
-        return run
-    return deco
-
-# %% ../nbs/12_cli.ipynb #168569cb
-class Parser(argparse.ArgumentParser):
-    "An `ArgumentParser` whose 'unrecognized arguments' error suggests the close option names."
-    def error(self, message):
-        if message.startswith('unrecognized arguments:'):
-            known = [o for a in self._actions for o in a.option_strings if o.startswith('--')]
-            words = [w.split('=')[0] for w in message.split(':', 1)[1].split() if w.startswith('--')]
-            close = [c for w in words for c in difflib.get_close_matches(w, known, n=1)]
-            if close: message += f" (did you mean {' or '.join(close)}?)"
-        super().error(message)
-
-def version() -> str:
-    "segwl's installed version, from its distribution's metadata (not from whatever `segwl` module is on the path)."
-    from importlib.metadata import version as v, PackageNotFoundError
-    try: return v('segwl')
-    except PackageNotFoundError: return 'unknown (not installed)'
-
-# %% ../nbs/12_cli.ipynb #dedf78b4
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    "The `segwl` parser; with `only`, the options of that command alone are declared (the others are not needed)."
-    p = Parser(prog='segwl', description='Segmentation without labelling: one labelled image in, a segmentation '
-                                         'model out.')
-    p.add_argument('--version', action='version', version=f'segwl {version()}')
-    sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND', parser_class=Parser)
-    p.commands = {}
-    for name, (help, add_args, run) in COMMANDS.items():
-        sp = sub.add_parser(name, help=help, description=help)
-        if only in (None, name): add_args(sp)
-        sp.set_defaults(_run=run)
-        p.commands[name] = sp
-    return p
-
-def main(argv=None) -> int:
-    "Entry point of the `segwl` console script."
-    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    first = next((a for a in argv if not a.startswith('-')), None)
-    parser = build_parser(first if first in COMMANDS else '')
-    args, extra = parser.parse_known_args(argv)
-    if extra: parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
-    try: return int(args._run(args) or 0)
-    except SegwlError as e:
-        print(f"segwl {args.command}: error: {e}", file=sys.stderr)
-        return 2
-
-# %% ../nbs/12_cli.ipynb #46c5ce1f
-def _flag_kind(f) -> dict:
-    "argparse keywords for a settings field, from its type and choices."
-    from segwl.data import _kind
-    base, _ = _kind(f)
-    if base == 'bool': return dict(action=argparse.BooleanOptionalAction)
-    kw = dict(type={'float': float, 'int': int}.get(base, str), metavar={'float': 'X', 'int': 'N'}.get(base, 'NAME'))
-    if f.metadata.get('choices'): kw.update(choices=f.metadata['choices'], metavar=None)
-    return kw
-
-_OWN_DEFAULT = re.compile(r'\s*\((?:([^()]*?);\s*)?default: ([^()]*)\)')
-
-def flag_help(help: str, defaults: list) -> str:
-    "A flag's help: `help` and one `[default: X]`, X what a null default means where `help` says '(default: X)'."
-    m = _OWN_DEFAULT.search(help)
-    if m: help = help[:m.start()] + (f" ({m.group(1)})" if m.group(1) else '') + help[m.end():]
-    shown = lambda v: m.group(2) if m and v is None else 'off' if v is False else 'on' if v is True else str(v)
-    values = [(where, shown(v)) for where, v in defaults]
-    if len({v for _, v in values}) == 1: return f"{help} [default: {values[0][1]}]"
-    return f"{help} [default: {', '.join(f'{v} ({where})' for where, v in values)}]"
-
-# %% ../nbs/12_cli.ipynb #ba746af0
-def settings_flags(p, classes, title: str):
-    "One flag per field (dest `s_<field>`, default: not given) of `classes`, one settings class or `{group: class}`."
-    from dataclasses import fields
-    from segwl.recipe import Renamed
-    classes = classes if isinstance(classes, dict) else {title: classes}
-    owners = {}
-    for where, c in classes.items():
-        for f in fields(c): owners.setdefault(f.name, []).append((where, c, f))
-    shared = p.add_argument_group(title) if any(len(o) > 1 for o in owners.values()) else None
-    groups = {where: p.add_argument_group(f"{where} ({c.__name__})" if len(classes) > 1 else where)
-              for where, c in classes.items()}
-    old = [(o, n) for c in classes.values() if issubclass(c, Renamed) for o, n in c.RENAMED.items()]
-    for name, own in owners.items():
-        f, was = own[0][2], [f"--{o.replace('_', '-')}" for o, n in old if n == name]
-        help = f.metadata.get('help', '') + (f" (was {', '.join(was)})" if was else '')
-        g = shared if len(own) > 1 else groups[own[0][0]]
-        g.add_argument('--' + name.replace('_', '-'), dest=f's_{name}', default=None, **_flag_kind(f),
-                       help=flag_help(help, [(where, x.default) for where, _, x in own]))
-    for o, n in dict(old).items():             # old names: still taken, not listed (the new flag's help names them)
-        if o not in owners:
-            kind = _flag_kind(owners[n][0][2])
-            p.add_argument('--' + o.replace('_', '-'), dest=f's_{o}', help=argparse.SUPPRESS, **kind)
-
-def settings_from_args(args, cls=None):
-    "The settings (`cls`, default `SeedSettings`) of parsed `args`: defaults, then `--config FILE`, then flags given."
-    from dataclasses import replace, fields
-    from segwl.recipe import Renamed, renamed
-    if cls is None: from segwl.seed import SeedSettings as cls
-    config = vars(args).get('config')
-    s = cls.from_json(config) if config else cls()
-    given = {k[2:]: v for k, v in vars(args).items() if k.startswith('s_') and v is not None}
-    if issubclass(cls, Renamed): given = renamed(given, cls.RENAMED, 'flags')
-    alien = ['--' + k.replace('_', '-') for k in given if k not in {f.name for f in fields(cls)}]
-    if alien: raise SegwlError(f"{', '.join(alien)}: not a setting of {cls.__name__}")
-    return replace(s, **given)
+# %% ../nbs/12_cli.ipynb #3ec0e4bf
+from .command import COMMANDS, command, Parser, version, build_parser, main  # noqa: F401
+from .flags import flag_help, settings_flags, settings_from_args, _flag_kind, _OWN_DEFAULT  # noqa: F401
 
 # %% ../nbs/12_cli.ipynb #d2b69cfb
 class _Formatter(argparse.HelpFormatter):
@@ -441,113 +330,16 @@ def _review_args(p):
 @command('review', 'The most doubtful pseudo-labels first, as a contact sheet (in Jupyter: segwl.review.ReviewPanel).',
          _review_args)
 def review_cmd(args) -> int:
-    from segwl.review import contact_sheet
+    from segwl.doubt import contact_sheet
     from segwl.data import short_list
     files = contact_sheet(args.labels, args.images, args.sheet, n=args.n, cols=args.cols, filter=args.show)
     print(f"{args.sheet}: {len(files)} image(s), most doubtful first: {short_list(files, 5)}")
     return 0
 
-# %% ../nbs/12_cli.ipynb #f263f4ed
-def jobs_dir() -> 'Path':
-    "The folder of the job notebooks shipped inside the package."
-    from pathlib import Path
-    import segwl
-    return Path(segwl.__file__).parent/'jobs'
-
-def job_names() -> list[str]:
-    "Names of the job notebooks shipped with segwl."
-    return sorted(p.stem for p in jobs_dir().glob('*.ipynb'))
-
-def job_notebook(name_or_path) -> 'Path':
-    "The notebook of a shipped job `name`, or the notebook at a path."
-    from pathlib import Path
-    p = Path(name_or_path)
-    if p.is_file(): return p
-    if p.suffix == '.ipynb' or len(p.parts) > 1: raise SegwlError(f"{p}: no such notebook")
-    q = jobs_dir()/f'{name_or_path}.ipynb'
-    if not q.is_file():
-        jobs = ', '.join(job_names()) or 'none shipped'
-        raise SegwlError(f"{name_or_path!r}: not a job ({jobs}) nor a notebook file")
-    return q
-
-# %% ../nbs/12_cli.ipynb #3a9a52d5
-def parse_value(v: str):
-    "A `-p` value: `True`/`False`/`None`, an int, a float, or the string itself."
-    if v in ('True', 'False', 'None'): return {'True': True, 'False': False, 'None': None}[v]
-    for t in (int, float):
-        try: return t(v)
-        except ValueError: pass
-    return v
-
-def notebook_parameters(path) -> dict:
-    "`{name: (default as source text, help from its comment)}` of the cell tagged `parameters`."
-    import papermill
-    ps = papermill.inspect_notebook(str(path))
-    if not ps: raise SegwlError(f"{path}: no cell tagged 'parameters', so it takes no parameters")
-    return {k: (v['default'], v.get('help') or '') for k, v in ps.items()}
-
-def check_parameters(path, given: dict) -> dict:
-    "`given`, or `SegwlError` naming the unknown ones and listing the valid names."
-    if not given: return given          # any notebook runs as it is
-    valid = notebook_parameters(path)
-    bad = [k for k in given if k not in valid]
-    if bad: raise SegwlError(f"{path}: unknown parameter(s) {', '.join(bad)}; valid names: {', '.join(valid)}")
-    return given
-
-# %% ../nbs/12_cli.ipynb #f4552696
-def _this_python_kernel():
-    "A jupyter_client KernelManager class that starts an ipykernel on `sys.executable`."
-    from jupyter_client.manager import KernelManager
-    from jupyter_client.kernelspec import KernelSpec
-    class ThisPythonKernel(KernelManager):
-        @property
-        def kernel_spec(self):
-            return KernelSpec(argv=[sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
-                              display_name=f'Python ({sys.executable})', language='python')
-    return ThisPythonKernel
-
-def check_output(output) -> 'Path':
-    "`output` if the executed notebook can be written there (tried before the job runs), else an `OutputError`."
-    from pathlib import Path
-    from segwl.data import output_error
-    out = Path(output)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        existed = out.exists()
-        with open(out, 'a'): pass
-        if not existed: out.unlink()
-    except OSError as e: raise output_error(out, e) from None
-    return out
-
-def run_notebook(notebook, output, parameters: dict | None = None, cwd='.', progress=True, log_output=False):
-    "Execute `notebook` (a job name or a path) with `parameters` into `output`; papermill's errors propagate."
-    import papermill
-    from segwl.data import output_error
-    nb = job_notebook(notebook)
-    params = check_parameters(nb, dict(parameters or {}))
-    out = check_output(output)
-    try: return papermill.execute_notebook(str(nb), str(out), parameters=params, kernel_name='python3',
-                                           language='python', cwd=str(cwd), progress_bar=progress,
-                                           log_output=log_output, kernel_manager_class=_this_python_kernel())
-    except OSError as e:
-        if e.filename is None or str(e.filename) != str(out): raise
-        raise output_error(out, e) from None
-
-# %% ../nbs/12_cli.ipynb #b681d5ae
-STATUS_MIME = 'application/vnd.segwl.status+json'
-
-def job_status(code: int, why: str = ''):
-    "Display the job's exit status (read back by `segwl run-notebook`) and say it in words."
-    from IPython.display import display
-    display({STATUS_MIME: dict(exit_code=int(code), why=why), 'text/plain': f"exit status {code}: {why or 'ok'}"},
-            raw=True)
-
-def notebook_status(path) -> tuple[int, str]:
-    "`(exit code, why)` the executed notebook at `path` reported with `job_status` (the last one), else `(0, '')`."
-    import nbformat
-    outs = [o for c in nbformat.read(str(path), as_version=4).cells for o in c.get('outputs', [])]
-    found = [o['data'][STATUS_MIME] for o in outs if STATUS_MIME in o.get('data', {})]
-    return (int(found[-1]['exit_code']), found[-1].get('why', '')) if found else (0, '')
+# %% ../nbs/12_cli.ipynb #e78b9f00
+from .jobs import jobs_dir, job_names, job_notebook, parse_value, notebook_parameters  # noqa: F401
+from .jobs import check_parameters, check_output, run_notebook, STATUS_MIME, job_status  # noqa: F401
+from .jobs import notebook_status, _this_python_kernel  # noqa: F401
 
 # %% ../nbs/12_cli.ipynb #f468d69c
 def _run_notebook_args(p):

@@ -14,7 +14,7 @@ from .stitch import pixel_of
 
 # %% auto #0
 __all__ = ['LOOKALIKES', 'ColourSegmenter', 'ColourScorer', 'synthetic_scene', 'scene_folder', 'odd_files', 'ColourConcept',
-           'free_ellipse', 'concept_scene']
+           'free_ellipse', 'concept_scene', 'demo_labels']
 
 # %% ../nbs/13_testing.ipynb #cc16f254
 class ColourSegmenter:
@@ -224,3 +224,27 @@ def concept_scene(hw, n: int, seed: int = 0, colour=(220, 30, 30), lookalikes: i
     img += rng.integers(-noise, noise + 1, img.shape, dtype=np.int16)
     mask = np.any(parts, axis=0) if parts else np.zeros((h, w), bool)
     return np.clip(img, 0, 255).astype(np.uint8), mask, parts
+
+# %% ../nbs/13_testing.ipynb #039a2923
+import json
+from .outputs import save_mask
+from .folder import manifest_row
+
+# %% ../nbs/13_testing.ipynb #61a23a42
+def demo_labels(folder) -> Path:
+    "A labels folder as `segwl label` leaves it: two ok images (a ring with a hole and a speck), one absent, one error."
+    folder, rng = Path(folder), np.random.default_rng(0)
+    (folder/'images').mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[:40, :60]
+    rows = []
+    for i, status in enumerate(['ok', 'ok', 'absent', 'error']):
+        Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(folder/'images'/f'im{i}.png')
+        d2 = (yy - 20)**2 + (xx - 20 - 5*i)**2
+        m = (d2 < 12**2) & (d2 >= 5**2) if status == 'ok' else np.zeros((40, 60), bool)
+        m[34:36, 52:55] = status == 'ok'
+        if status != 'error': save_mask(m, folder/'labels'/'masks'/f'im{i}.png')
+        rows.append(manifest_row(f'im{i}.png', status, 'boom' if status == 'error' else None, score=0.5 + i/10))
+    (folder/'labels'/'manifest.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    cfg = dict(text='a photo of a cat', images=str(folder/'images'))
+    (folder/'labels'/'config.json').write_text(json.dumps(cfg))
+    return folder/'labels'

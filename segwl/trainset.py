@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from .stitch import resize_image, resize_mask
 from .folder import read_manifest
-from .export import labels_config
+from .labelled import labels_config
 from .data import (SegwlError, SegwlWarning, LayoutError, list_images, pair_masks, load_image, load_mask,
                         save_mask)
 from .classes import (ClassesError, find_classes_json, read_classes_json, load_label_map, save_label_map,
