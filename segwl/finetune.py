@@ -21,13 +21,14 @@ from .trainset import (IMAGENET_MEAN, IMAGENET_STD, select_training_data, pair_w
                             split_pairs, SegDataset, training_classes)
 from .classes import class_names
 from .checkpoint import save_checkpoint, load_checkpoint, save_smp
+from .losses import (bce_dice_loss, ce_dice_loss, segmentation_loss, lr_factor, ema_decay, ema_model,
+                           foreground_iou, class_iou, batch_iou)
+from .losses import validate as validate_kept   # the name validate is TrainSettings' check here
 
 # %% auto #0
 __all__ = ['MAX_EPOCHS', 'MAX_BATCH', 'MAX_MINUTES', 'OLD_NAMES', 'HISTORY_COLUMNS', 'MIN_CURVE_EPOCHS', 'TrainSettings',
-           'bce_dice_loss', 'ce_dice_loss', 'segmentation_loss', 'lr_factor', 'ema_decay', 'ema_model',
-           'foreground_iou', 'class_iou', 'batch_iou', 'validate', 'ResumeError', 'Trainer', 'read_resume',
-           'make_loaders', 'seed_everything', 'write_history', 'tensorboard_writer', 'log_epoch', 'save_training_plot',
-           'train']
+           'ResumeError', 'Trainer', 'read_resume', 'make_loaders', 'seed_everything', 'write_history',
+           'tensorboard_writer', 'log_epoch', 'save_training_plot', 'train']
 
 # %% ../nbs/09e_finetune.ipynb #1cd065ba
 MAX_EPOCHS, MAX_BATCH, MAX_MINUTES = 100_000, 1024, 60 * 24 * 365   # bounds: beyond them a run hangs
@@ -107,78 +108,6 @@ def _needs_manifest(s) -> None:
     on += [n for n in ('reviewed_only', 'weight_by_score') if getattr(s, n)]
     if on: raise SegwlError(f"{', '.join('--' + n.replace('_', '-') for n in on)}: these read the rows of a labelling "
                             f"manifest: give --manifest too (LABELS/manifest.jsonl from segwl label)")
-
-# %% ../nbs/09e_finetune.ipynb #fc24756f
-def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, weight=None) -> torch.Tensor:
-    "Binary cross-entropy plus soft Dice loss per image of one-channel logits; their mean, weighted by `weight` (N,)."
-    dims = tuple(range(1, logits.ndim))
-    bce = F.binary_cross_entropy_with_logits(logits, target, reduction='none').mean(dims)
-    p = logits.sigmoid()
-    dice = (2 * (p * target).sum(dims) + smooth) / (p.sum(dims) + target.sum(dims) + smooth)
-    per_image = bce + 1 - dice
-    if weight is None: return per_image.mean()
-    w = torch.as_tensor(weight).to(per_image)
-    return (w * per_image).sum() / w.sum().clamp(min=1e-12)
-
-def ce_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0, weight=None) -> torch.Tensor:
-    "Cross-entropy plus soft Dice (mean over the object classes) per image of (N,K+1,H,W) logits and (N,H,W) ids."
-    ce = F.cross_entropy(logits, target, reduction='none').mean((1, 2))
-    p = logits.softmax(1)
-    t = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).to(p)
-    dice = (2 * (p * t).sum((2, 3)) + smooth) / (p.sum((2, 3)) + t.sum((2, 3)) + smooth)
-    per_image = ce + 1 - dice[:, 1:].mean(1)
-    if weight is None: return per_image.mean()
-    w = torch.as_tensor(weight).to(per_image)
-    return (w * per_image).sum() / w.sum().clamp(min=1e-12)
-
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight=None) -> torch.Tensor:
-    "The loss of a model's logits: `bce_dice_loss` for one channel (one class), `ce_dice_loss` for K+1."
-    f = bce_dice_loss if logits.shape[1] == 1 else ce_dice_loss
-    return f(logits, target, weight=weight)
-
-def lr_factor(progress: float, warmup: float = 0.05, floor: float = 0.01) -> float:
-    "Learning-rate multiplier at `progress` in [0, 1] of the budget: linear warmup, then cosine down to `floor`."
-    if progress < warmup: return max(progress / warmup, 0.01)
-    t = min(1.0, (progress - warmup) / max(1e-9, 1 - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
-
-# %% ../nbs/09e_finetune.ipynb #f688cf15
-def ema_decay(n, decay: float) -> float:
-    "Decay of the weight average after `n` earlier updates: short at first, `decay` once (1+n)/(10+n) exceeds it."
-    return min(decay, (1 + int(n)) / (10 + int(n)))
-
-def ema_model(model: nn.Module, decay: float):
-    "An `AveragedModel` that keeps an exponential moving average of `model`'s weights and buffers."
-    from torch.optim.swa_utils import AveragedModel
-    return AveragedModel(model, avg_fn=lambda a, c, n: a + (c - a) * (1 - ema_decay(n, decay)), use_buffers=True)
-
-def foreground_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    "Per-image IoU of `logits > 0` with `target` (both empty = 1)."
-    p, t = logits > 0, target > 0.5
-    dims = tuple(range(1, p.ndim))
-    inter, union = (p & t).sum(dims).float(), (p | t).sum(dims).float()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-
-def class_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    "Per-image mean IoU over the object classes in the truth or the argmax of (N,K+1,H,W) `logits` (none = 1)."
-    k = logits.shape[1]
-    p, t = F.one_hot(logits.argmax(1), k).bool(), F.one_hot(target.long(), k).bool()
-    inter, union = (p & t).sum((1, 2))[:, 1:].float(), (p | t).sum((1, 2))[:, 1:].float()
-    seen = union > 0
-    iou = torch.where(seen, inter / union.clamp(min=1), torch.zeros_like(union)).sum(1) / seen.sum(1).clamp(min=1)
-    return torch.where(seen.any(1), iou, torch.ones_like(iou))
-
-def batch_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    "Per-image IoU of a batch: foreground IoU for one channel, mean IoU over the classes for K+1."
-    return (foreground_iou if logits.shape[1] == 1 else class_iou)(logits, target)
-
-@torch.no_grad()
-def validate(model, loader, device) -> float:
-    "Mean per-image IoU of `model` over `loader` (foreground, or over the classes); NaN for an empty loader."
-    model.eval()
-    cl = torch.channels_last
-    ious = [batch_iou(model(x.to(device, memory_format=cl)).float().cpu(), y) for x, y, *_ in loader]
-    return torch.cat(ious).mean().item() if ious else float('nan')
 
 # %% ../nbs/09e_finetune.ipynb #98018b56
 class ResumeError(SegwlError):
@@ -310,7 +239,7 @@ def one_epoch(self: Trainer, tl, bar=None) -> list:
 def end_epoch(self: Trainer, losses: list, n_batches: int, vl=None) -> bool:
     "Validate and record the epoch; whether it is the best so far (every epoch is, without validation)."
     t = time.monotonic()
-    vi = validate(self.kept, vl, self.device) if vl is not None else float('nan')
+    vi = validate_kept(self.kept, vl, self.device) if vl is not None else float('nan')
     self.elapsed += time.monotonic() - t
     vi = None if math.isnan(vi) else round(vi, 4)
     self.history.append({'epoch': self.epoch, 'loss': round(float(np.mean(losses)), 4), 'val_iou': vi,
@@ -483,3 +412,4 @@ from .trainset import (REVIEWED_KEPT, MIN_WEIGHT, manifest_rows, synthetic_datas
 from .checkpoint import (CheckpointError, MODEL_INFO_CHECKS, read_model_info, load_weights, TrainedModel,
                               load_model)
 from .predict import PREDICT_KEYS, predict_config, predict_one, predict_folder
+from .losses import validate                          # the model's validation (TrainSettings.validate is a method)

@@ -176,10 +176,8 @@ def _models(self: ReviewPanel) -> dict:
     try: models = read_json(self.labels_dir/'config.json', 'config of the labelling run', dict).get('models')
     except SegwlError: models = None
     if isinstance(models, dict) and models: return models
-    seed = hasattr(self.labeller, 'scorer')                 # a canvas labeller's segmenter is a concept segmenter
-    roles = dict(segmenter='segmenter', scorer='scorer') if seed else dict(concept='segmenter')
-    found = {role: getattr(self.labeller, attr, None) for role, attr in roles.items()}
-    return {role: _describe(b, role) for role, b in found.items() if b is not None}
+    if self.labeller is None: return {}
+    return {kind: _describe(b, kind) for kind, b in self.labeller.backends.items()}   # the Labeller protocol's
 
 # %% ../nbs/15_review.ipynb #538b0517
 @patch
