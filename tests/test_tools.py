@@ -117,6 +117,7 @@ NB = [
     '#| eval: false\nraise RuntimeError("an eval: false cell must be skipped")',
     'import os, tempfile\n(os.getcwd() == os.path.dirname(os.path.abspath("toy.ipynb")), os.environ["IN_TEST"])',
     'tempfile.gettempdir()',
+    '#| export\n40 + 2',
 ]
 
 
@@ -135,6 +136,7 @@ def test_run_notebooks_runs_in_place_keeps_cheap_outputs_and_gives_the_same_byte
     cells = json.loads(first)['cells']
     outs = [c['outputs'] for c in cells]
     assert outs[0] == [] and outs[3] == [] and outs[4] == [] and outs[6] == []       # skipped cells lose stale ones
+    assert outs[7] == []                                                             # an exported cell shows nothing
     assert outs[1] == [dict(output_type='stream', name='stdout', text=['three masks: 3\n'])]   # no stderr
     assert outs[5][0]['data']['text/plain'] == ["(True, '1')"]                       # from its folder, IN_TEST set
     png = base64.b64decode(''.join(outs[2][0]['data']['image/png']))

@@ -8,7 +8,8 @@
 Each notebook runs top to bottom in a fresh process, as `nbdev-test` runs it: from the notebook's folder, with
 `IN_TEST=1`, the repository root on `sys.path`, in a temporary folder of its own (TMPDIR, removed afterwards), and
 without the cells nbdev-test skips (`#| eval: false`, and the flags of `tst_flags` in pyproject.toml: `#| slow`,
-`#| cuda`). A skipped cell keeps no output. A notebook that fails is left as it was (exit 1).
+`#| cuda`). A skipped cell keeps no output, nor does a cell that exports (`#| export`: what it shows is incidental,
+such as the repr of its last statement); examples do. A notebook that fails is left as it was (exit 1).
 
 What is kept (`keep_output`): images (PNG re-encoded when over 100 KB, see `cap_png`; JPEG and SVG under 100 KB),
 short text results and stdout (at most 40 lines and 4,000 characters), short HTML (20,000 characters). What is dropped:
@@ -27,6 +28,7 @@ MAX_IMAGE = 100_000          # bytes of a kept image, decoded
 MAX_LINES, MAX_TEXT, MAX_HTML = 40, 4_000, 20_000
 STATIC = ('image/png', 'image/jpeg', 'image/svg+xml', 'text/plain', 'text/html', 'text/markdown')
 WIDGET = 'application/vnd.jupyter.widget-view+json'
+EXPORTS = {'export', 'exporti', 'exports'}
 
 
 def module_notebooks(tutorials=False):
@@ -111,10 +113,14 @@ def _run_one(path, timeout):
               "from matplotlib_inline.backend_inline import set_matplotlib_formats\n"
               "set_matplotlib_formats('png', metadata={'Software': None})")
     ran = {}
+
+    def keep(cell):
+        "Outputs of cells that export are incidental (a repr of the last statement): only examples keep theirs."
+        if not EXPORTS & set(getattr(cell, 'directives_', None) or {}): ran[cell.get('id')] = cell.outputs
+
     with working_directory(path.parent):
         try:
-            shell.run_all(nb, exc_stop=True, preproc=skip, postproc=lambda c: ran.__setitem__(c.get('id'), c.outputs),
-                          cell_timeout=timeout)
+            shell.run_all(nb, exc_stop=True, preproc=skip, postproc=keep, cell_timeout=timeout)
         except BaseException:
             sys.stderr.write(shell.prettytb(fname=path) or f'{path}: failed\n')
             return False
