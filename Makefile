@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.segwl-installed
 
-.PHONY: test demo install export clean-check export-check nbtest pytest lint docs docs-install lab lab-install
+.PHONY: test demo install export clean-check export-check nbtest pytest lint docs docs-install lab lab-install outputs
 .DELETE_ON_ERROR:
 
 $(BIN)/python:
@@ -58,6 +58,13 @@ test: install
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory nbtest
 	$(MAKE) --no-print-directory pytest
+
+# Runs the module notebooks in place (as nbdev-test runs them, slow and cuda cells skipped) and keeps the outputs of
+# their cheap cells: figures, short results (tools/run_notebooks.py says which). `make outputs NBS="nbs/03_points.ipynb"`
+# runs only those; NBS=--tutorials adds nbs/tutorials/. Commit the notebooks afterwards: clean-check passes with them.
+NBS ?=
+outputs: install
+	$(BIN)/python tools/run_notebooks.py $(NBS)
 
 # `make demo MODELS=tiny-random` runs the same chain offline in seconds (meaningless masks).
 DEMO_OUT ?= demo-out
