@@ -12,14 +12,15 @@ from PIL import Image
 from .data import (SegwlError, LayoutError, ImageReadError, SegwlWarning, load_mask, load_image, find_mask,
                         list_images, read_json, atomic_path, write_text, output_lock, clean_parts, short_list)
 from .folder import read_manifest
+from .classes import read_classes_json, load_label_map, palette_of
 
 # %% auto #0
 __all__ = ['INSTANCE_MODES', 'HOLES', 'VOC_COLOURS', 'LS_WIDTHS', 'LS_IMAGE_URL', 'URL_FIELDS', 'FORMATS', 'EXPORT_FILES',
            'EXPORT_DIRS', 'MODEL_FORMATS', 'MAX_CHECK_IMAGES', 'EXPORT_SUFFIXES', 'category_from_text',
            'check_category', 'LabelledImage', 'labels_config', 'images_folder', 'image_size', 'check_score',
            'labelled_images', 'label_parts', 'fill_holes', 'mask_instances', 'need', 'coco_segment', 'rle_mask',
-           'read_instances', 'instances_of', 'scored', 'each_image', 'write_coco', 'outline_rings', 'merge_rings',
-           'polygon_mask', 'yolo_polygon', 'yolo_line', 'write_yolo', 'voc_png', 'write_voc', 'ls_rle',
+           'read_instances', 'class_under', 'instances_of', 'scored', 'each_image', 'write_coco', 'outline_rings',
+           'merge_rings', 'polygon_mask', 'yolo_polygon', 'yolo_line', 'write_yolo', 'voc_png', 'write_voc', 'ls_rle',
            'check_image_url', 'ls_score', 'ls_config', 'write_label_studio', 'check_out', 'export_labels',
            'summary_line', 'deployable', 'check_files', 'check_images', 'ExportError', 'check_model_out',
            'export_model']
@@ -222,8 +223,16 @@ def _rle_size(rle, where: str, shape) -> None:
         raise SegwlError(f"{where} declares {size[1]}x{size[0]} (WxH), the mask is {shape[1]}x{shape[0]}: instances "
                          f"must have the size of their image (not decoded)")
 
-def read_instances(path, shape) -> list[tuple[np.ndarray, float | None]]:
-    "(mask, score) of each instance in the JSON list at `path`, checked against the image's `shape` (H, W)."
+def _category(d: dict, where: str, n_classes: int | None):
+    "The `category_id` of an instance (None: not given), checked against the `n_classes` of classes.json."
+    k = d.get('category_id')
+    if k is None: return None
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= (n_classes or 1):
+        raise SegwlError(f"{where}: category_id {k!r} is not a class of classes.json (1..{n_classes or 1})")
+    return k
+
+def read_instances(path, shape, n_classes: int | None = None) -> list[tuple]:
+    "(mask, score) of each instance in the JSON list at `path` (with `n_classes`: (mask, score, category_id or None))."
     found = []
     for k, d in enumerate(read_json(path, what='instances file', expect=list)):
         where = f"instances file {path}: item {k}"
@@ -235,18 +244,31 @@ def read_instances(path, shape) -> list[tuple[np.ndarray, float | None]]:
         except SegwlError: raise
         except Exception as e:
             raise SegwlError(f"{where} is not {{'rle': COCO RLE, 'score': number}} ({e!r})") from None
-        found.append((m, score))
+        found.append((m, score) if n_classes is None else (m, score, _category(d, where, n_classes)))
     return found
 
+def class_under(m: np.ndarray, label_map: np.ndarray) -> int:
+    "The class most pixels of instance `m` have in `label_map` (1 when it lies on background only)."
+    votes = np.bincount(label_map[m].ravel(), minlength=2)
+    votes[0] = 0
+    return int(votes.argmax()) if votes.any() else 1
+
+def _class_parts(label_map, n_classes: int, mode, min_area, tally, score) -> list:
+    "(mask, score, class) of the parts (or the whole) of each class of a label map, class by class."
+    return [(m, score, k) for k in range(1, n_classes + 1) for m in mask_instances(label_map == k, mode, min_area, tally)]
+
 def instances_of(item: LabelledImage, labels_dir, mask, mode: str = 'parts', min_area: float = 0.0,
-                 tally: dict | None = None) -> list:
+                 tally: dict | None = None, n_classes: int | None = None) -> list:
     "(mask, score) of the objects of one image: the labeller's instances if it wrote some, else `mask_instances`."
     side = Path(labels_dir)/'instances'/f"{item.stem}.json"
-    if not side.is_file(): return [(m, item.score) for m in mask_instances(mask, mode, min_area, tally)]
+    if not side.is_file():
+        if n_classes: return _class_parts(mask, n_classes, mode, min_area, tally, item.score)
+        return [(m, item.score) for m in mask_instances(mask, mode, min_area, tally)]
     floor, tally = max(1.0, min_area * mask.size), {} if tally is None else tally
-    found = read_instances(side, mask.shape)
+    found = read_instances(side, mask.shape, n_classes)
+    if n_classes: found = [(m, s, class_under(m, mask) if k is None else k) for m, s, k in found]
     tally['small'] = tally.get('small', 0) + sum(m.sum() < floor for m, _ in found)
-    return [(m, s) for m, s in found if m.sum() >= floor]
+    return [f for f in found if f[0].sum() >= floor]
 
 # %% ../nbs/14_export.ipynb #9df09662
 def _count(tally: dict, key: str, n: int = 1): tally[key] = tally.get(key, 0) + n
@@ -254,39 +276,45 @@ def _count(tally: dict, key: str, n: int = 1): tally[key] = tally.get(key, 0) + 
 def scored(inst, min_score: float | None = None, tally: dict | None = None) -> list:
     "The (mask, score) of `inst` that pass `min_score`, each score a finite number or None (NaN, inf: none)."
     kept, tally = [], {} if tally is None else tally
-    for m, s in inst:
+    for m, s, *k in inst:
         finite = s is not None and math.isfinite(s)
         if min_score is not None and not (finite and s >= min_score):
             _count(tally, 'below_min_score')
             continue
         if s is not None and not finite: _count(tally, 'score_not_finite')
-        kept.append((m, s if finite else None))
+        kept.append((m, s if finite else None, *k))
     return kept
 
 def each_image(items, labels_dir, mode: str = 'parts', min_area: float = 0.0, problems: list | None = None,
-               min_score: float | None = None, tally: dict | None = None):
+               min_score: float | None = None, tally: dict | None = None, n_classes: int | None = None):
     "Yield (item, mask, instances) per image; the message of each image that fails goes to `problems`."
     for it in items:
         try:
             it = replace(it, score=check_score(it.score, f"{Path(labels_dir)/'manifest.jsonl'}, the row of {it.name}"))
-            m = load_mask(it.mask, shape=image_size(it.image) if it.image else None)
-            yield it, m, scored(instances_of(it, labels_dir, m, mode, min_area, tally), min_score, tally)
+            shape = image_size(it.image) if it.image else None
+            m = load_label_map(it.mask, n_classes, shape) if n_classes else load_mask(it.mask, shape=shape)
+            yield it, m, scored(instances_of(it, labels_dir, m, mode, min_area, tally, n_classes), min_score, tally)
         except SegwlError as e:
             if problems is None: raise
             problems.append(str(e))
 
 # %% ../nbs/14_export.ipynb #f368bfd7
-def write_coco(images, out, category: str, info: dict | None = None) -> tuple[int, int]:
+def _cls(inst) -> int: return inst[2] if len(inst) > 2 else 1
+
+def _categories(category: str, classes) -> list[dict]:
+    "The COCO categories: one per `classes.json` entry (its id), else `category` as id 1."
+    return [dict(id=e['id'], name=e['name'], supercategory=e['name']) for e in classes or [dict(id=1, name=category)]]
+
+def write_coco(images, out, category: str, info: dict | None = None, classes=None) -> tuple[int, int]:
     "Write `out/annotations.json` from (item, mask, instances); (images, annotations) written."
     imgs, anns = [], []
     for i, (it, m, inst) in enumerate(images, 1):
         imgs.append(dict(id=i, file_name=it.name, height=int(m.shape[0]), width=int(m.shape[1])))
-        for im, score in inst:
-            a = dict(id=len(anns) + 1, image_id=i, category_id=1, iscrowd=0, **coco_segment(im))
+        for im, score, *k in inst:
+            a = dict(id=len(anns) + 1, image_id=i, category_id=k[0] if k else 1, iscrowd=0, **coco_segment(im))
             if score is not None: a['score'] = score
             anns.append(a)
-    doc = dict(info=info or {}, images=imgs, annotations=anns,
-               categories=[dict(id=1, name=category, supercategory=category)])
+    doc = dict(info=info or {}, images=imgs, annotations=anns, categories=_categories(category, classes))
     write_text(Path(out)/'annotations.json', json.dumps(doc, allow_nan=False) + '\n')
     return len(imgs), len(anns)
 
@@ -371,19 +399,22 @@ def _prune(folder: Path, keep: set):
     for p in folder.iterdir() if folder.is_dir() else []:
         if p.name not in keep and (p.is_file() or p.is_symlink()): p.unlink()
 
-def _yolo_yaml(out: Path, category: str, linked: bool) -> str:
+def _yolo_yaml(out: Path, category: str, linked: bool, classes=None) -> str:
+    names = ''.join(f"  {e['id'] - 1}: {json.dumps(e['name'])}\n" for e in classes or [dict(id=1, name=category)])
     where = '' if linked else '  # put the images here: the export did not link them'
     return (f"# Ultralytics YOLO-seg dataset written by segwl export\npath: {json.dumps(str(out.resolve()))}\n"
             f"train: images{where}\nval: images  # the same images: hold out a split of your own for an honest score\n"
-            f"names:\n  0: {json.dumps(category)}\n")
+            f"names:\n{names}")
 
 # %% ../nbs/14_export.ipynb #a808385d
-def write_yolo(images, out, category: str, holes: str = 'bridge', link_images: bool = True) -> tuple[int, int]:
+def write_yolo(images, out, category: str, holes: str = 'bridge', link_images: bool = True,
+               classes=None) -> tuple[int, int]:
     "Write `out/labels/<stem>.txt`, `out/images/` (links) and `out/data.yaml`; (images, polygons) written."
     out = Path(out)
     labels, linked, n = set(), set(), 0
     for it, m, inst in images:
-        lines = [yolo_line(p, *m.shape) for p in (yolo_polygon(im, holes) for im, _ in inst) if p is not None]
+        polys = [(yolo_polygon(t[0], holes), _cls(t) - 1) for t in inst]     # YOLO counts classes from 0
+        lines = [yolo_line(p, *m.shape, cls=c) for p, c in polys if p is not None]
         write_text(out/'labels'/f"{it.stem}.txt", ''.join(line + '\n' for line in lines))
         labels.add(f"{it.stem}.txt")
         n += len(lines)
@@ -392,18 +423,20 @@ def write_yolo(images, out, category: str, holes: str = 'bridge', link_images: b
             linked.add(it.image.name)
     _prune(out/'labels', labels)
     _prune(out/'images', linked)
-    write_text(out/'data.yaml', _yolo_yaml(out, category, link_images))
+    write_text(out/'data.yaml', _yolo_yaml(out, category, link_images, classes))
     return len(labels), n
 
 # %% ../nbs/14_export.ipynb #2e1d601e
 VOC_COLOURS = {0: (0, 0, 0), 1: (128, 0, 0), 255: (224, 224, 192)}
 
-def voc_png(mask, ignore=None) -> Image.Image:
-    "An indexed PNG image: 0 background, 1 object, 255 void where `ignore` is set."
-    a = (np.asarray(mask) != 0).astype(np.uint8)
+def voc_png(mask, ignore=None, classes=None) -> Image.Image:
+    "An indexed PNG image: 0 background, 1 object (with `classes`: the label map's class ids), 255 void at `ignore`."
+    a = np.asarray(mask).astype(np.uint8) if classes else (np.asarray(mask) != 0).astype(np.uint8)
     if ignore is not None: a[np.asarray(ignore) != 0] = 255
     im = Image.fromarray(a)
-    im.putpalette([c for i in range(256) for c in VOC_COLOURS.get(i, (0, 0, 0))])
+    pal = palette_of(classes) if classes else np.array([VOC_COLOURS.get(i, (0, 0, 0)) for i in range(256)])
+    if classes: pal[255] = VOC_COLOURS[255]
+    im.putpalette(pal.astype(int).reshape(-1).tolist())
     return im
 
 # %% ../nbs/14_export.ipynb #b6530c60
@@ -413,17 +446,23 @@ def _ignore(ignore_dir, it: LabelledImage, shape, missing: list):
     if ignore_dir and p is None: missing.append(it.name)
     return None if p is None else load_mask(p, shape=shape)
 
-def write_voc(images, out, category: str, ignore_dir=None) -> tuple[int, int]:
+def _labelmap(category: str, classes) -> str:
+    "VOC's labelmap.txt: the background, then each class with its colour."
+    rows = [(e['name'], e['colour']) for e in classes or [dict(name=category, colour=VOC_COLOURS[1])]]
+    return "# label:color_rgb:parts:actions\nbackground:0,0,0::\n" + ''.join(
+        f"{n}:{','.join(str(v) for v in c)}::\n" for n, c in rows)
+
+def write_voc(images, out, category: str, ignore_dir=None, classes=None) -> tuple[int, int]:
     "Write `out/SegmentationClass/<stem>.png`, the image list and `labelmap.txt`; (images, images with object)."
     out, stems, missing, n = Path(out), [], [], 0
     for it, m, inst in images:
         with atomic_path(out/'SegmentationClass'/f"{it.stem}.png") as tmp:
-            voc_png(m, _ignore(ignore_dir, it, m.shape, missing)).save(tmp, format='PNG')
+            voc_png(m, _ignore(ignore_dir, it, m.shape, missing), classes).save(tmp, format='PNG')
         stems.append(it.stem)
         n += bool(m.any())
     _prune(out/'SegmentationClass', {f"{s}.png" for s in stems})
     write_text(out/'ImageSets'/'Segmentation'/'default.txt', ''.join(s + '\n' for s in stems))
-    write_text(out/'labelmap.txt', f"# label:color_rgb:parts:actions\nbackground:0,0,0::\n{category}:128,0,0::\n")
+    write_text(out/'labelmap.txt', _labelmap(category, classes))
     if missing: warnings.warn(f"{ignore_dir}: no ignore mask for {len(missing)} image(s), no void there: "
                               f"{short_list(missing)}", SegwlWarning)
     return len(stems), n
@@ -474,26 +513,29 @@ def _ls_result(k: int, mask, score, category: str) -> dict:
          'value': {'format': 'rle', 'rle': ls_rle(mask), 'brushlabels': [category]}}
     return r if ls_score(score) is None else {**r, 'score': ls_score(score)}
 
-def ls_config(category: str) -> str:
-    "The Label Studio labelling interface of the exported tasks."
+def ls_config(category: str, classes=None) -> str:
+    "The Label Studio labelling interface of the exported tasks: one label, or one per class in its colour."
     from xml.sax.saxutils import quoteattr
+    labels = [(e['name'], '#' + ''.join(f"{v:02x}" for v in e['colour'])) for e in classes or []]
+    labels = ''.join(f'    <Label value={quoteattr(n)} background="{c}"/>\n' for n, c in labels or [(category, '#e6194b')])
     return (f'<View>\n  <Image name="image" value="$image" zoom="true"/>\n  <BrushLabels name="tag" toName="image">\n'
-            f'    <Label value={quoteattr(category)} background="#e6194b"/>\n  </BrushLabels>\n</View>\n')
+            f'{labels}  </BrushLabels>\n</View>\n')
 
 # %% ../nbs/14_export.ipynb #4aac2ee7
-def write_label_studio(images, out, category: str, image_url: str = LS_IMAGE_URL) -> tuple[int, int]:
+def write_label_studio(images, out, category: str, image_url: str = LS_IMAGE_URL, classes=None) -> tuple[int, int]:
     "Write `out/tasks.json` (tasks with brush predictions) and `out/label_config.xml`; (tasks, regions)."
     tasks, n = [], 0
     for it, m, inst in images:
         path = str(Path(it.image).resolve()) if it.image else it.name
-        res = [_ls_result(k, im, s, category) for k, (im, s) in enumerate(inst)]
+        names = {e['id']: e['name'] for e in classes or []}
+        res = [_ls_result(k, t[0], t[1], names.get(_cls(t), category)) for k, t in enumerate(inst)]
         score = ls_score(it.score) if ls_score(it.score) is not None else min(
-            (ls_score(s) for _, s in inst if ls_score(s) is not None), default=None)
+            (ls_score(t[1]) for t in inst if ls_score(t[1]) is not None), default=None)
         pred = {'model_version': 'segwl', 'result': res, **({} if score is None else {'score': score})}
         tasks.append({'data': {'image': image_url.format(name=it.name, path=path)}, 'predictions': [pred]})
         n += len(res)
     write_text(Path(out)/'tasks.json', json.dumps(tasks, allow_nan=False) + '\n')
-    write_text(Path(out)/'label_config.xml', ls_config(category))
+    write_text(Path(out)/'label_config.xml', ls_config(category, classes))
     return len(tasks), n
 
 # %% ../nbs/14_export.ipynb #f8ea0ad3
@@ -502,12 +544,12 @@ FORMATS = ('coco', 'yolo', 'voc', 'label-studio')
 def _choice(what: str, value, choices):
     if value not in choices: raise SegwlError(f"{what} {value!r}: expected one of {', '.join(choices)}")
 
-def _writer(format, out, category, info, holes, link_images, ignore_dir, image_url):
-    "The writer of `format`, as a function of the (item, mask, instances) sequence."
-    return {'coco': lambda ims: write_coco(ims, out, category, info),
-            'yolo': lambda ims: write_yolo(ims, out, category, holes, link_images),
-            'voc': lambda ims: write_voc(ims, out, category, ignore_dir),
-            'label-studio': lambda ims: write_label_studio(ims, out, category, image_url)}[format]
+def _writer(format, out, category, info, holes, link_images, ignore_dir, image_url, classes=None):
+    "The writer of `format`, as a function of the (item, mask, instances) sequence; `classes`: classes.json entries."
+    return {'coco': lambda ims: write_coco(ims, out, category, info, classes),
+            'yolo': lambda ims: write_yolo(ims, out, category, holes, link_images, classes),
+            'voc': lambda ims: write_voc(ims, out, category, ignore_dir, classes),
+            'label-studio': lambda ims: write_label_studio(ims, out, category, image_url, classes)}[format]
 
 # %% ../nbs/14_export.ipynb #3ecdef9f
 EXPORT_FILES = {'coco': ('annotations.json',), 'label-studio': ('tasks.json', 'label_config.xml'),
@@ -581,14 +623,17 @@ def export_labels(labels_dir, out_dir, format: str, category: str | None = None,
     check_image_url(image_url)
     items, left = labelled_images(labels_dir, images_dir, need_images=format != 'voc')
     check_out(out_dir, format, _sources(labels_dir, images_dir, ignore_dir), [i.image.name for i in items if i.image])
-    category = check_category(category or category_from_text(labels_config(labels_dir).get('text')))
+    classes = read_classes_json(labels_dir, missing_ok=True)      # a multi-class folder: label maps and classes.json
+    named = ', '.join(e['name'] for e in classes) if classes else None
+    category = check_category(category or named or category_from_text(labels_config(labels_dir).get('text')))
     info = dict(description=f"segwl pseudo-labels of {Path(labels_dir).resolve()}", images_dir=str(images_dir or
                 labels_config(labels_dir).get('images')), category=category)
     problems, tally = [], {}
     with output_lock(out_dir, 'segwl export'):
         clean_parts(out_dir)
-        write = _writer(format, Path(out_dir), category, info, holes, link_images, ignore_dir, image_url)
-        n_images, n_objects = write(each_image(items, labels_dir, instances, min_area, problems, min_score, tally))
+        write = _writer(format, Path(out_dir), category, info, holes, link_images, ignore_dir, image_url, classes)
+        n_images, n_objects = write(each_image(items, labels_dir, instances, min_area, problems, min_score, tally,
+                                               len(classes) if classes else None))
     left['unreadable'] = len(problems)
     if problems: warnings.warn(f"{len(problems)} image(s) left out: {short_list(problems, 3)}", SegwlWarning)
     return dict(format=format, out=str(out_dir), category=category, images=n_images, objects=n_objects,
