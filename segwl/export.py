@@ -255,7 +255,8 @@ def class_under(m: np.ndarray, label_map: np.ndarray) -> int:
 
 def _class_parts(label_map, n_classes: int, mode, min_area, tally, score) -> list:
     "(mask, score, class) of the parts (or the whole) of each class of a label map, class by class."
-    return [(m, score, k) for k in range(1, n_classes + 1) for m in mask_instances(label_map == k, mode, min_area, tally)]
+    parts = ((k, mask_instances(label_map == k, mode, min_area, tally)) for k in range(1, n_classes + 1))
+    return [(m, score, k) for k, ms in parts for m in ms]
 
 def instances_of(item: LabelledImage, labels_dir, mask, mode: str = 'parts', min_area: float = 0.0,
                  tally: dict | None = None, n_classes: int | None = None) -> list:
@@ -267,7 +268,7 @@ def instances_of(item: LabelledImage, labels_dir, mask, mode: str = 'parts', min
     floor, tally = max(1.0, min_area * mask.size), {} if tally is None else tally
     found = read_instances(side, mask.shape, n_classes)
     if n_classes: found = [(m, s, class_under(m, mask) if k is None else k) for m, s, k in found]
-    tally['small'] = tally.get('small', 0) + sum(m.sum() < floor for m, _ in found)
+    tally['small'] = tally.get('small', 0) + sum(f[0].sum() < floor for f in found)
     return [f for f in found if f[0].sum() >= floor]
 
 # %% ../nbs/14_export.ipynb #9df09662
@@ -517,7 +518,8 @@ def ls_config(category: str, classes=None) -> str:
     "The Label Studio labelling interface of the exported tasks: one label, or one per class in its colour."
     from xml.sax.saxutils import quoteattr
     labels = [(e['name'], '#' + ''.join(f"{v:02x}" for v in e['colour'])) for e in classes or []]
-    labels = ''.join(f'    <Label value={quoteattr(n)} background="{c}"/>\n' for n, c in labels or [(category, '#e6194b')])
+    labels = labels or [(category, '#e6194b')]
+    labels = ''.join(f'    <Label value={quoteattr(n)} background="{c}"/>\n' for n, c in labels)
     return (f'<View>\n  <Image name="image" value="$image" zoom="true"/>\n  <BrushLabels name="tag" toName="image">\n'
             f'{labels}  </BrushLabels>\n</View>\n')
 
