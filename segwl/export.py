@@ -12,6 +12,7 @@ from PIL import Image
 from .data import (SegwlError, LayoutError, ImageReadError, SegwlWarning, load_mask, load_image, find_mask,
                         list_images, read_json, atomic_path, write_text, output_lock, clean_parts, short_list)
 from .folder import read_manifest
+from .classes import read_classes_json, load_label_map, palette_of
 
 # %% auto #0
 __all__ = ['HOLES', 'VOC_COLOURS', 'LS_WIDTHS', 'LS_IMAGE_URL', 'URL_FIELDS', 'FORMATS', 'EXPORT_FILES', 'EXPORT_DIRS',
@@ -44,17 +45,22 @@ def check_category(name: str) -> str:
     return name.strip()
 
 # %% ../nbs/10b_export.ipynb #f368bfd7
-def write_coco(images, out, category: str, info: dict | None = None) -> tuple[int, int]:
+def _cls(inst) -> int: return inst[2] if len(inst) > 2 else 1
+
+def _categories(category: str, classes) -> list[dict]:
+    "The COCO categories: one per `classes.json` entry (its id), else `category` as id 1."
+    return [dict(id=e['id'], name=e['name'], supercategory=e['name']) for e in classes or [dict(id=1, name=category)]]
+
+def write_coco(images, out, category: str, info: dict | None = None, classes=None) -> tuple[int, int]:
     "Write `out/annotations.json` from (item, mask, instances); (images, annotations) written."
     imgs, anns = [], []
     for i, (it, m, inst) in enumerate(images, 1):
         imgs.append(dict(id=i, file_name=it.name, height=int(m.shape[0]), width=int(m.shape[1])))
-        for im, score in inst:
-            a = dict(id=len(anns) + 1, image_id=i, category_id=1, iscrowd=0, **coco_segment(im))
+        for im, score, *k in inst:
+            a = dict(id=len(anns) + 1, image_id=i, category_id=k[0] if k else 1, iscrowd=0, **coco_segment(im))
             if score is not None: a['score'] = score
             anns.append(a)
-    doc = dict(info=info or {}, images=imgs, annotations=anns,
-               categories=[dict(id=1, name=category, supercategory=category)])
+    doc = dict(info=info or {}, images=imgs, annotations=anns, categories=_categories(category, classes))
     write_text(Path(out)/'annotations.json', json.dumps(doc, allow_nan=False) + '\n')
     return len(imgs), len(anns)
 
@@ -139,19 +145,22 @@ def _prune(folder: Path, keep: set):
     for p in folder.iterdir() if folder.is_dir() else []:
         if p.name not in keep and (p.is_file() or p.is_symlink()): p.unlink()
 
-def _yolo_yaml(out: Path, category: str, linked: bool) -> str:
+def _yolo_yaml(out: Path, category: str, linked: bool, classes=None) -> str:
+    names = ''.join(f"  {e['id'] - 1}: {json.dumps(e['name'])}\n" for e in classes or [dict(id=1, name=category)])
     where = '' if linked else '  # put the images here: the export did not link them'
     return (f"# Ultralytics YOLO-seg dataset written by segwl export\npath: {json.dumps(str(out.resolve()))}\n"
             f"train: images{where}\nval: images  # the same images: hold out a split of your own for an honest score\n"
-            f"names:\n  0: {json.dumps(category)}\n")
+            f"names:\n{names}")
 
 # %% ../nbs/10b_export.ipynb #a808385d
-def write_yolo(images, out, category: str, holes: str = 'bridge', link_images: bool = True) -> tuple[int, int]:
+def write_yolo(images, out, category: str, holes: str = 'bridge', link_images: bool = True,
+               classes=None) -> tuple[int, int]:
     "Write `out/labels/<stem>.txt`, `out/images/` (links) and `out/data.yaml`; (images, polygons) written."
     out = Path(out)
     labels, linked, n = set(), set(), 0
     for it, m, inst in images:
-        lines = [yolo_line(p, *m.shape) for p in (yolo_polygon(im, holes) for im, _ in inst) if p is not None]
+        polys = [(yolo_polygon(t[0], holes), _cls(t) - 1) for t in inst]     # YOLO counts classes from 0
+        lines = [yolo_line(p, *m.shape, cls=c) for p, c in polys if p is not None]
         write_text(out/'labels'/f"{it.stem}.txt", ''.join(line + '\n' for line in lines))
         labels.add(f"{it.stem}.txt")
         n += len(lines)
@@ -160,18 +169,20 @@ def write_yolo(images, out, category: str, holes: str = 'bridge', link_images: b
             linked.add(it.image.name)
     _prune(out/'labels', labels)
     _prune(out/'images', linked)
-    write_text(out/'data.yaml', _yolo_yaml(out, category, link_images))
+    write_text(out/'data.yaml', _yolo_yaml(out, category, link_images, classes))
     return len(labels), n
 
 # %% ../nbs/10b_export.ipynb #2e1d601e
 VOC_COLOURS = {0: (0, 0, 0), 1: (128, 0, 0), 255: (224, 224, 192)}
 
-def voc_png(mask, ignore=None) -> Image.Image:
-    "An indexed PNG image: 0 background, 1 object, 255 void where `ignore` is set."
-    a = (np.asarray(mask) != 0).astype(np.uint8)
+def voc_png(mask, ignore=None, classes=None) -> Image.Image:
+    "An indexed PNG image: 0 background, 1 object (with `classes`: the label map's class ids), 255 void at `ignore`."
+    a = np.asarray(mask).astype(np.uint8) if classes else (np.asarray(mask) != 0).astype(np.uint8)
     if ignore is not None: a[np.asarray(ignore) != 0] = 255
     im = Image.fromarray(a)
-    im.putpalette([c for i in range(256) for c in VOC_COLOURS.get(i, (0, 0, 0))])
+    pal = palette_of(classes) if classes else np.array([VOC_COLOURS.get(i, (0, 0, 0)) for i in range(256)])
+    if classes: pal[255] = VOC_COLOURS[255]
+    im.putpalette(pal.astype(int).reshape(-1).tolist())
     return im
 
 # %% ../nbs/10b_export.ipynb #b6530c60
@@ -181,17 +192,23 @@ def _ignore(ignore_dir, it: LabelledImage, shape, missing: list):
     if ignore_dir and p is None: missing.append(it.name)
     return None if p is None else load_mask(p, shape=shape)
 
-def write_voc(images, out, category: str, ignore_dir=None) -> tuple[int, int]:
+def _labelmap(category: str, classes) -> str:
+    "VOC's labelmap.txt: the background, then each class with its colour."
+    rows = [(e['name'], e['colour']) for e in classes or [dict(name=category, colour=VOC_COLOURS[1])]]
+    return "# label:color_rgb:parts:actions\nbackground:0,0,0::\n" + ''.join(
+        f"{n}:{','.join(str(v) for v in c)}::\n" for n, c in rows)
+
+def write_voc(images, out, category: str, ignore_dir=None, classes=None) -> tuple[int, int]:
     "Write `out/SegmentationClass/<stem>.png`, the image list and `labelmap.txt`; (images, images with object)."
     out, stems, missing, n = Path(out), [], [], 0
     for it, m, inst in images:
         with atomic_path(out/'SegmentationClass'/f"{it.stem}.png") as tmp:
-            voc_png(m, _ignore(ignore_dir, it, m.shape, missing)).save(tmp, format='PNG')
+            voc_png(m, _ignore(ignore_dir, it, m.shape, missing), classes).save(tmp, format='PNG')
         stems.append(it.stem)
         n += bool(m.any())
     _prune(out/'SegmentationClass', {f"{s}.png" for s in stems})
     write_text(out/'ImageSets'/'Segmentation'/'default.txt', ''.join(s + '\n' for s in stems))
-    write_text(out/'labelmap.txt', f"# label:color_rgb:parts:actions\nbackground:0,0,0::\n{category}:128,0,0::\n")
+    write_text(out/'labelmap.txt', _labelmap(category, classes))
     if missing: warnings.warn(f"{ignore_dir}: no ignore mask for {len(missing)} image(s), no void there: "
                               f"{short_list(missing)}", SegwlWarning)
     return len(stems), n
@@ -242,37 +259,41 @@ def _ls_result(k: int, mask, score, category: str) -> dict:
          'value': {'format': 'rle', 'rle': ls_rle(mask), 'brushlabels': [category]}}
     return r if ls_score(score) is None else {**r, 'score': ls_score(score)}
 
-def ls_config(category: str) -> str:
-    "The Label Studio labelling interface of the exported tasks."
+def ls_config(category: str, classes=None) -> str:
+    "The Label Studio labelling interface of the exported tasks: one label, or one per class in its colour."
     from xml.sax.saxutils import quoteattr
+    labels = [(e['name'], '#' + ''.join(f"{v:02x}" for v in e['colour'])) for e in classes or []]
+    labels = labels or [(category, '#e6194b')]
+    labels = ''.join(f'    <Label value={quoteattr(n)} background="{c}"/>\n' for n, c in labels)
     return (f'<View>\n  <Image name="image" value="$image" zoom="true"/>\n  <BrushLabels name="tag" toName="image">\n'
-            f'    <Label value={quoteattr(category)} background="#e6194b"/>\n  </BrushLabels>\n</View>\n')
+            f'{labels}  </BrushLabels>\n</View>\n')
 
 # %% ../nbs/10b_export.ipynb #4aac2ee7
-def write_label_studio(images, out, category: str, image_url: str = LS_IMAGE_URL) -> tuple[int, int]:
+def write_label_studio(images, out, category: str, image_url: str = LS_IMAGE_URL, classes=None) -> tuple[int, int]:
     "Write `out/tasks.json` (tasks with brush predictions) and `out/label_config.xml`; (tasks, regions)."
     tasks, n = [], 0
     for it, m, inst in images:
         path = str(Path(it.image).resolve()) if it.image else it.name
-        res = [_ls_result(k, im, s, category) for k, (im, s) in enumerate(inst)]
+        names = {e['id']: e['name'] for e in classes or []}
+        res = [_ls_result(k, t[0], t[1], names.get(_cls(t), category)) for k, t in enumerate(inst)]
         score = ls_score(it.score) if ls_score(it.score) is not None else min(
-            (ls_score(s) for _, s in inst if ls_score(s) is not None), default=None)
+            (ls_score(t[1]) for t in inst if ls_score(t[1]) is not None), default=None)
         pred = {'model_version': 'segwl', 'result': res, **({} if score is None else {'score': score})}
         tasks.append({'data': {'image': image_url.format(name=it.name, path=path)}, 'predictions': [pred]})
         n += len(res)
     write_text(Path(out)/'tasks.json', json.dumps(tasks, allow_nan=False) + '\n')
-    write_text(Path(out)/'label_config.xml', ls_config(category))
+    write_text(Path(out)/'label_config.xml', ls_config(category, classes))
     return len(tasks), n
 
 # %% ../nbs/10b_export.ipynb #f8ea0ad3
 FORMATS = ('coco', 'yolo', 'voc', 'label-studio')
 
-def _writer(format, out, category, info, holes, link_images, ignore_dir, image_url):
-    "The writer of `format`, as a function of the (item, mask, instances) sequence."
-    return {'coco': lambda ims: write_coco(ims, out, category, info),
-            'yolo': lambda ims: write_yolo(ims, out, category, holes, link_images),
-            'voc': lambda ims: write_voc(ims, out, category, ignore_dir),
-            'label-studio': lambda ims: write_label_studio(ims, out, category, image_url)}[format]
+def _writer(format, out, category, info, holes, link_images, ignore_dir, image_url, classes=None):
+    "The writer of `format`, as a function of the (item, mask, instances) sequence; `classes`: classes.json entries."
+    return {'coco': lambda ims: write_coco(ims, out, category, info, classes),
+            'yolo': lambda ims: write_yolo(ims, out, category, holes, link_images, classes),
+            'voc': lambda ims: write_voc(ims, out, category, ignore_dir, classes),
+            'label-studio': lambda ims: write_label_studio(ims, out, category, image_url, classes)}[format]
 
 # %% ../nbs/10b_export.ipynb #3ecdef9f
 EXPORT_FILES = {'coco': ('annotations.json',), 'label-studio': ('tasks.json', 'label_config.xml'),
@@ -346,14 +367,17 @@ def export_labels(labels_dir, out_dir, format: str, category: str | None = None,
     check_image_url(image_url)
     items, left = labelled_images(labels_dir, images_dir, need_images=format != 'voc')
     check_out(out_dir, format, _sources(labels_dir, images_dir, ignore_dir), [i.image.name for i in items if i.image])
-    category = check_category(category or category_from_text(labels_config(labels_dir).get('text')))
+    classes = read_classes_json(labels_dir, missing_ok=True)      # a multi-class folder: label maps and classes.json
+    named = ', '.join(e['name'] for e in classes) if classes else None
+    category = check_category(category or named or category_from_text(labels_config(labels_dir).get('text')))
     info = dict(description=f"segwl pseudo-labels of {Path(labels_dir).resolve()}", images_dir=str(images_dir or
                 labels_config(labels_dir).get('images')), category=category)
     problems, tally = [], {}
     with output_lock(out_dir, 'segwl export'):
         clean_parts(out_dir)
-        write = _writer(format, Path(out_dir), category, info, holes, link_images, ignore_dir, image_url)
-        n_images, n_objects = write(each_image(items, labels_dir, instances, min_area, problems, min_score, tally))
+        write = _writer(format, Path(out_dir), category, info, holes, link_images, ignore_dir, image_url, classes)
+        n_images, n_objects = write(each_image(items, labels_dir, instances, min_area, problems, min_score, tally,
+                                               len(classes) if classes else None))
     left['unreadable'] = len(problems)
     if problems: warnings.warn(f"{len(problems)} image(s) left out: {short_list(problems, 3)}", SegwlWarning)
     return dict(format=format, out=str(out_dir), category=category, images=n_images, objects=n_objects,

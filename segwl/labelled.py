@@ -12,11 +12,12 @@ from PIL import Image
 from .data import (SegwlError, LayoutError, ImageReadError, SegwlWarning, load_mask, find_mask, read_json,
                         short_list)
 from .folder import read_manifest
+from .classes import read_classes_json, load_label_map, palette_of
 
 # %% auto #0
 __all__ = ['INSTANCE_MODES', 'LabelledImage', 'labels_config', 'images_folder', 'image_size', 'check_score', 'labelled_images',
            'label_parts', 'fill_holes', 'mask_instances', 'need', 'coco_segment', 'rle_mask', 'read_instances',
-           'instances_of', 'scored', 'each_image']
+           'class_under', 'instances_of', 'scored', 'each_image']
 
 # %% ../nbs/08b_labelled.ipynb #cdeba3b7
 @dataclass
@@ -204,8 +205,16 @@ def _rle_size(rle, where: str, shape) -> None:
         raise SegwlError(f"{where} declares {size[1]}x{size[0]} (WxH), the mask is {shape[1]}x{shape[0]}: instances "
                          f"must have the size of their image (not decoded)")
 
-def read_instances(path, shape) -> list[tuple[np.ndarray, float | None]]:
-    "(mask, score) of each instance in the JSON list at `path`, checked against the image's `shape` (H, W)."
+def _category(d: dict, where: str, n_classes: int | None):
+    "The `category_id` of an instance (None: not given), checked against the `n_classes` of classes.json."
+    k = d.get('category_id')
+    if k is None: return None
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= (n_classes or 1):
+        raise SegwlError(f"{where}: category_id {k!r} is not a class of classes.json (1..{n_classes or 1})")
+    return k
+
+def read_instances(path, shape, n_classes: int | None = None) -> list[tuple]:
+    "(mask, score) of each instance in the JSON list at `path` (with `n_classes`: (mask, score, category_id or None))."
     found = []
     for k, d in enumerate(read_json(path, what='instances file', expect=list)):
         where = f"instances file {path}: item {k}"
@@ -217,18 +226,32 @@ def read_instances(path, shape) -> list[tuple[np.ndarray, float | None]]:
         except SegwlError: raise
         except Exception as e:
             raise SegwlError(f"{where} is not {{'rle': COCO RLE, 'score': number}} ({e!r})") from None
-        found.append((m, score))
+        found.append((m, score) if n_classes is None else (m, score, _category(d, where, n_classes)))
     return found
 
+def class_under(m: np.ndarray, label_map: np.ndarray) -> int:
+    "The class most pixels of instance `m` have in `label_map` (1 when it lies on background only)."
+    votes = np.bincount(label_map[m].ravel(), minlength=2)
+    votes[0] = 0
+    return int(votes.argmax()) if votes.any() else 1
+
+def _class_parts(label_map, n_classes: int, mode, min_area, tally, score) -> list:
+    "(mask, score, class) of the parts (or the whole) of each class of a label map, class by class."
+    parts = ((k, mask_instances(label_map == k, mode, min_area, tally)) for k in range(1, n_classes + 1))
+    return [(m, score, k) for k, ms in parts for m in ms]
+
 def instances_of(item: LabelledImage, labels_dir, mask, mode: str = 'parts', min_area: float = 0.0,
-                 tally: dict | None = None) -> list:
+                 tally: dict | None = None, n_classes: int | None = None) -> list:
     "(mask, score) of the objects of one image: the labeller's instances if it wrote some, else `mask_instances`."
     side = Path(labels_dir)/'instances'/f"{item.stem}.json"
-    if not side.is_file(): return [(m, item.score) for m in mask_instances(mask, mode, min_area, tally)]
+    if not side.is_file():
+        if n_classes: return _class_parts(mask, n_classes, mode, min_area, tally, item.score)
+        return [(m, item.score) for m in mask_instances(mask, mode, min_area, tally)]
     floor, tally = max(1.0, min_area * mask.size), {} if tally is None else tally
-    found = read_instances(side, mask.shape)
-    tally['small'] = tally.get('small', 0) + sum(m.sum() < floor for m, _ in found)
-    return [(m, s) for m, s in found if m.sum() >= floor]
+    found = read_instances(side, mask.shape, n_classes)
+    if n_classes: found = [(m, s, class_under(m, mask) if k is None else k) for m, s, k in found]
+    tally['small'] = tally.get('small', 0) + sum(f[0].sum() < floor for f in found)
+    return [f for f in found if f[0].sum() >= floor]
 
 # %% ../nbs/08b_labelled.ipynb #9df09662
 def _count(tally: dict, key: str, n: int = 1): tally[key] = tally.get(key, 0) + n
@@ -236,23 +259,24 @@ def _count(tally: dict, key: str, n: int = 1): tally[key] = tally.get(key, 0) + 
 def scored(inst, min_score: float | None = None, tally: dict | None = None) -> list:
     "The (mask, score) of `inst` that pass `min_score`, each score a finite number or None (NaN, inf: none)."
     kept, tally = [], {} if tally is None else tally
-    for m, s in inst:
+    for m, s, *k in inst:
         finite = s is not None and math.isfinite(s)
         if min_score is not None and not (finite and s >= min_score):
             _count(tally, 'below_min_score')
             continue
         if s is not None and not finite: _count(tally, 'score_not_finite')
-        kept.append((m, s if finite else None))
+        kept.append((m, s if finite else None, *k))
     return kept
 
 def each_image(items, labels_dir, mode: str = 'parts', min_area: float = 0.0, problems: list | None = None,
-               min_score: float | None = None, tally: dict | None = None):
+               min_score: float | None = None, tally: dict | None = None, n_classes: int | None = None):
     "Yield (item, mask, instances) per image; the message of each image that fails goes to `problems`."
     for it in items:
         try:
             it = replace(it, score=check_score(it.score, f"{Path(labels_dir)/'manifest.jsonl'}, the row of {it.name}"))
-            m = load_mask(it.mask, shape=image_size(it.image) if it.image else None)
-            yield it, m, scored(instances_of(it, labels_dir, m, mode, min_area, tally), min_score, tally)
+            shape = image_size(it.image) if it.image else None
+            m = load_label_map(it.mask, n_classes, shape) if n_classes else load_mask(it.mask, shape=shape)
+            yield it, m, scored(instances_of(it, labels_dir, m, mode, min_area, tally, n_classes), min_score, tally)
         except SegwlError as e:
             if problems is None: raise
             problems.append(str(e))
