@@ -934,7 +934,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'segwl.trainset._below': ('trainset.html#_below', 'segwl/trainset.py'),
                                 'segwl.trainset._finite': ('trainset.html#_finite', 'segwl/trainset.py'),
                                 'segwl.trainset._left_out': ('trainset.html#_left_out', 'segwl/trainset.py'),
-                                'segwl.trainset._reviewed': ('trainset.html#_reviewed', 'segwl/trainset.py'),
                                 'segwl.trainset._shrink': ('trainset.html#_shrink', 'segwl/trainset.py'),
                                 'segwl.trainset.label_weight': ('trainset.html#label_weight', 'segwl/trainset.py'),
                                 'segwl.trainset.labelling_config': ('trainset.html#labelling_config', 'segwl/trainset.py'),

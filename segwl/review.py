@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from .data import SegwlError, load_image, load_mask, save_mask, write_text, output_lock, read_json, atomic_path
 from .stitch import mask_iou
 from .registry import tiny_random
-from .folder import read_manifest, save_instances, STATUSES
+from .folder import read_manifest, save_instances, STATUSES, REVIEWED, is_reviewed
 from .protocols import Instance, Labeller, PromptableSegmenter, ConceptSegmenter
 from .canvas import connected_parts
 from .recipe import LabellerSpec
@@ -57,7 +57,7 @@ def doubt_score(row: dict, mask=None) -> float:
     return round(d, 6)
 
 # %% ../nbs/15_review.ipynb #5b1e2723
-REVIEWS = ('accepted', 'rejected', 'fixed')
+REVIEWS = REVIEWED     # the verdicts: segwl.folder's one list, asked by `is_reviewed` (label, train and review)
 
 def rows_of(labels_dir) -> dict:
     "`{file: row}` of the manifest of `labels_dir`, the last row of each file, in the manifest's order."
@@ -177,7 +177,7 @@ def relabel(labeller, labels_dir, images_dir, changed_below: float = 0.99) -> di
     "Relabel the unreviewed images of `labels_dir`; `{relabelled, skipped, changed, mean_iou, min_iou, ious}`."
     labels_dir, ious, skipped = Path(labels_dir), {}, []
     for file, row in rows_of(labels_dir).items():
-        if row.get('reviewed'): continue
+        if is_reviewed(row): continue
         old, t0 = read_label(labels_dir, row), time.perf_counter()
         try: res = labeller.label(load_image(Path(images_dir)/file))
         except SegwlError:                                                 # unreadable or too small: its row stays
@@ -237,8 +237,8 @@ FILTERS = ('unreviewed', 'all', 'reviewed', 'absent', 'error')
 
 def _keep(row: dict, how: str) -> bool:
     if how == 'all': return True
-    if how == 'unreviewed': return not row.get('reviewed')
-    if how == 'reviewed': return bool(row.get('reviewed'))
+    if how == 'unreviewed': return not is_reviewed(row)
+    if how == 'reviewed': return is_reviewed(row)
     return row['status'] == how
 
 class ReviewPanel:
@@ -324,7 +324,7 @@ def refresh(self: ReviewPanel, page: int | None = None):
     self.page = min(max(0, self.page if page is None else page), pages - 1)
     shown = self.ranking[self.page * self.page_size:(self.page + 1) * self.page_size]
     self.grid.children = [self._thumb(d, r) for d, r in shown]
-    n_rev = sum(bool(r.get('reviewed')) for r in rows_of(self.labels_dir).values())
+    n_rev = sum(map(is_reviewed, rows_of(self.labels_dir).values()))
     self.page_label.value = (f"page {self.page + 1}/{pages} of {len(self.ranking)} {self.filter.value} "
                              f"(reviewed {n_rev})")
     if self.current is None and self.ranking: self.open_image(self.ranking[0][1]['file'])
@@ -337,7 +337,7 @@ def _thumb(self: ReviewPanel, doubt: float, row: dict) -> W.VBox:
     except SegwlError: pic = b''
     b = W.Button(description=row['file'][:22], tooltip=row['file'], layout=W.Layout(width=f'{self.side}px'))
     b.on_click(lambda _: self.open_image(row['file']))
-    tag = row.get('reviewed') or row['status']
+    tag = row['reviewed'] if is_reviewed(row) else row['status']
     info = W.HTML(f"<span style='font-size:11px'>doubt {doubt:.2f} · {tag}</span>")
     return W.VBox([W.Image(value=pic, format='jpeg', layout=W.Layout(width=f'{self.side}px')), info, b])
 
@@ -366,7 +366,7 @@ def _show(self: ReviewPanel):
     mask = read_label(self.labels_dir, row)                                # a fix is written at once: this is it
     pic = draw_prompts(overlay(image, mask, self.big_side), image.shape[:2], self.points, self.labels, self.box)
     self.big.value, self._scale = _jpeg(pic), image.shape[1] / pic.size[0]     # image pixels per picture pixel
-    what = row['status'] + (f", {row['reviewed']}" if row.get('reviewed') else ', not reviewed')
+    what = row['status'] + (f", {row['reviewed']}" if is_reviewed(row) else ', not reviewed')
     sc = '' if row.get('score') is None else f", score {row['score']:.3f}"
     err = f"<br>{row['error']}" if row.get('error') else ''
     doubt = doubt_score(row, mask)
@@ -585,4 +585,5 @@ def _sheet_cell(ax, labels_dir, images_dir, doubt, row):
     if mask is not None:
         mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(image.shape[1::-1])) > 127
     _overlay(ax, image, mask if mask is not None else np.zeros(image.shape[:2], bool))
-    ax.set_title(fontsize=8, label=f"{row['file'][:20]}\ndoubt {doubt:.2f} · {row.get('reviewed') or row['status']}")
+    tag = row['reviewed'] if is_reviewed(row) else row['status']
+    ax.set_title(fontsize=8, label=f"{row['file'][:20]}\ndoubt {doubt:.2f} · {tag}")

@@ -311,7 +311,7 @@ def test_trial_disagreement_reaches_the_row_and_the_ranking(tmp_path):
     "Two images with the same score: the one whose trials disagreed (best scores 0.9 and 0.3) is ranked first."
     class Trials:
         "A labeller whose trials' best scores are known: 'calm' images agree, others spread by 0.6."
-        settings = SeedSettings(trials=2)
+        text, references, settings = None, [], SeedSettings(trials=2)        # a `Labeller`, as the runner reads it
         def label(self, image):
             spread = [[0.9, 0.1], [0.9]] if image[0, 0, 0] == 1 else [[0.9], [0.3, 0.2]]
             return LabelResult(np.ones(image.shape[:2], bool), 0.9, 0.5, candidate_scores=spread)
