@@ -5,7 +5,7 @@
 # %% ../nbs/12_cli.ipynb #ac106bce
 from __future__ import annotations
 import argparse, difflib, re, shlex, sys
-from .data import SegwlError
+from .errors import SegwlError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'TINY_WARNING', 'STATUS_MIME', 'command', 'Parser', 'version', 'build_parser', 'main', 'flag_help',
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
 # %% ../nbs/12_cli.ipynb #46c5ce1f
 def _flag_kind(f) -> dict:
     "argparse keywords for a settings field, from its type and choices."
-    from segwl.data import _kind
+    from segwl.settings import _kind
     base, _ = _kind(f)
     if base == 'bool': return dict(action=argparse.BooleanOptionalAction)
     kw = dict(type={'float': float, 'int': int}.get(base, str), metavar={'float': 'X', 'int': 'N'}.get(base, 'NAME'))
@@ -225,7 +225,8 @@ def _references(args) -> list:
 def images_to_label(folder) -> list:
     "The images of `folder`; none is an error that names the sub-folders holding images (a level too high?)."
     from pathlib import Path
-    from segwl.data import list_images, LayoutError
+    from segwl.data import list_images
+    from segwl.errors import LayoutError
     files = list_images(folder)
     if files: return files
     subs = sorted(str(d) for d in Path(folder).rglob('*') if d.is_dir() and list_images(d))
@@ -311,13 +312,14 @@ def _predict_args(p):
     p.add_argument('--out', required=True, help="output folder: masks/<name>.png (0/255, each image's size), "
                                                 "manifest.jsonl and config.json; a rerun resumes")
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps (default %(default)s)')
-    p.add_argument('--no-resume', action='store_true', help='predict every image again instead of resuming')
+    p.add_argument('--no-resume', action='store_true', help='start over (empties masks/) instead of resuming: needed '
+                   'to reuse a folder predicted with another model (a rerun with it is refused)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     _engine_args(p)
 
 @command('predict', 'Segment a folder of images with a trained model.', _predict_args)
 def predict_cmd(args):
-    from segwl.finetune import predict_folder
+    from segwl.predict import predict_folder
     _check_engine(args)
     if args.engine == 'ray':
         from segwl.engine import predict_folder_ray
@@ -440,7 +442,7 @@ def _review_args(p):
          _review_args)
 def review_cmd(args) -> int:
     from segwl.review import contact_sheet
-    from segwl.data import short_list
+    from segwl.errors import short_list
     files = contact_sheet(args.labels, args.images, args.sheet, n=args.n, cols=args.cols, filter=args.show)
     print(f"{args.sheet}: {len(files)} image(s), most doubtful first: {short_list(files, 5)}")
     return 0
@@ -507,7 +509,7 @@ def _this_python_kernel():
 def check_output(output) -> 'Path':
     "`output` if the executed notebook can be written there (tried before the job runs), else an `OutputError`."
     from pathlib import Path
-    from segwl.data import output_error
+    from segwl.outputs import output_error
     out = Path(output)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -520,7 +522,7 @@ def check_output(output) -> 'Path':
 def run_notebook(notebook, output, parameters: dict | None = None, cwd='.', progress=True, log_output=False):
     "Execute `notebook` (a job name or a path) with `parameters` into `output`; papermill's errors propagate."
     import papermill
-    from segwl.data import output_error
+    from segwl.outputs import output_error
     nb = job_notebook(notebook)
     params = check_parameters(nb, dict(parameters or {}))
     out = check_output(output)

@@ -13,8 +13,8 @@ import numpy as np
 import ipywidgets as W
 from fastcore.basics import patch
 from fastcore.meta import delegates
-from .data import (SegwlError, load_image, load_mask, load_reference, list_images, check_reference_mask,
-                        resolve_device)
+from .errors import SegwlError
+from .data import load_image, load_mask, load_reference, list_images, check_reference_mask, resolve_device
 from .stitch import Stitch, resize_mask, LAYOUTS
 from .protocols import LabelResult, Labeller, ModalScorer, WindowedScorer, MAP_MODES
 from .recipe import LabellerSpec, METHODS, upgrade_config

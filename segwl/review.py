@@ -10,7 +10,10 @@ import numpy as np
 import ipywidgets as W
 from fastcore.basics import patch
 from PIL import Image, ImageDraw
-from .data import SegwlError, load_image, load_mask, save_mask, write_text, output_lock, read_json, atomic_path
+from .errors import SegwlError
+from .data import load_image, load_mask
+from .outputs import save_mask, write_text, output_lock, atomic_path
+from .settings import read_json
 from .stitch import mask_iou
 from .registry import tiny_random
 from .folder import read_manifest, save_instances, STATUSES, REVIEWED, is_reviewed

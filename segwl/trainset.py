@@ -12,8 +12,9 @@ from PIL import Image
 from .stitch import resize_image, resize_mask
 from .folder import read_manifest, is_reviewed, REVIEWED
 from .export import labels_config
-from .data import (SegwlError, SegwlWarning, LayoutError, list_images, pair_masks, load_image, load_mask,
-                        save_mask)
+from .errors import SegwlError, SegwlWarning, LayoutError
+from .data import list_images, pair_masks, load_image, load_mask
+from .outputs import save_mask
 
 # %% auto #0
 __all__ = ['REVIEWED_KEPT', 'LEFT_OUT', 'MIN_WEIGHT', 'IMAGENET_MEAN', 'IMAGENET_STD', 'manifest_rows', 'select_training_data',
