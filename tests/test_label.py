@@ -427,3 +427,13 @@ def test_the_ray_path_plugs_into_the_one_runner(tmp_path):
     for sub in ('masks', 'instances'):
         a, b = sorted((tmp_path/'here'/sub).iterdir()), sorted((tmp_path/'pool'/sub).iterdir())
         assert [p.name for p in a] == [p.name for p in b] and all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))
+
+def test_one_shrink_for_the_seed_and_the_canvas():
+    "The working copy of a target is made by one function (segwl.seed.working_copy), which the canvas method calls."
+    import segwl.canvas, segwl.seed
+    from segwl.seed import working_copy
+    big, small = np.zeros((3000, 1500, 3), np.uint8), np.zeros((300, 200, 3), np.uint8)
+    work, shrunk = working_copy(big, 1024)
+    assert (work.shape, shrunk) == ((1024, 512, 3), True)
+    assert working_copy(small, 1024)[0] is small and working_copy(small, 1024)[1] is False
+    assert segwl.canvas.working_copy is segwl.seed.working_copy and not hasattr(segwl.canvas, '_shrunk')
