@@ -24,7 +24,10 @@ sys.path.insert(0, str(ROOT))
 from segwl.engine import label_with, ray_results, ray_session, write_result    # noqa: E402
 from segwl.recipe import LabellerSpec                                          # noqa: E402
 from segwl.folder import label_folder, label_one, read_manifest   # noqa: E402
-from segwl.finetune import TrainSettings, load_model, predict_folder, predict_one, synthetic_dataset, train  # noqa: E402
+from segwl.finetune import TrainSettings, train                    # noqa: E402
+from segwl.checkpoint import load_model                           # noqa: E402
+from segwl.predict import predict_folder, predict_one             # noqa: E402
+from segwl.trainset import synthetic_dataset                      # noqa: E402
 from segwl.testing import synthetic_scene, scene_folder            # noqa: E402
 
 

@@ -111,7 +111,8 @@ class SeedScorer:
 # ---------------------------------------------------------------- one timed image
 def timed_label(labeller, path, out_dir) -> tuple:
     "`(result, {load, label, write, total} seconds)` of labelling the image at `path` and writing its mask."
-    from segwl.data import load_image, save_mask
+    from segwl.data import load_image
+    from segwl.outputs import save_mask
     t0 = time.perf_counter()
     img = load_image(path)
     t1 = time.perf_counter()

@@ -14,7 +14,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from segwl.data import list_images, load_image, load_mask
-from segwl.finetune import TrainSettings, train, load_model
+from segwl.finetune import TrainSettings, train
+from segwl.checkpoint import load_model
 from segwl.evaluate import confusion, scores
 
 DATA = Path(os.environ.get('SEGWL_SHARED_DATA', ROOT.parent/'shared'/'data'))/'pets-cat'/'unlabeled'

@@ -14,7 +14,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'bench'))
-from segwl.data import list_images, load_image, load_mask, save_mask, write_text
+from segwl.data import list_images, load_image, load_mask
+from segwl.outputs import save_mask, write_text
 from label_quality import label_quality
 
 DATA = Path(os.environ.get('SEGWL_SHARED_DATA', ROOT.parent/'shared'/'data'))/'pets-cat'

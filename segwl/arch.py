@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 import torch
 import torch.nn as nn
-from .data import SegwlError
+from .errors import SegwlError
 
 # %% auto #0
 __all__ = ['TV_ARCHS', 'SMP_DECODERS', 'SMP_ALIASES', 'SMP_ENCODERS_SUGGESTED', 'DEFAULT_ARCH', 'MAX_SIZE', 'TINY_ARCH',

@@ -11,9 +11,9 @@ import numpy as np
 from fastcore.basics import patch
 from .data import SegwlError, Settings, setting
 from .protocols import check_image, LabelResult, Instance
-from .stitch import LAYOUTS, CanvasLayout, resize_image, resize_mask, mask_iou
+from .stitch import LAYOUTS, CanvasLayout, resize_mask, mask_iou
 from .recipe import check_references, clean_text, Renamed, renamed
-from .seed import MIN_SIDE, working_hw, check_max_side
+from .seed import MIN_SIDE, working_copy, check_max_side
 
 # %% auto #0
 __all__ = ['connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasLabeller']
@@ -169,18 +169,13 @@ def _check_answer(masks, scores, hw) -> tuple[np.ndarray, np.ndarray]:
         raise SegwlError(f"concept segmenter returned masks {m.shape} and scores {sc.shape} for a {tuple(hw)} canvas")
     return m, sc
 
-def _shrunk(image: np.ndarray, max_side) -> np.ndarray:
-    "The working copy of `image`: itself, or shrunk to longer side `max_side`."
-    hw = working_hw(image.shape, max_side)
-    return image if hw == image.shape[:2] else resize_image(image, hw)
-
 # %% ../nbs/07a_canvas.ipynb #f967003e
 @patch
 def label(self: CanvasLabeller, image) -> CanvasResult:
     "Label one HxWx3 uint8 `image`: every kept instance, their union as `mask`, and whether any is `present`."
     tm, t0 = {}, time.perf_counter()
     full = check_image(image)
-    work = _shrunk(full, self.settings.max_side)
+    work, _ = working_copy(full, self.settings.max_side)            # segwl.seed's: the one shrink
     if min(work.shape[:2]) < MIN_SIDE:
         raise SegwlError(f"image is {full.shape[1]}x{full.shape[0]} pixels: too small to label (needs at least "
                          f"{MIN_SIDE} a side after shrinking to max_side)")

@@ -10,7 +10,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .data import SegwlError, LayoutError, atomic_path, read_json, resolve_device, output_error
+from .errors import SegwlError, LayoutError
+from .outputs import atomic_path, output_error
+from .settings import read_json
+from .data import resolve_device
 from .arch import ArchError, MAX_SIZE, MAX_CHANNELS, parse_arch, build_model
 from .classes import ClassesError, class_entries, palette_of
 from .trainset import to_input

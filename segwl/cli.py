@@ -5,7 +5,7 @@
 # %% ../nbs/12_cli.ipynb #ac106bce
 from __future__ import annotations
 import argparse, difflib, re, shlex, sys
-from .data import SegwlError
+from .errors import SegwlError
 
 # %% auto #0
 __all__ = ['TINY_WARNING', 'images_to_label', 'label_terms', 'label_spec', 'label', 'train_cmd', 'predict_cmd', 'evaluate_cmd',
@@ -114,7 +114,8 @@ def _references(args) -> list:
 def images_to_label(folder) -> list:
     "The images of `folder`; none is an error that names the sub-folders holding images (a level too high?)."
     from pathlib import Path
-    from segwl.data import list_images, LayoutError
+    from segwl.data import list_images
+    from segwl.errors import LayoutError
     files = list_images(folder)
     if files: return files
     subs = sorted(str(d) for d in Path(folder).rglob('*') if d.is_dir() and list_images(d))
@@ -201,13 +202,14 @@ def _predict_args(p):
     p.add_argument('--out', required=True, help="output folder: masks/<name>.png (0/255, each image's size), "
                                                 "manifest.jsonl and config.json; a rerun resumes")
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps (default %(default)s)')
-    p.add_argument('--no-resume', action='store_true', help='predict every image again instead of resuming')
+    p.add_argument('--no-resume', action='store_true', help='start over (empties masks/) instead of resuming: needed '
+                   'to reuse a folder predicted with another model (a rerun with it is refused)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     _engine_args(p)
 
 @command('predict', 'Segment a folder of images with a trained model.', _predict_args)
 def predict_cmd(args):
-    from segwl.finetune import predict_folder
+    from segwl.predict import predict_folder
     _check_engine(args)
     if args.engine == 'ray':
         from segwl.engine import predict_folder_ray
@@ -331,7 +333,7 @@ def _review_args(p):
          _review_args)
 def review_cmd(args) -> int:
     from segwl.doubt import contact_sheet
-    from segwl.data import short_list
+    from segwl.errors import short_list
     files = contact_sheet(args.labels, args.images, args.sheet, n=args.n, cols=args.cols, filter=args.show)
     print(f"{args.sheet}: {len(files)} image(s), most doubtful first: {short_list(files, 5)}")
     return 0

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from .data import SegwlError, load_image, load_mask, save_mask, write_text, output_lock, read_json, atomic_path
 from .registry import tiny_random, TINY_STAMP
-from .folder import read_manifest, save_instances, STATUSES
+from .folder import read_manifest, save_instances, STATUSES, REVIEWED, is_reviewed
 from .protocols import Instance
 from .canvas import connected_parts
 from .figures import _overlay
@@ -52,7 +52,7 @@ def doubt_score(row: dict, mask=None) -> float:
     return round(d, 6)
 
 # %% ../nbs/11e_doubt.ipynb #5b1e2723
-REVIEWS = ('accepted', 'rejected', 'fixed')
+REVIEWS = REVIEWED     # the verdicts: segwl.folder's one list, asked by `is_reviewed` (label, train and review)
 
 def rows_of(labels_dir) -> dict:
     "`{file: row}` of the manifest of `labels_dir`, the last row of each file, in the manifest's order."
@@ -123,8 +123,8 @@ FILTERS = ('unreviewed', 'all', 'reviewed', 'absent', 'error')
 
 def _keep(row: dict, how: str) -> bool:
     if how == 'all': return True
-    if how == 'unreviewed': return not row.get('reviewed')
-    if how == 'reviewed': return bool(row.get('reviewed'))
+    if how == 'unreviewed': return not is_reviewed(row)
+    if how == 'reviewed': return is_reviewed(row)
     return row['status'] == how
 
 # %% ../nbs/11e_doubt.ipynb #b59ee5b7
@@ -183,4 +183,5 @@ def _sheet_cell(ax, labels_dir, images_dir, doubt, row):
     if mask is not None:
         mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(image.shape[1::-1])) > 127
     _overlay(ax, image, mask if mask is not None else np.zeros(image.shape[:2], bool))
-    ax.set_title(fontsize=8, label=f"{row['file'][:20]}\ndoubt {doubt:.2f} · {row.get('reviewed') or row['status']}")
+    tag = row['reviewed'] if is_reviewed(row) else row['status']
+    ax.set_title(fontsize=8, label=f"{row['file'][:20]}\ndoubt {doubt:.2f} · {tag}")

@@ -9,16 +9,18 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 import numpy as np
-from .data import SegwlError, OutputError, atomic_path, output_lock
-from .folder import ManifestWriter, label_one, collisions, files_of, plan_folder, drain
-from .finetune import load_model, predict_one, predict_folder
+from .errors import SegwlError, OutputError
+from .outputs import atomic_path
+from .folder import label_one, run_folder
+from .checkpoint import load_model
+from .predict import ModelLabeller, predict_folder
 from .recipe import LabellerSpec, METHODS
 
 # %% auto #0
 __all__ = ['LabelerSpec', 'RESULT_KEYS', 'RAY_CONNECT_TIMEOUT', 'H2_HELLO', 'MAX_WORKERS', 'EngineError', 'run_one',
-           'FolderWorker', 'image_files', 'write_result', 'label_with', 'in_process', 'local_cpus', 'check_address',
-           'ray_session', 'bounded_workers', 'gpus_per_worker', 'guarded', 'ray_results', 'label_folder_ray',
-           'predict_folder_ray']
+           'FolderWorker', 'image_files', 'write_result', 'label_with', 'in_process', 'load_labeller', 'local_cpus',
+           'check_address', 'ray_session', 'bounded_workers', 'gpus_per_worker', 'guarded', 'ray_results',
+           'label_folder_ray', 'predict_folder_ray']
 
 # %% ../nbs/09f_engine.ipynb #bfce7359
 class EngineError(SegwlError):
@@ -41,7 +43,7 @@ def _take(scratch: Path) -> dict:
     return files
 
 def run_one(one, tool, path: str, collide: str, scratch: Path) -> dict:
-    "`one(tool, path, mask_path, collide)` (`label_one`, `predict_one`) into `scratch`; what goes back to the driver."
+    "`one(tool, path, mask_path, collide)` (`label_one`) into `scratch`; what goes back to the driver."
     p = Path(path)
     try: row = one(tool, p, scratch/'masks'/f"{p.stem}.png", {p: collide} if collide else {})
     except OutputError as e:
@@ -90,23 +92,12 @@ def write_result(res: dict, out: Path, collide: dict) -> dict:
         for path in mine.values(): path.unlink(missing_ok=True)
     return row
 
-def _drain(results, out: Path, writer: ManifestWriter, collide: dict, n: dict, total: int, progress: bool,
-           what: str = 'label') -> dict:
-    "Write each result as it arrives, as the local engine writes its own; the counts (`stopped` on a full disk)."
-    return drain(results, lambda res: write_result(res, out, collide), writer, n, total, progress, what)
-
 # %% ../nbs/09f_engine.ipynb #11059abf
 def label_with(spec: LabellerSpec, images, out, results, resume: bool = True, progress: bool = True,
                config: dict | None = None, limit: int | None = None) -> dict:
     "Label `images` into `out` with `results(todo, collide)`, a context giving one worker result per image to do."
-    files, out = files_of(images), Path(out)
     config = {'models': spec.models(), **(config or {})}                      # the caller's record wins
-    with output_lock(out, 'segwl label'):
-        todo, n = plan_folder(spec, images, files, out, resume, config, limit)
-        if not todo: return n
-        collide = collisions(files)
-        with ManifestWriter(out/'manifest.jsonl') as w, results(todo, collide) as res:
-            return _drain(res, out, w, collide, n, len(todo), progress)
+    return run_folder(spec, images, out, resume, progress, config, limit, results=results, write=write_result)
 
 # %% ../nbs/09f_engine.ipynb #03102ab9
 @contextmanager
@@ -114,6 +105,11 @@ def in_process(todo, collide: dict, build, one=label_one, what: str = 'labeller'
     "Results of one `FolderWorker` in this process, in order (the Ray path without Ray)."
     w = FolderWorker(build, one, what)
     yield (w.result(str(p), collide.get(p, '')) for p in todo)
+
+# %% ../nbs/09f_engine.ipynb #7d3e2a90
+def load_labeller(model_dir, device: str = 'auto') -> ModelLabeller:
+    "What a predicting worker builds once: the model of `model_dir` on `device`, as a `Labeller`."
+    return ModelLabeller(load_model(model_dir, device))
 
 # %% ../nbs/09f_engine.ipynb #8256175f
 def _ray():
@@ -253,7 +249,7 @@ MAX_WORKERS = 256
 def bounded_workers(workers: int, resources: dict, cpus: float = 1, gpus: float = 0) -> int:
     "`workers`, cut to what a cluster of `resources` places (`cpus`, `gpus` each) and `MAX_WORKERS`; warns when cut."
     import warnings
-    from segwl.data import SegwlWarning
+    from segwl.errors import SegwlWarning
     have = resources.get('CPU', 0)
     room = [MAX_WORKERS, int(have / cpus + 1e-9) if cpus else MAX_WORKERS]
     if gpus: room.append(int(resources.get('GPU', 0) / gpus + 1e-9))
@@ -310,7 +306,6 @@ def predict_folder_ray(model, images, out, workers: int = 2, address: str | None
     _ray()
     checked = load_model(model, 'cpu')
     if device == 'cpu': gpus = 0
-    build = partial(load_model, checked.dir.resolve(), device)
-    results = partial(ray_results, build=build, one=predict_one, workers=workers, address=address, gpus=gpus,
-                      what='model')
+    build = partial(load_labeller, checked.dir.resolve(), device)
+    results = partial(ray_results, build=build, workers=workers, address=address, gpus=gpus, what='model')
     return predict_folder(checked, images, out, progress=progress, resume=resume, results=results, write=write_result)

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .data import (SegwlError, LayoutError, MaskError, list_images, pair_masks, load_image, load_mask,
-                        atomic_path, write_text, save_mask, output_lock, clean_parts)
-from .data import read_json
+from .errors import SegwlError, LayoutError, MaskError
+from .data import list_images, pair_masks, load_image, load_mask
+from .outputs import atomic_path, write_text, save_mask, output_lock, clean_parts
+from .settings import read_json
 from .registry import TINY_STAMP, tiny_random
 from .trainset import labelling_config
 from .checkpoint import load_model

@@ -9,10 +9,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from .data import (SegwlError, LayoutError, ImageReadError, SegwlWarning, load_mask, load_image, find_mask,
-                        list_images, read_json, atomic_path, write_text, output_lock, clean_parts, short_list)
+from .errors import SegwlError, LayoutError, ImageReadError, SegwlWarning, short_list
+from .data import load_mask, load_image, find_mask, list_images
+from .settings import read_json
+from .outputs import atomic_path, write_text, output_lock, clean_parts
 from .folder import read_manifest
 from .classes import read_classes_json, load_label_map, palette_of
+
 
 # %% auto #0
 __all__ = ['HOLES', 'VOC_COLOURS', 'LS_WIDTHS', 'LS_IMAGE_URL', 'URL_FIELDS', 'FORMATS', 'EXPORT_FILES', 'EXPORT_DIRS',

@@ -13,8 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .data import (SegwlError, Settings, setting, atomic_path, write_text, resolve_device, output_lock,
-                        clean_parts)
+from .errors import SegwlError
+from .settings import Settings, setting
+from .outputs import atomic_path, write_text, output_lock, clean_parts
+from .data import resolve_device
 from .arch import DEFAULT_ARCH, MAX_SIZE, canonical_arch, build_model
 from .registry import TINY_STAMP, tiny_random
 from .trainset import (IMAGENET_MEAN, IMAGENET_STD, select_training_data, pair_weights, labelling_config,

@@ -13,7 +13,7 @@ __all__ = ['flag_help', 'settings_flags', 'settings_from_args']
 # %% ../nbs/11g_flags.ipynb #46c5ce1f
 def _flag_kind(f) -> dict:
     "argparse keywords for a settings field, from its type and choices."
-    from segwl.data import _kind
+    from segwl.settings import _kind
     base, _ = _kind(f)
     if base == 'bool': return dict(action=argparse.BooleanOptionalAction)
     kw = dict(type={'float': float, 'int': int}.get(base, str), metavar={'float': 'X', 'int': 'N'}.get(base, 'NAME'))

@@ -73,7 +73,7 @@ def _this_python_kernel():
 def check_output(output) -> 'Path':
     "`output` if the executed notebook can be written there (tried before the job runs), else an `OutputError`."
     from pathlib import Path
-    from segwl.data import output_error
+    from segwl.outputs import output_error
     out = Path(output)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,7 @@ def check_output(output) -> 'Path':
 def run_notebook(notebook, output, parameters: dict | None = None, cwd='.', progress=True, log_output=False):
     "Execute `notebook` (a job name or a path) with `parameters` into `output`; papermill's errors propagate."
     import papermill
-    from segwl.data import output_error
+    from segwl.outputs import output_error
     nb = job_notebook(notebook)
     params = check_parameters(nb, dict(parameters or {}))
     out = check_output(output)

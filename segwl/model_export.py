@@ -114,7 +114,8 @@ def check_model_out(model_dir, out, inputs=()) -> Path:
 def export_model(model_dir, format: str = 'onnx', out=None, n_check: int = 4, atol: float = 1e-4) -> dict:
     "Export the model folder `model_dir` to one `format` file at `out`, checked on `n_check` images; a summary."
     import torch
-    from segwl.finetune import load_model, to_input
+    from segwl.checkpoint import load_model
+    from segwl.trainset import to_input
     _choice('model format', format, tuple(MODEL_FORMATS))
     if isinstance(n_check, bool) or not isinstance(n_check, int) or not 1 <= n_check <= MAX_CHECK_IMAGES:
         raise SegwlError(f"--check-images {n_check}: expected a whole number from 1 to {MAX_CHECK_IMAGES}")

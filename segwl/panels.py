@@ -6,10 +6,11 @@ settings."""
 # %% ../nbs/11d_panels.ipynb #0db9ed13
 from __future__ import annotations
 from fastcore.basics import patch
-from .data import SegwlError
+from .errors import SegwlError
 from .recipe import METHODS
 from .seedpanel import TuningPanel, SeedPanel
 from .canvaspanel import CanvasPanel
+
 
 # %% auto #0
 __all__ = []

@@ -4,17 +4,23 @@
 
 # %% ../nbs/09d_predict.ipynb #55854847
 from __future__ import annotations
-import hashlib, json, time, warnings
+import hashlib, time
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
-from .folder import read_manifest, ManifestWriter, manifest_row, collisions
-from .data import (SegwlError, SegwlWarning, OutputError, list_images, load_image, write_text, save_mask,
-                        output_lock, clean_parts, read_json)
+from .errors import SegwlError, OutputError
+from .settings import Settings, setting
+from .data import list_images, load_image
+from .outputs import save_mask
+from .protocols import LabelResult
+from .folder import read_manifest, manifest_row, label_one, in_order, run_folder
+from .arch import MAX_SIZE
 from .checkpoint import TrainedModel, load_model, to_mask, certainty
 from .classes import CLASSES_JSON, save_label_map, write_classes_json, class_row_fields
 
 # %% auto #0
-__all__ = ['PREDICT_KEYS', 'predict_config', 'write_prediction', 'write_model_classes', 'predict_one', 'predict_folder']
+__all__ = ['PREDICT_KEYS', 'predict_config', 'PredictSettings', 'ModelLabeller', 'write_prediction', 'write_model_classes',
+           'predict_one', 'predict_folder']
 
 # %% ../nbs/09d_predict.ipynb #e085a4a1
 PREDICT_KEYS = ('checkpoint_sha256', 'threshold', 'input_size')   # a rerun resumes only when these are the same
@@ -27,23 +33,29 @@ def _sha256(path, chunk: int = 1 << 20) -> str:
 
 def predict_config(model: TrainedModel, images_dir) -> dict:
     "What a prediction folder's config.json records: the model (its checkpoint's SHA-256) and the images."
-    return dict(model=str(model.dir), checkpoint_sha256=_sha256(model.checkpoint), threshold=model.info['threshold'],
-                input_size=model.size, images=str(images_dir))
+    return dict(model=str(model.dir), checkpoint_sha256=_sha256(model.checkpoint),
+                threshold=model.info.get('threshold'), input_size=model.size, images=str(images_dir))
 
-def _done_rows(out: Path, cfg: dict, names: set, resume: bool) -> dict:
-    "`{file: row}` of the images an earlier run into `out` predicted with the same model (ok row, mask on disk)."
-    old = read_json(out/'config.json', 'config of the earlier run') if (out/'config.json').exists() else None
-    same = resume and old is not None and all(old.get(k) == cfg[k] for k in PREDICT_KEYS)
-    if resume and old is not None and not same:
-        warnings.warn(f"{out}: predicted with another model before: predicting every image again", SegwlWarning)
-    if not same: return {}
-    ok = [r for r in read_manifest(out/'manifest.jsonl') if r['status'] == 'ok' and r['file'] in names]
-    return {r['file']: r for r in ok if (out/'masks'/f"{Path(r['file']).stem}.png").exists()}
+# %% ../nbs/09d_predict.ipynb #3f6d0a51
+@dataclass
+class PredictSettings(Settings):
+    "What a trained model's masks depend on besides its weights (both read from its model.json)."
+    threshold: float = setting(0.5, 'probability above which a pixel is object', lo=0, hi=1)
+    input_size: int = setting(320, 'side of the square the model sees, in pixels', lo=32, hi=MAX_SIZE)
+
+class ModelLabeller:
+    "A trained model as a `Labeller`: its probabilities above the threshold are the mask; no text, no references."
+    text = None
+    def __init__(self, model: TrainedModel):
+        self.model, self.references, self.backends = model, [], {}
+        self.settings = PredictSettings(float(model.info.get('threshold', 0.5)), model.size)
+
+    def label(self, image: np.ndarray) -> LabelResult:
+        "The mask of HxWx3 uint8 `image` and the model's mean certainty on it (|2p - 1|), always present."
+        prob = self.model.probabilities(image)
+        return LabelResult(to_mask(self.model, prob) > 0, float(certainty(prob).mean()))
 
 # %% ../nbs/09d_predict.ipynb #b609e3ae
-from contextlib import contextmanager
-from .folder import drain
-
 def write_prediction(model, prob: np.ndarray, mask_path: Path) -> dict:
     "Write the mask of `model.probabilities` output `prob` to `mask_path`; the row's fields (`score`, `classes`)."
     mask, sure = to_mask(model, prob), certainty(prob)
@@ -64,6 +76,7 @@ def write_model_classes(model, out: Path):
 def predict_one(model, p: Path, mask_path: Path, collide: dict | None = None) -> dict:
     "Predict image `p` into `mask_path`; its manifest row (an error row for a bad image; a full disk raises)."
     t0 = time.perf_counter()
+    model = model.model if isinstance(model, ModelLabeller) else model
     collide = collide or {}
     try:
         if p in collide: raise SegwlError(collide[p])
@@ -75,29 +88,15 @@ def predict_one(model, p: Path, mask_path: Path, collide: dict | None = None) ->
         if p not in collide: mask_path.unlink(missing_ok=True)     # no mask of an earlier run without its ok row
         return manifest_row(p.name, 'error', msg, seconds=time.perf_counter() - t0)
 
-@contextmanager
-def _here(todo, collide): yield todo
-
 def predict_folder(model, images_dir, out_dir, device='auto', progress=True, resume=True, results=None,
                    write=None) -> list[dict]:
-    "Predict a mask for every image of `images_dir` into `out_dir`; the manifest rows, one per image, by name."
-    out = Path(out_dir)
-    with output_lock(out, 'segwl predict'):
-        clean_parts(out)
-        files = list_images(images_dir)
-        model = model if isinstance(model, TrainedModel) else load_model(model, device)
-        cfg = predict_config(model, images_dir)
-        rows = _done_rows(out, cfg, {p.name for p in files}, resume)
-        write_text(out/'config.json', json.dumps(cfg, indent=2) + '\n')
-        write_model_classes(model, out)
-        write_text(out/'manifest.jsonl', ''.join(json.dumps(r) + '\n' for r in rows.values()))   # drops the rest
-        todo, collide = [p for p in files if p.name not in rows], collisions(files)
-        write = write or (lambda p, out, collide: predict_one(model, p, out/'masks'/f'{p.stem}.png', collide))
-        def row_of(item):
-            row = write(item, out, collide)
-            rows[row['file']] = row
-            return row
-        with ManifestWriter(out/'manifest.jsonl') as w, (results or _here)(todo, collide) as items:
-            n = drain(items, row_of, w, dict(ok=0, absent=0, error=0), len(todo), progress, 'predict')
+    "Predict a mask for every image of `images_dir` into `out_dir` (`run_folder`); the manifest rows, one per image."
+    model = model if isinstance(model, TrainedModel) else load_model(model, device)
+    write = write or (lambda p, out, collide: predict_one(model, p, Path(out)/'masks'/f"{p.stem}.png", collide))
+    n = run_folder(ModelLabeller(model), images_dir, out_dir, resume=resume, progress=progress,
+                   config=predict_config(model, images_dir), results=results or in_order, write=write,
+                   resume_keys=PREDICT_KEYS, what='predict')
+    write_model_classes(model, Path(out_dir))
     if n.get('stopped'): raise OutputError(n['stopped'])
-    return [rows[p.name] for p in files]
+    rows = {r['file']: r for r in read_manifest(Path(out_dir)/'manifest.jsonl')}
+    return [rows[p.name] for p in list_images(images_dir) if p.name in rows]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 import numpy as np
-from .data import SegwlError
+from .errors import SegwlError
 
 # %% auto #0
 __all__ = ['MAP_MODES', 'PromptableSegmenter', 'TextRegionScorer', 'ConceptSegmenter', 'WholeImageScorer', 'WindowedScorer',

@@ -11,8 +11,10 @@ import json
 from typing import ClassVar
 import numpy as np
 from fastcore.basics import patch
-from .data import (SegwlError, BadReferenceError, check_reference_mask, load_reference, read_json, resolve_device,
-                        output_lock, write_text)
+from .errors import SegwlError, BadReferenceError
+from .data import check_reference_mask, load_reference, resolve_device
+from .settings import read_json
+from .outputs import output_lock, write_text
 from .protocols import InputError, Labeller, check_image
 from .registry import get_backend, create_backend, backend_record, _resolve
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import difflib, importlib, inspect
 from dataclasses import dataclass
-from .data import SegwlError
+from .errors import SegwlError
 
 # %% auto #0
 __all__ = ['KINDS', 'BACKENDS', 'TINY_STAMP', 'CORE_DISTRIBUTIONS', 'Backend', 'register_backend', 'backend_names', 'get_backend',

@@ -10,10 +10,13 @@ import numpy as np
 import ipywidgets as W
 from fastcore.basics import patch
 from PIL import Image, ImageDraw
-from .data import SegwlError, load_image, load_mask, save_mask, write_text, output_lock, read_json, atomic_path
+from .errors import SegwlError
+from .data import load_image, load_mask
+from .outputs import save_mask, write_text, output_lock, atomic_path
+from .settings import read_json
 from .stitch import mask_iou
 from .registry import tiny_random
-from .folder import read_manifest, save_instances, STATUSES
+from .folder import read_manifest, save_instances, STATUSES, REVIEWED, is_reviewed
 from .protocols import Instance, Labeller, PromptableSegmenter, ConceptSegmenter
 from .canvas import connected_parts
 from .recipe import LabellerSpec
@@ -81,7 +84,7 @@ def relabel(labeller, labels_dir, images_dir, changed_below: float = 0.99) -> di
     "Relabel the unreviewed images of `labels_dir`; `{relabelled, skipped, changed, mean_iou, min_iou, ious}`."
     labels_dir, ious, skipped = Path(labels_dir), {}, []
     for file, row in rows_of(labels_dir).items():
-        if row.get('reviewed'): continue
+        if is_reviewed(row): continue
         old, t0 = read_label(labels_dir, row), time.perf_counter()
         try: res = labeller.label(load_image(Path(images_dir)/file))
         except SegwlError:                                                 # unreadable or too small: its row stays
@@ -207,7 +210,7 @@ def refresh(self: ReviewPanel, page: int | None = None):
     self.page = min(max(0, self.page if page is None else page), pages - 1)
     shown = self.ranking[self.page * self.page_size:(self.page + 1) * self.page_size]
     self.grid.children = [self._thumb(d, r) for d, r in shown]
-    n_rev = sum(bool(r.get('reviewed')) for r in rows_of(self.labels_dir).values())
+    n_rev = sum(map(is_reviewed, rows_of(self.labels_dir).values()))
     self.page_label.value = (f"page {self.page + 1}/{pages} of {len(self.ranking)} {self.filter.value} "
                              f"(reviewed {n_rev})")
     if self.current is None and self.ranking: self.open_image(self.ranking[0][1]['file'])
@@ -220,7 +223,7 @@ def _thumb(self: ReviewPanel, doubt: float, row: dict) -> W.VBox:
     except SegwlError: pic = b''
     b = W.Button(description=row['file'][:22], tooltip=row['file'], layout=W.Layout(width=f'{self.side}px'))
     b.on_click(lambda _: self.open_image(row['file']))
-    tag = row.get('reviewed') or row['status']
+    tag = row['reviewed'] if is_reviewed(row) else row['status']
     info = W.HTML(f"<span style='font-size:11px'>doubt {doubt:.2f} · {tag}</span>")
     return W.VBox([W.Image(value=pic, format='jpeg', layout=W.Layout(width=f'{self.side}px')), info, b])
 
@@ -249,7 +252,7 @@ def _show(self: ReviewPanel):
     mask = read_label(self.labels_dir, row)                                # a fix is written at once: this is it
     pic = draw_prompts(overlay(image, mask, self.big_side), image.shape[:2], self.points, self.labels, self.box)
     self.big.value, self._scale = _jpeg(pic), image.shape[1] / pic.size[0]     # image pixels per picture pixel
-    what = row['status'] + (f", {row['reviewed']}" if row.get('reviewed') else ', not reviewed')
+    what = row['status'] + (f", {row['reviewed']}" if is_reviewed(row) else ', not reviewed')
     sc = '' if row.get('score') is None else f", score {row['score']:.3f}"
     err = f"<br>{row['error']}" if row.get('error') else ''
     doubt = doubt_score(row, mask)

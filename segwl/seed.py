@@ -19,7 +19,7 @@ from .points import object_points, background_points, peak_points
 
 # %% auto #0
 __all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAX_POINTS', 'MAX_TRIALS', 'SeedSettings', 'check_max_side', 'SeedResult', 'scorer_knobs',
-           'SeedLabeller', 'working_hw', 'strong_peaks', 'best_answer']
+           'SeedLabeller', 'working_hw', 'working_copy', 'strong_peaks', 'best_answer']
 
 # %% ../nbs/07_seed.ipynb #384699a3
 MIN_SIDE = 8  # smaller images are refused: SAM and CLIP would see a few blown-up pixels
@@ -171,8 +171,8 @@ def working_hw(hw, max_side) -> tuple:
     f = max_side / max(h, w)
     return (max(1, round(h * f)), max(1, round(w * f)))
 
-def _working_copy(image, max_side):
-    "`(image, shrunk)`: `image` itself, or a copy whose longer side is `max_side`."
+def working_copy(image, max_side) -> tuple:
+    "`(image, shrunk)`: `image` itself, or a copy whose longer side is `max_side` (the seed's and the canvas's)."
     hw = working_hw(image.shape, max_side)
     return (image, False) if hw == image.shape[:2] else (resize_image(image, hw), True)
 
@@ -223,7 +223,7 @@ def _best_mask(self: SeedLabeller, st: Stitch, ref_obj, ref_bg, text_obj, text_b
 def _target(self: SeedLabeller, image) -> tuple:
     "`(image, working copy, shrunk)` of a target, refusing one too small to label."
     full = check_image(image)
-    work, shrunk = _working_copy(full, self.settings.max_side)
+    work, shrunk = working_copy(full, self.settings.max_side)
     if min(work.shape[:2]) < MIN_SIDE:
         after = ', after shrinking to max_side' if shrunk else ''
         raise SegwlError(f"image is {full.shape[1]}x{full.shape[0]} pixels: too small to label (needs at least "

@@ -10,12 +10,14 @@ import numpy as np
 import torch
 from PIL import Image
 from .stitch import resize_image, resize_mask
-from .folder import read_manifest
+from .folder import read_manifest, is_reviewed, REVIEWED
 from .labelled import labels_config
-from .data import (SegwlError, SegwlWarning, LayoutError, list_images, pair_masks, load_image, load_mask,
-                        save_mask)
+from .errors import SegwlError, SegwlWarning, LayoutError
+from .data import list_images, pair_masks, load_image, load_mask
+from .outputs import save_mask
 from .classes import (ClassesError, find_classes_json, read_classes_json, load_label_map, save_label_map,
                            write_classes_json, palette_of)
+
 
 # %% auto #0
 __all__ = ['REVIEWED_KEPT', 'LEFT_OUT', 'MIN_WEIGHT', 'SYNTHETIC_CLASSES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'manifest_rows',
@@ -24,11 +26,7 @@ __all__ = ['REVIEWED_KEPT', 'LEFT_OUT', 'MIN_WEIGHT', 'SYNTHETIC_CLASSES', 'IMAG
            'SegDataset']
 
 # %% ../nbs/09b_trainset.ipynb #ec972c98
-REVIEWED_KEPT = ('accepted', 'fixed', 'rejected')     # segwl review's verdicts: a rejected image holds no object
-
-def _reviewed(row) -> bool:
-    "Whether a person reviewed manifest `row`: the one place training asks (only the verdicts segwl review writes)."
-    return isinstance(row, dict) and row.get('reviewed') in REVIEWED_KEPT
+REVIEWED_KEPT = REVIEWED     # segwl review's verdicts (`segwl.folder.REVIEWED`, asked by `is_reviewed`, the one rule)
 
 def manifest_rows(path) -> dict:
     "`{stem: row}` of a labelling run's manifest (`segwl.folder.read_manifest`: a killed run's half row is skipped)."
@@ -51,7 +49,7 @@ def _below(r, key: str, floor) -> str | None:
 def _left_out(r, min_label_score, min_text_score, keep_absent=False, reviewed_only=False) -> str | None:
     "Why manifest row `r` is left out of training (a key of the counts), or None to keep it."
     if r is None: return 'not_in_manifest'
-    if _reviewed(r): return None if r.get('status') in ('ok', 'absent') else 'error_rows'
+    if is_reviewed(r): return None if r.get('status') in ('ok', 'absent') else 'error_rows'
     if reviewed_only: return 'not_reviewed'
     if r.get('status') == 'absent': return None if keep_absent else 'absent_rows'
     if r.get('status') != 'ok': return 'error_rows'
@@ -76,7 +74,7 @@ def select_training_data(images_dir, masks_dir, manifest=None, min_label_score=N
             else: keep.append(p)
     pairs = list(pair_masks(keep, masks_dir).items())
     counts['used'] = len(pairs)
-    if manifest is not None: counts['reviewed'] = sum(_reviewed(rows.get(p.stem)) for p, _ in pairs)
+    if manifest is not None: counts['reviewed'] = sum(is_reviewed(rows.get(p.stem)) for p, _ in pairs)
     if not pairs: raise LayoutError(f"{images_dir}: no image left to train on after filtering ({counts})")
     return pairs, counts
 
@@ -102,7 +100,7 @@ MIN_WEIGHT = 0.1
 
 def label_weight(row) -> float:
     "The weight of manifest `row`'s label in the loss with `weight_by_score`: its score, 1 when reviewed."
-    if not row or _reviewed(row) or row.get('status') != 'ok': return 1.0
+    if not row or is_reviewed(row) or row.get('status') != 'ok': return 1.0
     sc = _finite(row.get('score'))
     return 1.0 if sc is None else min(1.0, max(MIN_WEIGHT, sc))
 

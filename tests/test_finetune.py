@@ -319,6 +319,27 @@ def test_sigkill_predict_then_rerun(tiny_model, tmp_path):
     assert all((out/'masks'/f"{Path(f).stem}.png").stat().st_mtime_ns == t for f, t in done.items())
     assert parts(out) == []
 
+def test_predict_with_another_model_is_refused_until_no_resume(tiny_model, tmp_path, capsys):
+    "A folder predicted with one model: a rerun with another (here its threshold) is refused, naming --no-resume."
+    from segwl.cli import main
+    imgs, out, other = image_folder(tmp_path/'imgs', 3), tmp_path/'out', copy_model(tiny_model, tmp_path/'other')
+    info = json.loads((other/'model.json').read_text())
+    (other/'model.json').write_text(json.dumps(info | dict(threshold=0.9)))
+    argv = lambda model, *more: [str(a) for a in ('predict', '--model', model, '--images', imgs, '--out', out,
+                                                  '--quiet', '--device', 'cpu', *more)]
+    assert main(argv(tiny_model[0])) == 0
+    done = {p.name: p.stat().st_mtime_ns for p in (out/'masks').iterdir()}
+    assert main(argv(other)) == 2
+    err = capsys.readouterr().err
+    assert 'threshold differ' in err and '--no-resume' in err, err
+    assert {p.name: p.stat().st_mtime_ns for p in (out/'masks').iterdir()} == done        # nothing touched
+    assert json.loads((out/'config.json').read_text())['threshold'] == 0.5
+    assert main(argv(other, '--no-resume')) == 0
+    assert json.loads((out/'config.json').read_text())['threshold'] == 0.9
+    assert all(p.stat().st_mtime_ns > done[p.name] for p in (out/'masks').iterdir())     # every image again
+    with pytest.raises(SystemExit): main(['predict', '--help'])
+    assert 'predicted with another model' in ' '.join(capsys.readouterr().out.split())
+
 def test_sigkill_train_then_rerun(syn, tmp_path):
     "Killed at a random moment after epoch 1 (mid-epoch or mid-checkpoint), then rerun: a whole run, no .part files."
     out, rng = tmp_path/'m', random.Random()

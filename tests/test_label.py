@@ -362,24 +362,9 @@ def test_killed_process_loses_only_the_image_in_flight(tmp_path, wait_rows):
     assert {k: v[0] for k, v in _snapshot(out).items()} == {k: v[0] for k, v in _snapshot(tmp_path/'clean').items()}
 
 # ---------------------------------------------------------------- a trained model through the one runner (issue 21, item 3)
-from dataclasses import dataclass
-from segwl.settings import Settings, setting
 from segwl.folder import run_folder
-
-@dataclass
-class PredictSettings(Settings):
-    threshold: float = setting(0.5, 'probability above which a pixel is object', lo=0, hi=1)
-    input_size: int = setting(32, 'side the model sees', lo=32, hi=4096)
-
-class ModelLabeller:
-    "A trained model as a `Labeller`: its probabilities thresholded into a `LabelResult`, as segwl predict does."
-    text, references = None, []
-    def __init__(self, model):
-        self.model, self.settings = model, PredictSettings(model.info['threshold'], model.size)
-    def label(self, image):
-        prob = self.model.probabilities(image)
-        return type('R', (), dict(mask=prob > self.settings.threshold, score=float(np.abs(2 * prob - 1).mean()),
-                                  present=True, instances=None, text_score=None, candidate_scores=[]))()
+from segwl.predict import ModelLabeller, PredictSettings
+from segwl.protocols import Labeller, LabelResult
 
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
@@ -390,25 +375,42 @@ def trained(tmp_path_factory):
                                                device='cpu', val_fraction=0), progress=False, log=lambda *a: None)
     return load_model(d/'model', 'cpu'), imgs
 
-def test_a_trained_model_runs_through_the_one_runner_with_one_resume_rule(tmp_path, trained):
-    from segwl.finetune import predict_folder, predict_config, PREDICT_KEYS
+def test_a_model_labeller_is_a_labeller(trained):
+    "segwl.predict.ModelLabeller: a trained model as a `Labeller` (no text, no references, its predict settings)."
     model, imgs = trained
-    old = predict_folder(model, imgs, tmp_path/'old', progress=False)          # a folder segwl predict wrote
+    lab = ModelLabeller(model)
+    image = np.asarray(Image.open(imgs/'im0.png').convert('RGB'))
+    res = lab.label(image)
+    assert isinstance(lab, Labeller) and isinstance(res, LabelResult)
+    assert (lab.text, lab.references, lab.settings) == (None, [], PredictSettings(model.info['threshold'], 32))
+    assert (res.mask == model.predict(image)).all() and (res.present, res.instances, res.text_score) == (True, None, None)
+
+def test_a_trained_model_runs_through_the_one_runner_with_one_resume_rule(tmp_path, trained):
+    from segwl.predict import predict_folder, predict_config, PREDICT_KEYS
+    model, imgs = trained
+    rows = predict_folder(model, imgs, tmp_path/'old', progress=False)          # segwl predict
+    assert [r['file'] for r in rows] == [f'im{i}.png' for i in range(4)] and {r['status'] for r in rows} == {'ok'}
     run = lambda out, **kw: run_folder(ModelLabeller(model), imgs, out, progress=False, resume_keys=PREDICT_KEYS,
                                        what='predict', **({'config': predict_config(model, imgs)} | kw))
     assert run(tmp_path/'new') == dict(ok=4, absent=0, error=0, skipped=0, total=4)
     new = {r['file']: r for r in read_manifest(tmp_path/'new'/'manifest.jsonl')}
-    for r in old:                                                      # the same masks, bit for bit, the same scores
+    for r in rows:                                                     # the same masks, bit for bit, the same scores
         stem = Path(r['file']).stem
         assert (tmp_path/'new'/'masks'/f'{stem}.png').read_bytes() == (tmp_path/'old'/'masks'/f'{stem}.png').read_bytes()
         assert new[r['file']]['score'] == r['score'] and new[r['file']]['status'] == 'ok'
-    cfg = json.loads((tmp_path/'new'/'config.json').read_text())
+    cfg = json.loads((tmp_path/'old'/'config.json').read_text())
     assert cfg['settings'] == dict(threshold=model.info['threshold'], input_size=32) and cfg['text'] is None
     assert {k: cfg[k] for k in PREDICT_KEYS} == {k: predict_config(model, imgs)[k] for k in PREDICT_KEYS}
+    old = {k: cfg[k] for k in ('model', 'checkpoint_sha256', 'threshold', 'input_size', 'images')}
+    (tmp_path/'old'/'config.json').write_text(json.dumps(old))          # the config an older segwl predict wrote
     assert run(tmp_path/'old') == dict(ok=0, absent=0, error=0, skipped=4, total=4)      # an old folder resumes
+    assert predict_folder(model, imgs, tmp_path/'old', progress=False) == rows            # and so does predict
     other = predict_config(model, imgs) | dict(checkpoint_sha256='0' * 64)
     with pytest.raises(SegwlError, match='checkpoint_sha256 differ.*--no-resume'): run(tmp_path/'old', config=other)
     assert run(tmp_path/'old', config=other, resume=False)['ok'] == 4                   # starting over, asked for
+    with pytest.raises(SegwlError, match='checkpoint_sha256 differ.*--no-resume'):     # the model changed: refused
+        predict_folder(model, imgs, tmp_path/'old', progress=False)
+    assert [r['status'] for r in predict_folder(model, imgs, tmp_path/'old', progress=False, resume=False)] == ['ok'] * 4
 
 def test_the_ray_path_plugs_into_the_one_runner(tmp_path):
     "The Ray engine's pieces (workers' results, `write_result`), run in this process, through `run_folder`: the same."
@@ -425,3 +427,13 @@ def test_the_ray_path_plugs_into_the_one_runner(tmp_path):
     for sub in ('masks', 'instances'):
         a, b = sorted((tmp_path/'here'/sub).iterdir()), sorted((tmp_path/'pool'/sub).iterdir())
         assert [p.name for p in a] == [p.name for p in b] and all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))
+
+def test_one_shrink_for_the_seed_and_the_canvas():
+    "The working copy of a target is made by one function (segwl.seed.working_copy), which the canvas method calls."
+    import segwl.canvas, segwl.seed
+    from segwl.seed import working_copy
+    big, small = np.zeros((3000, 1500, 3), np.uint8), np.zeros((300, 200, 3), np.uint8)
+    work, shrunk = working_copy(big, 1024)
+    assert (work.shape, shrunk) == ((1024, 512, 3), True)
+    assert working_copy(small, 1024)[0] is small and working_copy(small, 1024)[1] is False
+    assert segwl.canvas.working_copy is segwl.seed.working_copy and not hasattr(segwl.canvas, '_shrunk')

@@ -167,6 +167,33 @@ def test_train_keeps_the_same_reviewed_rows_as_label(tmp_path):
     assert {p.name for p, _ in pairs} == {r['file'] for r in rows if is_reviewed(r)}
     assert counts['reviewed'] == 3 and counts['not_reviewed'] == len(VERDICTS) - 3
 
+def test_review_sees_the_same_reviewed_rows_as_label_and_train(tmp_path):
+    "The review's filters, its count and relabel ask is_reviewed too: 'yes', a list or True is not reviewed there."
+    from segwl.review import REVIEWS, ReviewPanel, relabel
+    imgs, out = tmp_path/'imgs', tmp_path/'out'
+    imgs.mkdir()
+    for i in range(len(VERDICTS)): Image.fromarray(np.full((10, 10, 3), 50, np.uint8)).save(imgs/f'i{i}.png')
+    label_folder(Boxes(), imgs, out, progress=False)
+    mine = np.zeros((10, 10), bool)
+    mine[5:, 5:] = True                                             # a person's mask: not the labeller's
+    rows = []
+    for i, (r, v) in enumerate(zip(read_manifest(out/'manifest.jsonl'), VERDICTS)):
+        save_mask(mine, out/'masks'/f'i{i}.png')
+        rows.append(r if v is None else dict(r, reviewed=v))
+    (out/'manifest.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    verdicts = {r['file'] for r in rows if is_reviewed(r)}
+    assert REVIEWS == REVIEWED and len(verdicts) == 3
+    p = ReviewPanel(out, imgs)
+    p.filter.value = 'reviewed'
+    assert {r['file'] for _, r in p.ranking} == verdicts and '(reviewed 3)' in p.page_label.value
+    p.filter.value = 'unreviewed'
+    assert {r['file'] for _, r in p.ranking} == {r['file'] for r in rows} - verdicts
+    n = relabel(Boxes(), out, imgs)
+    assert set(n['ious']) == {r['file'] for r in rows} - verdicts
+    for i, r in enumerate(rows):                                   # a verdict's mask stays; the others are relabelled
+        m = np.asarray(Image.open(out/'masks'/f'i{i}.png')) > 0
+        assert (m == mine).all() == (r['file'] in verdicts), (r.get('reviewed'), m.sum())
+
 # ---------------------------------------------------------------- a row is whole or absent
 def _lines_are_rows(path) -> list:
     "Every line of the manifest, each a whole JSON row (a strict reader's view, as pandas.read_json(lines=True))."

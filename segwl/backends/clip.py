@@ -11,7 +11,8 @@ from urllib.parse import urlparse
 import numpy as np
 from fastcore.basics import patch
 from fastcore.meta import delegates
-from ..data import SegwlError, resolve_device, why_refused
+from ..errors import SegwlError, why_refused
+from ..data import resolve_device
 from ..protocols import TextRegionScorer, check_image, MAP_MODES
 
 # %% auto #0

@@ -17,7 +17,9 @@ from functools import partial
 from pathlib import Path
 import torch
 from fastcore.basics import patch
-from ..data import SegwlError, resolve_device, atomic_path, why_refused
+from ..errors import SegwlError, why_refused
+from ..data import resolve_device
+from ..outputs import atomic_path
 
 # %% ../../nbs/05_sam.ipynb #1afeee39
 class SamError(SegwlError):

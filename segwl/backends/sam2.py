@@ -11,7 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from ..data import SegwlError, resolve_device
+from ..errors import SegwlError
+from ..data import resolve_device
 from ..protocols import check_image, check_prompts
 
 # %% auto #0
@@ -154,7 +155,7 @@ def hub_snapshot(model_id: str, cache_dir=None, gated: bool = False) -> Path:
 def refused_weights(path, e: Exception, error=SegwlError, what: str = 'SAM 2.1'):
     "The error for weights in folder `path` that torch refused to unpickle (never its advice), or None for others."
     import pickle
-    from segwl.data import why_refused, short_list
+    from segwl.errors import why_refused, short_list
     s = str(e)
     if not (isinstance(e, pickle.UnpicklingError) or 'weights_only' in s or 'Weights only load failed' in s):
         return None

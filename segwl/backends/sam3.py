@@ -8,7 +8,8 @@ import zlib
 import numpy as np
 import torch
 from fastcore.basics import patch
-from ..data import SegwlError, resolve_device
+from ..errors import SegwlError
+from ..data import resolve_device
 from ..protocols import InputError, check_image, check_boxes
 from .sam2 import hub_snapshot, _pixels, _upsample, _load
 
