@@ -17,97 +17,16 @@ from .settings import read_json
 from .registry import TINY_STAMP, tiny_random
 from .trainset import labelling_config
 from .checkpoint import load_model
+from .metrics import (confusion, scores, erode, boundary_band, boundary_width, boundary_iou, image_metrics,
+                           _all_foreground, foreground_baseline, summarize, summary_line, _ratio, class_confusion,
+                           class_scores, majority_baseline, summarize_classes, class_row, class_summary_line, _f)
 from .classes import (class_names, read_classes_json, find_classes_json, load_label_map, save_label_map,
                            write_classes_json, palette_of, colourise)
 
 # %% auto #0
-__all__ = ['confusion', 'scores', 'erode', 'boundary_band', 'boundary_width', 'boundary_iou', 'image_metrics',
-           'foreground_baseline', 'summarize', 'summary_line', 'save_histogram', 'dilate', 'overlay', 'save_overlays',
-           'best_and_worst', 'EvaluationError', 'read_inputs', 'score_folder', 'write_report', 'sources',
-           'evaluate_folder', 'class_confusion', 'class_scores', 'majority_baseline', 'class_summary_line',
-           'summarize_classes', 'class_row', 'class_lut', 'score_classes', 'save_confusion', 'save_label_pairs',
-           'write_class_report']
-
-# %% ../nbs/10_evaluate.ipynb #ab8af0d4
-def confusion(pred, gt, ignore=None) -> dict:
-    "Pixel counts tp, fp, fn, tn of bool masks `pred` vs `gt`, leaving out pixels where `ignore` is set."
-    pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
-    if pred.shape != gt.shape: raise MaskError(f"prediction is {pred.shape} but the ground truth is {gt.shape}")
-    keep = np.ones_like(gt) if ignore is None else ~np.asarray(ignore, bool)
-    p, g = pred & keep, gt & keep
-    tp, fp, fn = int((p & g).sum()), int((p & ~g).sum()), int((~p & g & keep).sum())
-    return dict(tp=tp, fp=fp, fn=fn, tn=int(keep.sum()) - tp - fp - fn)
-
-def _ratio(num, den, empty): return num / den if den else empty
-
-def scores(c: dict) -> dict:
-    "IoU, Dice, pixel accuracy, precision and recall from pixel counts, with the edge cases above."
-    tp, fp, fn, tn = c['tp'], c['fp'], c['fn'], c['tn']
-    return dict(iou=_ratio(tp, tp + fp + fn, 1.0), dice=_ratio(2*tp, 2*tp + fp + fn, 1.0),
-                pixel_accuracy=_ratio(tp + tn, tp + fp + fn + tn, 1.0),
-                precision=_ratio(tp, tp + fp, 1.0), recall=_ratio(tp, tp + fn, 1.0))
-
-# %% ../nbs/10_evaluate.ipynb #92726ec9
-def erode(mask: np.ndarray, d: int) -> np.ndarray:
-    "Erosion of a bool mask by a (2d+1)x(2d+1) square; outside the image counts as background."
-    t = torch.from_numpy(~np.asarray(mask, bool)).float()[None, None]
-    t = F.max_pool2d(F.pad(t, (d, d, d, d), value=1.0), 2*d + 1, stride=1)
-    return ~(t[0, 0].numpy() > 0)
-
-def boundary_band(mask: np.ndarray, d: int) -> np.ndarray:
-    "Pixels of `mask` within `d` pixels of its contour."
-    return np.asarray(mask, bool) & ~erode(mask, d)
-
-def boundary_width(shape, ratio: float = 0.02) -> int:
-    "The band width `d`: `ratio` of the image diagonal, at least 1 pixel."
-    return max(1, round(ratio * math.hypot(*shape[:2])))
-
-def boundary_iou(pred, gt, ignore=None, d: int | None = None) -> float:
-    "IoU of the contour bands of `pred` and `gt` (pixels in `ignore` not scored)."
-    d = boundary_width(np.shape(gt)) if d is None else d
-    bp, bg = boundary_band(pred, d), boundary_band(gt, d)
-    keep = True if ignore is None else ~np.asarray(ignore, bool)
-    return _ratio(int((bp & bg & keep).sum()), int(((bp | bg) & keep).sum()), 1.0)
-
-# %% ../nbs/10_evaluate.ipynb #ce63fbff
-def image_metrics(pred, gt, ignore=None) -> dict:
-    "All metrics of one image: pixel counts, IoU, Dice, accuracy, precision, recall, boundary IoU."
-    c = confusion(pred, gt, ignore)
-    return c | scores(c) | dict(boundary_iou=boundary_iou(pred, gt, ignore))
-
-# %% ../nbs/10_evaluate.ipynb #f2718e35
-def _all_foreground(c: dict) -> dict:
-    "The pixel counts that predicting every scored pixel as object would give, from the counts of any prediction."
-    truth, n = c['tp'] + c['fn'], c['tp'] + c['fp'] + c['fn'] + c['tn']
-    return dict(tp=truth, fp=n - truth, fn=0, tn=0)
-
-def foreground_baseline(per_image: list[dict]) -> dict:
-    "Mean IoU and Dice of the all-foreground prediction over the per-image rows."
-    s = [scores(_all_foreground(r)) for r in per_image]
-    return dict(mean_iou=float(np.mean([x['iou'] for x in s])), dice=float(np.mean([x['dice'] for x in s])))
-
-def summarize(per_image: list[dict], ignore_used: bool = False) -> dict:
-    "The metrics.json summary of per-image metric rows, with the all-foreground baseline."
-    if not per_image: raise SegwlError("no image was evaluated")
-    pooled = scores({k: sum(r[k] for r in per_image) for k in ('tp', 'fp', 'fn', 'tn')})
-    mean = {k: float(np.mean([r[k] for r in per_image])) for k in ('iou', 'dice', 'boundary_iou')}
-    return dict(mean_iou=mean['iou'], dataset_iou=pooled['iou'], dice=mean['dice'],
-                pixel_accuracy=pooled['pixel_accuracy'], boundary_iou=mean['boundary_iou'],
-                precision=pooled['precision'], recall=pooled['recall'], n_images=len(per_image),
-                ignore_used=ignore_used, baseline_all_foreground=foreground_baseline(per_image))
-
-# %% ../nbs/10_evaluate.ipynb #8f8aea2a
-def summary_line(m: dict) -> str:
-    "One line of the metrics `m`: mean IoU and Dice each beside the all-foreground baseline, the tiny-random stamp."
-    if 'miou' in m: return class_summary_line(m)
-    b = m.get('baseline_all_foreground') or {}
-    def vs(k):
-        if k not in b: return ''
-        return f" (all-foreground {b[k]:.4f}{': below doing nothing' if m[k] < b[k] else ''})"
-    return (f"mean IoU {m['mean_iou']:.4f}{vs('mean_iou')}, dataset IoU {m['dataset_iou']:.4f}, Dice {m['dice']:.4f}"
-            f"{vs('dice')}, boundary IoU {m['boundary_iou']:.4f} over {m['n_images']} images"
-            + (' (ignore regions left out)' if m.get('ignore_used') else '')
-            + (f" [{TINY_STAMP}]" if m.get('tiny_random') else ''))
+__all__ = ['save_histogram', 'dilate', 'overlay', 'save_overlays', 'best_and_worst', 'EvaluationError', 'read_inputs',
+           'score_folder', 'write_report', 'sources', 'evaluate_folder', 'class_lut', 'score_classes', 'save_confusion',
+           'save_label_pairs', 'write_class_report']
 
 # %% ../nbs/10_evaluate.ipynb #409806e1
 _OUTLINES = dict(pred=(255, 0, 255), truth=(0, 255, 255))   # magenta and cyan: rare in photos, seen on fur and grass
@@ -309,66 +228,6 @@ def evaluate_folder(masks_dir, out_dir, pred_dir=None, model=None, images_dir=No
         else: write_class_report(out, summary, rows, _class_shown(inputs, model, out, lut, len(classes) + 1)
                                  if figures else None, n_show)
     return summary
-
-# %% ../nbs/10_evaluate.ipynb #3a5be9e2
-def class_confusion(pred, gt, n: int, ignore=None) -> np.ndarray:
-    "(n, n) int64 pixel counts of label maps `gt` (rows) vs `pred` (columns), leaving out pixels where `ignore` is set."
-    pred, gt = np.asarray(pred), np.asarray(gt)
-    if pred.shape != gt.shape: raise MaskError(f"prediction is {pred.shape} but the ground truth is {gt.shape}")
-    keep = slice(None) if ignore is None else ~np.asarray(ignore, bool)
-    idx = gt[keep].astype(np.int64) * n + pred[keep].astype(np.int64)
-    return np.bincount(idx.ravel(), minlength=n * n).reshape(n, n)
-
-def _nan_none(v: float) -> float | None: return None if math.isnan(v) else float(v)
-
-def class_scores(cm: np.ndarray, names) -> dict:
-    "`miou`, `per_class` (name -> iou, dice), `background`, `pixel_accuracy` of confusion matrix `cm` (rows: truth)."
-    cm = np.asarray(cm, np.float64)
-    tp, rows, cols = np.diag(cm), cm.sum(1), cm.sum(0)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        iou, dice = tp / (rows + cols - tp), 2 * tp / (rows + cols)
-    per = {n: dict(iou=_nan_none(iou[k]), dice=_nan_none(dice[k])) for k, n in enumerate(names, 1)}
-    seen = [v['iou'] for v in per.values() if v['iou'] is not None]
-    return dict(miou=float(np.mean(seen)) if seen else None, per_class=per,
-                background=dict(iou=_nan_none(iou[0]), dice=_nan_none(dice[0])),
-                pixel_accuracy=_ratio(float(tp.sum()), float(cm.sum()), 1.0))
-
-def majority_baseline(cm: np.ndarray, names) -> dict:
-    "The scores of predicting the most frequent true class of `cm` at every pixel, with that class's name."
-    cm = np.asarray(cm)
-    k = int(np.argmax(cm.sum(1)))
-    base = np.zeros_like(cm)
-    base[:, k] = cm.sum(1)
-    s = class_scores(base, names)
-    return {'class': (['background'] + list(names))[k], 'miou': s['miou'], 'pixel_accuracy': s['pixel_accuracy'],
-            'per_class': s['per_class']}
-
-# %% ../nbs/10_evaluate.ipynb #81953a80
-def _f(v) -> str: return 'n/a' if v is None else f"{v:.4f}"
-
-def class_summary_line(m: dict) -> str:
-    "One line of multi-class metrics `m`: mIoU and pixel accuracy beside the majority-class baseline, IoU per class."
-    b = m['baseline_majority']
-    below = ': below doing nothing' if m['miou'] is not None and b['miou'] is not None and m['miou'] < b['miou'] else ''
-    per = ', '.join(f"{n} {_f(v['iou'])}" for n, v in m['per_class'].items())
-    return (f"mIoU {_f(m['miou'])} (majority class {b['class']} {_f(b['miou'])}{below}), pixel accuracy "
-            f"{_f(m['pixel_accuracy'])} (majority {_f(b['pixel_accuracy'])}); IoU per class: {per}; over "
-            f"{m['n_images']} images" + (' (ignore regions left out)' if m.get('ignore_used') else '')
-            + (f" [{TINY_STAMP}]" if m.get('tiny_random') else ''))
-
-def summarize_classes(rows: list[dict], classes: list[dict], ignore_used: bool = False) -> dict:
-    "The metrics.json summary of per-image rows (each with its `confusion`), for `classes` (`classes.json` entries)."
-    if not rows: raise SegwlError("no image was evaluated")
-    names = class_names(classes)
-    cm = sum(np.asarray(r['confusion']) for r in rows)
-    return dict(class_scores(cm, names), baseline_majority=majority_baseline(cm, names), classes=classes,
-                confusion=cm.tolist(), n_images=len(rows), ignore_used=ignore_used)
-
-def class_row(file: str, cm: np.ndarray, names) -> dict:
-    "One image's row: its name, mIoU and pixel accuracy, IoU per class (empty where the class is not there), counts."
-    s = class_scores(cm, names)
-    return dict(file=file, miou=s['miou'] if s['miou'] is not None else 1.0, pixel_accuracy=s['pixel_accuracy'],
-                **{f"iou_{n}": v['iou'] for n, v in s['per_class'].items()}, confusion=cm.tolist())
 
 # %% ../nbs/10_evaluate.ipynb #bed4619c
 def _listed(names) -> str: return '[' + ', '.join(names) + ']'
