@@ -194,8 +194,11 @@ def test_two_runs_one_folder_one_refuses_no_row_lost(tmp_path, job):
     argv = [*job(tmp_path/'out'), '--segmenter', 'slow-colour']
     first = spawn(argv)
     wait_rows(tmp_path/'out'/'manifest.jsonl', 1)
-    second = spawn(argv)
-    out2, err2 = second.communicate(timeout=120)
+    first.send_signal(signal.SIGSTOP)              # paused mid-run, holding the folder, however slow the second starts
+    try:
+        second = spawn(argv)
+        out2, err2 = second.communicate(timeout=120)
+    finally: first.send_signal(signal.SIGCONT)
     out1, err1 = first.communicate(timeout=300)
     assert second.returncode == 2 and 'being written by another process' in err2 and f'pid {first.pid}' in err2
     assert first.returncode == 0, err1
