@@ -96,7 +96,7 @@ def test_bad_settings_file(tmp_path, capsys, job, content, message):
 
 
 def test_millions_of_unknown_keys_give_one_short_line(tmp_path, capsys, job):
-    (tmp_path/'s.json').write_text(json.dumps({f'k{i}': 0 for i in range(2_500_000)}))
+    (tmp_path/'s.json').write_text('{' + ', '.join(f'"k{i}": 0' for i in range(2_500_000)) + '}')  # json.dumps's text
     code, out, err = run(capsys, *job(tmp_path/'out'), '--config', tmp_path/'s.json')
     assert code == 2 and 'unknown setting(s) k0, k1' in err and '(+2499990 more)' in err and len(err) < 2000
 
