@@ -54,7 +54,7 @@ nbtest: install
 PYTEST_WORKERS ?= auto
 PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 pytest: install
-	$(PYTEST)
+	$(PYTEST) --durations=10
 
 # The edit loop's tests: every test not marked slow (pyproject.toml's markers say what slow means).
 pytest-fast: install
