@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.segwl-installed
 
-.PHONY: test demo install export clean-check export-check nbtest pytest lint docs docs-install lab lab-install outputs
+.PHONY: test check demo install export clean-check export-check nbtest pytest pytest-fast lint docs docs-install lab \
+        lab-install outputs
 .DELETE_ON_ERROR:
 
 $(BIN)/python:
@@ -48,8 +49,17 @@ lint: install
 nbtest: install
 	@t=$$(mktemp -d -t segwl-nbtest.XXXXXX); TMPDIR=$$t $(BIN)/nbdev-test --do-print --skip-folder-re '^jobs$$'; rc=$$?; rm -rf $$t; exit $$rc
 
+# pytest-xdist: one worker per core (`make test PYTEST_WORKERS=0` runs in one process). Tests that share a costly
+# module fixture (the Ray instance, the papermill job) carry an xdist_group mark: --dist loadgroup keeps each group
+# on one worker.
+PYTEST_WORKERS ?= auto
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 pytest: install
-	$(BIN)/pytest
+	$(PYTEST) --durations=10
+
+# The edit loop's tests: every test not marked slow (pyproject.toml's markers say what slow means).
+pytest-fast: install
+	$(PYTEST) -q -m 'not slow'
 
 SHELL := /bin/bash
 test: install
@@ -65,6 +75,13 @@ test: install
 NBS ?=
 outputs: install
 	$(BIN)/python tools/run_notebooks.py $(NBS)
+
+# Under a minute, for the edit loop: the same checks as `make test` but nbdev-test and the slow tests.
+check: install
+	$(MAKE) --no-print-directory clean-check
+	$(MAKE) --no-print-directory export-check
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory pytest-fast
 
 # `make demo MODELS=tiny-random` runs the same chain offline in seconds (meaningless masks).
 DEMO_OUT ?= demo-out

@@ -3,6 +3,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# One thread in the test process and in every process it starts (`segwl`, the demo, papermill kernels, Ray's drivers):
+# the models are tiny, and with two pytest-xdist workers on two cores, more threads only spin against each other.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 SHARED_DATA = Path(os.environ.get('SEGWL_SHARED_DATA', ROOT.parent/'shared'/'data'))
 
 @pytest.fixture
@@ -12,7 +15,8 @@ def examples() -> Path:
 @pytest.fixture
 def pets_cat() -> Path:
     p = SHARED_DATA/'pets-cat'
-    if not p.is_dir(): pytest.skip(f"needs the Oxford-IIIT Pet data at {p} (set SEGWL_SHARED_DATA); not part of a clone")
+    if not p.is_dir():
+        pytest.skip(f"needs the Oxford-IIIT Pet data at {p} (set SEGWL_SHARED_DATA); not part of a clone")
     return p
 
 @pytest.fixture(scope='session')
@@ -20,23 +24,133 @@ def bench_module():
     "Loads a script of bench/ by name as a module (bench/ is not a package)."
     def load(name):
         spec = importlib.util.spec_from_file_location(name, ROOT/'bench'/f'{name}.py')
-        m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+        m = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(m)
         return m
     return load
 
 
-def segwl(*argv, cwd=None, check_rc=None, timeout=600) -> subprocess.CompletedProcess:
-    "Run the `segwl` command in a fresh process, this checkout's package first on the path; `check_rc` asserts the exit."
+def segwl(*argv, cwd=None, check_rc=None, timeout=600, process=None) -> subprocess.CompletedProcess:
+    """Run the `segwl` command; `check_rc` asserts the exit status. In this process by default (`segwl.cli.main` with
+    stdout and stderr captured, one torch thread, an uncaught exception as exit 1 and its traceback), which spares a
+    Python and torch start-up per call. In a fresh process (this checkout's package first on the path) when `process`
+    is true, for `run-notebook` (a kernel of its own), or for every call with SEGWL_TEST_PROCESS=1: where the process
+    itself is what a test checks (signals, resource limits, the console script)."""
+    if process is None: process = os.environ.get('SEGWL_TEST_PROCESS') == '1' or (argv[:1] == ('run-notebook',))
+    r = (_segwl_process if process else _segwl_here)([str(a) for a in argv], cwd, timeout)
+    if check_rc is not None: assert r.returncode == check_rc, r.stdout + r.stderr
+    return r
+
+
+def _segwl_process(argv, cwd, timeout) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get('PYTHONPATH')] if p]),
                OMP_NUM_THREADS='1')
     code = 'import sys; from segwl.cli import main; sys.exit(main(sys.argv[1:]))'
-    r = subprocess.run([sys.executable, '-c', code, *map(str, argv)], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=timeout)
-    if check_rc is not None: assert r.returncode == check_rc, r.stdout + r.stderr
-    return r
+    return subprocess.run([sys.executable, '-c', code, *argv], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _segwl_here(argv, cwd, timeout) -> subprocess.CompletedProcess:
+    import contextlib, io, traceback, torch
+    from segwl.cli import main
+    out, err, threads, here = io.StringIO(), io.StringIO(), torch.get_num_threads(), os.getcwd()
+    torch.set_num_threads(1)
+    try:
+        if cwd is not None: os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try: code = main(argv)
+            except SystemExit as e:                         # argparse: usage errors and --help
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                if isinstance(e.code, str): print(e.code, file=sys.stderr)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(here)
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(['segwl', *argv], code, out.getvalue(), err.getvalue())
 
 
 def iou(a, b) -> float:
     "Intersection over union of two bool masks; 1 when both are empty."
     union = (a | b).sum()
     return float((a & b).sum() / union) if union else 1.0
+
+
+# pytest-xdist (`make test` runs `pytest -n auto --dist loadgroup`): the tests of these modules share a costly module
+# fixture (one local Ray instance; one run of the papermill job), so each of these modules runs on one worker, and
+# every other test is scheduled on its own. `xdist_group` marks would say the same, but pytest 9.2 no longer sees the
+# node ids that pytest-xdist 3.8 rewrites for them (pytest-dev/pytest-xdist#1386): the grouping is done here.
+ONE_WORKER = {'test_engine.py', 'test_job.py'}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue('dist') != 'loadgroup': return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroups(LoadScopeScheduling):
+        "A module of ONE_WORKER is one unit of work; any other test is a unit of its own. Larger units go first."
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split('::', 1)[0]
+            return module if module.rsplit('/', 1)[-1] in ONE_WORKER else nodeid
+
+    return ModuleGroups(config, log)
+
+
+# `make check` runs `pytest -m 'not slow'`. Slow: the tests below, each over half a second of CPU when measured (a
+# training, a command in a process of its own, a kernel, Ray, a panel drawing figures), and any test that carries
+# @pytest.mark.slow itself. A slow test missing here only makes `make check` slower; `make test` runs them all.
+SLOW_MODULES = {'test_demo.py', 'test_engine.py', 'test_job.py'}
+SLOW = {
+    'test_bench_label.py': ['test_canvas_runs_with_the_tiny_sam3'],
+    'test_clip.py': ['test_peak_on_red_square', 'test_tiny_deterministic'],
+    'test_evaluate.py': ['test_a_model_trained_on_tiny_random_labels_is_stamped',
+                         'test_tiny_random_labels_stamp_metrics_line_and_figures'],
+    'test_export.py': ['test_onnx_model_run_by_onnxruntime_matches_pytorch',
+                       'test_torchscript_model_matches_pytorch_and_says_what_it_is'],
+    'test_finetune.py': ['test_a_failed_write_inside_torch_save_is_named',
+                         'test_checkpoints_are_plain_tensors_and_no_temporary_files',
+                         'test_cli_train_predict_evaluate_end_to_end', 'test_full_disk_while_saving_a_checkpoint',
+                         'test_full_disk_while_saving_masks', 'test_model_folder_records_history_curve_and_smp_format',
+                         'test_model_json_records_what_was_used', 'test_one_progress_bar_with_the_latest_numbers',
+                         'test_reviewed_rows_are_preferred_by_the_cli', 'test_sigkill_predict_then_rerun',
+                         'test_sigkill_train_then_rerun', 'test_tiny_random_labels_are_recorded_and_stamped',
+                         'test_training_learns_the_synthetic_discs', 'test_two_predicts_into_one_folder',
+                         'test_weight_by_score_learns_past_low_scored_wrong_labels',
+                         'test_written_files_are_0644_under_umask_022'],
+    'test_label.py': ['test_killed_process_loses_only_the_image_in_flight',
+                      'test_labeller_exact_with_stand_ins_over_sizes_and_aspect_ratios'],
+    'test_label_cli.py': ['test_cli_odd_files_exact_rows_and_exit_1', 'test_cli_tiny_models_on_examples',
+                          'test_cli_tiny_models_on_odd_files', 'test_cli_tiny_models_resume',
+                          'test_cli_tiny_models_same_seed_same_masks'],
+    'test_panels.py': ['test_canvas_min_score_slider_filters_without_a_model_call',
+                       'test_canvas_panel_instances_and_absent', 'test_errors_land_in_the_output_widget',
+                       'test_folder_button_writes_what_segwl_label_writes', 'test_folder_run_counts_absent_images',
+                       'test_gates_are_off_by_default_then_say_absent', 'test_min_score_gate',
+                       'test_peak_threshold_slider_keeps_and_drops_text_peaks',
+                       'test_reference_as_paths_and_the_examples_folder', 'test_result_follows_the_controls',
+                       'test_saved_settings_round_trip_through_label_settings_and_the_cli',
+                       'test_settings_file_runs_segwl_label',
+                       'test_sliders_reuse_the_sam_embedding_and_the_similarity_map',
+                       'test_the_panel_sets_its_image_again_after_a_run', 'test_the_screenshot_notebooks_run',
+                       'test_tiny_random_models_by_registry_name'],
+    'test_reliability.py': ['test_millions_of_unknown_keys_give_one_short_line',
+                            'test_sigkill_at_random_moments_then_rerun',
+                            'test_two_runs_one_folder_one_refuses_no_row_lost'],
+    'test_sam.py': ['test_real_vit_b_architecture_loads'],
+    'test_sam3.py': ['test_from_pretrained_reads_a_local_folder'],
+    'test_seed_gate.py': ['test_default_threshold_finds_small_narrow_offcentre_objects',
+                          'test_threshold_zero_is_the_seed_behaviour_and_worse'],
+    'test_seed_refs.py': ['test_a_second_reference_finds_what_the_first_misses',
+                          'test_absent_stays_absent_with_k_references', 'test_bench_table_known_rows',
+                          'test_references_of_one_look_and_varied_shapes',
+                          'test_the_order_of_the_references_never_matters'],
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.path.name
+        if module in SLOW_MODULES or getattr(item, 'originalname', item.name) in SLOW.get(module, ()):
+            item.add_marker(pytest.mark.slow)

@@ -375,7 +375,7 @@ def test_a_failed_write_inside_torch_save_is_named(tiny_model, tmp_path):
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
-    try: r = segwl(*commands(None, *tiny_model[1:], tmp_path/'m')['train'], check_rc=2)
+    try: r = segwl(*commands(None, *tiny_model[1:], tmp_path/'m')['train'], check_rc=2, process=True)
     finally: resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert f"cannot write {tmp_path/'m'/'best.pt'}: File too large" in r.stderr and 'Traceback' not in r.stderr, \
         r.stderr
