@@ -219,3 +219,5 @@ from .errors import OutputError, FolderBusyError, short_list, why_refused  # noq
 from .outputs import WRITE_ERRNOS, output_error, atomic_path, write_text, save_mask  # noqa: F401
 from .outputs import output_lock, check_writable, clean_parts  # noqa: F401
 from .settings import read_json, setting, check_setting, Settings, _kind  # noqa: F401
+from .settings import portable, recorded_path  # noqa: F401
+from .errors import Voice, PYTHON, CLI, JOB, speaking, say, one_line_errors  # noqa: F401

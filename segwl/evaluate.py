@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .data import (SegwlError, LayoutError, MaskError, list_images, pair_masks, load_image, load_mask,
                         atomic_path, write_text, save_mask, output_lock, clean_parts)
 from .data import read_json
-from .registry import TINY_STAMP, tiny_random
+from .registry import TINY_STAMP, STAMPS, tiny_random, weights_stamp
 from .trainset import labelling_config
 from .checkpoint import load_model
 
@@ -92,7 +92,7 @@ def summarize(per_image: list[dict], ignore_used: bool = False) -> dict:
 
 # %% ../nbs/10_evaluate.ipynb #8f8aea2a
 def summary_line(m: dict) -> str:
-    "One line of the metrics `m`: mean IoU and Dice each beside the all-foreground baseline, the tiny-random stamp."
+    "One line of the metrics `m`: mean IoU and Dice each beside the all-foreground baseline; the stamp, if any."
     b = m.get('baseline_all_foreground') or {}
     def vs(k):
         if k not in b: return ''
@@ -100,7 +100,11 @@ def summary_line(m: dict) -> str:
     return (f"mean IoU {m['mean_iou']:.4f}{vs('mean_iou')}, dataset IoU {m['dataset_iou']:.4f}, Dice {m['dice']:.4f}"
             f"{vs('dice')}, boundary IoU {m['boundary_iou']:.4f} over {m['n_images']} images"
             + (' (ignore regions left out)' if m.get('ignore_used') else '')
-            + (f" [{TINY_STAMP}]" if m.get('tiny_random') else ''))
+            + (f" [{stamp}]" if (stamp := _stamp(m)) else ''))
+
+def _stamp(m: dict) -> str | None:
+    "The stamp of metrics `m` (metrics.json of an older segwl: from `tiny_random`)."
+    return m.get('stamp') or (TINY_STAMP if m.get('tiny_random') else None)
 
 # %% ../nbs/10_evaluate.ipynb #409806e1
 _OUTLINES = dict(pred=(255, 0, 255), truth=(0, 255, 255))   # magenta and cyan: rare in photos, seen on fur and grass
@@ -146,7 +150,7 @@ def save_overlays(rows, path, title: str = ''):
             ax.imshow(overlay(img, gt, pred))
             ax.set_title(t, fontsize=9)
             ax.axis('off')
-    fig.suptitle(title, fontsize=10, color='red' if TINY_STAMP in title else 'black')
+    fig.suptitle(title, fontsize=10, color='red' if any(s in title for s in STAMPS.values()) else 'black')
     fig.tight_layout()
     with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=90)
 
@@ -228,7 +232,7 @@ def write_report(out, summary: dict, rows: list[dict], shown=None, n_show: int =
         w.writeheader()
         w.writerows(rows)
     if shown is None: return
-    ious, stamp = [r['iou'] for r in rows], TINY_STAMP if summary.get('tiny_random') else None
+    ious, stamp = [r['iou'] for r in rows], _stamp(summary)
     save_histogram(ious, out/'iou_histogram.png', summary['baseline_all_foreground']['mean_iou'], stamp)
     picked = best_and_worst(ious, n_show)
     best, worst = picked[:n_show // 2], picked[n_show // 2:]
@@ -290,7 +294,7 @@ def evaluate_folder(masks_dir, out_dir, pred_dir=None, model=None, images_dir=No
         models = sources(pred_dir, model)
         summary |= dict(source=str(pred_dir) if pred_dir is not None else 'model', masks_dir=str(masks_dir),
                         ignore_dir=str(ignore_dir) if ignore_dir is not None else None, models=models,
-                        tiny_random=tiny_random(models['labels']))
-        if summary['tiny_random']: summary['warning'] = f"{TINY_STAMP}: the labels came from tiny untrained models"
+                        tiny_random=tiny_random(models['labels']), stamp=weights_stamp(models['labels']))
+        if summary['stamp']: summary['warning'] = f"{summary['stamp']}: the labels did not come from real weights"
         write_report(out, summary, rows, _shown(inputs, model, out) if figures else None, n_show)
     return summary
