@@ -7,7 +7,7 @@ from __future__ import annotations
 
 # %% auto #0
 __all__ = ['PYTHON', 'CLI', 'JOB', 'SegwlError', 'ImageReadError', 'MaskError', 'BadReferenceError', 'LayoutError', 'OutputError',
-           'FolderBusyError', 'SegwlWarning', 'short_list', 'why_refused', 'Voice', 'speaking', 'say',
+           'FolderBusyError', 'SegwlWarning', 'short_list', 'why_refused', 'Voice', 'speaking', 'say', 'voice',
            'one_line_errors']
 
 # %% ../nbs/00_errors.ipynb #7980c78c
@@ -66,7 +66,7 @@ class Voice:
     words: dict = field(default_factory=dict)   # option -> the caller's own words, `{value}` where the value goes
 
     def __call__(self, option: str, value='VALUE', python: str | None = None) -> str:
-        "The words that set `option` to `value`; `python`: its keyword (or a `{value}` template) in Python."
+        "The words that set `option` to `value`; `python`: its keyword, a `{value}` template or the words in Python."
         if option in self.words: return self.words[option].format(value=_shown(value, self.style))
         shown = _shown(value, self.style)
         if self.style == 'cli':
@@ -75,6 +75,7 @@ class Voice:
             return f"--{flag} {shown}"
         if self.style == 'job': return f"-p {option} {shown}"
         if python and '{value}' in python: return python.format(value=shown)
+        if python and not python.isidentifier(): return python
         return f"{python or option}={shown}"
 
 def _shown(value, style: str) -> str:
@@ -95,8 +96,12 @@ class speaking:
     def __exit__(self, *exc): _VOICE[0] = self.before
 
 def say(option: str, value='VALUE', python: str | None = None) -> str:
-    "How the current caller sets `option` to `value` (`python`: its Python keyword or template, if not `option`)."
+    "How the current caller sets `option` to `value` (`python`: its Python keyword, template or words, if other)."
     return _VOICE[0](option, value, python)
+
+def voice() -> Voice:
+    "The current caller's voice (`voice().style`: 'cli', 'job' or 'python')."
+    return _VOICE[0]
 
 # %% ../nbs/00_errors.ipynb #05aa4fbb
 def one_line_errors(on_error=None, shell=None) -> bool:
@@ -108,6 +113,8 @@ def one_line_errors(on_error=None, shell=None) -> bool:
     if shell is None: return False
     def handler(sh, etype, value, tb, tb_offset=None):
         if on_error is not None: on_error(value)
-        return [f"{etype.__name__}: {value}"]
+        stb = [f"{etype.__name__}: {value}"]
+        sh._showtraceback(etype, value, stb)              # the kernel's error output: its class, message, one line
+        return stb
     shell.set_custom_exc((SegwlError,), handler)
     return True
