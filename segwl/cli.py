@@ -447,7 +447,8 @@ def export_model_cmd(args) -> int:
 # %% ../nbs/12_cli.ipynb #bdc3b717
 def _review_args(p):
     p.add_argument('labels', help='the output folder of segwl label (masks/, manifest.jsonl)')
-    p.add_argument('--images', required=True, metavar='DIR', help='the folder of the images that were labelled')
+    p.add_argument('--images', metavar='DIR', help="the folder of the images that were labelled [default: where the "
+                                                   "labels' config.json says]")
     p.add_argument('--sheet', required=True, metavar='PNG', help='write the contact sheet to this PNG file')
     p.add_argument('-n', type=int, default=24, help='how many images, the most doubtful first (default: 24)')
     p.add_argument('--cols', type=int, default=6, help='images a row (default: 6)')
@@ -458,8 +459,10 @@ def _review_args(p):
          _review_args)
 def review_cmd(args) -> int:
     from segwl.review import contact_sheet
+    from segwl.export import images_folder
     from segwl.data import short_list
-    files = contact_sheet(args.labels, args.images, args.sheet, n=args.n, cols=args.cols, filter=args.show)
+    images = args.images or images_folder(args.labels)             # config.json's, from the labels folder if moved
+    files = contact_sheet(args.labels, images, args.sheet, n=args.n, cols=args.cols, filter=args.show)
     print(f"{args.sheet}: {len(files)} image(s), most doubtful first: {short_list(files, 5)}")
     return 0
 

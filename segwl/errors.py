@@ -105,12 +105,12 @@ def voice() -> Voice:
 
 # %% ../nbs/00_errors.ipynb #05aa4fbb
 def one_line_errors(on_error=None, shell=None) -> bool:
-    "In IPython (`shell`: the running one), a `SegwlError` shows as one line, no traceback; whether it was set up."
+    "In a Jupyter kernel (or `shell`), a `SegwlError` shows as one line, no traceback; whether it was set up."
     if shell is None:
         try: from IPython import get_ipython
         except ImportError: return False
         shell = get_ipython()
-    if shell is None: return False
+        if type(shell).__name__ != 'ZMQInteractiveShell': return False     # not a kernel: tests see tracebacks
     def handler(sh, etype, value, tb, tb_offset=None):
         if on_error is not None: on_error(value)
         stb = [f"{etype.__name__}: {value}"]

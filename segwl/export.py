@@ -10,16 +10,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from .data import (SegwlError, LayoutError, ImageReadError, SegwlWarning, load_mask, load_image, find_mask,
-                        list_images, read_json, atomic_path, write_text, output_lock, clean_parts, short_list)
+                        list_images, read_json, atomic_path, write_text, output_lock, clean_parts, short_list,
+                        recorded_path, say)
 from .folder import read_manifest
 
 # %% auto #0
 __all__ = ['INSTANCE_MODES', 'HOLES', 'VOC_COLOURS', 'LS_WIDTHS', 'LS_IMAGE_URL', 'URL_FIELDS', 'FORMATS', 'EXPORT_FILES',
            'EXPORT_DIRS', 'MODEL_FORMATS', 'MAX_CHECK_IMAGES', 'EXPORT_SUFFIXES', 'category_from_text',
-           'check_category', 'LabelledImage', 'labels_config', 'images_folder', 'image_size', 'check_score',
-           'labelled_images', 'label_parts', 'fill_holes', 'mask_instances', 'need', 'coco_segment', 'rle_mask',
-           'read_instances', 'instances_of', 'scored', 'each_image', 'write_coco', 'outline_rings', 'merge_rings',
-           'polygon_mask', 'yolo_polygon', 'yolo_line', 'write_yolo', 'voc_png', 'write_voc', 'ls_rle',
+           'check_category', 'LabelledImage', 'labels_config', 'recorded_images', 'images_folder', 'image_size',
+           'check_score', 'labelled_images', 'label_parts', 'fill_holes', 'mask_instances', 'need', 'coco_segment',
+           'rle_mask', 'read_instances', 'instances_of', 'scored', 'each_image', 'write_coco', 'outline_rings',
+           'merge_rings', 'polygon_mask', 'yolo_polygon', 'yolo_line', 'write_yolo', 'voc_png', 'write_voc', 'ls_rle',
            'check_image_url', 'ls_score', 'ls_config', 'write_label_studio', 'check_out', 'export_labels',
            'summary_line', 'deployable', 'check_files', 'check_images', 'ExportError', 'check_model_out',
            'export_model']
@@ -56,15 +57,19 @@ def labels_config(labels_dir) -> dict:
     p = Path(labels_dir)/'config.json'
     return read_json(p, what='labels config') if p.is_file() else {}
 
+def recorded_images(labels_dir) -> Path | None:
+    "The images folder config.json names: from the labels folder if it is there (a moved tree), else as recorded."
+    return recorded_path(labels_config(labels_dir), 'images', labels_dir)
+
 def images_folder(labels_dir, images_dir=None) -> Path:
     "The folder of the labelled images: `images_dir`, else the `images` path of the labels' config.json."
     src = 'given'
     if images_dir is None:
-        images_dir, src = labels_config(labels_dir).get('images'), f"from {Path(labels_dir)/'config.json'}"
-    if not images_dir: raise LayoutError(f"{labels_dir}: no images folder known (config.json names none): pass "
-                                         f"images_dir (--images DIR)")
-    if not Path(images_dir).is_dir(): raise LayoutError(f"images folder {images_dir} ({src}) not found: pass "
-                                                        f"images_dir (--images DIR) where the images are now")
+        images_dir, src = recorded_images(labels_dir), f"from {Path(labels_dir)/'config.json'}"
+    fix = say('images', 'DIR', python='images_dir')
+    if not images_dir: raise LayoutError(f"{labels_dir}: no images folder known (config.json names none): pass {fix}")
+    if not Path(images_dir).is_dir(): raise LayoutError(f"images folder {images_dir} ({src}) not found: pass {fix} "
+                                                        f"where the images are now")
     return Path(images_dir)
 
 # %% ../nbs/14_export.ipynb #fdf98d99
@@ -562,7 +567,7 @@ def check_out(out_dir, format: str, sources: dict, names=()) -> Path:
 # %% ../nbs/14_export.ipynb #56657f63
 def _sources(labels_dir, images_dir, ignore_dir) -> dict:
     "The folders an export reads: the labels, the images (given, or where config.json says), the ignore masks."
-    imgs = images_dir or labels_config(labels_dir).get('images')
+    imgs = images_dir or recorded_images(labels_dir)
     return {'labels folder': labels_dir, 'images folder': imgs if imgs and Path(imgs).is_dir() else None,
             'ignore folder': ignore_dir}
 
@@ -583,7 +588,7 @@ def export_labels(labels_dir, out_dir, format: str, category: str | None = None,
     check_out(out_dir, format, _sources(labels_dir, images_dir, ignore_dir), [i.image.name for i in items if i.image])
     category = check_category(category or category_from_text(labels_config(labels_dir).get('text')))
     info = dict(description=f"segwl pseudo-labels of {Path(labels_dir).resolve()}", images_dir=str(images_dir or
-                labels_config(labels_dir).get('images')), category=category)
+                recorded_images(labels_dir)), category=category)
     problems, tally = [], {}
     with output_lock(out_dir, 'segwl export'):
         clean_parts(out_dir)
@@ -630,7 +635,7 @@ def deployable(net, mean, std):
 # %% ../nbs/14_export.ipynb #33c4968d
 def check_files(model, n: int = 4) -> list[Path]:
     "The first `n` images of the model's training folder, or [] when it is gone."
-    folder = Path(model.info.get('data', {}).get('images_dir') or '')
+    folder = recorded_path(model.info.get('data'), 'images_dir', model.dir) or Path('')
     return list_images(folder)[:n] if str(folder) not in ('', '.') and folder.is_dir() else []
 
 def check_images(model, n: int = 4, seed: int = 0) -> torch.Tensor:

@@ -20,11 +20,13 @@ from .protocols import LabelResult, Labeller, ModalScorer, WindowedScorer, MAP_M
 from .recipe import LabellerSpec, METHODS, upgrade_config
 from .seed import SeedSettings, SeedResult, working_hw, scorer_knobs, SCORER_KNOBS
 from .canvas import CanvasSettings, CanvasResult
-from .registry import backend_record, backend_names, get_backend, TINY_STAMP, tiny_random as _tiny
+from .registry import (backend_record, backend_names, get_backend, TINY_STAMP, STAND_IN_STAMP, weights_stamp,
+                            weights_of)
+from .errors import Voice, speaking, one_line_errors
 from .folder import label_folder, read_manifest
 
 # %% auto #0
-__all__ = ['MAP_KNOBS', 'PANEL_TERMS', 'fingerprint', 'CachingSegmenter', 'CachingScorer', 'peak_threshold_levels',
+__all__ = ['MAP_KNOBS', 'PANEL_TERMS', 'PANEL_VOICE', 'fingerprint', 'CachingSegmenter', 'CachingScorer', 'peak_threshold_levels',
            'render_result', 'TuningPanel', 'SeedPanel', 'progress_text', 'CachingConcept', 'canvas_verdict',
            'render_canvas', 'CanvasPanel']
 
@@ -195,9 +197,14 @@ def _top_row(fig, axs, reference, reference_mask, target, res: SeedResult, thres
 
 # %% ../nbs/11_panels.ipynb #b5f42eb7
 def _jpeg(fig, stamp: str | None) -> bytes:
-    "The figure as JPEG bytes, `stamp` written across it."
-    if stamp: fig.text(0.5, 0.5, stamp, ha='center', va='center', rotation=8, fontsize=26, weight='bold',
-                       color='red', alpha=0.8, bbox=dict(fc='white', ec='red', lw=3, alpha=0.7))
+    "The figure as JPEG bytes, `stamp` in a red band above it (over no title: the figure grows by the band)."
+    if stamp:
+        (w, h), band, sp = fig.get_size_inches(), 0.4, fig.subplotpars
+        top, bottom = sp.top * h / (h + band), sp.bottom * h / (h + band)
+        fig.set_size_inches(w, h + band)
+        fig.subplots_adjust(top=top, bottom=bottom)                   # the axes keep their place in inches
+        fig.text(0.5, 1 - band / 2 / (h + band), stamp, ha='center', va='center', fontsize=15, weight='bold',
+                 color='white', bbox=dict(fc='#c00', ec='#c00', pad=3))
     buf = io.BytesIO()
     fig.savefig(buf, format='jpeg', pil_kwargs=dict(quality=85))
     return buf.getvalue()
@@ -253,11 +260,13 @@ def _backends_html(models: dict) -> str:
     def one(role, m):
         m = m if isinstance(m, dict) else dict(name=m)
         what = m.get('name') or m.get('cls') or '?'
-        return f"{role} <b>{what}</b>{' (tiny random)' if m.get('weights') == 'tiny-random' else ''}"
+        w = {'tiny-random': ' (tiny random)', 'stand-in': ' (stand-in)'}.get(weights_of(m), '')
+        return f"{role} <b>{what}</b>{w}"
     line = 'backends: ' + ', '.join(one(r, m) for r, m in (models or {}).items())
+    stamp = weights_stamp(models)
     banner = (f"<div style='background:#c00;color:#fff;font-weight:bold;padding:3px 6px;margin:2px 0'>"
-              f"{TINY_STAMP}</div>")
-    return f"<div style='font-size:12px;line-height:1.4'>{line}</div>" + (banner if _tiny(models) else '')
+              f"{stamp}</div>")
+    return f"<div style='font-size:12px;line-height:1.4'>{line}</div>" + (banner if stamp else '')
 
 # %% ../nbs/11_panels.ipynb #c2bdd396
 class TuningPanel:
@@ -268,6 +277,11 @@ class TuningPanel:
         return super().__new__(SeedPanel if cls is TuningPanel else cls)
 
 PANEL_TERMS = dict(text='a text (the text box)')    # what the panels call the recipe's words, for its messages
+PANEL_VOICE = Voice('python', dict(sam_checkpoint='segmenter_options=dict(checkpoint={value})',
+                                   cache_dir='segmenter_options=dict(cache_dir={value})',
+                                   clip_model='scorer_options=dict(model_name={value})',
+                                   clip_pretrained='scorer_options=dict(pretrained={value})'))   # from_names' words
+one_line_errors()                                    # in Jupyter, a SegwlError shows as its one line
 
 class SeedPanel(TuningPanel):
     "Tune `SeedSettings` on the images of a folder, see every step, label the folder or save the settings."
@@ -292,7 +306,7 @@ class SeedPanel(TuningPanel):
 def _models_of(spec: LabellerSpec, device: str) -> tuple[list, dict]:
     "`([backend, ...] in the method's order, models record)`: the spec's backends built on `device`."
     dev = resolve_device(device)
-    return [spec.backend(k, dev) for k in METHODS[spec.method].kinds], spec.models()
+    with speaking(PANEL_VOICE): return [spec.backend(k, dev) for k in METHODS[spec.method].kinds], spec.models()
 
 @patch(cls_method=True)
 @delegates(SeedPanel.__init__, but=['models'])
@@ -489,7 +503,7 @@ def _compute(self: SeedPanel):
         self.segmenter.clear()
         res = pl.label(target)
         self.result, self.candidates = res, self._candidates(res, target)
-    stamp = TINY_STAMP if _tiny(self.models) else None
+    stamp = weights_stamp(self.models)
     self.view.value = render_result(self.reference, self.reference_mask, target, res, self.candidates, stamp=stamp,
                                     threshold=pl.settings.peak_threshold)
     self.summary.value = self._summary(res)
@@ -645,7 +659,7 @@ def _label_or_stop(self: TuningPanel, ticker: _Ticker, out: Path):
         return None
     self.progress.value, self.progress.bar_style = self.progress.max, 'danger' if n['error'] else 'success'
     errors = f" (errors in {out/'manifest.jsonl'})" if n['error'] else ''
-    tiny = f" [{TINY_STAMP}]" if _tiny(self.models) else ''
+    tiny = f" [{weights_stamp(self.models)}]" if weights_stamp(self.models) else ''
     self._say(f"labelled {n['ok']}, absent {n['absent']}, failed {n['error']}, already done {n['skipped']}, "
               f"of {n['total']} images -> {out}{errors}{tiny}")
     return n
@@ -863,7 +877,7 @@ def _compute(self: CanvasPanel):
         res = cl.label(target)
         self.result, self.candidates = res, self._found(cl, res, target.shape[:2])
         canvas = self.segmenter.image
-    stamp = TINY_STAMP if _tiny(self.models) else None
+    stamp = weights_stamp(self.models)
     self.view.value = render_canvas(canvas, res, self.candidates, target, cl.settings.min_instance_score,
                                     stamp=stamp)
     self.summary.value = self._summary(res)

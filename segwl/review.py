@@ -12,7 +12,8 @@ from fastcore.basics import patch
 from PIL import Image, ImageDraw
 from .data import SegwlError, load_image, load_mask, save_mask, write_text, output_lock, read_json, atomic_path
 from .stitch import mask_iou
-from .registry import tiny_random
+from .registry import weights_stamp, STAMPS
+from .settings import portable
 from .folder import read_manifest, save_instances, STATUSES
 from .protocols import Instance, Labeller, PromptableSegmenter, ConceptSegmenter
 from .canvas import connected_parts
@@ -481,8 +482,9 @@ def use_as_reference(self: ReviewPanel) -> dict | None:
 def _note_reference(self: ReviewPanel, file: str):
     p = self.labels_dir/'review.json'
     old = read_json(p, 'review notes', dict) if p.exists() else {}
-    refs = [*old.get('references', []), dict(image=str((self.images_dir/file).resolve()),
-                                              mask=str(mask_path(self.labels_dir, file).resolve()))]
+    new = portable(dict(image=self.images_dir/file, mask=mask_path(self.labels_dir, file)), ('image', 'mask'),
+                   self.labels_dir)                                  # absolute, and from the labels folder
+    refs = [*old.get('references', []), new]
     with output_lock(self.labels_dir, 'segwl review'):
         write_text(p, json.dumps({**old, 'references': refs}, indent=2) + '\n')
 
@@ -563,7 +565,7 @@ def contact_sheet(labels_dir, images_dir, out_png, n: int = 24, cols: int = 6, f
     for ax in axs.flat: ax.set_axis_off()
     for ax, (d, r) in zip(axs.flat, shown): _sheet_cell(ax, labels_dir, images_dir, d, r)
     title = _sheet_title(labels_dir, len(shown), filter)
-    fig.suptitle(title, fontsize=9, color='#c00' if TINY_STAMP.upper() in title else 'black')
+    fig.suptitle(title, fontsize=9, color='#c00' if any(s.upper() in title for s in STAMPS.values()) else 'black')
     fig.tight_layout()
     with atomic_path(out_png) as tmp: fig.savefig(tmp, format='png')
     return [r['file'] for _, r in shown]
@@ -574,9 +576,9 @@ def _sheet_title(labels_dir, n: int, filter: str) -> str:
     try: models = read_json(Path(labels_dir)/'config.json', 'config of the labelling run', dict).get('models') or {}
     except SegwlError: models = {}
     names = ', '.join(str(m.get('name') if isinstance(m, dict) else m) for m in models.values()) or 'unknown backends'
-    tiny = tiny_random(models)
+    stamp = weights_stamp(models)
     return (f"{Path(labels_dir).name}: the {n} most doubtful of {len(rows)} ({filter}); masks by {names}"
-            + (f"\n{TINY_STAMP.upper()}" if tiny else ''))
+            + (f"\n{stamp.upper()}" if stamp else ''))
 
 def _sheet_cell(ax, labels_dir, images_dir, doubt, row):
     try: image = np.asarray(overlay(load_image(Path(images_dir)/row['file']), None, 256))
