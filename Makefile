@@ -59,7 +59,7 @@ test: install
 	$(MAKE) --no-print-directory nbtest
 	$(MAKE) --no-print-directory pytest
 
-# `make demo MODELS=tiny-random` runs the same chain offline in seconds (meaningless masks).
+# `make demo MODELS=tiny-random` runs the same chain offline in about 25 s of CPU (meaningless masks: README).
 DEMO_OUT ?= demo-out
 MODELS   ?= real
 demo: install
