@@ -588,7 +588,7 @@ def _run_notebook_args(p):
 def _error_names() -> set:
     "Names of segwl's own error classes, in every room: a job stopped by one of them had unusable input (exit 2)."
     import importlib, pkgutil, segwl
-    for m in pkgutil.iter_modules(segwl.__path__, 'segwl.'):       # only when a job failed: the time is spent then
+    for m in pkgutil.walk_packages(segwl.__path__, 'segwl.'):      # only when a job failed: the time is spent then
         try: importlib.import_module(m.name)
         except Exception: pass                                      # an extra not installed: none of its errors ran
     todo, names = [SegwlError], set()

@@ -43,7 +43,7 @@ def recorded_path(record, key: str, base) -> Path | None:
     "The path `record[key]` names, seen from folder `base` (the record's): `KEY_relative` if it exists, else `KEY`."
     if not isinstance(record, dict) or not isinstance(record.get(key), str): return None
     rel = record.get(f'{key}_relative')
-    if isinstance(rel, str) and (Path(base)/rel).exists(): return Path(os.path.normpath(Path(base)/rel))
+    if isinstance(rel, str) and (Path(base)/rel).exists(): return Path(os.path.abspath(Path(base)/rel))
     return Path(record[key])
 
 # %% ../nbs/00b_settings.ipynb #32d7c1ef
