@@ -267,7 +267,7 @@ def test_cli_canvas_counts_instances_and_says_absent(tmp_path, capsys, concept_j
         assert len(json.loads((tmp_path/'out'/'instances'/f'{stem}.json').read_text())) == n
     cfg = json.loads((tmp_path/'out'/'config.json').read_text())
     assert cfg['method'] == 'canvas' and len(cfg['reference']) == n_refs and cfg['text'] is None
-    assert cfg['models'] == dict(concept=dict(name='colour-concept', kind='concept', weights='real'))
+    assert cfg['models'] == dict(concept=dict(name='colour-concept', kind='concept', weights='stand-in'))
 
 
 def test_cli_canvas_settings_and_mistakes(tmp_path, capsys, concept_job):
