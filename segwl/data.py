@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from .errors import SegwlError, ImageReadError, MaskError, BadReferenceError, LayoutError, SegwlWarning
+from .errors import (SegwlError, ImageReadError, MaskError, BadReferenceError, LayoutError, SegwlWarning,
+                          say)
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MAX_OBJECT_FRACTION', 'WARN_OBJECT_FRACTION', 'MAX_MASK_LEVELS', 'WARN_MASK_LEVELS',
@@ -215,12 +216,13 @@ def resolve_device(name: str = 'auto') -> str:
     import torch
     has_mps = torch.backends.mps.is_available()          # torch >= 2.1 always has the module
     if name in (None, 'auto'): return 'cuda' if torch.cuda.is_available() else 'mps' if has_mps else 'cpu'
+    dev = lambda v: say('device', v)                      # --device cpu, -p device cpu, device='cpu'
     if name.startswith('cuda') and not torch.cuda.is_available():
-        raise SegwlError(f"--device {name}: no CUDA device is available here (use --device auto or cpu)")
+        raise SegwlError(f"{dev(name)}: no CUDA device is available here (use {dev('auto')} or {dev('cpu')})")
     if name == 'mps' and not has_mps:
-        raise SegwlError("--device mps: Apple MPS is not available here (use --device auto or cpu)")
+        raise SegwlError(f"{dev('mps')}: Apple MPS is not available here (use {dev('auto')} or {dev('cpu')})")
     if name != 'cpu' and not name.startswith(('cuda', 'mps')):
-        raise SegwlError(f"--device {name}: expected auto, cpu, cuda, cuda:N or mps")
+        raise SegwlError(f"{dev(name)}: expected auto, cpu, cuda, cuda:N or mps")
     return name
 
 # %% ../nbs/00c_data.ipynb #8d3f4a02
