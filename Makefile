@@ -83,7 +83,7 @@ check: install
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory pytest-fast
 
-# `make demo MODELS=tiny-random` runs the same chain offline in seconds (meaningless masks).
+# `make demo MODELS=tiny-random` runs the same chain offline in about 25 s of CPU (meaningless masks: README).
 DEMO_OUT ?= demo-out
 MODELS   ?= real
 demo: install

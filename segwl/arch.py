@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 import torch
 import torch.nn as nn
-from .errors import SegwlError
+from .errors import SegwlError, say
+from .trainsettings import DEFAULT_ARCH, MAX_SIZE, TINY_ARCH
+
 
 # %% auto #0
-__all__ = ['TV_ARCHS', 'SMP_DECODERS', 'SMP_ALIASES', 'SMP_ENCODERS_SUGGESTED', 'DEFAULT_ARCH', 'MAX_SIZE', 'TINY_ARCH',
-           'ARCH_FAMILIES', 'BinarySegmenter', 'MAX_CHANNELS', 'ArchError', 'arch_help', 'ArchFamily', 'parse_arch',
-           'canonical_arch', 'weights_source', 'Segmenter', 'weights_cached', 'reachable', 'check_channels',
-           'build_model']
+__all__ = ['TV_ARCHS', 'SMP_DECODERS', 'SMP_ALIASES', 'SMP_ENCODERS_SUGGESTED', 'ARCH_FAMILIES', 'BinarySegmenter',
+           'MAX_CHANNELS', 'ArchError', 'arch_help', 'ArchFamily', 'parse_arch', 'canonical_arch', 'weights_source',
+           'Segmenter', 'weights_cached', 'reachable', 'check_channels', 'build_model']
 
 # %% ../nbs/09a_arch.ipynb #1e289229
 class ArchError(SegwlError):
@@ -25,8 +26,6 @@ TV_ARCHS = ('lraspp_mobilenet_v3_large', 'deeplabv3_mobilenet_v3_large', 'deepla
 SMP_DECODERS = ('Unet', 'UnetPlusPlus', 'DeepLabV3Plus', 'Segformer')
 SMP_ALIASES = {d.lower(): d for d in SMP_DECODERS} | {'unet++': 'UnetPlusPlus', 'deeplabv3+': 'DeepLabV3Plus'}
 SMP_ENCODERS_SUGGESTED = ('resnet18', 'resnet34', 'resnet50', 'efficientnet-b0', 'mobilenet_v2', 'mit_b0', 'mit_b2')
-DEFAULT_ARCH = 'smp:Unet:resnet18'
-MAX_SIZE = 4096   # the largest input side, in pixels: beyond it a run only hangs
 
 def arch_help() -> str:
     "One paragraph listing the architecture names, for `--help`."
@@ -88,7 +87,7 @@ def _smp_parse(name: str):
     from segmentation_models_pytorch.encoders import encoders
     dec, enc = SMP_ALIASES[parts[0].lower()], parts[1]
     if enc in encoders or (enc.startswith('tu-') and _timm_known(enc[3:])): return dec, enc
-    raise ArchError(f"--arch {name}: unknown encoder {enc!r}: neither an encoder of segmentation_models_pytorch "
+    raise ArchError(f"{_arch(name)}: unknown encoder {enc!r}: neither an encoder of segmentation_models_pytorch "
                     f"({', '.join(list(encoders)[:8])}, ...) nor tu-<a timm model name>. Valid forms: {arch_help()}")
 
 def _smp_build(decoder: str, encoder: str, pretrained: bool, channels: int = 1) -> nn.Module:
@@ -114,8 +113,6 @@ def _smp_cached(decoder: str, encoder: str) -> bool | None:
     return isinstance(try_to_load_from_cache(s['repo_id'], 'model.safetensors', revision=s.get('revision')), str)
 
 # %% ../nbs/09a_arch.ipynb #ad57d95e
-TINY_ARCH = 'tiny-unet'
-
 def _tiny_build(model=None, variant=None, pretrained=False, channels: int = 1) -> nn.Module:
     "The test-size U-Net: smp's decoder on timm's MobileNetV3-small (0.5x), three stages deep; `channels` outputs."
     import segmentation_models_pytorch as smp
@@ -123,8 +120,14 @@ def _tiny_build(model=None, variant=None, pretrained=False, channels: int = 1) -
                     classes=channels)
 
 def _tiny_source(*_):
-    raise ArchError(f"--pretrained: {TINY_ARCH} is the test-size architecture and has no pretrained weights; "
-                    f"train it with --no-pretrained")
+    raise ArchError(f"{_pretrained(True)}: {TINY_ARCH} is the test-size architecture and has no pretrained weights; "
+                    f"train it with {_pretrained(False)}")
+
+def _pretrained(on: bool) -> str:
+    "How the caller sets `pretrained` (`--no-pretrained`, `-p pretrained False`, `TrainSettings(pretrained=False)`)."
+    return say('pretrained', on, python='TrainSettings(pretrained={value})')
+
+def _arch(name: str) -> str: return say('arch', name, python='TrainSettings(arch={value})')
 
 # %% ../nbs/09a_arch.ipynb #86b6e7de
 class ArchFamily(NamedTuple):
@@ -146,7 +149,7 @@ def parse_arch(name: str) -> tuple:
     for kind, fam in ARCH_FAMILIES.items():
         hit = fam.parse(n)
         if hit is not None: return (kind, *hit)
-    raise ArchError(f"--arch {name}: unknown architecture. Valid forms: {arch_help()}")
+    raise ArchError(f"{_arch(name)}: unknown architecture. Valid forms: {arch_help()}")
 
 def canonical_arch(name: str) -> str:
     "The one spelling of an architecture name that `model.json` records."
@@ -183,15 +186,16 @@ def reachable(url: str, timeout: float = 3.0) -> bool:
     except OSError: return False
     return True
 
-_WAYS_OUT = ("Run once on a connected machine (the weights are cached: torch hub's cache for torchvision, "
-            "~/.cache/huggingface for smp), or train from scratch with --no-pretrained.")
+def _ways_out() -> str:
+    return ("Run once on a connected machine (the weights are cached: torch hub's cache for torchvision, "
+            f"~/.cache/huggingface for smp), or train from scratch with {_pretrained(False)}.")
 
 def _built(name: str, make: Callable) -> nn.Module:
     "`make()`, or `ArchError` naming `name` when the library cannot build that network (a timm model smp cannot use)."
     try: return make()
     except ArchError: raise
     except Exception as e:
-        raise ArchError(f"--arch {name}: cannot build it ({type(e).__name__}: {str(e)[:200]}). Valid forms: "
+        raise ArchError(f"{_arch(name)}: cannot build it ({type(e).__name__}: {str(e)[:200]}). Valid forms: "
                         f"{arch_help()}") from None
 
 MAX_CHANNELS = 256   # K+1 for at most 255 classes (label maps are 8-bit)
@@ -213,10 +217,11 @@ def build_model(name: str = DEFAULT_ARCH, pretrained: bool = False, channels: in
     if not pretrained: return Segmenter(_built(name, lambda: build(False)), kind, c)
     src = weights_source(name)
     if weights_cached(name) is False and not reachable(src):
-        raise ArchError(f"--pretrained: the pretrained weights of {canonical_arch(name)} are not cached and "
-                        f"{src} cannot be reached (offline?). {_WAYS_OUT}")
+        raise ArchError(f"{_pretrained(True)}: the pretrained weights of {canonical_arch(name)} are not cached and "
+                        f"{src} cannot be reached (offline?). {_ways_out()}")
     try: net = build(True)
     except Exception as e:
-        raise ArchError(f"--pretrained: could not download the pretrained weights of {canonical_arch(name)} from "
-                        f"{src} ({type(e).__name__}: {str(e)[:200]}). Offline? {_WAYS_OUT}") from None
+        raise ArchError(f"{_pretrained(True)}: could not download the pretrained weights of {canonical_arch(name)} "
+                        f"from {src} ({type(e).__name__}: {str(e)[:200]}). Offline? {_ways_out()}") from None
     return Segmenter(net, kind, c)
+

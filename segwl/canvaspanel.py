@@ -19,6 +19,7 @@ from .caching import CachingConcept
 from .figures import render_canvas
 from .seedpanel import (TuningPanel, PANEL_TERMS, _models_of, _reference, _ref_paths, _describe, _STYLE, _WIDE,
                              _fslider)
+from .registry import weights_stamp
 
 # %% auto #0
 __all__ = ['CanvasPanel']
@@ -119,7 +120,7 @@ def _compute(self: CanvasPanel):
         res = cl.label(target)
         self.result, self.candidates = res, self._found(cl, res, target.shape[:2])
         canvas = self.segmenter.image
-    stamp = TINY_STAMP if _tiny(self.models) else None
+    stamp = weights_stamp(self.models)
     self.view.value = render_canvas(canvas, res, self.candidates, target, cl.settings.min_instance_score,
                                     stamp=stamp)
     self.summary.value = self._summary(res)

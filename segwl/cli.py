@@ -8,8 +8,9 @@ import argparse, difflib, re, shlex, sys
 from .errors import SegwlError
 
 # %% auto #0
-__all__ = ['TINY_WARNING', 'images_to_label', 'label_terms', 'label_spec', 'label', 'train_cmd', 'predict_cmd', 'evaluate_cmd',
-           'export_cmd', 'export_model_cmd', 'review_cmd', 'run_notebook_cmd', 'demo']
+__all__ = ['STAND_IN_WARNING', 'TINY_WARNING', 'weights_warning', 'images_to_label', 'label_terms', 'label_spec', 'label',
+           'train_cmd', 'predict_cmd', 'evaluate_cmd', 'export_cmd', 'export_model_cmd', 'review_cmd',
+           'run_notebook_cmd', 'demo']
 
 # %% ../nbs/12_cli.ipynb #3ec0e4bf
 from .command import COMMANDS, command, Parser, version, build_parser, main  # noqa: F401
@@ -47,7 +48,7 @@ def _label_args(p):
                                                     "CanvasSettings, as the tuning panels save them)")
     c.add_argument('--limit', type=int, metavar='N', help='label at most N of the images not done yet')
     c.add_argument('--no-resume', action='store_true', help='start over (empties masks/) instead of resuming')
-    c.add_argument('--no-progress', action='store_true', help='no progress bar')
+    _progress_flag(c)
     _backend_args(p)
     _engine_args(p.add_argument_group('engine'))
     settings_flags(p, {'seed method': SeedSettings, 'canvas method': CanvasSettings}, 'settings of both methods')
@@ -89,6 +90,10 @@ def _engine_args(p):
     p.add_argument('--ray-address', metavar='ADDR', help='join the Ray cluster at ADDR [default: a local Ray '
                                                          'instance on this machine]')
 
+def _progress_flag(p):
+    "`--no-progress` and `--quiet`: one flag, two names, on every command that shows progress."
+    p.add_argument('--no-progress', '--quiet', dest='no_progress', action='store_true', help='no progress bar')
+
 def _check_engine(args):
     "The engine flags of `segwl label` and `segwl predict` fit together (else exit 2, before anything starts)."
     if args.engine != 'ray' and (args.workers is not None or args.ray_address):
@@ -96,6 +101,17 @@ def _check_engine(args):
     if args.workers is not None and args.workers < 1: raise SegwlError(f"--workers {args.workers}: expected at least 1")
 
 # %% ../nbs/12_cli.ipynb #79d2af12
+STAND_IN_WARNING = ("*" * 78 + "\n*** WARNING: {names}: test stand-ins with known answers on synthetic scenes, "
+                    "not models.\n*** Their masks are colour regions and their scores say nothing of a photo: use "
+                    "them to test,\n*** never as labels.\n" + "*" * 78)
+
+def weights_warning(models: dict) -> str | None:
+    "The loud warning of a run whose backends (`{kind: record}`) are tiny random or stand-ins; None: all real."
+    from segwl.registry import weights_of
+    if any(weights_of(m) == 'tiny-random' for m in models.values()): return TINY_WARNING
+    names = [m['name'] for m in models.values() if weights_of(m) == 'stand-in']
+    return STAND_IN_WARNING.format(names=', '.join(names)) if names else None
+
 TINY_WARNING = ("*" * 78 + "\n*** WARNING: --models tiny-random uses tiny UNTRAINED networks. The masks and scores "
                 "it writes\n*** are MEANINGLESS: use it to test the plumbing, never as labels.\n" + "*" * 78)
 
@@ -113,14 +129,9 @@ def _references(args) -> list:
 # %% ../nbs/12_cli.ipynb #cd8a8fd0
 def images_to_label(folder) -> list:
     "The images of `folder`; none is an error that names the sub-folders holding images (a level too high?)."
-    from pathlib import Path
-    from segwl.data import list_images
-    from segwl.errors import LayoutError
-    files = list_images(folder)
-    if files: return files
-    subs = sorted(str(d) for d in Path(folder).rglob('*') if d.is_dir() and list_images(d))
-    hint = f"; these sub-folders hold images: {', '.join(subs[:5])}" if subs else ''
-    raise LayoutError(f"{folder}: no images to label (jpg, png, webp, bmp, tif, gif){hint}")
+    from segwl.data import images_in
+    return images_in(folder, 'to label')
+
 
 # %% ../nbs/12_cli.ipynb #75fc4286
 def label_terms() -> dict:
@@ -147,8 +158,8 @@ def label(args):
     from segwl.recipe import upgrade_config
     _check_engine(args)
     spec = label_spec(args).load()                     # every check, the references read: nothing written yet
-    files, tiny = images_to_label(args.images), spec.random
-    if tiny: print(TINY_WARNING, file=sys.stderr)
+    files, models = images_to_label(args.images), spec.models()
+    if weights_warning(models): print(weights_warning(models), file=sys.stderr)
     upgrade_config(args.out, spec.settings_class)      # a run of an older segwl resumes
     run = dict(resume=not args.no_resume, progress=not args.no_progress, limit=args.limit)
     if args.engine == 'ray':                           # the driver checks and writes, Ray workers build and label
@@ -158,22 +169,24 @@ def label(args):
     else:
         device = resolve_device(args.device)
         n = label_folder(spec.build(device=device), args.images, args.out, config=spec.record(device), **run)
-    return _label_summary(n, len(files), args, tiny)
+    return _label_summary(n, len(files), args, models)
 
 # %% ../nbs/12_cli.ipynb #c242560b
-def _label_summary(n: dict, n_images: int, args, tiny: bool) -> int:
+def _label_summary(n: dict, n_images: int, args, models: dict) -> int:
     "Print what a labelling run did; its exit status."
     from pathlib import Path
-    man = Path(args.out)/'manifest.jsonl'
+    from segwl.registry import weights_stamp
+    man, stamp = Path(args.out)/'manifest.jsonl', weights_stamp(models)
     print(f"segwl label: {n['ok']} labelled, {n['absent']} absent, {n['error']} failed, {n['skipped']} already done, "
-          f"of {n_images} images in {args.images} -> {args.out}" + (f" (see {man})" if n['error'] else ''))
-    if tiny: print(TINY_WARNING, file=sys.stderr)
+          f"of {n_images} images in {args.images} -> {args.out}" + (f" (see {man})" if n['error'] else '')
+          + (f" [{stamp}]" if stamp else ''))
+    if weights_warning(models): print(weights_warning(models), file=sys.stderr)
     if n.get('stopped'): raise SegwlError(f"stopped before the end: {n['stopped']}")
     return 1 if n['error'] else 0
 
 # %% ../nbs/12_cli.ipynb #8f39d74e
 def _train_args(p):
-    from segwl.finetune import TrainSettings
+    from segwl.trainsettings import TrainSettings          # light: a bad flag is answered before torch loads
     p.add_argument('--images', required=True, help='folder of training images')
     p.add_argument('--masks', required=True, help='folder of their masks, paired by file name (e.g. LABELS/masks '
                                                   'from segwl label): 0/255 masks, or label maps with classes.json '
@@ -183,15 +196,18 @@ def _train_args(p):
     p.add_argument('--manifest', help='manifest.jsonl of the labelling run: error and absent rows are left out, '
                                       'with --min-label-score/--min-text-score low scores too; reviewed rows are kept')
     p.add_argument('--config', metavar='FILE', help='a JSON file of training settings (TrainSettings)')
-    p.add_argument('--quiet', action='store_true', help='no progress bars')
+    _progress_flag(p)
     settings_flags(p, TrainSettings, 'training settings')
     p.add_argument('--min-score', dest='s_min_label_score', type=float, help=argparse.SUPPRESS)   # its old name
 
 @command('train', 'Fine-tune a segmentation model on images and (pseudo-)label masks.', _train_args)
 def train_cmd(args):
-    from segwl.finetune import TrainSettings, train
+    from segwl.data import images_in
+    from segwl.trainsettings import TrainSettings
+    images_in(args.images, 'to train on')             # none: say which sub-folders hold images (at once)
     s = settings_from_args(args, TrainSettings)
-    info = train(args.images, args.masks, args.out, s, manifest=args.manifest, progress=not args.quiet)
+    from segwl.finetune import train
+    info = train(args.images, args.masks, args.out, s, manifest=args.manifest, progress=not args.no_progress)
     print(f"model written to {args.out} (model.json, best.pt from epoch {info['best']['epoch']})")
     return 0
 
@@ -204,7 +220,7 @@ def _predict_args(p):
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps (default %(default)s)')
     p.add_argument('--no-resume', action='store_true', help='start over (empties masks/) instead of resuming: needed '
                    'to reuse a folder predicted with another model (a rerun with it is refused)')
-    p.add_argument('--quiet', action='store_true', help='no progress bar')
+    _progress_flag(p)
     _engine_args(p)
 
 @command('predict', 'Segment a folder of images with a trained model.', _predict_args)
@@ -215,8 +231,8 @@ def predict_cmd(args):
         from segwl.engine import predict_folder_ray
         rows = predict_folder_ray(args.model, args.images, args.out, workers=args.workers or 2,
                                   address=args.ray_address, device=args.device, resume=not args.no_resume,
-                                  progress=not args.quiet)
-    else: rows = predict_folder(args.model, args.images, args.out, device=args.device, progress=not args.quiet,
+                                  progress=not args.no_progress)
+    else: rows = predict_folder(args.model, args.images, args.out, device=args.device, progress=not args.no_progress,
                                 resume=not args.no_resume)
     bad = sum(r['status'] != 'ok' for r in rows)
     failed = f"; {bad} image(s) failed (see {args.out}/manifest.jsonl)" if bad else ''
@@ -232,13 +248,13 @@ def _evaluate_args(p):
     p.add_argument('--ignore', help='optional folder of masks whose pixels are not scored')
     p.add_argument('--out', required=True, help='report folder: metrics.json, per_image.csv, figures')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps (default %(default)s)')
-    p.add_argument('--quiet', action='store_true', help='no progress bar')
+    _progress_flag(p)
 
 @command('evaluate', 'Score a model or a folder of masks against ground truth.', _evaluate_args)
 def evaluate_cmd(args):
     from segwl.evaluate import evaluate_folder, summary_line
     m = evaluate_folder(args.masks, args.out, pred_dir=args.pred, model=args.model, images_dir=args.images,
-                        ignore_dir=args.ignore, device=args.device, progress=not args.quiet)
+                        ignore_dir=args.ignore, device=args.device, progress=not args.no_progress)
     print(f"{summary_line(m)}; report in {args.out}")
     return 0
 
@@ -322,7 +338,8 @@ def export_model_cmd(args) -> int:
 # %% ../nbs/12_cli.ipynb #bdc3b717
 def _review_args(p):
     p.add_argument('labels', help='the output folder of segwl label (masks/, manifest.jsonl)')
-    p.add_argument('--images', required=True, metavar='DIR', help='the folder of the images that were labelled')
+    p.add_argument('--images', metavar='DIR', help="the folder of the images that were labelled [default: where the "
+                                                   "labels' config.json says]")
     p.add_argument('--sheet', required=True, metavar='PNG', help='write the contact sheet to this PNG file')
     p.add_argument('-n', type=int, default=24, help='how many images, the most doubtful first (default: 24)')
     p.add_argument('--cols', type=int, default=6, help='images a row (default: 6)')
@@ -333,8 +350,10 @@ def _review_args(p):
          _review_args)
 def review_cmd(args) -> int:
     from segwl.doubt import contact_sheet
+    from segwl.export import images_folder
     from segwl.errors import short_list
-    files = contact_sheet(args.labels, args.images, args.sheet, n=args.n, cols=args.cols, filter=args.show)
+    images = args.images or images_folder(args.labels)             # config.json's, from the labels folder if moved
+    files = contact_sheet(args.labels, images, args.sheet, n=args.n, cols=args.cols, filter=args.show)
     print(f"{args.sheet}: {len(files)} image(s), most doubtful first: {short_list(files, 5)}")
     return 0
 
@@ -358,17 +377,25 @@ def _run_notebook_args(p):
     p.add_argument('--cwd', default='.', help='working directory of the notebook: relative paths in parameters are '
                                               'read from here (default: the current one)')
     p.add_argument('--log-output', action='store_true', help="echo the notebook's outputs while it runs")
-    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    _progress_flag(p)
 
 def _error_names() -> set:
-    "Names of segwl's own error classes: a job stopped by one of them had unusable input (exit 2)."
-    import segwl.protocols, segwl.registry, segwl.folder   # noqa: F401 (light rooms whose errors a job may raise)
+    "Names of segwl's own error classes, in every room: a job stopped by one of them had unusable input (exit 2)."
+    import importlib, pkgutil, segwl
+    for m in pkgutil.walk_packages(segwl.__path__, 'segwl.'):      # only when a job failed: the time is spent then
+        try: importlib.import_module(m.name)
+        except Exception: pass                                      # an extra not installed: none of its errors ran
     todo, names = [SegwlError], set()
     while todo:
         c = todo.pop()
         names.add(c.__name__)
         todo += c.__subclasses__()
     return names
+
+def _said_2(output) -> bool:
+    "Whether the failed notebook at `output` reported exit status 2 (a job's `one_line_errors` does, for a SegwlError)."
+    try: return notebook_status(output)[0] == 2
+    except Exception: return False
 
 def _list_parameters(notebook) -> int:
     for name, (default, help) in notebook_parameters(job_notebook(notebook)).items():
@@ -387,9 +414,9 @@ def run_notebook_cmd(args):
     try: run_notebook(args.notebook, args.output, params, cwd=args.cwd, progress=not args.no_progress,
                       log_output=args.log_output)
     except PapermillExecutionError as e:
-        print(f"segwl run-notebook: the notebook failed in cell [{e.exec_count}]: {e.ename}: {e.evalue}\n"
+        print(f"segwl run-notebook: the notebook failed in cell [{e.exec_count}]: {e.ename}: {e.evalue.strip()}\n"
               f"the executed notebook, up to the error, is {args.output}", file=sys.stderr)
-        return 2 if e.ename in _error_names() else 1
+        return 2 if _said_2(args.output) or e.ename in _error_names() else 1
     code, why = notebook_status(args.output)
     print(f"segwl run-notebook: {args.notebook} ran ({why or 'ok'}); executed notebook: {args.output}")
     return code
@@ -403,7 +430,8 @@ def _demo_args(p):
                    help='real SAM + CLIP weights, or tiny random ones (smoke runs)')
     p.add_argument('--device', default='auto')
     p.add_argument('--max-minutes', type=float, default=None,
-                   help='training budget (default: 3 with real models, 0.1 with tiny ones)')
+                   help='training budget (default: 3 with real models, 0.1 with tiny ones: 3 epochs at most)')
+    _progress_flag(p)
 
 def _demo_steps(args, lay) -> list:
     "The `segwl` command lines the demo runs, in order."
@@ -415,14 +443,15 @@ def _demo_steps(args, lay) -> list:
               '--images', lay.unlabeled, '--out', labels, '--models', args.models, '--device', args.device],
              ['train', '--images', lay.unlabeled, '--masks', labels/'masks', '--manifest', labels/'manifest.jsonl',
               '--out', out/'model', '--max-minutes', minutes, '--device', args.device]
-             + ([] if real else ['--arch', 'tiny-unet', '--no-pretrained', '--size', 64])]
+             + ([] if real else ['--arch', 'tiny-unet', '--no-pretrained', '--size', 64, '--epochs', 3])]
     if lay.test_images and lay.test_masks:
         steps.append(['evaluate', '--model', out/'model', '--images', lay.test_images, '--masks', lay.test_masks,
                       '--out', out/'eval', '--device', args.device])
     if lay.unlabeled_masks:
         steps.append(['evaluate', '--pred', labels/'masks', '--masks', lay.unlabeled_masks,
                       '--out', out/'label-quality'])
-    return [[str(a) for a in s] for s in steps]
+    quiet = ['--no-progress'] if vars(args).get('no_progress') else []
+    return [[str(a) for a in s] + quiet for s in steps]
 
 # %% ../nbs/12_cli.ipynb #b07e90a5
 def _demo_report(out):

@@ -59,7 +59,9 @@ def main(argv=None) -> int:
     parser = build_parser(first if first in COMMANDS else '')
     args, extra = parser.parse_known_args(argv)
     if extra: parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
-    try: return int(args._run(args) or 0)
+    from segwl.errors import speaking, CLI
+    try:
+        with speaking(CLI): return int(args._run(args) or 0)         # messages name flags: --no-pretrained
     except SegwlError as e:
         print(f"segwl {args.command}: error: {e}", file=sys.stderr)
         return 2

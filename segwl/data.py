@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from .errors import SegwlError, ImageReadError, MaskError, BadReferenceError, LayoutError, SegwlWarning
+from .errors import (SegwlError, ImageReadError, MaskError, BadReferenceError, LayoutError, SegwlWarning,
+                          say)
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MAX_OBJECT_FRACTION', 'WARN_OBJECT_FRACTION', 'MAX_MASK_LEVELS', 'WARN_MASK_LEVELS',
            'to_rgb', 'load_image', 'mask_from_pil', 'load_mask', 'check_reference_mask', 'mask_levels',
-           'check_mask_file', 'load_reference', 'is_image_file', 'list_images', 'find_mask', 'pair_masks', 'Layout',
-           'dataset_layout', 'resolve_device']
+           'check_mask_file', 'load_reference', 'is_image_file', 'list_images', 'find_mask', 'pair_masks', 'images_in',
+           'Layout', 'dataset_layout', 'resolve_device']
 
 # %% ../nbs/00c_data.ipynb #0dbb0303
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif')
@@ -168,6 +169,15 @@ def pair_masks(items, mask_dir, what: str = 'mask', of: str = 'image', strict: b
                           + (f' ... (+{len(missing) - 10} more)' if len(missing) > 10 else ''))
     return {p: m for p, m in pairs.items() if m is not None}
 
+# %% ../nbs/00c_data.ipynb #fb991980
+def images_in(folder, what: str = 'to label') -> list[Path]:
+    "The images of `folder`; none is a `LayoutError` naming the sub-folders that hold images (a level too high?)."
+    files = list_images(folder)
+    if files: return files
+    subs = sorted(str(d) for d in Path(folder).rglob('*') if d.is_dir() and list_images(d))
+    hint = f"; these sub-folders hold images: {', '.join(subs[:5])}" if subs else ''
+    raise LayoutError(f"{folder}: no images {what} (jpg, png, webp, bmp, tif, gif){hint}")
+
 # %% ../nbs/00c_data.ipynb #53c8a2c8
 @dataclass
 class Layout:
@@ -206,12 +216,13 @@ def resolve_device(name: str = 'auto') -> str:
     import torch
     has_mps = torch.backends.mps.is_available()          # torch >= 2.1 always has the module
     if name in (None, 'auto'): return 'cuda' if torch.cuda.is_available() else 'mps' if has_mps else 'cpu'
+    dev = lambda v: say('device', v)                      # --device cpu, -p device cpu, device='cpu'
     if name.startswith('cuda') and not torch.cuda.is_available():
-        raise SegwlError(f"--device {name}: no CUDA device is available here (use --device auto or cpu)")
+        raise SegwlError(f"{dev(name)}: no CUDA device is available here (use {dev('auto')} or {dev('cpu')})")
     if name == 'mps' and not has_mps:
-        raise SegwlError("--device mps: Apple MPS is not available here (use --device auto or cpu)")
+        raise SegwlError(f"{dev('mps')}: Apple MPS is not available here (use {dev('auto')} or {dev('cpu')})")
     if name != 'cpu' and not name.startswith(('cuda', 'mps')):
-        raise SegwlError(f"--device {name}: expected auto, cpu, cuda, cuda:N or mps")
+        raise SegwlError(f"{dev(name)}: expected auto, cpu, cuda, cuda:N or mps")
     return name
 
 # %% ../nbs/00c_data.ipynb #8d3f4a02
@@ -219,3 +230,5 @@ from .errors import OutputError, FolderBusyError, short_list, why_refused  # noq
 from .outputs import WRITE_ERRNOS, output_error, atomic_path, write_text, save_mask  # noqa: F401
 from .outputs import output_lock, check_writable, clean_parts  # noqa: F401
 from .settings import read_json, setting, check_setting, Settings, _kind  # noqa: F401
+from .settings import portable, recorded_path  # noqa: F401
+from .errors import Voice, PYTHON, CLI, JOB, speaking, say, voice, one_line_errors  # noqa: F401

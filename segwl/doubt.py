@@ -14,6 +14,7 @@ from .folder import read_manifest, save_instances, STATUSES, REVIEWED, is_review
 from .protocols import Instance
 from .canvas import connected_parts
 from .figures import _overlay
+from .registry import weights_stamp, STAMPS
 
 # %% auto #0
 __all__ = ['REVIEWS', 'FILTERS', 'mask_shape', 'doubt_score', 'rows_of', 'mask_path', 'read_label', 'ranked', 'record', 'overlay',
@@ -161,7 +162,7 @@ def contact_sheet(labels_dir, images_dir, out_png, n: int = 24, cols: int = 6, f
     for ax in axs.flat: ax.set_axis_off()
     for ax, (d, r) in zip(axs.flat, shown): _sheet_cell(ax, labels_dir, images_dir, d, r)
     title = _sheet_title(labels_dir, len(shown), filter)
-    fig.suptitle(title, fontsize=9, color='#c00' if TINY_STAMP.upper() in title else 'black')
+    fig.suptitle(title, fontsize=9, color='#c00' if any(s.upper() in title for s in STAMPS.values()) else 'black')
     fig.tight_layout()
     with atomic_path(out_png) as tmp: fig.savefig(tmp, format='png')
     return [r['file'] for _, r in shown]
@@ -172,9 +173,9 @@ def _sheet_title(labels_dir, n: int, filter: str) -> str:
     try: models = read_json(Path(labels_dir)/'config.json', 'config of the labelling run', dict).get('models') or {}
     except SegwlError: models = {}
     names = ', '.join(str(m.get('name') if isinstance(m, dict) else m) for m in models.values()) or 'unknown backends'
-    tiny = tiny_random(models)
+    stamp = weights_stamp(models)
     return (f"{Path(labels_dir).name}: the {n} most doubtful of {len(rows)} ({filter}); masks by {names}"
-            + (f"\n{TINY_STAMP.upper()}" if tiny else ''))
+            + (f"\n{stamp.upper()}" if stamp else ''))
 
 def _sheet_cell(ax, labels_dir, images_dir, doubt, row):
     try: image = np.asarray(overlay(load_image(Path(images_dir)/row['file']), None, 256))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09f_engine.ipynb #b0bf5628
 from __future__ import annotations
-import base64, json, tempfile
+import base64, json, tempfile, warnings
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -193,10 +193,20 @@ def _reap(procs, timeout: float = 10.0) -> int:
     psutil.wait_procs(alive, timeout=5)
     return len(alive)
 
+@contextmanager
+def _quiet_local():
+    "segwl's own local instance starts without Ray's note that it turned token authentication on (it is on)."
+    import logging
+    note = logging.getLogger('ray._private.authentication.authentication_token_setup')
+    level, note.level = note.level, logging.ERROR
+    try: yield
+    finally: note.setLevel(level)
+
 def _init(ray, address, cpus: int):
     "One `ray.init`: the cluster at `address` (one connection attempt), or a local instance of `cpus` CPUs."
     kw = dict(include_dashboard=False, log_to_driver=False, logging_level='warning')
-    if address is None: return ray.init(address='local', num_cpus=cpus, **kw)
+    if address is None:
+        with _quiet_local(): return ray.init(address='local', num_cpus=cpus, **kw)
     with _env(RAY_gcs_server_port_wait_time_s=1):            # one attempt (~30 s), not Ray's twenty
         return ray.init(address=address, **kw)
 
@@ -272,10 +282,17 @@ def guarded(rows, errors):
         raise EngineError(f"the Ray run stopped: {type(e).__name__}: {msg[:800]}{' ...' if len(msg) > 800 else ''} "
                           f"(what was written is kept: run again to resume)") from None
 
+def _not_restarted(map_batches) -> dict:
+    "`max_restarts=0` where this Ray's `map_batches` still takes Ray's own options (no error line: ray#57733)."
+    import inspect
+    return dict(max_restarts=0) if any(p.kind == p.VAR_KEYWORD for p in
+                                       inspect.signature(map_batches).parameters.values()) else {}
+
 @contextmanager
 def ray_results(todo, collide: dict, build, one=label_one, workers: int = 2, address: str | None = None,
                 cpus: float = 1, gpus: float | None = None, what: str = 'labeller'):
     "Results of a Ray Data actor pool of `workers` `FolderWorker`s, as they finish; `gpus` None: `gpus_per_worker`."
+    own = address is None and not _ray().is_initialized()          # segwl's own local instance, started here
     with ray_session(address, workers) as ray:
         _quiet(ray)
         have = ray.cluster_resources()
@@ -283,8 +300,11 @@ def ray_results(todo, collide: dict, build, one=label_one, workers: int = 2, add
         if gpus is None: gpus = gpus_per_worker(have.get('GPU', 0), workers)
         items = [dict(path=str(p), collide=collide.get(p, '')) for p in todo]
         ds = ray.data.from_items(items, override_num_blocks=_blocks(len(items), workers))
-        ds = ds.map_batches(FolderWorker, fn_constructor_args=(build, one, what), batch_size=1, num_cpus=cpus,
-                            compute=ray.data.ActorPoolStrategy(size=workers), **(dict(num_gpus=gpus) if gpus else {}))
+        kw = {**(dict(num_gpus=gpus) if gpus else {}), **(_not_restarted(ds.map_batches) if own else {})}
+        with warnings.catch_warnings():                           # max_restarts is one of Ray's own options, which
+            warnings.filterwarnings('ignore', '`ray_remote_args` is deprecated')     # it warns are going away
+            ds = ds.map_batches(FolderWorker, fn_constructor_args=(build, one, what), batch_size=1, num_cpus=cpus,
+                                compute=ray.data.ActorPoolStrategy(size=workers), **kw)
         yield guarded(ds.iter_rows(), ray.exceptions.RayError)
 
 # %% ../nbs/09f_engine.ipynb #01cbda81

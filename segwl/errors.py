@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 # %% auto #0
-__all__ = ['SegwlError', 'ImageReadError', 'MaskError', 'BadReferenceError', 'LayoutError', 'OutputError', 'FolderBusyError',
-           'SegwlWarning', 'short_list', 'why_refused']
+__all__ = ['PYTHON', 'CLI', 'JOB', 'SegwlError', 'ImageReadError', 'MaskError', 'BadReferenceError', 'LayoutError', 'OutputError',
+           'FolderBusyError', 'SegwlWarning', 'short_list', 'why_refused', 'Voice', 'speaking', 'say', 'voice',
+           'one_line_errors']
 
 # %% ../nbs/00_errors.ipynb #7980c78c
 class SegwlError(Exception):
@@ -54,3 +55,66 @@ def why_refused(e: Exception) -> str:
     if 'WeightsUnpickler' in s: return "it holds pickled Python objects, not just tensors: unpickling could run code"
     first = s.strip().splitlines()[0][:200] if s.strip() else 'no detail'
     return f"{type(e).__name__}: {first}"
+
+# %% ../nbs/00_errors.ipynb #a3f2c136
+from dataclasses import dataclass, field
+
+@dataclass(frozen=True)
+class Voice:
+    "How a caller sets an option: `style` 'cli' (`--name VALUE`), 'job' (`-p name VALUE`) or 'python' (`name=VALUE`)."
+    style: str = 'python'
+    words: dict = field(default_factory=dict)   # option -> the caller's own words, `{value}` where the value goes
+
+    def __call__(self, option: str, value='VALUE', python: str | None = None) -> str:
+        "The words that set `option` to `value`; `python`: its keyword, a `{value}` template or the words in Python."
+        if option in self.words: return self.words[option].format(value=_shown(value, self.style))
+        shown = _shown(value, self.style)
+        if self.style == 'cli':
+            flag = option.replace('_', '-')
+            if isinstance(value, bool): return f"--{'' if value else 'no-'}{flag}"
+            return f"--{flag} {shown}"
+        if self.style == 'job': return f"-p {option} {shown}"
+        if python and '{value}' in python: return python.format(value=shown)
+        if python and not python.isidentifier(): return python
+        return f"{python or option}={shown}"
+
+def _shown(value, style: str) -> str:
+    "A value as the caller writes it: placeholders (PATH) as they are, Python literals in Python, plain elsewhere."
+    if isinstance(value, str) and (value.isupper() or style != 'python'): return value
+    return repr(value) if style == 'python' else str(value)
+
+PYTHON, CLI, JOB = Voice('python'), Voice('cli'), Voice('job')
+_VOICE = [PYTHON]
+
+class speaking:
+    "Messages say fixes in `voice` from now on, or inside a `with` block (the voice before comes back at its end)."
+    def __init__(self, voice: Voice):
+        self.before = _VOICE[0]
+        _VOICE[0] = voice
+
+    def __enter__(self): return _VOICE[0]
+    def __exit__(self, *exc): _VOICE[0] = self.before
+
+def say(option: str, value='VALUE', python: str | None = None) -> str:
+    "How the current caller sets `option` to `value` (`python`: its Python keyword, template or words, if other)."
+    return _VOICE[0](option, value, python)
+
+def voice() -> Voice:
+    "The current caller's voice (`voice().style`: 'cli', 'job' or 'python')."
+    return _VOICE[0]
+
+# %% ../nbs/00_errors.ipynb #05aa4fbb
+def one_line_errors(on_error=None, shell=None) -> bool:
+    "In a Jupyter kernel (or `shell`), a `SegwlError` shows as one line, no traceback; whether it was set up."
+    if shell is None:
+        try: from IPython import get_ipython
+        except ImportError: return False
+        shell = get_ipython()
+        if type(shell).__name__ != 'ZMQInteractiveShell': return False     # not a kernel: tests see tracebacks
+    def handler(sh, etype, value, tb, tb_offset=None):
+        if on_error is not None: on_error(value)
+        stb = [f"{etype.__name__}: {value}"]
+        sh._showtraceback(etype, value, stb)              # the kernel's error output: its class, message, one line
+        return stb
+    shell.set_custom_exc((SegwlError,), handler)
+    return True

@@ -14,7 +14,7 @@ from .errors import SegwlError, LayoutError, MaskError
 from .data import list_images, pair_masks, load_image, load_mask
 from .outputs import atomic_path, write_text, save_mask, output_lock, clean_parts
 from .settings import read_json
-from .registry import TINY_STAMP, tiny_random
+from .registry import TINY_STAMP, STAMPS, tiny_random, weights_stamp
 from .trainset import labelling_config
 from .checkpoint import load_model
 from .metrics import (confusion, scores, erode, boundary_band, boundary_width, boundary_iou, image_metrics,
@@ -22,6 +22,7 @@ from .metrics import (confusion, scores, erode, boundary_band, boundary_width, b
                            class_scores, majority_baseline, summarize_classes, class_row, class_summary_line, _f)
 from .classes import (class_names, read_classes_json, find_classes_json, load_label_map, save_label_map,
                            write_classes_json, palette_of, colourise)
+from .metrics import _stamp
 
 # %% auto #0
 __all__ = ['save_histogram', 'dilate', 'overlay', 'save_overlays', 'best_and_worst', 'EvaluationError', 'read_inputs',
@@ -72,7 +73,7 @@ def save_overlays(rows, path, title: str = ''):
             ax.imshow(overlay(img, gt, pred))
             ax.set_title(t, fontsize=9)
             ax.axis('off')
-    fig.suptitle(title, fontsize=10, color='red' if TINY_STAMP in title else 'black')
+    fig.suptitle(title, fontsize=10, color='red' if any(s in title for s in STAMPS.values()) else 'black')
     fig.tight_layout()
     with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=90)
 
@@ -154,7 +155,7 @@ def write_report(out, summary: dict, rows: list[dict], shown=None, n_show: int =
         w.writeheader()
         w.writerows(rows)
     if shown is None: return
-    ious, stamp = [r['iou'] for r in rows], TINY_STAMP if summary.get('tiny_random') else None
+    ious, stamp = [r['iou'] for r in rows], _stamp(summary)
     save_histogram(ious, out/'iou_histogram.png', summary['baseline_all_foreground']['mean_iou'], stamp)
     picked = best_and_worst(ious, n_show)
     best, worst = picked[:n_show // 2], picked[n_show // 2:]
@@ -222,8 +223,8 @@ def evaluate_folder(masks_dir, out_dir, pred_dir=None, model=None, images_dir=No
         models = sources(pred_dir, model)
         summary |= dict(source=str(pred_dir) if pred_dir is not None else 'model', masks_dir=str(masks_dir),
                         ignore_dir=str(ignore_dir) if ignore_dir is not None else None, models=models,
-                        tiny_random=tiny_random(models['labels']))
-        if summary['tiny_random']: summary['warning'] = f"{TINY_STAMP}: the labels came from tiny untrained models"
+                        tiny_random=tiny_random(models['labels']), stamp=weights_stamp(models['labels']))
+        if summary['stamp']: summary['warning'] = f"{summary['stamp']}: the labels did not come from real weights"
         if classes is None: write_report(out, summary, rows, _shown(inputs, model, out) if figures else None, n_show)
         else: write_class_report(out, summary, rows, _class_shown(inputs, model, out, lut, len(classes) + 1)
                                  if figures else None, n_show)

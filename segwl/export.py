@@ -9,13 +9,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from .errors import SegwlError, LayoutError, ImageReadError, SegwlWarning, short_list
-from .data import load_mask, load_image, find_mask, list_images
+from .errors import SegwlError, LayoutError, ImageReadError, SegwlWarning, short_list, say
+from .data import load_mask, load_image, find_mask, list_images, recorded_path
 from .settings import read_json
 from .outputs import atomic_path, write_text, output_lock, clean_parts
 from .folder import read_manifest
 from .classes import read_classes_json, load_label_map, palette_of
-
+from .labelled import recorded_images
 
 # %% auto #0
 __all__ = ['HOLES', 'VOC_COLOURS', 'LS_WIDTHS', 'LS_IMAGE_URL', 'URL_FIELDS', 'FORMATS', 'EXPORT_FILES', 'EXPORT_DIRS',
@@ -351,7 +351,7 @@ def check_out(out_dir, format: str, sources: dict, names=()) -> Path:
 # %% ../nbs/10b_export.ipynb #56657f63
 def _sources(labels_dir, images_dir, ignore_dir) -> dict:
     "The folders an export reads: the labels, the images (given, or where config.json says), the ignore masks."
-    imgs = images_dir or labels_config(labels_dir).get('images')
+    imgs = images_dir or recorded_images(labels_dir)
     return {'labels folder': labels_dir, 'images folder': imgs if imgs and Path(imgs).is_dir() else None,
             'ignore folder': ignore_dir}
 
@@ -374,7 +374,7 @@ def export_labels(labels_dir, out_dir, format: str, category: str | None = None,
     named = ', '.join(e['name'] for e in classes) if classes else None
     category = check_category(category or named or category_from_text(labels_config(labels_dir).get('text')))
     info = dict(description=f"segwl pseudo-labels of {Path(labels_dir).resolve()}", images_dir=str(images_dir or
-                labels_config(labels_dir).get('images')), category=category)
+                recorded_images(labels_dir)), category=category)
     problems, tally = [], {}
     with output_lock(out_dir, 'segwl export'):
         clean_parts(out_dir)

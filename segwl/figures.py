@@ -10,6 +10,7 @@ from .protocols import LabelResult
 from .seed import SeedResult, SeedSettings
 from .canvas import CanvasResult
 from .registry import TINY_STAMP, tiny_random as _tiny
+from .registry import weights_of, weights_stamp
 
 # %% auto #0
 __all__ = ['peak_threshold_levels', 'render_result', 'progress_text', 'canvas_verdict', 'render_canvas']
@@ -109,9 +110,14 @@ def _top_row(fig, axs, reference, reference_mask, target, res: SeedResult, thres
 
 # %% ../nbs/11a_figures.ipynb #b5f42eb7
 def _jpeg(fig, stamp: str | None) -> bytes:
-    "The figure as JPEG bytes, `stamp` written across it."
-    if stamp: fig.text(0.5, 0.5, stamp, ha='center', va='center', rotation=8, fontsize=26, weight='bold',
-                       color='red', alpha=0.8, bbox=dict(fc='white', ec='red', lw=3, alpha=0.7))
+    "The figure as JPEG bytes, `stamp` in a red band above it (over no title: the figure grows by the band)."
+    if stamp:
+        (w, h), band, sp = fig.get_size_inches(), 0.4, fig.subplotpars
+        top, bottom = sp.top * h / (h + band), sp.bottom * h / (h + band)
+        fig.set_size_inches(w, h + band)
+        fig.subplots_adjust(top=top, bottom=bottom)                   # the axes keep their place in inches
+        fig.text(0.5, 1 - band / 2 / (h + band), stamp, ha='center', va='center', fontsize=15, weight='bold',
+                 color='white', bbox=dict(fc='#c00', ec='#c00', pad=3))
     buf = io.BytesIO()
     fig.savefig(buf, format='jpeg', pil_kwargs=dict(quality=85))
     return buf.getvalue()
@@ -156,11 +162,13 @@ def _backends_html(models: dict) -> str:
     def one(role, m):
         m = m if isinstance(m, dict) else dict(name=m)
         what = m.get('name') or m.get('cls') or '?'
-        return f"{role} <b>{what}</b>{' (tiny random)' if m.get('weights') == 'tiny-random' else ''}"
+        w = {'tiny-random': ' (tiny random)', 'stand-in': ' (stand-in)'}.get(weights_of(m), '')
+        return f"{role} <b>{what}</b>{w}"
     line = 'backends: ' + ', '.join(one(r, m) for r, m in (models or {}).items())
+    stamp = weights_stamp(models)
     banner = (f"<div style='background:#c00;color:#fff;font-weight:bold;padding:3px 6px;margin:2px 0'>"
-              f"{TINY_STAMP}</div>")
-    return f"<div style='font-size:12px;line-height:1.4'>{line}</div>" + (banner if _tiny(models) else '')
+              f"{stamp}</div>")
+    return f"<div style='font-size:12px;line-height:1.4'>{line}</div>" + (banner if stamp else '')
 
 # %% ../nbs/11a_figures.ipynb #b04ccd62
 def _eta(seconds: float) -> str:

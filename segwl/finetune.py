@@ -4,7 +4,7 @@
 
 # %% ../nbs/09e_finetune.ipynb #b0e3a0af
 from __future__ import annotations
-import csv, functools, json, math, random, time
+import csv, json, math, random, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,7 +18,9 @@ from .settings import Settings, setting
 from .outputs import atomic_path, write_text, output_lock, clean_parts
 from .data import resolve_device
 from .arch import DEFAULT_ARCH, MAX_SIZE, canonical_arch, build_model
-from .registry import TINY_STAMP, tiny_random
+from .trainsettings import MAX_EPOCHS, MAX_BATCH, MAX_MINUTES, OLD_NAMES, TrainSettings, _needs_manifest
+from .registry import TINY_STAMP, tiny_random, weights_stamp
+from .settings import portable
 from .trainset import (IMAGENET_MEAN, IMAGENET_STD, select_training_data, pair_weights, labelling_config,
                             split_pairs, SegDataset, training_classes)
 from .classes import class_names
@@ -28,88 +30,8 @@ from .losses import (bce_dice_loss, ce_dice_loss, segmentation_loss, lr_factor, 
 from .losses import validate as validate_kept   # the name validate is TrainSettings' check here
 
 # %% auto #0
-__all__ = ['MAX_EPOCHS', 'MAX_BATCH', 'MAX_MINUTES', 'OLD_NAMES', 'HISTORY_COLUMNS', 'MIN_CURVE_EPOCHS', 'TrainSettings',
-           'ResumeError', 'Trainer', 'read_resume', 'make_loaders', 'seed_everything', 'write_history',
-           'tensorboard_writer', 'log_epoch', 'save_training_plot', 'train']
-
-# %% ../nbs/09e_finetune.ipynb #1cd065ba
-MAX_EPOCHS, MAX_BATCH, MAX_MINUTES = 100_000, 1024, 60 * 24 * 365   # bounds: beyond them a run hangs
-
-@dataclass
-class TrainSettings(Settings):
-    "Every training choice, JSON round-trippable (`to_dict`, `from_dict`, `from_json`, `save`)."
-    arch: str = setting(DEFAULT_ARCH, "architecture: a torchvision name, smp:DECODER:ENCODER or decoder-encoder "
-                        "(e.g. unet-resnet34)")
-    size: int = setting(320, "training and inference input is size x size pixels, a multiple of 32", 32, MAX_SIZE)
-    epochs: int = setting(40, "stop after this many epochs (a resumed run counts its earlier epochs)", 1, MAX_EPOCHS)
-    max_minutes: float | None = setting(None, "... or after this many minutes of training, whichever comes first "
-                                        "(null: epochs only)", 0, MAX_MINUTES)
-    batch_size: int = setting(4, "images per step: small batches give more updates per epoch on a small set",
-                              1, MAX_BATCH)
-    lr: float = setting(1e-3, "peak AdamW learning rate", 0, 10)
-    weight_decay: float = setting(1e-2, "AdamW weight decay", 0, 10)
-    warmup: float = setting(0.05, "fraction of the budget spent warming up the learning rate", 0, 1)
-    val_fraction: float = setting(0.1, "fraction of the images held out to pick the best epoch (0: none, the last "
-                                  "epoch is kept)", 0, 1)
-    min_label_score: float | None = setting(None, "with a manifest: leave out pseudo-labels whose score is below "
-                                            "this or not a number (old name: min_score, --min-score, still accepted)",
-                                            0, 1)
-    min_text_score: float | None = setting(None, "with a manifest: leave out pseudo-labels whose text score is "
-                                           "below this (the seed used 0.25)", -1, 1)
-    keep_absent: bool = setting(False, "with a manifest: train on the images labelled absent as background-only "
-                                "images (right when they are true negatives); by default they are left out")
-    reviewed_only: bool = setting(False, "with a manifest: train only on the images a person reviewed (segwl review)")
-    weight_by_score: bool = setting(False, "with a manifest: weigh each image's loss by its label's score (reviewed "
-                                    "labels weigh 1), so that doubtful labels teach less")
-    pretrained: bool = setting(True, "start from pretrained weights (downloaded once); false trains from scratch")
-    device: str = setting('auto', "auto, cpu, cuda, cuda:N or mps")
-    seed: int = setting(0, "seed of the validation split, the augmentations and the initial weights", 0, 2**32 - 1)
-    amp: bool = setting(True, "mixed precision, on CUDA only")
-    ema: float = setting(0.99, "decay of the weight average that is validated and saved (0: the trained weights "
-                         "as they are)", 0, 1)
-
-# %% ../nbs/09e_finetune.ipynb #a245e938
-@patch
-def validate(self: TrainSettings):
-    "The field checks, then the rules no bound says: size a multiple of 32, fractions below 1, a known architecture."
-    Settings.validate(self)
-    if self.size % 32: raise SegwlError(f"setting size={self.size}: expected a multiple of 32")
-    if self.val_fraction >= 1: raise SegwlError(f"setting val_fraction={self.val_fraction}: expected less than 1")
-    if self.ema >= 1: raise SegwlError(f"setting ema={self.ema}: expected less than 1 (0 turns the average off)")
-    if self.max_minutes == 0: raise SegwlError("setting max_minutes=0: expected a positive number or null")
-    self.arch = canonical_arch(self.arch)
-
-# %% ../nbs/09e_finetune.ipynb #45b65683
-OLD_NAMES = {'min_score': 'min_label_score'}   # a setting's old name -> its name now
-
-def _new_names(d: dict, where: str = 'settings') -> dict:
-    "`d` with the old names of settings replaced by their names now; `SegwlError` when both are given."
-    both = [o for o, n in OLD_NAMES.items() if o in d and n in d]
-    if both: raise SegwlError(f"{where}: {both[0]} is the old name of {OLD_NAMES[both[0]]}: give one of them")
-    return {OLD_NAMES.get(k, k): v for k, v in d.items()}
-
-_dataclass_init = TrainSettings.__init__
-
-def _init(self, *args, **kwargs): _dataclass_init(self, *args, **_new_names(kwargs, 'TrainSettings'))
-TrainSettings.__init__ = functools.wraps(_dataclass_init)(_init)
-
-@patch(cls_method=True)
-def from_dict(cls: TrainSettings, d: dict, name: str = 'settings'):
-    "Settings from a dict (`Settings.from_dict`), with the old names of settings accepted (`OLD_NAMES`)."
-    return Settings.from_dict.__func__(cls, _new_names(d, name) if isinstance(d, dict) else d, name)
-
-@patch(as_prop=True)
-def min_score(self: TrainSettings) -> float | None:
-    "The old name of `min_label_score`."
-    return self.min_label_score
-
-# %% ../nbs/09e_finetune.ipynb #54ce8ec1
-def _needs_manifest(s) -> None:
-    "A `SegwlError` when a setting that reads manifest rows is set without a manifest."
-    on = [n for n in ('min_label_score', 'min_text_score') if getattr(s, n) is not None]
-    on += [n for n in ('reviewed_only', 'weight_by_score') if getattr(s, n)]
-    if on: raise SegwlError(f"{', '.join('--' + n.replace('_', '-') for n in on)}: these read the rows of a labelling "
-                            f"manifest: give --manifest too (LABELS/manifest.jsonl from segwl label)")
+__all__ = ['HISTORY_COLUMNS', 'MIN_CURVE_EPOCHS', 'ResumeError', 'Trainer', 'read_resume', 'make_loaders', 'seed_everything',
+           'write_history', 'tensorboard_writer', 'log_epoch', 'save_training_plot', 'train']
 
 # %% ../nbs/09e_finetune.ipynb #98018b56
 class ResumeError(SegwlError):
@@ -271,15 +193,16 @@ def _model_info(t: Trainer, data: dict, device: str, labels_models: dict | None 
     return {'format': 'segwl-model/1', 'arch': t.s.arch, 'input_size': t.s.size, **head,
             'normalize': {'mean': list(IMAGENET_MEAN), 'std': list(IMAGENET_STD)}, 'checkpoint': 'best.pt',
             'settings': t.s.to_dict(), 'data': data, 'labels_models': labels_models,
-            'tiny_random': tiny_random(labels_models), 'best': t.best, 'stopped': t.stop_reason(),
+            'tiny_random': tiny_random(labels_models), 'stamp': weights_stamp(labels_models), 'best': t.best,
+            'stopped': t.stop_reason(),
             'seconds': round(t.elapsed, 1), 'device': device, 'torch_threads': torch.get_num_threads(),
             'history': t.history}
 
-def _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs, weights=None) -> dict:
+def _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs, weights=None, out='.') -> dict:
     "The data part of model.json: where the pairs came from, the filter counts, the split, the weights' range."
     w = None if not weights else [weights[p] for p, _ in train_pairs]
-    return {'images_dir': str(images_dir), 'masks_dir': str(masks_dir), 'manifest': str(manifest) if manifest else None,
-            'counts': counts, 'train': len(train_pairs), 'val': len(val_pairs),
+    where = dict(images_dir=images_dir, masks_dir=masks_dir, manifest=manifest or None)
+    return {**portable(where, list(where), out), 'counts': counts, 'train': len(train_pairs), 'val': len(val_pairs),
             'val_files': [p.name for p, _ in val_pairs],
             'weights': None if w is None else {'mean': round(float(np.mean(w)), 4), 'min': round(min(w), 4)}}
 
@@ -377,12 +300,12 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
         weights = pair_weights(pairs, manifest) if s.weight_by_score else None
         log(_counts_line(counts, weights))
         labels = (labelling_config(masks_dir, manifest) or {}).get('models')
-        if tiny_random(labels): log(f"labels made by tiny random models: {TINY_STAMP}")
+        if weights_stamp(labels): log(f"labels made without real weights: {weights_stamp(labels)}")
         classes = training_classes(masks_dir, manifest)
         if classes: log(f"label maps of {len(classes)} class(es): {', '.join(class_names(classes))} "
                         f"(a {len(classes) + 1}-channel softmax model, background first)")
         train_pairs, val_pairs = split_pairs(pairs, s.val_fraction, s.seed)
-        data = _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs, weights)
+        data = _data_info(images_dir, masks_dir, manifest, counts, train_pairs, val_pairs, weights, out)
         device = resolve_device(s.device)
         seed_everything(s.seed)
         ck = read_resume(out, s, classes)
@@ -397,12 +320,20 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
         info = _model_info(t, data, device, labels, classes) | {'smp_pretrained': save_smp(out, s.arch, t.channels)}
         write_text(out/'model.json', json.dumps(info, indent=1))
         write_history(t.history, out/'history.csv')
-        stamp = TINY_STAMP if info['tiny_random'] else None
+        stamp = info['stamp']
         if not save_training_plot(t.history, out/'training.png', stamp, multiclass=bool(classes)):
             log(f"training.png: not drawn, {len(t.history)} epoch(s) (a curve needs {MIN_CURVE_EPOCHS})")
-    log(f"stopped by {t.stop_reason()} after {t.epoch} epochs ({t.elapsed/60:.1f} min); best val {_iou_name(t)} "
-        f"{t.best['val_iou']} at epoch {t.best['epoch']}" + (f" [{stamp}]" if stamp else ''))
+    log(f"stopped by {t.stop_reason()} after {t.epoch} epochs ({t.elapsed/60:.1f} min); "
+        f"{_kept(t.best, s.val_fraction, _iou_name(t))}" + (f" [{stamp}]" if stamp else ''))
     return info
+
+def _kept(best: dict, val_fraction: float, what: str = 'IoU') -> str:
+    "Which weights best.pt holds: the best epoch on the validation images, or the last one without a score."
+    if best['val_iou'] is None:
+        why = 'val_fraction 0' if val_fraction == 0 else 'too few images to hold some out'
+        return f"no validation ({why}): best.pt holds the last epoch, {best['epoch']}"
+    return f"best val {what} {best['val_iou']:.4f} at epoch {best['epoch']}"
+
 
 # %% ../nbs/09e_finetune.ipynb #1980f7ce
 # the old home of these names: segwl.finetune held architectures, the training set, checkpoints and prediction

@@ -10,9 +10,9 @@ from functools import partial
 from pathlib import Path
 from .errors import SegwlError, OutputError, SegwlWarning, short_list
 from .outputs import save_mask, write_text, output_lock, clean_parts, output_error
-from .settings import read_json
+from .settings import read_json, portable, recorded_path
 from .data import load_image, list_images
-from .registry import versions
+from .registry import versions, weights_of
 import numpy as np
 
 # %% auto #0
@@ -126,13 +126,23 @@ RESUME_KEYS = ('settings', 'text', 'models', 'reference')
 
 def check_resume(old: dict, new: dict, out, keys=RESUME_KEYS):
     "Refuse to resume `out` when its config `old` was made with other `keys` than `new`."
-    diff = [k for k in keys if old.get(k) != new.get(k)]
+    diff = [k for k in keys if _seen(old, k, out) != _seen(new, k, out)]
     if 'settings' in diff and isinstance(old.get('settings'), dict) and isinstance(new.get('settings'), dict):
         changed = [k for k in new['settings'] if old['settings'].get(k) != new['settings'][k]]
         diff = changed + [k for k in diff if k != 'settings']
     if diff:
         raise SegwlError(f"{out} holds masks made with other settings ({short_list(diff)} differ): rerun with the "
                          f"same settings to resume, use --no-resume (resume=False) to start over, or another folder")
+
+def _seen(cfg: dict, key: str, out):
+    "`cfg[key]` as compared on resume: reference files where they are now (see `portable`), weights by their kind."
+    v = cfg.get(key)
+    if key == 'reference' and isinstance(v, list):
+        return [tuple(str(recorded_path(r, k, out)) for k in ('image', 'mask')) if isinstance(r, dict) else r
+                for r in v]
+    if key == 'models' and isinstance(v, dict):
+        return {k: {**m, 'weights': weights_of(m)} if isinstance(m, dict) else m for k, m in v.items()}
+    return v
 
 def _old_config(out: Path) -> dict | None:
     "The config.json of an earlier run in `out`, or None; a broken one is an error, not a silent pass."
@@ -253,13 +263,18 @@ def _config(labeller, images, config: dict | None) -> dict:
     cfg['versions'] = versions(*names)
     return cfg
 
+def _portable(cfg: dict, out: Path) -> dict:
+    "`cfg` with the images folder and the reference files absolute and relative to `out`, to move with them."
+    refs = [portable(r, ('image', 'mask'), out) if isinstance(r, dict) else r for r in cfg.get('reference') or []]
+    return {**portable(cfg, ('images',), out), 'reference': refs or cfg.get('reference')}
+
 # %% ../nbs/08_folder.ipynb #6e9769ed
 def plan_folder(labeller, images, files, out: Path, resume: bool = True, config: dict | None = None,
                 limit: int | None = None, resume_keys=RESUME_KEYS) -> tuple[list, dict]:
     "Prepare output folder `out` (hold its lock): `(images still to do, counts)`; any engine runs the rest."
     masks = out/'masks'
     rows = read_manifest(out/'manifest.jsonl')
-    cfg = _config(labeller, images, config)
+    cfg = _portable(_config(labeller, images, config), out)
     old = _old_config(out) if resume else None
     if old is not None: check_resume(old, cfg, out, resume_keys)
     clean_parts(out)

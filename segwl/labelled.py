@@ -13,11 +13,13 @@ from .data import (SegwlError, LayoutError, ImageReadError, SegwlWarning, load_m
                         short_list)
 from .folder import read_manifest
 from .classes import read_classes_json, load_label_map, palette_of
+from .settings import recorded_path
+from .errors import say
 
 # %% auto #0
-__all__ = ['INSTANCE_MODES', 'LabelledImage', 'labels_config', 'images_folder', 'image_size', 'check_score', 'labelled_images',
-           'label_parts', 'fill_holes', 'mask_instances', 'need', 'coco_segment', 'rle_mask', 'read_instances',
-           'class_under', 'instances_of', 'scored', 'each_image']
+__all__ = ['INSTANCE_MODES', 'LabelledImage', 'labels_config', 'recorded_images', 'images_folder', 'image_size', 'check_score',
+           'labelled_images', 'label_parts', 'fill_holes', 'mask_instances', 'need', 'coco_segment', 'rle_mask',
+           'read_instances', 'class_under', 'instances_of', 'scored', 'each_image']
 
 # %% ../nbs/08b_labelled.ipynb #cdeba3b7
 @dataclass
@@ -36,15 +38,19 @@ def labels_config(labels_dir) -> dict:
     p = Path(labels_dir)/'config.json'
     return read_json(p, what='labels config') if p.is_file() else {}
 
+def recorded_images(labels_dir) -> Path | None:
+    "The images folder config.json names: from the labels folder if it is there (a moved tree), else as recorded."
+    return recorded_path(labels_config(labels_dir), 'images', labels_dir)
+
 def images_folder(labels_dir, images_dir=None) -> Path:
     "The folder of the labelled images: `images_dir`, else the `images` path of the labels' config.json."
     src = 'given'
     if images_dir is None:
-        images_dir, src = labels_config(labels_dir).get('images'), f"from {Path(labels_dir)/'config.json'}"
-    if not images_dir: raise LayoutError(f"{labels_dir}: no images folder known (config.json names none): pass "
-                                         f"images_dir (--images DIR)")
-    if not Path(images_dir).is_dir(): raise LayoutError(f"images folder {images_dir} ({src}) not found: pass "
-                                                        f"images_dir (--images DIR) where the images are now")
+        images_dir, src = recorded_images(labels_dir), f"from {Path(labels_dir)/'config.json'}"
+    fix = say('images', 'DIR', python='images_dir')
+    if not images_dir: raise LayoutError(f"{labels_dir}: no images folder known (config.json names none): pass {fix}")
+    if not Path(images_dir).is_dir(): raise LayoutError(f"images folder {images_dir} ({src}) not found: pass {fix} "
+                                                        f"where the images are now")
     return Path(images_dir)
 
 # %% ../nbs/08b_labelled.ipynb #fdf98d99

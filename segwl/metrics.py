@@ -95,7 +95,7 @@ def summarize(per_image: list[dict], ignore_used: bool = False) -> dict:
 
 # %% ../nbs/09g_metrics.ipynb #8f8aea2a
 def summary_line(m: dict) -> str:
-    "One line of the metrics `m`: mean IoU and Dice each beside the all-foreground baseline, the tiny-random stamp."
+    "One line of the metrics `m`: mean IoU and Dice each beside the all-foreground baseline; the stamp, if any."
     if 'miou' in m: return class_summary_line(m)
     b = m.get('baseline_all_foreground') or {}
     def vs(k):
@@ -104,7 +104,11 @@ def summary_line(m: dict) -> str:
     return (f"mean IoU {m['mean_iou']:.4f}{vs('mean_iou')}, dataset IoU {m['dataset_iou']:.4f}, Dice {m['dice']:.4f}"
             f"{vs('dice')}, boundary IoU {m['boundary_iou']:.4f} over {m['n_images']} images"
             + (' (ignore regions left out)' if m.get('ignore_used') else '')
-            + (f" [{TINY_STAMP}]" if m.get('tiny_random') else ''))
+            + (f" [{stamp}]" if (stamp := _stamp(m)) else ''))
+
+def _stamp(m: dict) -> str | None:
+    "The stamp of metrics `m` (metrics.json of an older segwl: from `tiny_random`)."
+    return m.get('stamp') or (TINY_STAMP if m.get('tiny_random') else None)
 
 # %% ../nbs/09g_metrics.ipynb #3a5be9e2
 def class_confusion(pred, gt, n: int, ignore=None) -> np.ndarray:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from .data import SegwlError, load_image, list_images, atomic_path
 from .labelled import need, _choice
+from .settings import recorded_path
 
 # %% auto #0
 __all__ = ['MODEL_FORMATS', 'MAX_CHECK_IMAGES', 'EXPORT_SUFFIXES', 'deployable', 'check_files', 'check_images', 'ExportError',
@@ -34,7 +35,7 @@ def deployable(net, mean, std, multiclass: bool = False):
 # %% ../nbs/10a_model_export.ipynb #33c4968d
 def check_files(model, n: int = 4) -> list[Path]:
     "The first `n` images of the model's training folder, or [] when it is gone."
-    folder = Path(model.info.get('data', {}).get('images_dir') or '')
+    folder = recorded_path(model.info.get('data'), 'images_dir', model.dir) or Path('')
     return list_images(folder)[:n] if str(folder) not in ('', '.') and folder.is_dir() else []
 
 def check_images(model, n: int = 4, seed: int = 0) -> torch.Tensor:

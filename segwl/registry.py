@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from .errors import SegwlError
 
 # %% auto #0
-__all__ = ['KINDS', 'BACKENDS', 'TINY_STAMP', 'CORE_DISTRIBUTIONS', 'Backend', 'register_backend', 'backend_names', 'get_backend',
-           'create_backend', 'backend_record', 'tiny_random', 'versions']
+__all__ = ['KINDS', 'BACKENDS', 'STAMPS', 'TINY_STAMP', 'STAND_IN_STAMP', 'CORE_DISTRIBUTIONS', 'Backend', 'register_backend',
+           'backend_names', 'get_backend', 'create_backend', 'backend_record', 'weights_of', 'weights_stamp',
+           'tiny_random', 'versions']
 
 # %% ../nbs/06_registry.ipynb #d29782fc
 KINDS = {'segmenter': 'PromptableSegmenter (seed method)', 'scorer': 'TextRegionScorer (seed method)',
@@ -84,16 +85,33 @@ def create_backend(name: str, kind: str | None = None, random: bool = False, **o
 def backend_record(name: str, random: bool = False, **options) -> dict:
     "`{name, kind, weights, **options given}`: how a run's backend was built, for config.json and reports."
     b = get_backend(name)
-    return dict(name=name, kind=b.kind, weights='tiny-random' if random else 'real',
+    weights = 'tiny-random' if random else 'stand-in' if b.stand_in else 'real'
+    return dict(name=name, kind=b.kind, weights=weights,
                 **{k: str(v) for k, v in options.items() if v is not None})
 
 # %% ../nbs/06_registry.ipynb #9bc95481
-TINY_STAMP = 'TINY RANDOM MODELS: meaningless'
+STAMPS = {'tiny-random': 'TINY RANDOM MODELS: meaningless', 'stand-in': 'STAND-IN TEST MODELS: not real labels'}
+TINY_STAMP, STAND_IN_STAMP = STAMPS['tiny-random'], STAMPS['stand-in']
+
+def weights_of(record) -> str | None:
+    "'real', 'tiny-random', 'stand-in' (also by its registered name) or another word of a backend record; None: none."
+    if not isinstance(record, dict): return None
+    w = record.get('weights')
+    b = BACKENDS.get(record.get('name'))
+    if w == 'real' and b is not None and b.stand_in: return 'stand-in'
+    return w
+
+def _weights(records) -> set:
+    return {weights_of(m) for ms in records if isinstance(ms, dict) for m in ms.values()}
+
+def weights_stamp(*records) -> str | None:
+    "The stamp of results made with the backends of the `{role: backend_record}` dicts `records`; None: all real."
+    found = _weights(records)
+    return '; '.join(s for w, s in STAMPS.items() if w in found) or None
 
 def tiny_random(*records) -> bool:
     "Whether any backend of the `{role: backend_record}` dicts `records` came from tiny random weights."
-    return any(isinstance(m, dict) and m.get('weights') == 'tiny-random'
-               for ms in records if isinstance(ms, dict) for m in ms.values())
+    return 'tiny-random' in _weights(records)
 
 # %% ../nbs/06_registry.ipynb #028f2e4e
 CORE_DISTRIBUTIONS = ('segwl', 'torch', 'numpy', 'pillow')

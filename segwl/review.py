@@ -15,7 +15,8 @@ from .data import load_image, load_mask
 from .outputs import save_mask, write_text, output_lock, atomic_path
 from .settings import read_json
 from .stitch import mask_iou
-from .registry import tiny_random
+from .registry import weights_stamp, STAMPS
+from .settings import portable
 from .folder import read_manifest, save_instances, STATUSES, REVIEWED, is_reviewed
 from .protocols import Instance, Labeller, PromptableSegmenter, ConceptSegmenter
 from .canvas import connected_parts
@@ -367,8 +368,9 @@ def use_as_reference(self: ReviewPanel) -> dict | None:
 def _note_reference(self: ReviewPanel, file: str):
     p = self.labels_dir/'review.json'
     old = read_json(p, 'review notes', dict) if p.exists() else {}
-    refs = [*old.get('references', []), dict(image=str((self.images_dir/file).resolve()),
-                                              mask=str(mask_path(self.labels_dir, file).resolve()))]
+    new = portable(dict(image=self.images_dir/file, mask=mask_path(self.labels_dir, file)), ('image', 'mask'),
+                   self.labels_dir)                                  # absolute, and from the labels folder
+    refs = [*old.get('references', []), new]
     with output_lock(self.labels_dir, 'segwl review'):
         write_text(p, json.dumps({**old, 'references': refs}, indent=2) + '\n')
 

@@ -21,9 +21,11 @@ from .registry import backend_record, backend_names, get_backend, TINY_STAMP, ti
 from .folder import label_folder, read_manifest
 from .caching import CachingSegmenter, CachingScorer
 from .figures import render_result, _backends_html, _trials_html, _absent_reason, progress_text
+from .errors import Voice, one_line_errors, speaking
+from .registry import weights_stamp
 
 # %% auto #0
-__all__ = ['PANEL_TERMS', 'TuningPanel', 'SeedPanel']
+__all__ = ['PANEL_TERMS', 'PANEL_VOICE', 'TuningPanel', 'SeedPanel']
 
 # %% ../nbs/11b_seedpanel.ipynb #86e291f5
 _SLIDERS = (('n_object', 'ref object pts', 0, 32), ('n_background', 'ref bg pts', 0, 32),
@@ -62,6 +64,11 @@ class TuningPanel:
         return super().__new__(SeedPanel if cls is TuningPanel else cls)
 
 PANEL_TERMS = dict(text='a text (the text box)')    # what the panels call the recipe's words, for its messages
+PANEL_VOICE = Voice('python', dict(sam_checkpoint='segmenter_options=dict(checkpoint={value})',
+                                   cache_dir='segmenter_options=dict(cache_dir={value})',
+                                   clip_model='scorer_options=dict(model_name={value})',
+                                   clip_pretrained='scorer_options=dict(pretrained={value})'))   # from_names' words
+one_line_errors()                                    # in Jupyter, a SegwlError shows as its one line
 
 class SeedPanel(TuningPanel):
     "Tune `SeedSettings` on the images of a folder, see every step, label the folder or save the settings."
@@ -86,7 +93,7 @@ class SeedPanel(TuningPanel):
 def _models_of(spec: LabellerSpec, device: str) -> tuple[list, dict]:
     "`([backend, ...] in the method's order, models record)`: the spec's backends built on `device`."
     dev = resolve_device(device)
-    return [spec.backend(k, dev) for k in METHODS[spec.method].kinds], spec.models()
+    with speaking(PANEL_VOICE): return [spec.backend(k, dev) for k in METHODS[spec.method].kinds], spec.models()
 
 @patch(cls_method=True)
 @delegates(SeedPanel.__init__, but=['models'])
@@ -266,7 +273,7 @@ def _compute(self: SeedPanel):
         self.segmenter.clear()
         res = pl.label(target)
         self.result, self.candidates = res, self._candidates(res, target)
-    stamp = TINY_STAMP if _tiny(self.models) else None
+    stamp = weights_stamp(self.models)
     self.view.value = render_result(self.reference, self.reference_mask, target, res, self.candidates, stamp=stamp,
                                     threshold=pl.settings.peak_threshold)
     self.summary.value = self._summary(res)
@@ -389,7 +396,7 @@ def _label_or_stop(self: TuningPanel, ticker: _Ticker, out: Path):
         return None
     self.progress.value, self.progress.bar_style = self.progress.max, 'danger' if n['error'] else 'success'
     errors = f" (errors in {out/'manifest.jsonl'})" if n['error'] else ''
-    tiny = f" [{TINY_STAMP}]" if _tiny(self.models) else ''
+    tiny = f" [{weights_stamp(self.models)}]" if weights_stamp(self.models) else ''
     self._say(f"labelled {n['ok']}, absent {n['absent']}, failed {n['error']}, already done {n['skipped']}, "
               f"of {n['total']} images -> {out}{errors}{tiny}")
     return n

@@ -4,14 +4,14 @@
 
 # %% ../nbs/00b_settings.ipynb #7c2a3e03
 from __future__ import annotations
-import json, math
+import json, math, os
 from dataclasses import field, fields, asdict
 from pathlib import Path
 from .errors import SegwlError, short_list
 from .outputs import write_text
 
 # %% auto #0
-__all__ = ['read_json', 'setting', 'check_setting', 'Settings']
+__all__ = ['read_json', 'portable', 'recorded_path', 'setting', 'check_setting', 'Settings']
 
 # %% ../nbs/00b_settings.ipynb #6337b12f
 def read_json(path, what: str = 'JSON file', expect=dict):
@@ -26,6 +26,25 @@ def read_json(path, what: str = 'JSON file', expect=dict):
         raise SegwlError(f"{what} {path}: expected a JSON {'object' if expect is dict else expect.__name__}, "
                          f"got {type(value).__name__}")
     return value
+
+# %% ../nbs/00b_settings.ipynb #25490aae
+def portable(record: dict, keys, base) -> dict:
+    "`record` with each path of `keys` absolute, and `KEY_relative` beside it: the path from folder `base`."
+    out = dict(record)
+    for k in keys:
+        if out.get(k) is None: continue
+        p = Path(out[k]).resolve()
+        out[k] = str(p)
+        try: out[f'{k}_relative'] = Path(os.path.relpath(p, Path(base).resolve())).as_posix()
+        except ValueError: out[f'{k}_relative'] = None          # another drive: no relative path
+    return out
+
+def recorded_path(record, key: str, base) -> Path | None:
+    "The path `record[key]` names, seen from folder `base` (the record's): `KEY_relative` if it exists, else `KEY`."
+    if not isinstance(record, dict) or not isinstance(record.get(key), str): return None
+    rel = record.get(f'{key}_relative')
+    if isinstance(rel, str) and (Path(base)/rel).exists(): return Path(os.path.abspath(Path(base)/rel))
+    return Path(record[key])
 
 # %% ../nbs/00b_settings.ipynb #32d7c1ef
 def setting(default, help: str, lo=None, hi=None, choices=None):

@@ -281,7 +281,7 @@ def test_offline_error_forced(monkeypatch, tmp_path):
     assert tried == []
     msg = str(e.value)
     for part in ('ViT-B-32', 'openai', 'timm/vit_base_patch32_clip_224.openai', 'openaipublic',
-                 '--clip-pretrained /path/to/file', 'HF_HUB_OFFLINE'):
+                 "pretrained='/path/to/file'", 'HF_HUB_OFFLINE'):
         assert part in msg
 
 

@@ -148,6 +148,9 @@ def test_a_local_run_leaves_no_ray_process(folder, tmp_path, how):
     if cpus < 1000: assert f"--workers 1000: the Ray cluster has {cpus} CPUs (1 a worker), room for {cpus} workers" \
         in r.stderr
     assert marked(mark) == []                                               # 45 processes, 20 GB, were left
+    noise = [line for line in r.stderr.splitlines() if any(w in line for w in ('Token authentication', 'core_worker',
+                                                                                'ray_remote_args'))]
+    assert how != 'ok' or noise == [], noise                  # a good run on segwl's own instance: no Ray chatter
 
 
 @pytest.mark.parametrize('listener', [False, True])

@@ -88,8 +88,8 @@ def test_cli_config_then_flags(tmp_path, capsys, stand_ins, scene_ref):
     assert code == 0, err
     s = json.loads((tmp_path/'out'/'config.json').read_text())
     assert s['settings'] == dict(SeedSettings().to_dict(), trials=3, seed=2, n_text=1, window=12, multimask=False)
-    assert s['models'] == dict(segmenter=dict(name='colour-segmenter', kind='segmenter', weights='real'),
-                               scorer=dict(name='colour-scorer', kind='scorer', weights='real'))
+    assert s['models'] == dict(segmenter=dict(name='colour-segmenter', kind='segmenter', weights='stand-in'),
+                               scorer=dict(name='colour-scorer', kind='scorer', weights='stand-in'))
     assert s['reference'][0]['image'].endswith('ref.png') and s['text'] == 'a red ellipse'
 
 @pytest.fixture
@@ -267,7 +267,7 @@ def test_cli_canvas_counts_instances_and_says_absent(tmp_path, capsys, concept_j
         assert len(json.loads((tmp_path/'out'/'instances'/f'{stem}.json').read_text())) == n
     cfg = json.loads((tmp_path/'out'/'config.json').read_text())
     assert cfg['method'] == 'canvas' and len(cfg['reference']) == n_refs and cfg['text'] is None
-    assert cfg['models'] == dict(concept=dict(name='colour-concept', kind='concept', weights='real'))
+    assert cfg['models'] == dict(concept=dict(name='colour-concept', kind='concept', weights='stand-in'))
 
 
 def test_cli_canvas_settings_and_mistakes(tmp_path, capsys, concept_job):

@@ -189,8 +189,8 @@ def test_folder_button_writes_what_segwl_label_writes(setup):
     assert p.progress.value == p.progress.max == 4 and p.progress.bar_style == 'success'
     cfg = json.loads((out/'config.json').read_text())
     assert cfg['settings'] == p.settings().to_dict() and cfg['text'] == 'a red ellipse'
-    assert cfg['models'] == dict(segmenter=dict(name='colour-segmenter', kind='segmenter', weights='real'),
-                                 scorer=dict(name='colour-scorer', kind='scorer', weights='real'))
+    assert cfg['models'] == dict(segmenter=dict(name='colour-segmenter', kind='segmenter', weights='stand-in'),
+                                 scorer=dict(name='colour-scorer', kind='scorer', weights='stand-in'))
     for q, m in truth.items(): assert iou(load_mask(out/'masks'/f'{q.stem}.png'), m) > 0.9
     assert 'labelled 4' in p.log.outputs[-1]['text']
     p.label_button.click()                                          # resumes: nothing to do
@@ -361,7 +361,7 @@ def test_the_screenshot_notebooks_run(tmp_path, monkeypatch):
     "docs/panel_demo, panel_tiny_demo and panel_canvas_demo.ipynb (sources of docs/panel*.png) still work."
     p = _run_doc_notebook('panel_demo.ipynb', tmp_path, monkeypatch)['panel']
     assert p.error is None and p.progress.value == 3 and 'labelled 3' in p.log.outputs[0]['text']
-    assert p.models['scorer'] == dict(name='colour-scorer', kind='scorer', weights='real', window='48', stride='16')
+    assert p.models['scorer'] == dict(name='colour-scorer', kind='scorer', weights='stand-in', window='48', stride='16')
     assert (p.controls['map_mode'].disabled, p.controls['image'].value) == (True, 'scene_01.png')
     p = _run_doc_notebook('panel_tiny_demo.ipynb', tmp_path, monkeypatch)['panel']
     assert p.error is None and TINY_STAMP in p.backends.value
@@ -457,8 +457,9 @@ def test_canvas_folder_run_and_settings(concept_folder):
         if n: assert iou(load_mask(out/'masks'/f"{Path(f).stem}.png"), mask) >= 0.95
     cfg = json.loads((out/'config.json').read_text())
     assert (cfg['method'], cfg['models'], cfg['settings']) == (
-        'canvas', dict(concept=dict(name='colour-concept', kind='concept', weights='real')), p.settings().to_dict())
-    assert cfg['reference'] == [dict(image=str((tmp/'ref.png').resolve()), mask=str((tmp/'ref_mask.png').resolve()))]
+        'canvas', dict(concept=dict(name='colour-concept', kind='concept', weights='stand-in')), p.settings().to_dict())
+    assert cfg['reference'] == [dict(image=str((tmp/'ref.png').resolve()), mask=str((tmp/'ref_mask.png').resolve()),
+                                     image_relative='../ref.png', mask_relative='../ref_mask.png')]   # both ways
     p.controls['min_instance_score'].value = 0.7
     path = p.save_settings()
     assert path == tmp/'c.json' and CanvasSettings.from_json(path).min_instance_score == 0.7

@@ -235,7 +235,7 @@ def test_offline_message(tmp_path, monkeypatch):
     with pytest.raises(SegwlError) as e: sam_checkpoint('vit_b', cache_dir=tmp_path, progress=False)
     msg = str(e.value)
     for part in ('sam_vit_b_01ec64.pth', f'http://127.0.0.1:{port}/segment_anything/sam_vit_b_01ec64.pth',
-                 str(tmp_path/'sam_vit_b_01ec64.pth'), '--sam-checkpoint PATH'):
+                 str(tmp_path/'sam_vit_b_01ec64.pth'), 'checkpoint=PATH'):
         assert part in msg, (part, msg)
     assert list(tmp_path.iterdir()) == []
 
@@ -261,14 +261,14 @@ def test_wrong_architecture_named(tmp_path):
     sd = {'image_encoder.patch_embed.proj.weight': torch.zeros(1024, 3, 16, 16),
           **{f'image_encoder.blocks.{i}.norm1.weight': torch.zeros(1) for i in range(24)}}
     torch.save(sd, tmp_path/'sam_vit_l_0b3195.pth')
-    with pytest.raises(SegwlError, match=r'sam_vit_l_0b3195\.pth is a vit_l model.*not vit_b.*--sam-type vit_l'):
+    with pytest.raises(SegwlError, match=r"sam_vit_l_0b3195\.pth is a vit_l model.*not vit_b.*sam_type='vit_l'"):
         SamSegmenter.from_checkpoint('vit_b', checkpoint=tmp_path/'sam_vit_l_0b3195.pth', device='cpu')
 
 def test_mismatching_state_dict(tmp_path):
     sd = tiny_sam().state_dict()
     sd['mask_decoder.iou_token.weight'] = torch.zeros(2, 2)
     torch.save(sd, tmp_path/'bad.pth')
-    with pytest.raises(SegwlError, match=r'bad\.pth does not fit --sam-type tiny'): load_sam(tmp_path/'bad.pth', 'tiny')
+    with pytest.raises(SegwlError, match=r"bad\.pth does not fit sam_type='tiny'"): load_sam(tmp_path/'bad.pth', 'tiny')
 
 def test_unsafe_pickle_refused(tmp_path):
     "weights_only=True: a pickle that would run code is refused, not executed."

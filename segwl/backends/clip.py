@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import numpy as np
 from fastcore.basics import patch
 from fastcore.meta import delegates
-from ..errors import SegwlError, why_refused
+from ..errors import SegwlError, why_refused, say
 from ..data import resolve_device
 from ..protocols import TextRegionScorer, check_image, MAP_MODES
 
@@ -328,7 +328,7 @@ def clip_weights(model_name: str, pretrained: str, cache_dir=None) -> tuple[Path
     cfg = _tag_cfg(model_name, str(pretrained))
     if not cfg:
         if os.sep in str(pretrained) or p.suffix in ('.pt', '.pth', '.bin', '.safetensors', '.npz'):
-            raise ClipError(f"--clip-pretrained {pretrained}: file not found")
+            raise ClipError(f"{say('clip_pretrained', str(pretrained), python='pretrained')}: file not found")
         tags = ', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'
         raise ClipError(f"CLIP model {model_name}: unknown pretrained tag {pretrained!r} (known tags: {tags}); "
                         f"or give the path of a checkpoint file")
@@ -342,13 +342,13 @@ def _not_downloadable(model_name: str, pretrained: str, cfg: dict, why: str) -> 
     import open_clip
     gelu = ''
     if cfg.get('quick_gelu') and f"{model_name}-quickgelu" in open_clip.list_models():
-        gelu = (f" These weights were trained with QuickGELU: load a downloaded file with the model name "
-                f"{model_name}-quickgelu (or quick_gelu=True).")
+        gelu = (f" These weights were trained with QuickGELU: load a downloaded file with "
+                f"{say('clip_model', f'{model_name}-quickgelu', python='model_name')}.")
+    own = say('clip_pretrained', '/path/to/file',
+              python=f"ClipScorer.from_pretrained({model_name!r}, pretrained='/path/to/file')")
     return ClipError(f"CLIP weights {model_name} / {pretrained} are not cached here and cannot be downloaded ({why}). "
                      f"They come from {_weights_source(cfg)}. Download that file on a connected machine and pass it "
-                     f"with --clip-pretrained /path/to/file (ClipScorer.from_pretrained({model_name!r}, "
-                     f"pretrained='/path/to/file')), or copy a Hugging Face cache (~/.cache/huggingface/hub) onto "
-                     f"this machine.{gelu}")
+                     f"with {own}, or copy a Hugging Face cache (~/.cache/huggingface/hub) onto this machine.{gelu}")
 
 def _tag_of_file(model_name: str, p: Path) -> dict:
     "The settings of the tag whose download `p` looks like, else `{}`."

@@ -17,9 +17,10 @@ from functools import partial
 from pathlib import Path
 import torch
 from fastcore.basics import patch
-from ..errors import SegwlError, why_refused
+from ..errors import SegwlError, why_refused, say
 from ..data import resolve_device
 from ..outputs import atomic_path
+
 
 # %% ../../nbs/05_sam.ipynb #1afeee39
 class SamError(SegwlError):
@@ -134,8 +135,12 @@ def checked_md5(path: Path, md5: str) -> str:
 # %% ../../nbs/05_sam.ipynb #f7969621
 def _entry(sam_type):
     if sam_type not in SAM_CHECKPOINTS:
-        raise SamError(f"--sam-type {sam_type}: no known checkpoint; expected one of {', '.join(SAM_CHECKPOINTS)}")
+        raise SamError(f"sam_type={sam_type!r}: no known checkpoint; expected one of {', '.join(SAM_CHECKPOINTS)}")
     return SAM_CHECKPOINTS[sam_type]
+
+def _own_file() -> str:
+    "How the caller gives its own SAM weights: `--sam-checkpoint PATH`, `-p sam_checkpoint PATH`, `checkpoint=PATH`."
+    return say('sam_checkpoint', 'PATH', python='checkpoint')
 
 def sam_checkpoint(sam_type: str = 'vit_b', cache_dir=None, base_url: str | None = None, progress: bool = True) -> Path:
     "Path of the official `sam_type` checkpoint in the cache, downloaded and MD5-verified if it is not there yet."
@@ -148,7 +153,7 @@ def sam_checkpoint(sam_type: str = 'vit_b', cache_dir=None, base_url: str | None
     if dest.exists():
         if (got := checked_md5(dest, md5)) == md5: return dest
         raise SamError(f"cached SAM checkpoint {dest} is damaged or not the official file (MD5 {got}, expected "
-                       f"{md5}): delete it to download it again from {url}, or pass --sam-checkpoint PATH")
+                       f"{md5}): delete it to download it again from {url}, or pass {_own_file()}")
     try:
         with atomic_path(dest) as tmp:
             torch.hub.download_url_to_file(url, str(tmp), hash_prefix=None, progress=progress)
@@ -160,7 +165,7 @@ def sam_checkpoint(sam_type: str = 'vit_b', cache_dir=None, base_url: str | None
     except (URLError, HTTPException, OSError) as e:
         why = f"HTTP {e.code} {e.reason}" if isinstance(e, HTTPError) else getattr(e, 'reason', None) or repr(e)
         raise SamError(f"cannot download SAM {sam_type} checkpoint {name} from {url} ({why}). "
-                       f"Download it yourself and put it at {dest}, or pass --sam-checkpoint PATH") from None
+                       f"Download it yourself and put it at {dest}, or pass {_own_file()}") from None
     _remember(dest, md5)
     return dest
 
@@ -184,7 +189,7 @@ SAM_ARCHS = {'vit_b': (768, 12), 'vit_l': (1024, 24), 'vit_h': (1280, 32)}   # e
 def _sam_builder(sam_type):
     if sam_type == 'tiny': return lambda: tiny_sam()
     from segment_anything import sam_model_registry
-    if sam_type not in SAM_ARCHS: raise SamError(f"--sam-type {sam_type}: expected one of {', '.join(SAM_ARCHS)}")
+    if sam_type not in SAM_ARCHS: raise SamError(f"sam_type={sam_type!r}: expected one of {', '.join(SAM_ARCHS)}")
     return lambda: sam_model_registry[sam_type](checkpoint=None)
 
 def _arch_of(sd) -> tuple[int, int] | None:
@@ -192,6 +197,10 @@ def _arch_of(sd) -> tuple[int, int] | None:
     if w is None or w.ndim != 4: return None
     depth = len({k.split('.')[2] for k in sd if k.startswith('image_encoder.blocks.')})
     return int(w.shape[0]), depth
+
+def _sam_type(t: str | None) -> str:
+    "How the caller picks SAM type `t`: `--segmenter sam-vit_l` (a registry name) or `sam_type='vit_l'` in Python."
+    return say('segmenter', f"sam-{t or '...'}", python=f"sam_type={t or '...'!r}")
 
 def load_sam(path, sam_type: str = 'vit_b'):
     "A `Sam` model of architecture `sam_type` with the weights in `path`, loaded with `weights_only=True`."
@@ -201,11 +210,11 @@ def load_sam(path, sam_type: str = 'vit_b'):
     named = {v: k for k, v in SAM_ARCHS.items()}.get(arch)
     if sam_type in SAM_ARCHS and arch != SAM_ARCHS[sam_type]:
         raise SamError(f"SAM checkpoint {path} is a {named or 'non-standard'} model (encoder width {arch[0]}, depth "
-                       f"{arch[1]}), not {sam_type}: pass --sam-type {named or '...'} or the {sam_type} checkpoint")
+                       f"{arch[1]}), not {sam_type}: pass {_sam_type(named)} or the {sam_type} checkpoint")
     model = _sam_builder(sam_type)()
     try: model.load_state_dict(sd)
     except RuntimeError as e:
-        raise SamError(f"SAM checkpoint {path} does not fit --sam-type {sam_type}: {str(e).splitlines()[0]}") from None
+        raise SamError(f"SAM checkpoint {path} does not fit {_sam_type(sam_type)}: {str(e).splitlines()[0]}") from None
     return model.eval()
 
 @patch(cls_method=True)

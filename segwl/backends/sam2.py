@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from ..errors import SegwlError
+from ..errors import SegwlError, say, voice
 from ..data import resolve_device
 from ..protocols import check_image, check_prompts
 
@@ -129,9 +129,11 @@ def _access_hint(model_id: str, gated: bool) -> str:
             f"HF_TOKEN to a token of that account.")
 
 def _hub_error(model_id, cache_dir, why: str, gated: bool) -> HubError:
+    local = ", or pass a local folder as model_id" if voice().style == 'python' else ''   # the CLI picks ids by name
     return HubError(f"cannot load {model_id} from the Hugging Face Hub ({why}).{_access_hint(model_id, gated)} "
-                     f"Files are downloaded once into {hub_cache(cache_dir)} (set HF_HOME or --cache-dir to move it); "
-                     f"offline, copy that folder from a machine that has them, or pass a local folder as the model id.")
+                     f"Files are downloaded once into {hub_cache(cache_dir)} (set HF_HOME or "
+                     f"{say('cache_dir', 'DIR')} to move it); offline, copy that folder from a machine that has "
+                     f"them{local}.")
 
 # %% ../../nbs/05a_sam2.ipynb #6f038ddb
 def hub_snapshot(model_id: str, cache_dir=None, gated: bool = False) -> Path:
