@@ -13,7 +13,7 @@ from .data import SegwlError, Settings, setting
 from .protocols import check_image, LabelResult, Instance
 from .stitch import LAYOUTS, CanvasLayout, PackedLayout, MAX_TARGETS, INPUT_SIZES, resize_image, resize_mask
 from .recipe import check_references, clean_text, Renamed, renamed
-from .seed import MIN_SIDE, working_hw, check_max_side, input_side, _timer, _bill
+from .seed import MIN_SIDE, working_hw, check_max_side, input_side, to_dict_since, _timer, _bill
 
 # %% auto #0
 __all__ = ['connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasLabeller', 'owners']
@@ -104,6 +104,11 @@ def validate(self: CanvasSettings):
     if self.min_inside == 0: raise SegwlError("setting min_inside=0: expected a number in (0, 1]")
     check_max_side(self.max_side)
 
+@patch
+def to_dict(self: CanvasSettings) -> dict:
+    "The settings as a dict (JSON); settings added later only where they differ from the old behaviour (see seed)."
+    return to_dict_since(self)
+
 # %% ../nbs/07a_canvas.ipynb #08ad4d51
 @dataclass
 class CanvasResult(LabelResult):
@@ -155,7 +160,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / u) if u else 1.0
 
 def owners(cells, masks, min_inside: float) -> np.ndarray:
-    "(K,) index into target `cells` of the one holding most of each canvas mask, if at least `min_inside` of it; else -1."
+    "(K,) index into target `cells` of the cell holding most of each canvas mask, if `min_inside` of it; else -1."
     m = np.asarray(masks, bool)
     inside = np.stack([c.crop(m).sum((-2, -1)) for c in cells], 1)
     top = inside.max(1)
@@ -223,7 +228,7 @@ def _result(self: CanvasLabeller, t: _Target, lay: PackedLayout, i: int, masks, 
                         candidate_scores=[scores.tolist()], timings=t.tm, exemplars=boxes, layout=alone,
                         packing=lay.describe(i))
 
-# %% ../nbs/07a_canvas.ipynb #7bff87b6
+# %% ../nbs/07a_canvas.ipynb #9a291a61
 @patch
 def _canvas(self: CanvasLabeller, targets: list):
     "`targets` on one canvas with the references, one vision pass and one `segment`: each target's result, or error."
@@ -256,7 +261,7 @@ def _pack(self: CanvasLabeller, targets: list):
             t.result, t.error = None, None
             self._pack([t])
 
-# %% ../nbs/07a_canvas.ipynb #97fa86eb
+# %% ../nbs/07a_canvas.ipynb #6334fa90
 @patch
 def label_many(self: CanvasLabeller, images) -> list:
     "Label HxWx3 uint8 `images`, `targets_per_canvas` a canvas: per image, in order, its `CanvasResult` or its error."

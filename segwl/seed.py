@@ -18,8 +18,9 @@ from .stitch import Stitch, PackedLayout, MAX_TARGETS, INPUT_SIZES, scale_points
 from .points import object_points, background_points, peak_points
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAP_MODES', 'MAX_POINTS', 'MAX_TRIALS', 'SeedSettings', 'check_max_side', 'SeedResult',
-           'scorer_knobs', 'SeedLabeller', 'working_hw', 'strong_peaks', 'best_answer', 'input_side', 'TargetView']
+__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAP_MODES', 'MAX_POINTS', 'MAX_TRIALS', 'ADDED', 'SeedSettings', 'check_max_side',
+           'to_dict_since', 'SeedResult', 'scorer_knobs', 'SeedLabeller', 'working_hw', 'strong_peaks', 'best_answer',
+           'input_side', 'TargetView']
 
 # %% ../nbs/07_seed.ipynb #384699a3
 MIN_SIDE = 8  # smaller images are refused: SAM and CLIP would see a few blown-up pixels
@@ -85,6 +86,18 @@ def validate(self: SeedSettings):
     check_max_side(self.max_side)
     if self.n_object + self.n_text < 1:
         raise SegwlError("settings n_object and n_text are both 0: SAM needs at least one object point")
+
+# %% ../nbs/07_seed.ipynb #0fe3678a
+ADDED = {'targets_per_canvas': 1}    # settings added since the first release, each with the value of the old behaviour
+
+def to_dict_since(settings) -> dict:
+    "`settings` as a dict, less the `ADDED` ones at their old behaviour's value."
+    return {k: v for k, v in Settings.to_dict(settings).items() if k not in ADDED or v != ADDED[k]}
+
+@patch
+def to_dict(self: SeedSettings) -> dict:
+    "The settings as a dict (JSON); `ADDED` ones only where they differ from the old behaviour."
+    return to_dict_since(self)
 
 # %% ../nbs/07_seed.ipynb #a86d8298
 @dataclass
@@ -263,7 +276,7 @@ def _answer(self: SeedLabeller, i: int, image, text_obj, text_bg, cell, tm) -> t
     with _timer(tm, 'set_image'): self.segmenter.set_image(canvas)          # once a stitch: its trials reuse it
     return self._best_mask(st, *self.reference_points[i], text_obj, text_bg, cell, tm)
 
-# %% ../nbs/07_seed.ipynb #854117a2
+# %% ../nbs/07_seed.ipynb #27f04809
 def input_side(segmenter, default: int = INPUT_SIZES['sam']) -> int:
     "The side of the square `segmenter`'s model sees: its `input_size` if it says, else `default` (SAM's 1024)."
     return int(getattr(segmenter, 'input_size', None) or default)
@@ -282,7 +295,7 @@ class TargetView:
     def target_to_canvas(self, points) -> np.ndarray: return self.layout.target_to_canvas(self.i, points)
     def target_mask(self, canvas_mask: np.ndarray) -> np.ndarray: return self.layout.target_mask(self.i, canvas_mask)
 
-# %% ../nbs/07_seed.ipynb #6e4e5537
+# %% ../nbs/07_seed.ipynb #19023ed9
 @dataclass
 class _Target:
     "One target in `label_many`: its image, working copy, text prompts, timings; its answers per reference, or error."
@@ -314,7 +327,7 @@ def _prepare(self: SeedLabeller, image) -> _Target | SeedResult:
     tm['total'] = time.perf_counter() - t0
     return _Target(full, work, shrunk, smap, text_score, text_obj, text_bg, weak, cell, tm)
 
-# %% ../nbs/07_seed.ipynb #1ddca228
+# %% ../nbs/07_seed.ipynb #c05eeca4
 def _bill(targets, step: str, seconds: float):
     "Add an equal part of `seconds` spent on a canvas to `step` and to the total of each of its `targets`."
     for t in targets:
@@ -354,7 +367,7 @@ def _pack(self: SeedLabeller, targets: list):
             t.answers, t.packings, t.error = [], [], None
             self._pack([t])
 
-# %% ../nbs/07_seed.ipynb #44c29d35
+# %% ../nbs/07_seed.ipynb #eb7e986b
 @patch
 def _finish(self: SeedLabeller, t: _Target) -> SeedResult | Exception:
     "The result of a target answered on its canvases: the best answer over the references, the gates applied."

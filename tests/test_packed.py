@@ -258,3 +258,30 @@ def test_shared_steps_are_billed_in_parts(seed_ref, seed_scenes):
     parts = [r.timings['set_image'] for r in res]
     assert max(parts) - min(parts) < 1e-9 and 0.3 <= sum(parts) < 0.4
     assert all(r.timings['total'] >= r.timings['set_image'] + r.timings['predict'] for r in res)
+
+
+# ---------------------------------------------------------------- the setting reaches config.json, by flag and job
+def test_cli_flag_and_job_parameter_reach_config_json(tmp_path):
+    import json
+    from PIL import Image
+    from conftest import segwl
+    from segwl.testing import scene_folder
+    scene_folder(tmp_path/'imgs', [(60, 80), (80, 60), (50, 120)])
+    ref, ref_mask = synthetic_scene((60, 90), seed=1)
+    Image.fromarray(ref).save(tmp_path/'r.png')
+    Image.fromarray(ref_mask).save(tmp_path/'m.png')
+    r = segwl('label', '--help')
+    assert '--targets-per-canvas N' in r.stdout and 'one encoder pass' in r.stdout
+    segwl('label', '--reference', 'r.png', 'm.png', '--text', 'red', '--images', 'imgs', '--out', 'out',
+          '--segmenter', 'colour-segmenter', '--scorer', 'colour-scorer', '--targets-per-canvas', '3', '--no-progress',
+          cwd=tmp_path, check_rc=0)
+    assert json.loads((tmp_path/'out'/'config.json').read_text())['settings']['targets_per_canvas'] == 3
+    segwl('run-notebook', 'pipeline', 'x.ipynb', '--no-progress', '-p', 'method', 'canvas', '-p', 'segmenter',
+          'colour-concept', '-p', 'reference_image', 'r.png', '-p', 'reference_mask', 'm.png', '-p', 'images',
+          'imgs', '-p', 'out', 'job', '-p', 'train', 'False', '-p', 'device', 'cpu', '-p', 'targets_per_canvas', '2',
+          cwd=tmp_path, check_rc=0)
+    cfg = json.loads((tmp_path/'job'/'labels'/'config.json').read_text())
+    assert cfg['settings']['targets_per_canvas'] == 2
+    r = segwl('label', '--reference', 'r.png', 'm.png', '--text', 'red', '--images', 'imgs', '--out', 'bad',
+              '--segmenter', 'colour-segmenter', '--scorer', 'colour-scorer', '--targets-per-canvas', '9', cwd=tmp_path)
+    assert r.returncode == 2 and 'targets_per_canvas=9' in r.stderr
