@@ -14,7 +14,8 @@ Several targets on one canvas (#24): encoder passes and pipeline time per image 
 N of `--packing` in one run, as the folder runner labels (load, `label_many` of N images, write):
 
     nice python bench/bench_label.py --packing 1,3 --images 6 --json bench/results/packing_seed_cpu.json
-    nice python bench/bench_label.py --method canvas --packing 1,3 --images 6 --json bench/results/packing_canvas_cpu.json
+    nice python bench/bench_label.py --method canvas --packing 1,3 --images 6 \
+        --json bench/results/packing_canvas_cpu.json
 
 See bench/README.md, section "Labelling cost (bench_label.py)", for what is measured and the latest results.
 """
@@ -84,7 +85,7 @@ def labeller(args, seg, sc):
 
 
 class Synced:
-    "A segmenter whose `set_image` waits for the GPU (the encoder's time is not billed to the next call); it counts them."
+    "A segmenter whose `set_image` waits for the GPU (its time is not billed to the next call) and counts its calls."
     def __init__(self, seg): self.seg, self.calls = seg, 0
     def set_image(self, image):
         import torch
@@ -302,7 +303,7 @@ def with_targets(lab, n: int):
     return spec.build(backends=lab.backends)
 
 def label_packed(lab, files, n: int, out_dir, synced: Synced) -> list[dict]:
-    "Per image: seconds per step, encoder passes and instances, labelling `files` `n` a canvas (load, label_many, write)."
+    "Per image: seconds per step, encoder passes, instances of labelling `files` `n` a canvas, as a folder run does."
     from segwl.data import load_image, save_mask
     method = 'canvas' if 'concept' in lab.backends else 'seed'
     rows = []
@@ -340,10 +341,10 @@ def summarise_packed(runs: dict, encoder: list[float], method: str) -> dict:
                                     vs_single_min=min((r['vs_single'] for r in rows if r['vs_single']), default=None))
     return out
 
-PACKED_NAMES = {**STEP_NAMES, **CANVAS_STEP_NAMES} | dict(set_image='image encoder (set_image): its share of the canvas',
-                    predict='SAM decoder calls (all trials)', segment='SAM 3 text, DETR and mask decoder (segment): '
-                    'its share of the canvas', canvas='canvas and exemplar boxes: its share',
-                    stitch='packing the canvas: its share')
+PACKED_NAMES = {**STEP_NAMES, **CANVAS_STEP_NAMES} | dict(
+    set_image='image encoder (set_image): its share of the canvas', predict='SAM decoder calls (all trials)',
+    segment='SAM 3 text, DETR and mask decoder (segment): its share of the canvas',
+    canvas='canvas and exemplar boxes: its share', stitch='packing the canvas: its share')
 
 def table_packed(res: dict) -> str:
     "Markdown: per N, encoder passes and pipeline time per image, a target's cost in encoder passes, where it goes."
@@ -352,8 +353,8 @@ def table_packed(res: dict) -> str:
     f = lambda v, d=3: '—' if v is None else f"{v:.{d}f}"
     goal = " (goal at N=3: <= 0.45)"
     models = ', '.join(f"{k} `{v}`" for k, v in res['models'].items())
-    lines = [f"{res['method']} method, {models} (random weights), {res['images']} images of `{res['data']}`; {m['device']} "
-             f"({m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch threads, load average "
+    lines = [f"{res['method']} method, {models} (random weights), {res['images']} images of `{res['data']}`; "
+             f"{m['device']} ({m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch threads, load average "
              f"{res['load_average_start'][0]:.1f} at start, {res['load_average_end'][0]:.1f} at end); torch "
              f"{res['versions']['torch']}.", '',
              '| measure | ' + ' | '.join(f"N={n}" for n in ns) + ' |', '|---|' + '---|' * len(ns),
@@ -405,7 +406,8 @@ def run_packed(args) -> dict:
             log(f"  N={n}: {mean([r['total'] for r in runs[n]]):.2f} s per image, "
                 f"{mean([r['passes'] for r in runs[n]]):.2f} encoder passes per image")
     return dict(method=args.method, models=models, data=str(args.data), images=len(files), packing=args.packing,
-                floor_images=len(encoder), settings=lab.settings.to_dict(), **summarise_packed(runs, encoder, args.method),
+                floor_images=len(encoder), settings=lab.settings.to_dict(),
+                **summarise_packed(runs, encoder, args.method),
                 peak_rss_mb=peak_rss_mb(), machine=machine(args), load_average_start=la0,
                 versions=versions('sam3') if args.method == 'canvas' else versions(),
                 load_average_end=os.getloadavg(), per_image={str(n): r for n, r in runs.items()},

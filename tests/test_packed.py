@@ -9,23 +9,10 @@ from segwl.protocols import label_many, PackingLabeller
 from segwl.seed import SeedLabeller, SeedSettings
 from segwl.stitch import PackedLayout, INPUT_SIZES
 from segwl.testing import ColourSegmenter, ColourScorer, ColourConcept, synthetic_scene, concept_scene
+from conftest import same_up_to_edge
 
 torch.set_num_threads(1)
 POISON = (1, 2, 3)                                         # a colour no scene has: the broken stand-ins react to it
-
-
-def edge(truth: np.ndarray) -> np.ndarray:
-    "Pixels within one pixel (8-neighbours) of the boundary of `truth`, on either side."
-    def grow(m):
-        p = np.pad(m, 1)
-        return np.logical_or.reduce([p[1 + dy:p.shape[0] - 1 + dy, 1 + dx:p.shape[1] - 1 + dx]
-                                     for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-    return grow(truth) & grow(~truth)
-
-
-def same_up_to_edge(a: np.ndarray, b: np.ndarray, truth: np.ndarray) -> bool:
-    "`a` and `b` differ only along the object's edge: what resampling a target into a cell may move, nothing else."
-    return a.shape == b.shape and not ((a != b) & ~edge(truth)).any()
 
 
 def poisoned(hw=(50, 70)) -> np.ndarray: return np.full((*hw, 3), POISON, np.uint8)
