@@ -87,7 +87,7 @@ def validate(self: SeedSettings):
     if self.n_object + self.n_text < 1:
         raise SegwlError("settings n_object and n_text are both 0: SAM needs at least one object point")
 
-# %% ../nbs/07_seed.ipynb #0fe3678a
+# %% ../nbs/07_seed.ipynb #29f75777
 ADDED = {'targets_per_canvas': 1}    # settings added since the first release, each with the value of the old behaviour
 
 def to_dict_since(settings) -> dict:
@@ -276,7 +276,7 @@ def _answer(self: SeedLabeller, i: int, image, text_obj, text_bg, cell, tm) -> t
     with _timer(tm, 'set_image'): self.segmenter.set_image(canvas)          # once a stitch: its trials reuse it
     return self._best_mask(st, *self.reference_points[i], text_obj, text_bg, cell, tm)
 
-# %% ../nbs/07_seed.ipynb #27f04809
+# %% ../nbs/07_seed.ipynb #61dcb062
 def input_side(segmenter, default: int = INPUT_SIZES['sam']) -> int:
     "The side of the square `segmenter`'s model sees: its `input_size` if it says, else `default` (SAM's 1024)."
     return int(getattr(segmenter, 'input_size', None) or default)
@@ -295,7 +295,7 @@ class TargetView:
     def target_to_canvas(self, points) -> np.ndarray: return self.layout.target_to_canvas(self.i, points)
     def target_mask(self, canvas_mask: np.ndarray) -> np.ndarray: return self.layout.target_mask(self.i, canvas_mask)
 
-# %% ../nbs/07_seed.ipynb #19023ed9
+# %% ../nbs/07_seed.ipynb #c2e611b4
 @dataclass
 class _Target:
     "One target in `label_many`: its image, working copy, text prompts, timings; its answers per reference, or error."
@@ -327,7 +327,7 @@ def _prepare(self: SeedLabeller, image) -> _Target | SeedResult:
     tm['total'] = time.perf_counter() - t0
     return _Target(full, work, shrunk, smap, text_score, text_obj, text_bg, weak, cell, tm)
 
-# %% ../nbs/07_seed.ipynb #c05eeca4
+# %% ../nbs/07_seed.ipynb #7a4bd285
 def _bill(targets, step: str, seconds: float):
     "Add an equal part of `seconds` spent on a canvas to `step` and to the total of each of its `targets`."
     for t in targets:
@@ -367,7 +367,7 @@ def _pack(self: SeedLabeller, targets: list):
             t.answers, t.packings, t.error = [], [], None
             self._pack([t])
 
-# %% ../nbs/07_seed.ipynb #eb7e986b
+# %% ../nbs/07_seed.ipynb #d64e7711
 @patch
 def _finish(self: SeedLabeller, t: _Target) -> SeedResult | Exception:
     "The result of a target answered on its canvases: the best answer over the references, the gates applied."
