@@ -121,12 +121,14 @@ def test_packed_summary_and_table(bench):
     assert r['encoder_s'] == 12.0 and three['encoder_passes_per_image'] == pytest.approx(1 / 3)
     assert one['target_cost'] == pytest.approx(12.9 / 12) and three['target_cost'] == pytest.approx(4.9 / 12)
     assert three['steps_in_passes']['predict'] == pytest.approx(0.05) and three['vs_single_min'] == 0.9
+    assert three['encoder_s_in_run'] == pytest.approx(12.0) and three['target_cost_in_run'] == pytest.approx(4.9 / 12)
     res = dict(method='seed', models=dict(sam='vit_b', clip='ViT-B-32'), data='d', images=6, floor_images=3, **r,
                machine=dict(device='cpu', cpu='x', cpu_count=2, torch_threads=2), versions=dict(torch='t'),
                load_average_start=(1.0, 1.0, 1.0), load_average_end=(2.0, 2.0, 2.0))
     t = bench.table_packed(res)
     assert '| measure | N=1 | N=3 |' in t and '| encoder passes per image | 1.000 | 0.333 |' in t
     assert "(goal at N=3: <= 0.45) | **1.075** | **0.408** |" in t
+    assert "own encoder passes (`set_image` per canvas) | 1.075 (12.00 s) | 0.408 (12.00 s) |" in t
     assert '| image encoder (set_image): its share of the canvas | 1.000 | 0.333 |' in t
     assert '| SAM decoder calls (all trials) | 0.050 | 0.050 |' in t
 
