@@ -388,7 +388,9 @@ def label_many(self: SeedLabeller, images) -> list:
     out, waiting, n = [], [], self.settings.targets_per_canvas
     def pack():
         self._pack([out[k] for k in waiting])
-        for k in waiting: out[k] = self._finish(out[k])
+        for k in waiting:
+            try: out[k] = self._finish(out[k])
+            except Exception as e: out[k] = e
         waiting.clear()
     for image in images:
         try: out.append(self._prepare(image))
