@@ -10,6 +10,13 @@ against one vision-encoder pass on the same canvas (goal: overhead <= 1.10), and
     nice python bench/bench_label.py --method canvas --segmenter sam3 --images 3 --json bench/label_canvas_cpu.json
     python bench/bench_label.py --method canvas --segmenter sam3 --device cuda --dtype bfloat16 --images 20
 
+Several targets on one canvas (#24): encoder passes and pipeline time per image against one encoder pass, for each
+N of `--packing` in one run, as the folder runner labels (load, `label_many` of N images, write):
+
+    nice python bench/bench_label.py --packing 1,3 --images 6 --json bench/results/packing_seed_cpu.json
+    nice python bench/bench_label.py --method canvas --packing 1,3 --images 6 \
+        --json bench/results/packing_canvas_cpu.json
+
 See bench/README.md, section "Labelling cost (bench_label.py)", for what is measured and the latest results.
 """
 from __future__ import annotations
@@ -78,10 +85,11 @@ def labeller(args, seg, sc):
 
 
 class Synced:
-    "A segmenter whose `set_image` waits for the GPU, so the encoder's time is not billed to the first decoder call."
-    def __init__(self, seg): self.seg = seg
+    "A segmenter whose `set_image` waits for the GPU (its time is not billed to the next call) and counts its calls."
+    def __init__(self, seg): self.seg, self.calls = seg, 0
     def set_image(self, image):
         import torch
+        self.calls += 1
         self.seg.set_image(image)
         if torch.cuda.is_available(): torch.cuda.synchronize()
     def predict(self, *a, **kw): return self.seg.predict(*a, **kw)
@@ -284,6 +292,134 @@ def run_canvas(args) -> dict:
                 per_image=steps, encoder_per_image=encoder, command=' '.join(sys.argv))
 
 
+# ---------------------------------------------------------------- several targets on one canvas (#24)
+PACKED_STEPS = dict(seed=('load', 'text_map', 'text_score', 'points', 'stitch', 'set_image', 'predict', 'write'),
+                    canvas=('load', 'canvas', 'set_image', 'segment', 'keep', 'write'))
+
+def with_targets(lab, n: int):
+    "A labeller like `lab` (same references, text and models) with `n` targets a canvas, through the recipe."
+    from dataclasses import replace
+    from segwl.recipe import LabellerSpec
+    spec = LabellerSpec.like(lab, settings=replace(lab.settings, targets_per_canvas=n))
+    return spec.build(backends=lab.backends)
+
+def label_packed(lab, files, n: int, out_dir, synced: Synced) -> list[dict]:
+    "Per image: seconds per step, encoder passes, instances of labelling `files` `n` a canvas, as a folder run does."
+    from segwl.data import load_image, save_mask
+    method = 'canvas' if 'concept' in lab.backends else 'seed'
+    rows = []
+    for k in range(0, len(files), n):
+        group = files[k:k + n]
+        t0 = time.perf_counter()
+        images = [load_image(p) for p in group]
+        t1, calls = time.perf_counter(), synced.calls
+        res = lab.label_many(images)
+        t2 = time.perf_counter()
+        for r, p in zip(res, group):
+            if isinstance(r, Exception): raise r
+            save_mask(r.mask, Path(out_dir)/f"{Path(p).stem}.png")
+        t3, m = time.perf_counter(), len(group)
+        for r in res:
+            tm = {s: float(r.timings.get(s, 0.0)) for s in PACKED_STEPS[method] if s not in ('load', 'write', 'keep')}
+            if method == 'canvas': tm['keep'] = float(r.timings['total']) - sum(tm.values())
+            tm.update(load=(t1 - t0) / m, write=(t3 - t2) / m, total=(t3 - t0) / m, passes=(synced.calls - calls) / m,
+                      instances=len(r.instances or []), grid=(r.packing or {}).get('grid'),
+                      vs_single=(r.packing or {}).get('vs_single'))
+            tm['other'] = tm['total'] - sum(tm[s] for s in PACKED_STEPS[method])
+            rows.append(tm)
+    return rows
+
+def summarise_packed(runs: dict, encoder: list[float], method: str) -> dict:
+    "Per N: encoder passes, pipeline seconds and each step per image, and per target in encoder passes (arithmetic)."
+    enc = float(np.median(encoder))
+    out = dict(encoder_s=enc, per_n={})
+    for n, rows in runs.items():
+        pipe = mean([r['total'] for r in rows])
+        steps = {k: mean([r[k] for r in rows]) for k in (*PACKED_STEPS[method], 'other')}
+        passes = mean([r['passes'] for r in rows])
+        own = steps['set_image'] / passes                  # this run's own encoder pass: less drift on a shared CPU
+        out['per_n'][str(n)] = dict(images=len(rows), encoder_passes_per_image=passes, pipeline_s_per_image=pipe,
+                                    target_cost=pipe / enc, encoder_s_in_run=own, target_cost_in_run=pipe / own,
+                                    steps_s_per_image=steps,
+                                    steps_in_passes={k: v / enc for k, v in steps.items()},
+                                    vs_single_min=min((r['vs_single'] for r in rows if r['vs_single']), default=None))
+    return out
+
+PACKED_NAMES = {**STEP_NAMES, **CANVAS_STEP_NAMES} | dict(
+    set_image='image encoder (set_image): its share of the canvas', predict='SAM decoder calls (all trials)',
+    segment='SAM 3 text, DETR and mask decoder (segment): its share of the canvas',
+    canvas='canvas and exemplar boxes: its share', stitch='packing the canvas: its share')
+
+def table_packed(res: dict) -> str:
+    "Markdown: per N, encoder passes and pipeline time per image, a target's cost in encoder passes, where it goes."
+    m, per = res['machine'], res['per_n']
+    ns = list(per)
+    f = lambda v, d=3: '—' if v is None else f"{v:.{d}f}"
+    goal = " (goal at N=3: <= 0.45)"
+    models = ', '.join(f"{k} `{v}`" for k, v in res['models'].items())
+    lines = [f"{res['method']} method, {models} (random weights), {res['images']} images of `{res['data']}`; "
+             f"{m['device']} ({m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch threads, load average "
+             f"{res['load_average_start'][0]:.1f} at start, {res['load_average_end'][0]:.1f} at end); torch "
+             f"{res['versions']['torch']}.", '',
+             '| measure | ' + ' | '.join(f"N={n}" for n in ns) + ' |', '|---|' + '---|' * len(ns),
+             f"| one encoder pass (`encoder_s`, median of {res['floor_images']} canvases) | "
+             + ' | '.join(f"{res['encoder_s']:.2f} s" for _ in ns) + ' |',
+             '| encoder passes per image | ' + ' | '.join(f(per[n]['encoder_passes_per_image']) for n in ns) + ' |',
+             '| pipeline per image | ' + ' | '.join(f"{per[n]['pipeline_s_per_image']:.2f} s" for n in ns) + ' |',
+             f"| **a target's cost in encoder passes** (pipeline / `encoder_s`){goal} | "
+             + ' | '.join(f"**{f(per[n]['target_cost'])}**" for n in ns) + ' |',
+             "| the same against this run's own encoder passes (`set_image` per canvas) | "
+             + ' | '.join(f"{f(per[n]['target_cost_in_run'])} ({per[n]['encoder_s_in_run']:.2f} s)" for n in ns) + ' |',
+             "| fewest pixels a target got against a canvas of its own (`vs_single`) | "
+             + ' | '.join(f(per[n]['vs_single_min'], 2) for n in ns) + ' |',
+             '', '| where a target\'s cost goes (encoder passes per image) | ' + ' | '.join(f"N={n}" for n in ns)
+             + ' |', '|---|' + '---|' * len(ns)]
+    for k in (*PACKED_STEPS[res['method']], 'other'):
+        lines.append(f"| {PACKED_NAMES.get(k, 'other (bookkeeping)')} | "
+                     + ' | '.join(f(per[n]['steps_in_passes'][k]) for n in ns) + ' |')
+    lines.append('| **total** | ' + ' | '.join(f"**{f(per[n]['target_cost'])}**" for n in ns) + ' |')
+    return '\n'.join(lines)
+
+def run_packed(args) -> dict:
+    "Encoder floor, then each N of `--packing` on the same images: what a target costs at each N."
+    import torch
+    from segwl.data import load_image
+    la0 = os.getloadavg()
+    files = find_data(args.data)[2][:args.images]
+    if args.method == 'canvas':
+        seg, models = build_canvas(args)
+        synced = SyncedConcept(seg)
+        lab = canvas_labeller(args, synced)
+        floor = lambda p: canvas_encoder_pass(lab, p)
+    else:
+        seg, sc, models = build(args)
+        synced = Synced(seg)
+        lab = labeller(args, synced, sc)
+        floor = lambda p: encoder_pass(lab, p)
+    log = lambda *a: print(*a, file=sys.stderr, flush=True)
+    log(f"bench packing ({args.method}): {models}, {len(files)} images, N = {args.packing}, "
+        f"{torch.get_num_threads()} torch threads")
+    floor(files[0])                                                       # warm-up: first calls allocate
+    lab.label(load_image(files[0]))
+    encoder = []
+    for p in files[:args.floor_images]:
+        encoder.append(floor(p))
+        log(f"  encoder pass on {p.name}'s canvas: {encoder[-1]:.2f} s")
+    runs = {}
+    with tempfile.TemporaryDirectory() as out:
+        for n in args.packing:
+            runs[n] = label_packed(with_targets(lab, n), files, n, out, synced)
+            log(f"  N={n}: {mean([r['total'] for r in runs[n]]):.2f} s per image, "
+                f"{mean([r['passes'] for r in runs[n]]):.2f} encoder passes per image")
+    return dict(method=args.method, models=models, data=str(args.data), images=len(files), packing=args.packing,
+                floor_images=len(encoder), settings=lab.settings.to_dict(),
+                **summarise_packed(runs, encoder, args.method),
+                peak_rss_mb=peak_rss_mb(), machine=machine(args), load_average_start=la0,
+                versions=versions('sam3') if args.method == 'canvas' else versions(),
+                load_average_end=os.getloadavg(), per_image={str(n): r for n, r in runs.items()},
+                encoder_per_image=encoder, command=' '.join(sys.argv))
+
+
 # ---------------------------------------------------------------- the run
 def machine(args) -> dict:
     import torch
@@ -433,6 +569,10 @@ def parse(argv=None):
     ap.add_argument('--no-text', action='store_true', help="canvas: exemplar boxes only, no text")
     ap.add_argument('--dtype', default=None, choices=['float32', 'bfloat16', 'float16'],
                     help="canvas: SAM 3's dtype (default float32)")
+    ap.add_argument('--packing', default=None, help="several targets on one canvas: comma-separated N to compare on the "
+                    "same images, e.g. 1,3 (the encoder passes and the time per image at each N; seed or canvas)")
+    ap.add_argument('--floor-images', type=int, default=2, help="--packing: canvases whose encoder pass is timed alone "
+                    "for the floor (default: %(default)s)")
     ap.add_argument('--json', type=Path, default=None, help="write the results here")
     ap.add_argument('--memory-only', action='store_true', help="only the --memory runs; with an existing --json, replace its memory results")
     ap.add_argument('--table', type=Path, default=None, help="recompute the summary of an earlier --json file from its per-image times, rewrite it, print its tables")
@@ -440,6 +580,12 @@ def parse(argv=None):
     args = ap.parse_args(argv)
     if args.seed_images is None: args.seed_images = args.images
     args.memory = [int(v) for v in str(args.memory).split(',') if v.strip()]
+    if args.packing is not None:
+        try: args.packing = [int(v) for v in args.packing.split(',') if v.strip()]
+        except ValueError: ap.error(f"--packing {args.packing}: expected comma-separated numbers, e.g. 1,3")
+        if not args.packing or not all(1 <= n <= 8 for n in args.packing):
+            ap.error(f"--packing: expected numbers of targets a canvas from 1 to 8, got {args.packing}")
+        if args.memory or args.memory_only or args.table: ap.error("--packing goes without --memory and --table")
     if args.method == 'canvas':
         if (args.segmenter or 'sam3') != 'sam3': ap.error(f"--segmenter {args.segmenter}: the canvas bench runs sam3")
         if args.memory or args.memory_only or args.table:
@@ -468,11 +614,14 @@ def main(argv=None) -> int:
         mem = memory(args, res['models'] if res else None)
         if res is None: print(json.dumps(mem, indent=2)); return 0
         res['memory'] = mem
+    elif args.packing:
+        res = run_packed(args)
+        print(table_packed(res))
     elif args.method == 'canvas':
         res = run_canvas(args)
         print(table_canvas(res))
     else: res = run(args)
-    if args.method != 'canvas': print(table(res))
+    if args.method != 'canvas' and not args.packing: print(table(res))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=2, default=float) + '\n')

@@ -11,12 +11,15 @@ import numpy as np
 from fastcore.basics import patch
 from .data import SegwlError, Settings, setting
 from .protocols import check_image, LabelResult, Instance
-from .stitch import LAYOUTS, CanvasLayout, resize_mask, mask_iou
+from .stitch import (LAYOUTS, CanvasLayout, PackedLayout, MAX_TARGETS, INPUT_SIZES, resize_image, resize_mask,
+                          mask_iou)
 from .recipe import check_references, clean_text, Renamed, renamed
-from .seed import MIN_SIDE, working_copy, check_max_side
+from .seed import (MIN_SIDE, working_copy, working_hw, check_max_side, input_side, to_dict_since, _timer, _bill,
+                        _Target)
+
 
 # %% auto #0
-__all__ = ['connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasLabeller']
+__all__ = ['connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasLabeller', 'owners']
 
 # %% ../nbs/07a_canvas.ipynb #a3434f20
 def _runs(m: np.ndarray):
@@ -92,6 +95,10 @@ class CanvasSettings(Renamed, Settings):
                                  "dropped (1: keep all)", 0, 1)
     max_side: int | None = setting(1008, "larger targets are labelled on a copy shrunk to this longer side, the masks "
                                    "resized back (null or 0: never)", 0, 100_000)
+    targets_per_canvas: int = setting(1, "targets sharing one canvas and one encoder pass, each in a cell of the "
+                                      "model's input beside the references (1: a canvas each; more: cheaper, each "
+                                      "target gets its own share of the pixels: bench/bench_quality.py measures the "
+                                      "quality cost)", 1, MAX_TARGETS)
 
 @patch
 def validate(self: CanvasSettings):
@@ -100,6 +107,11 @@ def validate(self: CanvasSettings):
     if self.min_inside == 0: raise SegwlError("setting min_inside=0: expected a number in (0, 1]")
     check_max_side(self.max_side)
 
+@patch
+def to_dict(self: CanvasSettings) -> dict:
+    "The settings as a dict (JSON); settings added later only where they differ from the old behaviour (see seed)."
+    return to_dict_since(self)
+
 # %% ../nbs/07a_canvas.ipynb #08ad4d51
 @dataclass
 class CanvasResult(LabelResult):
@@ -107,7 +119,7 @@ class CanvasResult(LabelResult):
     present: bool = False
     instances: list = field(default_factory=list)
     exemplars: np.ndarray | None = None      # (M, 4) exemplar boxes on the canvas
-    layout: CanvasLayout | None = None
+    layout: CanvasLayout | PackedLayout | None = None   # the canvas: CanvasLayout alone on it, else PackedLayout
 
 # %% ../nbs/07a_canvas.ipynb #60193d98
 class CanvasLabeller:
@@ -146,19 +158,26 @@ def exemplars(self: CanvasLabeller, layout: CanvasLayout) -> np.ndarray:
     return np.concatenate(boxes).astype(np.float64)
 
 # %% ../nbs/07a_canvas.ipynb #c8a59cfb
+def owners(cells, masks, min_inside: float) -> np.ndarray:
+    "(K,) index into target `cells` of the cell holding most of each canvas mask, if `min_inside` of it; else -1."
+    m = np.asarray(masks, bool)
+    inside = np.stack([c.crop(m).sum((-2, -1)) for c in cells], 1)
+    top = inside.max(1)
+    return np.where((top > 0) & (top >= min_inside * m.sum((-2, -1))), inside.argmax(1), -1)
+
 @patch
-def keep(self: CanvasLabeller, layout: CanvasLayout, masks: np.ndarray, scores: np.ndarray) -> tuple[list, float]:
-    "`(instances in the target's frame, best score in the target's part)` from canvas `masks` and `scores`."
+def keep(self: CanvasLabeller, layout, masks: np.ndarray, scores: np.ndarray, i: int = 0) -> tuple[list, float]:
+    "`(instances in target `i`'s frame, best score of its own)` from canvas `masks` and `scores` of `layout`."
     s = self.settings
-    inside = layout.target.crop(masks).sum((1, 2))
-    ours = (inside > 0) & (inside >= s.min_inside * masks.sum((1, 2)))
+    cells = layout.targets if isinstance(layout, PackedLayout) else (layout.target,)
+    ours = owners(cells, masks, s.min_inside) == i
     best = float(scores[ours].max()) if ours.any() else 0.0
     kept = []
     for k in np.argsort(-scores, kind='stable'):
         if not ours[k] or scores[k] < s.min_instance_score: continue
-        m = layout.target.crop(masks[k])
-        if any(mask_iou(m, i.mask) > s.max_overlap for i in kept): continue
-        kept.append(Instance(m.copy(), float(scores[k])))
+        m = cells[i].mask_from_canvas(masks[k])                  # a plain crop where the target is at its own size
+        if not m.any() or any(mask_iou(m, x.mask) > s.max_overlap for x in kept): continue
+        kept.append(Instance(m, float(scores[k])))
     return kept, best
 
 # %% ../nbs/07a_canvas.ipynb #a861c49f
@@ -170,28 +189,92 @@ def _check_answer(masks, scores, hw) -> tuple[np.ndarray, np.ndarray]:
     return m, sc
 
 # %% ../nbs/07a_canvas.ipynb #f967003e
+@dataclass
+class _Target:
+    "One target in `label_many`: the image, its working copy, timings; then its result, or the error that stopped it."
+    full: np.ndarray
+    work: np.ndarray
+    tm: dict
+    result: CanvasResult | None = None
+    error: Exception | None = None
+
 @patch
-def label(self: CanvasLabeller, image) -> CanvasResult:
-    "Label one HxWx3 uint8 `image`: every kept instance, their union as `mask`, and whether any is `present`."
-    tm, t0 = {}, time.perf_counter()
+def _prepare(self: CanvasLabeller, image) -> _Target:
+    "A target ready for its canvas: its working copy, refused when too small to label."
+    t0 = time.perf_counter()
     full = check_image(image)
     work, _ = working_copy(full, self.settings.max_side)            # segwl.seed's: the one shrink
     if min(work.shape[:2]) < MIN_SIDE:
         raise SegwlError(f"image is {full.shape[1]}x{full.shape[0]} pixels: too small to label (needs at least "
                          f"{MIN_SIDE} a side after shrinking to max_side)")
-    lay = self.layout_for(work.shape)
-    canvas, boxes = lay.canvas(self.images, work), self.exemplars(lay)
-    tm['canvas'] = time.perf_counter() - t0
-    self.segmenter.set_image(canvas)                                # once: the vision pass
-    tm['set_image'] = time.perf_counter() - t0 - tm['canvas']
+    return _Target(full, work, dict(total=time.perf_counter() - t0))
+
+@patch
+def _result(self: CanvasLabeller, t: _Target, lay: PackedLayout, i: int, masks, scores, boxes) -> CanvasResult:
+    "Target `i`'s result from the answer on its canvas: its instances, at its own size, their union, the verdict."
+    kept, best = self.keep(lay, masks, scores, i)
+    if t.work is not t.full:
+        for x in kept: x.mask = resize_mask(x.mask, t.full.shape[:2])
+    union = np.zeros(t.full.shape[:2], bool)
+    for x in kept: union |= x.mask
+    alone = self.layout_for(t.work.shape) if len(lay.targets) == 1 else lay     # alone: today's CanvasLayout
+    return CanvasResult(union, max((x.score for x in kept), default=best), None, present=bool(kept), instances=kept,
+                        candidate_scores=[scores.tolist()], timings=t.tm, exemplars=boxes, layout=alone,
+                        packing=lay.describe(i))
+
+# %% ../nbs/07a_canvas.ipynb #9a291a61
+@patch
+def _canvas(self: CanvasLabeller, targets: list):
+    "`targets` on one canvas with the references, one vision pass and one `segment`: each target's result, or error."
+    t0 = time.perf_counter()
+    works = [t.work for t in targets]
+    lay = PackedLayout([im.shape for im in self.images], [w.shape for w in works],
+                       input_side(self.segmenter, INPUT_SIZES['sam3']), self.settings.layout)
+    canvas, boxes = lay.canvas(self.images, works), self.exemplars(lay)
+    t1 = time.perf_counter()
+    _bill(targets, 'canvas', t1 - t0)
+    self.segmenter.set_image(canvas)                                # once a canvas: the vision pass
+    t2 = time.perf_counter()
+    _bill(targets, 'set_image', t2 - t1)
     masks, scores = _check_answer(*self.segmenter.segment(self.text, boxes, np.ones(len(boxes), int)), lay.hw)
-    tm['segment'] = time.perf_counter() - t0 - tm['canvas'] - tm['set_image']
-    kept, best = self.keep(lay, masks, scores)
-    if work is not full:
-        for i in kept: i.mask = resize_mask(i.mask, full.shape[:2])
-    union = np.zeros(full.shape[:2], bool)
-    for i in kept: union |= i.mask
-    tm['total'] = time.perf_counter() - t0
-    score = max((i.score for i in kept), default=best)
-    return CanvasResult(union, score, None, present=bool(kept), instances=kept, candidate_scores=[scores.tolist()],
-                        timings=tm, exemplars=boxes, layout=lay)
+    _bill(targets, 'segment', time.perf_counter() - t2)
+    for i, t in enumerate(targets):
+        with _timer(t.tm, 'total'):
+            try: t.result = self._result(t, lay, i, masks, scores, boxes)
+            except Exception as e: t.error = e
+
+@patch
+def _pack(self: CanvasLabeller, targets: list):
+    "Answer `targets` on one canvas; if a step of the whole canvas fails, each on a canvas of its own."
+    try: self._canvas(targets)
+    except Exception as e:
+        if len(targets) == 1:
+            targets[0].error = e
+            return
+        for t in targets:
+            t.result, t.error = None, None
+            self._pack([t])
+
+# %% ../nbs/07a_canvas.ipynb #6334fa90
+@patch
+def label_many(self: CanvasLabeller, images) -> list:
+    "Label HxWx3 uint8 `images`, `targets_per_canvas` a canvas: per image, in order, its `CanvasResult` or its error."
+    out, waiting, n = [], [], self.settings.targets_per_canvas
+    def pack():
+        self._pack([out[k] for k in waiting])
+        for k in waiting: out[k] = out[k].error if out[k].error is not None else out[k].result
+        waiting.clear()
+    for image in images:
+        try: out.append(self._prepare(image))
+        except Exception as e: out.append(e)
+        if isinstance(out[-1], _Target): waiting.append(len(out) - 1)
+        if len(waiting) == n: pack()
+    if waiting: pack()
+    return out
+
+@patch
+def label(self: CanvasLabeller, image) -> CanvasResult:
+    "Label one HxWx3 uint8 `image`: every kept instance, their union as `mask`, and whether any is `present`."
+    res = self.label_many([image])[0]
+    if isinstance(res, Exception): raise res
+    return res

@@ -13,7 +13,7 @@ from .errors import SegwlError
 # %% auto #0
 __all__ = ['MAP_MODES', 'PromptableSegmenter', 'TextRegionScorer', 'ConceptSegmenter', 'WholeImageScorer', 'WindowedScorer',
            'ModalScorer', 'InputError', 'check_image', 'check_prompts', 'check_boxes', 'Instance', 'LabelResult',
-           'Labeller']
+           'Labeller', 'PackingLabeller', 'label_many']
 
 # %% ../nbs/01_protocols.ipynb #07e1b137
 @runtime_checkable
@@ -149,6 +149,7 @@ class LabelResult:
     instances: list | None = None                        # None: one mask, no instances (seed); else [Instance]
     candidate_scores: list = field(default_factory=list) # the segmenter's scores, per call
     timings: dict = field(default_factory=dict)          # step -> seconds
+    packing: dict | None = None                          # its place on a shared canvas (PackedLayout.describe)
 
 # %% ../nbs/01_protocols.ipynb #d19f42cb
 @runtime_checkable
@@ -161,3 +162,21 @@ class Labeller(Protocol):
     def label(self, image: np.ndarray) -> LabelResult:
         "Label one HxWx3 uint8 RGB `image`."
         ...
+
+# %% ../nbs/01_protocols.ipynb #00f450d1
+@runtime_checkable
+class PackingLabeller(Labeller, Protocol):
+    "A `Labeller` that labels several images at once (several targets on one canvas: one encoder pass for them all)."
+    def label_many(self, images) -> list:
+        "One answer per HxWx3 uint8 RGB image of `images`, in order: its `LabelResult`, or the exception it raised."
+        ...
+
+def label_many(labeller, images) -> list:
+    "One answer per image, in order: a `LabelResult` or the exception labelling it raised (one fails alone)."
+    images = list(images)
+    if isinstance(labeller, PackingLabeller): return list(labeller.label_many(images))
+    out = []
+    for image in images:
+        try: out.append(labeller.label(image))
+        except Exception as e: out.append(e)
+    return out

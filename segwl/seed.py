@@ -14,12 +14,13 @@ import numpy as np
 from .protocols import check_image, LabelResult, WholeImageScorer, WindowedScorer, ModalScorer, MAP_MODES
 from .data import SegwlError, Settings, setting
 from .recipe import check_references, clean_text, Renamed, renamed
-from .stitch import Stitch, scale_points, pixel_of, resize_image, resize_mask
+from .stitch import Stitch, PackedLayout, MAX_TARGETS, INPUT_SIZES, scale_points, pixel_of, resize_image, resize_mask
 from .points import object_points, background_points, peak_points
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAX_POINTS', 'MAX_TRIALS', 'SeedSettings', 'check_max_side', 'SeedResult', 'scorer_knobs',
-           'SeedLabeller', 'working_hw', 'working_copy', 'strong_peaks', 'best_answer']
+__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAX_POINTS', 'MAX_TRIALS', 'ADDED', 'SeedSettings', 'check_max_side', 'to_dict_since',
+           'SeedResult', 'scorer_knobs', 'SeedLabeller', 'working_hw', 'working_copy', 'strong_peaks', 'best_answer',
+           'input_side', 'TargetView']
 
 # %% ../nbs/07_seed.ipynb #384699a3
 MIN_SIDE = 8  # smaller images are refused: SAM and CLIP would see a few blown-up pixels
@@ -65,6 +66,10 @@ class SeedSettings(Renamed, Settings):
                                            "0.25; default: off)", -1, 1)
     min_mask_score: float | None = setting(None, "presence gate: an image whose best mask scores below this (the "
                                            "segmenter's own score) is labelled absent (default: off)", 0, 10)
+    targets_per_canvas: int = setting(1, "targets sharing one canvas and one encoder pass, each in a cell of the "
+                                      "model's input beside the reference (1: a canvas each; more: cheaper, each "
+                                      "target gets its own share of the pixels: bench/bench_quality.py measures the "
+                                      "quality cost)", 1, MAX_TARGETS)
 
 # %% ../nbs/07_seed.ipynb #d44d69e4
 def check_max_side(max_side):
@@ -80,6 +85,18 @@ def validate(self: SeedSettings):
     check_max_side(self.max_side)
     if self.n_object + self.n_text < 1:
         raise SegwlError("settings n_object and n_text are both 0: SAM needs at least one object point")
+
+# %% ../nbs/07_seed.ipynb #29f75777
+ADDED = {'targets_per_canvas': 1}    # settings added since the first release, each with the value of the old behaviour
+
+def to_dict_since(settings) -> dict:
+    "`settings` as a dict, less the `ADDED` ones at their old behaviour's value."
+    return {k: v for k, v in Settings.to_dict(settings).items() if k not in ADDED or v != ADDED[k]}
+
+@patch
+def to_dict(self: SeedSettings) -> dict:
+    "The settings as a dict (JSON); `ADDED` ones only where they differ from the old behaviour."
+    return to_dict_since(self)
 
 # %% ../nbs/07_seed.ipynb #a86d8298
 @dataclass
@@ -258,23 +275,133 @@ def _answer(self: SeedLabeller, i: int, image, text_obj, text_bg, cell, tm) -> t
     with _timer(tm, 'set_image'): self.segmenter.set_image(canvas)          # once a stitch: its trials reuse it
     return self._best_mask(st, *self.reference_points[i], text_obj, text_bg, cell, tm)
 
+# %% ../nbs/07_seed.ipynb #61dcb062
+def input_side(segmenter, default: int = INPUT_SIZES['sam']) -> int:
+    "The side of the square `segmenter`'s model sees: its `input_size` if it says, else `default` (SAM's 1024)."
+    return int(getattr(segmenter, 'input_size', None) or default)
+
+@dataclass(frozen=True)
+class TargetView:
+    "Target `i` of a packed canvas and its reference, seen as a `Stitch` is: what the trials and the best mask use."
+    layout: PackedLayout
+    i: int
+
+    @property
+    def target_hw(self) -> tuple: return self.layout.target_hws[self.i]
+    @property
+    def canvas_hw(self) -> tuple: return self.layout.hw
+    def reference_to_canvas(self, points) -> np.ndarray: return self.layout.reference_to_canvas(points)
+    def target_to_canvas(self, points) -> np.ndarray: return self.layout.target_to_canvas(self.i, points)
+    def target_mask(self, canvas_mask: np.ndarray) -> np.ndarray: return self.layout.target_mask(self.i, canvas_mask)
+
+# %% ../nbs/07_seed.ipynb #c2e611b4
+@dataclass
+class _Target:
+    "One target in `label_many`: its image, working copy, text prompts, timings; its answers per reference, or error."
+    full: np.ndarray
+    work: np.ndarray
+    shrunk: bool
+    smap: np.ndarray
+    text_score: float | None
+    text_obj: np.ndarray
+    text_bg: np.ndarray
+    weak: dict
+    cell: np.ndarray
+    tm: dict
+    answers: list = field(default_factory=list)      # per reference: (mask, score, candidate scores, best trial)
+    packings: list = field(default_factory=list)     # per reference: PackedLayout.describe of its canvas
+    error: Exception | None = None
+
 @patch
-def label(self: SeedLabeller, image) -> SeedResult:
-    "Label one HxWx3 uint8 `image`: its mask (HxW bool), the scores, whether the object is there, diagnostics."
+def _prepare(self: SeedLabeller, image) -> _Target | SeedResult:
+    "A target ready for its canvas (working copy, text map and points), or its result when the text gate says absent."
     tm, t0, s = {}, time.perf_counter(), self.settings
-    full, image, shrunk = self._target(image)
-    smap, text_score, text_obj, text_bg, weak, cell = self._text_prompts(image, tm)
+    full, work, shrunk = self._target(image)
+    smap, text_score, text_obj, text_bg, weak, cell = self._text_prompts(work, tm)
     if s.min_text_score is not None and text_score is not None and text_score < s.min_text_score:
-        pts = self._points_record(text_obj, text_bg, weak, image.shape, full.shape)
+        pts = self._points_record(text_obj, text_bg, weak, work.shape, full.shape)
         tm['total'] = time.perf_counter() - t0
         return SeedResult(np.zeros(full.shape[:2], bool), math.nan, text_score, present=False, timings=tm, points=pts,
                           similarity_map=smap)
-    answers = [self._answer(i, image, text_obj, text_bg, cell, tm) for i in range(len(self.references))]
-    mask, score, won = best_answer([a[:2] for a in answers])
-    pts = self._points_record(text_obj, text_bg, weak, image.shape, full.shape, won[0])
-    cands, best = [c for a in answers for c in a[2]], won[0] * s.trials + answers[won[0]][3]
-    if shrunk: mask = resize_mask(mask, full.shape[:2])
-    present = bool(mask.any()) and (s.min_mask_score is None or score >= s.min_mask_score)
     tm['total'] = time.perf_counter() - t0
-    return SeedResult(mask & present, score, text_score, present=present, candidate_scores=cands, timings=tm,
-                      points=pts, best_trial=best, similarity_map=smap)
+    return _Target(full, work, shrunk, smap, text_score, text_obj, text_bg, weak, cell, tm)
+
+# %% ../nbs/07_seed.ipynb #7a4bd285
+def _bill(targets, step: str, seconds: float):
+    "Add an equal part of `seconds` spent on a canvas to `step` and to the total of each of its `targets`."
+    for t in targets:
+        for k in (step, 'total'): t.tm[k] = t.tm.get(k, 0) + seconds / len(targets)
+
+@patch
+def _canvas(self: SeedLabeller, j: int, targets: list):
+    "Reference `j` and `targets` on one packed canvas, one encoder pass; each target's answer, or its error, kept."
+    targets = [t for t in targets if t.error is None]         # a target failed on an earlier canvas takes no cell
+    if not targets: return
+    t0 = time.perf_counter()
+    ref = self.references[j][0]
+    lay = PackedLayout([ref.shape], [t.work.shape for t in targets], input_side(self.segmenter), layout='stitch')
+    canvas = lay.canvas([ref], [t.work for t in targets])
+    t1 = time.perf_counter()
+    _bill(targets, 'stitch', t1 - t0)
+    self.segmenter.set_image(canvas)                             # once a canvas: every target's trials reuse it
+    _bill(targets, 'set_image', time.perf_counter() - t1)
+    for i, t in enumerate(targets):
+        with _timer(t.tm, 'total'):
+            try:
+                t.answers.append(self._best_mask(TargetView(lay, i), *self.reference_points[j], t.text_obj,
+                                                 t.text_bg, t.cell, t.tm))
+                t.packings.append(lay.describe(i))
+            except Exception as e: t.error = e
+
+@patch
+def _pack(self: SeedLabeller, targets: list):
+    "Answer `targets` on one canvas per reference; if a step of the whole canvas fails, each on a canvas of its own."
+    try:
+        for j in range(len(self.references)): self._canvas(j, targets)
+    except Exception as e:
+        if len(targets) == 1:
+            targets[0].error = e
+            return
+        for t in targets:
+            t.answers, t.packings, t.error = [], [], None
+            self._pack([t])
+
+# %% ../nbs/07_seed.ipynb #d64e7711
+@patch
+def _finish(self: SeedLabeller, t: _Target) -> SeedResult | Exception:
+    "The result of a target answered on its canvases: the best answer over the references, the gates applied."
+    if t.error is not None: return t.error
+    t0, s = time.perf_counter(), self.settings
+    mask, score, won = best_answer([a[:2] for a in t.answers])
+    pts = self._points_record(t.text_obj, t.text_bg, t.weak, t.work.shape, t.full.shape, won[0])
+    cands, best = [c for a in t.answers for c in a[2]], won[0] * s.trials + t.answers[won[0]][3]
+    if t.shrunk: mask = resize_mask(mask, t.full.shape[:2])
+    present = bool(mask.any()) and (s.min_mask_score is None or score >= s.min_mask_score)
+    t.tm['total'] += time.perf_counter() - t0
+    return SeedResult(mask & present, score, t.text_score, present=present, candidate_scores=cands, timings=t.tm,
+                      points=pts, best_trial=best, similarity_map=t.smap, packing=t.packings[won[0]])
+
+@patch
+def label_many(self: SeedLabeller, images) -> list:
+    "Label HxWx3 uint8 `images`, `targets_per_canvas` a canvas: per image, in order, its `SeedResult` or its error."
+    out, waiting, n = [], [], self.settings.targets_per_canvas
+    def pack():
+        self._pack([out[k] for k in waiting])
+        for k in waiting:
+            try: out[k] = self._finish(out[k])
+            except Exception as e: out[k] = e
+        waiting.clear()
+    for image in images:
+        try: out.append(self._prepare(image))
+        except Exception as e: out.append(e)
+        if isinstance(out[-1], _Target): waiting.append(len(out) - 1)
+        if len(waiting) == n: pack()
+    if waiting: pack()
+    return out
+
+@patch
+def label(self: SeedLabeller, image) -> SeedResult:
+    "Label one HxWx3 uint8 `image`: its mask (HxW bool), the scores, whether the object is there, diagnostics."
+    res = self.label_many([image])[0]
+    if isinstance(res, Exception): raise res
+    return res

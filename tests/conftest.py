@@ -1,5 +1,6 @@
 import importlib.util, os, subprocess, sys
 from pathlib import Path
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,3 +155,17 @@ def pytest_collection_modifyitems(config, items):
         module = item.path.name
         if module in SLOW_MODULES or getattr(item, 'originalname', item.name) in SLOW.get(module, ()):
             item.add_marker(pytest.mark.slow)
+
+
+def edge(truth: np.ndarray) -> np.ndarray:
+    "Pixels within one pixel (8-neighbours) of the boundary of `truth`, on either side."
+    def grow(m):
+        p = np.pad(m, 1)
+        return np.logical_or.reduce([p[1 + dy:p.shape[0] - 1 + dy, 1 + dx:p.shape[1] - 1 + dx]
+                                     for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    return grow(truth) & grow(~truth)
+
+
+def same_up_to_edge(a: np.ndarray, b: np.ndarray, truth: np.ndarray) -> bool:
+    "`a` and `b` differ only along the object's edge: what resampling a target into a cell may move, nothing else."
+    return a.shape == b.shape and not ((a != b) & ~edge(truth)).any()

@@ -100,3 +100,60 @@ def test_canvas_runs_with_the_tiny_sam3(bench, tmp_path, capsys):
         'canvas', 2, 'red', 2, 2)
     assert res['overhead_ratio'] == pytest.approx(res['pipeline_s_per_image'] / res['encoder_s'])
     assert all(s['set_image'] > 0 and s['segment'] > 0 for s in res['per_image']) and res['peak_rss_mb'] > 0
+
+
+# ---------------------------------------------------------------- several targets on one canvas (#24)
+def _packed_rows(bench, method, n_images, passes, **kw):
+    rows = []
+    for _ in range(n_images):
+        r = {k: 0.0 for k in (*bench.PACKED_STEPS[method], 'other')}
+        r.update(kw, passes=passes, instances=0, grid='2x2', vs_single=0.9)
+        r['total'] = sum(v for k, v in r.items() if k in (*bench.PACKED_STEPS[method], 'other'))
+        rows.append(r)
+    return rows
+
+def test_packed_summary_and_table(bench):
+    # encoder 12 s; N=1: its pass 12 s + decoder 0.6 + CLIP 0.3 = 12.9 s; N=3: a third of the pass 4 s + 0.6 + 0.3
+    runs = {1: _packed_rows(bench, 'seed', 6, 1.0, set_image=12.0, predict=0.6, text_map=0.3),
+            3: _packed_rows(bench, 'seed', 6, 1 / 3, set_image=4.0, predict=0.6, text_map=0.3)}
+    r = bench.summarise_packed(runs, [12.0, 11.0, 13.0], 'seed')
+    one, three = r['per_n']['1'], r['per_n']['3']
+    assert r['encoder_s'] == 12.0 and three['encoder_passes_per_image'] == pytest.approx(1 / 3)
+    assert one['target_cost'] == pytest.approx(12.9 / 12) and three['target_cost'] == pytest.approx(4.9 / 12)
+    assert three['steps_in_passes']['predict'] == pytest.approx(0.05) and three['vs_single_min'] == 0.9
+    assert three['encoder_s_in_run'] == pytest.approx(12.0) and three['target_cost_in_run'] == pytest.approx(4.9 / 12)
+    res = dict(method='seed', models=dict(sam='vit_b', clip='ViT-B-32'), data='d', images=6, floor_images=3, **r,
+               machine=dict(device='cpu', cpu='x', cpu_count=2, torch_threads=2), versions=dict(torch='t'),
+               load_average_start=(1.0, 1.0, 1.0), load_average_end=(2.0, 2.0, 2.0))
+    t = bench.table_packed(res)
+    assert '| measure | N=1 | N=3 |' in t and '| encoder passes per image | 1.000 | 0.333 |' in t
+    assert "(goal at N=3: <= 0.45) | **1.075** | **0.408** |" in t
+    assert "own encoder passes (`set_image` per canvas) | 1.075 (12.00 s) | 0.408 (12.00 s) |" in t
+    assert '| image encoder (set_image): its share of the canvas | 1.000 | 0.333 |' in t
+    assert '| SAM decoder calls (all trials) | 0.050 | 0.050 |' in t
+
+def test_packed_arguments(bench):
+    assert bench.parse(['--packing', '1, 3']).packing == [1, 3] and bench.parse([]).packing is None
+    for bad in (['--packing', '0,3'], ['--packing', '9'], ['--packing', 'a'], ['--packing', '3', '--memory', '4']):
+        with pytest.raises(SystemExit): bench.parse(bad)
+
+def test_packed_runs_with_the_tiny_sam3(bench, tmp_path, capsys):
+    "N = 1 and 2 in one run on three scenes: 1 and 2/3 of an encoder pass per image, counted, not assumed."
+    import json
+    from PIL import Image
+    from segwl.data import save_mask
+    from segwl.testing import concept_scene
+    d = tmp_path/'data'
+    for sub in ('reference', 'unlabeled/images'): (d/sub).mkdir(parents=True)
+    img, mask, _ = concept_scene((120, 90), 1, seed=1)
+    Image.fromarray(img).save(d/'reference'/'r.jpg')
+    save_mask(mask, d/'reference'/'r.png')
+    for i in range(3):
+        Image.fromarray(concept_scene((100, 140), 2, seed=5 + i)[0]).save(d/'unlabeled'/'images'/f'{i}.png')
+    out = tmp_path/'res.json'
+    assert bench.main(['--method', 'canvas', '--tiny', '--data', str(d), '--images', '3', '--packing', '1,2',
+                       '--floor-images', '1', '--json', str(out)]) == 0
+    assert '| measure | N=1 | N=2 |' in capsys.readouterr().out
+    res = json.loads(out.read_text())
+    assert [res['per_n'][n]['encoder_passes_per_image'] for n in ('1', '2')] == [1.0, pytest.approx(2 / 3)]
+    assert [r['grid'] for r in res['per_image']['2']][:2] != ['left', 'left'] and res['floor_images'] == 1

@@ -171,7 +171,8 @@ def test_labeller_exact_with_stand_ins_over_sizes_and_aspect_ratios(ref_hw):
 
 def test_the_exactness_test_can_fail(monkeypatch):
     "Crop one column off: the same test no longer sees IoU 1, so the geometry really is being tested."
-    monkeypatch.setattr(stitch_mod.Stitch, 'target_mask', lambda self, m: np.asarray(m)[..., self.offset - 1:-1])
+    shifted = lambda self, m: np.asarray(m)[..., self.window[0], self.left - 1:self.left - 1 + self.placed_hw[1]]
+    monkeypatch.setattr(stitch_mod.Cell, 'crop', shifted)      # what the labeller crops its target's mask with
     ref, ref_mask = synthetic_scene((357, 500), seed=100)
     img, true = synthetic_scene((200, 1000), seed=3)
     r = PseudoLabeler(ref, ref_mask, 'x', segmenter=ColourSegmenter(), scorer=ColourScorer(), trials=1).label(img)
