@@ -10,7 +10,8 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn as nn
 from .errors import SegwlError, say
-from .trainsettings import DEFAULT_ARCH, MAX_SIZE, TINY_ARCH
+from fastcore.basics import patch
+from .trainsettings import DEFAULT_ARCH, MAX_SIZE, TINY_ARCH, TrainSettings
 
 
 # %% auto #0
@@ -155,6 +156,15 @@ def canonical_arch(name: str) -> str:
     "The one spelling of an architecture name that `model.json` records."
     kind, a, b = parse_arch(name)
     return ARCH_FAMILIES[kind].canonical(a, b)
+
+# %% ../nbs/09a_arch.ipynb #52d9441d
+_field_checks = TrainSettings.validate
+
+@patch
+def validate(self: TrainSettings):
+    "The settings' own checks, then the architecture named as this room knows it (an unknown one: `ArchError`)."
+    _field_checks(self)
+    self.arch = canonical_arch(self.arch)
 
 # %% ../nbs/09a_arch.ipynb #639c1b13
 def weights_source(name: str) -> str:

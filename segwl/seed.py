@@ -20,7 +20,7 @@ from .points import object_points, background_points, peak_points
 # %% auto #0
 __all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAX_POINTS', 'MAX_TRIALS', 'ADDED', 'SeedSettings', 'check_max_side', 'to_dict_since',
            'SeedResult', 'scorer_knobs', 'SeedLabeller', 'working_hw', 'working_copy', 'strong_peaks', 'best_answer',
-           'input_side', 'TargetView']
+           'SizedInput', 'input_side', 'TargetView']
 
 # %% ../nbs/07_seed.ipynb #384699a3
 MIN_SIDE = 8  # smaller images are refused: SAM and CLIP would see a few blown-up pixels
@@ -276,9 +276,15 @@ def _answer(self: SeedLabeller, i: int, image, text_obj, text_bg, cell, tm) -> t
     return self._best_mask(st, *self.reference_points[i], text_obj, text_bg, cell, tm)
 
 # %% ../nbs/07_seed.ipynb #61dcb062
+from typing import Protocol, runtime_checkable
+@runtime_checkable
+class SizedInput(Protocol):
+    "A model that says the side of the square it sees (SAM 1 and 2.1: 1024, SAM 3: 1008)."
+    input_size: int
+
 def input_side(segmenter, default: int = INPUT_SIZES['sam']) -> int:
     "The side of the square `segmenter`'s model sees: its `input_size` if it says, else `default` (SAM's 1024)."
-    return int(getattr(segmenter, 'input_size', None) or default)
+    return int(segmenter.input_size or default) if isinstance(segmenter, SizedInput) else default
 
 @dataclass(frozen=True)
 class TargetView:

@@ -57,14 +57,13 @@ class TrainSettings(Settings):
 # %% ../nbs/08b_trainsettings.ipynb #a245e938
 @patch
 def validate(self: TrainSettings):
-    "The field checks, then the rules no bound says: size a multiple of 32, fractions below 1, a known architecture."
+    "The field checks, then the rules no bound says: size a multiple of 32, fractions below 1."
     Settings.validate(self)
     if self.size % 32: raise SegwlError(f"setting size={self.size}: expected a multiple of 32")
     if self.val_fraction >= 1: raise SegwlError(f"setting val_fraction={self.val_fraction}: expected less than 1")
     if self.ema >= 1: raise SegwlError(f"setting ema={self.ema}: expected less than 1 (0 turns the average off)")
     if self.max_minutes == 0: raise SegwlError("setting max_minutes=0: expected a positive number or null")
-    from segwl.arch import canonical_arch                # torch: only once settings are made, never to parse flags
-    self.arch = canonical_arch(self.arch)
+    # the architecture's name is checked by segwl.arch, which needs torch: it extends this method (never to parse flags)
 
 # %% ../nbs/08b_trainsettings.ipynb #45b65683
 OLD_NAMES = {'min_score': 'min_label_score'}   # a setting's old name -> its name now
