@@ -22,7 +22,7 @@ from .folder import label_folder, read_manifest
 from .caching import CachingSegmenter, CachingScorer
 from .figures import render_result, _backends_html, _trials_html, _absent_reason, progress_text
 from .errors import Voice, one_line_errors, speaking
-from .registry import weights_stamp
+from .registry import weights_stamp, STAND_IN_STAMP
 
 # %% auto #0
 __all__ = ['PANEL_TERMS', 'PANEL_VOICE', 'TuningPanel', 'SeedPanel']
