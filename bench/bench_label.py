@@ -142,8 +142,8 @@ def encoder_pass(pl, path) -> float:
     "Seconds of one SAM image-encoder pass (`set_image`) on the stitched canvas of the image at `path`: the floor."
     from segwl.data import load_image
     from segwl.stitch import Stitch
-    from segwl.seed import _working_copy
-    img, _ = _working_copy(load_image(path), pl.settings.max_side)
+    from segwl.seed import working_copy
+    img, _ = working_copy(load_image(path), pl.settings.max_side)
     st = Stitch(pl.reference.shape, img.shape)
     canvas = st.canvas(pl.reference, img)
     t = time.perf_counter(); pl.segmenter.set_image(canvas)
@@ -220,8 +220,8 @@ def canvas_labeller(args, seg):
 def canvas_encoder_pass(cl, path) -> float:
     "Seconds of one vision-encoder pass (`set_image`) on the canvas of the image at `path`: the floor."
     from segwl.data import load_image
-    from segwl.canvas import _shrunk
-    work = _shrunk(load_image(path), cl.settings.max_side)
+    from segwl.seed import working_copy
+    work, _ = working_copy(load_image(path), cl.settings.max_side)
     canvas = cl.layout_for(work.shape).canvas([im for im, _ in cl.references], work)
     t = time.perf_counter()
     cl.segmenter.set_image(canvas)

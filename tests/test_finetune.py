@@ -76,9 +76,9 @@ def test_pretrained_offline_names_the_url_and_the_way_out(monkeypatch):
     def offline(*a, **k): raise OSError('Temporary failure in name resolution')
     monkeypatch.setattr(enc, 'hf_hub_download', offline)
     monkeypatch.setattr(tvapi, 'load_state_dict_from_url', offline)
-    with pytest.raises(ArchError, match=r'huggingface.co/smp-hub/resnet34.imagenet.*--no-pretrained'):
+    with pytest.raises(ArchError, match=r'huggingface.co/smp-hub/resnet34.imagenet.*pretrained=False'):
         build_model('unet-resnet34', pretrained=True)
-    with pytest.raises(ArchError, match=r'download.pytorch.org/models/lraspp.*--no-pretrained'):
+    with pytest.raises(ArchError, match=r'download.pytorch.org/models/lraspp.*pretrained=False'):
         build_model('lraspp_mobilenet_v3_large', pretrained=True)
 
 def test_pretrained_offline_and_not_cached_fails_at_once(monkeypatch, tmp_path):
@@ -94,7 +94,7 @@ def test_pretrained_offline_and_not_cached_fails_at_once(monkeypatch, tmp_path):
     monkeypatch.setattr(enc, 'hf_hub_download', lambda *a, **k: downloads.append(a))
     for arch, host in [('unet-resnet34', 'huggingface.co'), ('lraspp_mobilenet_v3_large', 'download.pytorch.org')]:
         looked_up.clear()
-        with pytest.raises(ArchError, match=r'not cached and https://' + host + r'.* cannot be reached.*--no-pretrained'):
+        with pytest.raises(ArchError, match=r'not cached and https://' + host + r'.* cannot be reached.*pretrained=False'):
             build_model(arch, pretrained=True)
         assert looked_up == [host] and downloads == []
 
@@ -492,7 +492,7 @@ def test_reviewed_rows_are_preferred_by_the_cli(syn, tmp_path):
     assert 'data: 2 of 6 images used (2 reviewed), 4 not reviewed' in r.stdout
     r = segwl('train', '--images', imgs, '--masks', msks, '--out', tmp_path/'c', '--weight-by-score', *TINY_FLAGS,
               check_rc=2)
-    assert '--weight-by-score: these read the rows of a labelling manifest: give --manifest too' in r.stderr
+    assert '--weight-by-score: these read the rows of a labelling manifest: give --manifest LABELS/manifest.jsonl too' in r.stderr
 
 def test_weight_by_score_learns_past_low_scored_wrong_labels(tmp_path):
     "Half the labels are wrong (the background marked) with low scores: weighing by score learns the discs anyway."

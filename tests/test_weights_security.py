@@ -248,7 +248,7 @@ def test_cli_hub_cache_pytorch_model_bin_refused(tmp_path, examples, monkeypatch
     monkeypatch.setenv('HF_HUB_CACHE', str(tmp_path/'hub'))
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     r = segwl('label', '--reference', *ref, *method, '--images', examples/'unlabeled'/'images', '--out',
-              tmp_path/'out', '--device', 'cpu', '--no-progress')
+              tmp_path/'out', '--device', 'cpu', '--no-progress', process=True)     # the Hub reads its env at import
     assert r.returncode == 2, r.stderr
     assert f"weights {f}: refused, not a plain weights file" in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert 'weights_only' not in r.stderr and not (tmp_path/'ran').exists()
