@@ -13,8 +13,8 @@ against one vision-encoder pass on the same canvas (goal: overhead <= 1.10), and
 Several targets on one canvas (#24): encoder passes and pipeline time per image against one encoder pass, for each
 N of `--packing` in one run, as the folder runner labels (load, `label_many` of N images, write):
 
-    nice python bench/bench_label.py --packing 1,3 --images 6 --json bench/results/packing_seed_cpu.json
-    nice python bench/bench_label.py --method canvas --packing 1,3 --images 6 \
+    nice python bench/bench_label.py --packing 1,3 --images 6 --threads 1 --json bench/results/packing_seed_cpu.json
+    nice python bench/bench_label.py --method canvas --packing 1,3 --images 3 --threads 1 \
         --json bench/results/packing_canvas_cpu.json
 
 See bench/README.md, section "Labelling cost (bench_label.py)", for what is measured and the latest results.
@@ -357,7 +357,8 @@ def table_packed(res: dict) -> str:
     f = lambda v, d=3: '—' if v is None else f"{v:.{d}f}"
     goal = " (goal at N=3: <= 0.45)"
     models = ', '.join(f"{k} `{v}`" for k, v in res['models'].items())
-    lines = [f"{res['method']} method, {models} (random weights), {res['images']} images of `{res['data']}`; "
+    models += '' if 'random weights' in models else ' (random weights)'
+    lines = [f"{res['method']} method, {models}, {res['images']} images of `{res['data']}`; "
              f"{m['device']} ({m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch threads, load average "
              f"{res['load_average_start'][0]:.1f} at start, {res['load_average_end'][0]:.1f} at end); torch "
              f"{res['versions']['torch']}.", '',
