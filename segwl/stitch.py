@@ -5,12 +5,15 @@
 # %% ../nbs/02_stitch.ipynb #1bf42d17
 from __future__ import annotations
 from dataclasses import dataclass
+import itertools, math
 import numpy as np
 from fastcore.basics import patch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['LAYOUTS', 'scale_points', 'pixel_of', 'resize_image', 'resize_mask', 'Stitch', 'Cell', 'CanvasLayout', 'seed_share']
+__all__ = ['LAYOUTS', 'INPUT_SIZES', 'MAX_TARGETS', 'PACKED_LAYOUTS', 'scale_points', 'pixel_of', 'resize_image', 'resize_mask',
+           'Stitch', 'Cell', 'CanvasLayout', 'seed_share', 'input_pixels', 'padding_fraction', 'single_pixels',
+           'PackedLayout']
 
 # %% ../nbs/02_stitch.ipynb #14fe365f
 def scale_points(points, from_hw, to_hw) -> np.ndarray:
@@ -185,13 +188,311 @@ def _pick_side(refs, target_hw) -> str:
     return 'left'
 
 # %% ../nbs/02_stitch.ipynb #a4292897
+def _paint(cells, images, hw, fill: int) -> np.ndarray:
+    "An HxWx3 uint8 canvas of shape `hw` with each image resized into its cell, `fill` elsewhere."
+    out = np.full((*hw, 3), fill, np.uint8)
+    for cell, im in zip(cells, images):
+        if im.shape[:2] != cell.hw: raise ValueError(f"image {im.shape[:2]} does not match its cell {cell.hw}")
+        out[cell.window] = resize_image(im, cell.placed_hw)
+    return out
+
 @patch
 def canvas(self: CanvasLayout, references, target: np.ndarray, fill: int = 0) -> np.ndarray:
     "The HxWx3 uint8 picture: each reference resized into its cell, the target as it is, `fill` elsewhere."
     if len(references) != len(self.references):
         raise ValueError(f"{len(references)} images for {len(self.references)} references")
-    out = np.full((*self.hw, 3), fill, np.uint8)
-    for cell, im in zip((*self.references, self.target), (*references, target)):
-        if im.shape[:2] != cell.hw: raise ValueError(f"image {im.shape[:2]} does not match its cell {cell.hw}")
-        out[cell.window] = resize_image(im, cell.placed_hw)
-    return out
+    return _paint((*self.references, self.target), (*references, target), self.hw, fill)
+
+# %% ../nbs/02_stitch.ipynb #54af69ee
+INPUT_SIZES = {'sam': 1024, 'sam2.1': 1024, 'sam3': 1008}   # the square side each model family resizes and pads to
+
+def input_pixels(cell: Cell, canvas_hw, size: int = 1024) -> float:
+    "Pixels of the model's `size` x `size` input that `cell`'s image covers once the canvas's long side is `size`."
+    f = size / max(canvas_hw)
+    return cell.placed_hw[0] * cell.placed_hw[1] * f * f
+
+def _padding(cells, canvas_hw, size: int) -> float:
+    return 1 - sum(input_pixels(c, canvas_hw, size) for c in cells) / size ** 2
+
+# %% ../nbs/02_stitch.ipynb #720be66a
+@patch(as_prop=True)
+def cells(self: Stitch) -> tuple:
+    "The reference's cell and the target's, on this canvas."
+    return Cell(self.reference_hw, self.placed_reference_hw), Cell(self.target_hw, self.target_hw, 0, self.offset)
+
+@patch(as_prop=True)
+def hw(self: Stitch) -> tuple: return self.canvas_hw
+
+@patch(as_prop=True)
+def cells(self: CanvasLayout) -> tuple: return (*self.references, self.target)
+
+def padding_fraction(layout, size: int = 1024) -> float:
+    "The fraction of a `size` x `size` model input that no image of `layout` covers (a `Stitch`, or any layout)."
+    return _padding(layout.cells, layout.hw, size)
+
+# %% ../nbs/02_stitch.ipynb #ae3cd6f4
+MAX_TARGETS = 8   # targets on one canvas: past that a target gets too few pixels to be worth the saving
+
+def _stack(hws, box) -> list:
+    "Cells of images `hws` in one strip from the corner of a `box` = (H, W): a column or a row, whichever covers more."
+    t, cuts = _strip(hws, box[0], box[1])
+    column = [Cell(hw, (int(b - a), t), int(a), 0) for hw, a, b in zip(hws, cuts, cuts[1:])]
+    t, cuts = _strip([(w, h) for h, w in hws], box[1], box[0])
+    row = [Cell(hw, (t, int(b - a)), 0, int(a)) for hw, a, b in zip(hws, cuts, cuts[1:])]
+    return max(column, row, key=lambda cs: sum(c.placed_hw[0] * c.placed_hw[1] for c in cs))
+
+# %% ../nbs/02_stitch.ipynb #32d59d3f
+def _grids(k: int) -> list:
+    "Every `(rows, cols)` with room for `k` cells and no empty row or column."
+    return [(r, c) for r in range(1, k + 1) for c in range(1, k + 1) if r * c >= k > max((r - 1) * c, r * (c - 1))]
+
+def _cuts(n: int, size: int) -> np.ndarray: return np.diff(np.round(np.linspace(0, size, n + 1))).astype(int)
+
+# %% ../nbs/02_stitch.ipynb #2debe61a
+def _grid_cells(groups, rows: int, cols: int, size: int) -> tuple:
+    "`(cells per group, canvas hw)`: image-shape `groups` in reading order on a `rows` x `cols` grid of the square."
+    hs, ws = _cuts(rows, size), _cuts(cols, size)
+    local = [_stack(g, (hs[n // cols], ws[n % cols])) for n, g in enumerate(groups)]
+    rh, cw = np.zeros(rows, int), np.zeros(cols, int)
+    for n, cs in enumerate(local):
+        rh[n // cols] = max(rh[n // cols], max(c.top + c.placed_hw[0] for c in cs))
+        cw[n % cols] = max(cw[n % cols], max(c.left + c.placed_hw[1] for c in cs))
+    tops, lefts = np.cumsum(rh) - rh, np.cumsum(cw) - cw
+    cells = [[Cell(c.hw, c.placed_hw, int(tops[n // cols]) + c.top, int(lefts[n % cols]) + c.left) for c in cs]
+             for n, cs in enumerate(local)]
+    return cells, (int(rh.sum()), int(cw.sum()))
+
+# %% ../nbs/02_stitch.ipynb #7ca35ba2
+def _fit_cells(groups, rows: int, cols: int, size: int) -> tuple:
+    "`_grid_cells` on the largest square whose trimmed canvas still fits the model's `size` square."
+    cells, hw = _grid_cells(groups, rows, cols, size)
+    if max(hw) == size: return cells, hw
+    grown = _grid_cells(groups, rows, cols, int(size * size / max(hw)))
+    return grown if max(grown[1]) <= size else (cells, hw)
+
+# %% ../nbs/02_stitch.ipynb #9ddf96a5
+PACKED_LAYOUTS = (*LAYOUTS, 'stitch')   # today's one-target canvases: a `CanvasLayout` side, or the seed's `Stitch`
+
+def _one(refs, target_hw, layout: str) -> tuple:
+    "`(name, reference cells, target cell, hw)` of today's one-target canvas: the seed's `Stitch` or a `CanvasLayout`."
+    if layout != 'stitch':
+        one = CanvasLayout(refs, target_hw, layout)
+        return one.side, one.references, one.target, one.hw
+    if len(refs) != 1: raise ValueError(f"layout 'stitch' (the seed method's) takes one reference, got {len(refs)}")
+    st = Stitch(refs[0], target_hw)
+    return 'stitch', st.cells[:1], st.cells[1], st.hw
+
+def single_pixels(reference_hws, target_hw, size: int = 1024, layout: str = 'auto') -> float:
+    "Input pixels of a target on today's one-target canvas with these references (`layout`: `PACKED_LAYOUTS`)."
+    _, _, cell, hw = _one(reference_hws, target_hw, layout)
+    return input_pixels(cell, hw, size)
+
+# %% ../nbs/02_stitch.ipynb #661f9091
+def _grid_plans(refs, tgts, size: int) -> list:
+    "Every candidate grid: `(name, reference cells, target cells, hw)`; ' shared': the references share one cell."
+    plans = []
+    for shared in (False, True)[:1 + (len(refs) > 1)]:
+        groups = ([list(refs)] if shared else [[r] for r in refs]) + [[t] for t in tgts]
+        k = len(groups) - len(tgts)
+        for rows, cols in _grids(len(groups)):
+            cells, hw = _fit_cells(groups, rows, cols, size)
+            name = f"{rows}x{cols}" + (' shared' if shared else '')
+            plans.append((name, tuple(c for cs in cells[:k] for c in cs), tuple(cs[0] for cs in cells[k:]), hw))
+    return plans
+
+# %% ../nbs/02_stitch.ipynb #18fbf247
+def _rows_cells(hws, counts, size: int) -> tuple:
+    "`(cells, hw)`: images `hws` in consecutive rows of `counts` images, each row one height and `size` wide, fitted."
+    rows = [list(range(e - n, e)) for n, e in zip(counts, itertools.accumulate(counts))]
+    height = sum(size / sum(hws[j][1] / hws[j][0] for j in g) for g in rows)
+    length = int(size * min(1.0, (size - len(rows)) / height))     # a pixel a row spare for rounding
+    cells, top = [], 0
+    for g in rows:
+        t, cuts = _strip([hws[j][::-1] for j in g], length, size)
+        cells += [Cell(hws[j], (t, int(b - a)), top, int(a)) for j, a, b in zip(g, cuts, cuts[1:])]
+        top += t
+    return cells, (top, max(c.left + c.placed_hw[1] for c in cells))
+
+def _cols_cells(hws, counts, size: int) -> tuple:
+    "`_rows_cells` turned a quarter: consecutive columns, each one width and `size` tall."
+    cells, (h, w) = _rows_cells([hw[::-1] for hw in hws], counts, size)
+    return [Cell(c.hw[::-1], c.placed_hw[::-1], c.left, c.top) for c in cells], (w, h)
+
+# %% ../nbs/02_stitch.ipynb #dca1de66
+def _partitions(k: int):
+    "Row counts cutting a sequence of `k` into consecutive non-empty rows, at most ceil(sqrt(k)) + 1 of them."
+    for r in range(1, min(k, math.isqrt(k - 1) + 2) + 1):
+        for cuts in itertools.combinations(range(1, k), r - 1):
+            yield tuple(b - a for a, b in zip((0, *cuts), (*cuts, k)))
+
+def _rows_pixels(aspects, counts, size: int) -> list:
+    "Continuous input pixels of each image of `_rows_cells` from their `aspects` (w / h)."
+    rows = [aspects[e - n:e] for n, e in zip(counts, itertools.accumulate(counts))]
+    heights = [size / sum(r) for r in rows]
+    f = min(1.0, size / sum(heights))
+    return [(h * f) ** 2 * a for h, r in zip(heights, rows) for a in r]
+
+# %% ../nbs/02_stitch.ipynb #887cb914
+def _choose(worst, padding, min_ratio: float) -> int:
+    "Index of the least `padding` among candidates with `worst` >= `min_ratio` (1% slack); else of the largest `worst`."
+    ok = [i for i in range(len(worst)) if worst[i] >= min_ratio - 0.01]
+    if ok: return min(ok, key=lambda i: (padding[i], -worst[i]))
+    return max(range(len(worst)), key=lambda i: (worst[i], -padding[i]))
+
+# %% ../nbs/02_stitch.ipynb #2c43b3bb
+def _rows_named(turn: str, counts, hws, k: int, size: int) -> tuple:
+    "The `(name, reference cells, target cells, hw)` of justified `turn` ('rows' or 'cols') of `counts`."
+    cells, hw = (_rows_cells if turn == 'rows' else _cols_cells)(hws, counts, size)
+    return f"{turn} {'+'.join(map(str, counts))}", tuple(cells[:k]), tuple(cells[k:]), hw
+
+def _rows_plan(refs, tgts, size: int, single, min_ratio: float) -> tuple:
+    "The best justified candidate, `rows` or `cols`, ranked on continuous pixels."
+    hws, k, options, worst, padding = (*refs, *tgts), len(refs), [], [], []
+    for turn in ('rows', 'cols'):
+        aspects = [w / h if turn == 'rows' else h / w for h, w in hws]
+        for counts in _partitions(len(hws)):
+            px = _rows_pixels(aspects, counts, size)
+            options.append((turn, counts))
+            worst.append(min(p / s for p, s in zip(px[k:], single)))
+            padding.append(1 - sum(px) / size ** 2)
+    return _rows_named(*options[_choose(worst, padding, min_ratio)], hws, k, size)
+
+# %% ../nbs/02_stitch.ipynb #21b479da
+def _ratios(plan, single, size: int) -> list:
+    "Each target's input pixels in `plan` as a fraction of its `single` pixels."
+    return [input_pixels(c, plan[3], size) / s for c, s in zip(plan[2], single)]
+
+def _auto_plan(refs, tgts, size: int, single, min_ratio: float) -> tuple:
+    "The pick among every grid and the best justified rows or columns."
+    plans = [*_grid_plans(refs, tgts, size), _rows_plan(refs, tgts, size, single, min_ratio)]
+    worst = [min(_ratios(p, single, size)) for p in plans]
+    padding = [_padding((*p[1], *p[2]), p[3], size) for p in plans]
+    return plans[_choose(worst, padding, min_ratio)]
+
+def _named_plan(refs, tgts, size: int, grid: str) -> tuple:
+    "The candidate called `grid`: 'RxC', 'RxC shared', 'rows 2+1' or 'cols 1+2'."
+    k = len(refs) + len(tgts)
+    if grid[:5] in ('rows ', 'cols '):
+        counts = tuple(int(v) for v in grid[5:].split('+') if v.isdigit())
+        if sum(counts) == k and min(counts) > 0: return _rows_named(grid[:4], counts, (*refs, *tgts), len(refs), size)
+    plans = _grid_plans(refs, tgts, size)
+    for p in plans:
+        if p[0] == grid: return p
+    raise ValueError(f"grid {grid!r} does not hold {len(refs)} reference(s) and {len(tgts)} target(s): "
+                     f"expected 'auto', one of {[p[0] for p in plans]}, or 'rows'/'cols' and counts adding to {k}")
+
+# %% ../nbs/02_stitch.ipynb #8a1dde9e
+def _plan(refs, tgts, size: int, layout: str, grid: str, min_ratio: float, single) -> tuple:
+    "`(name, reference cells, target cells, hw)` of the layout asked for."
+    if grid == 'auto' and len(tgts) == 1:
+        name, ref_cells, cell, hw = _one(refs, tgts[0], layout)
+        return name, ref_cells, (cell,), hw
+    if grid == 'auto': return _auto_plan(refs, tgts, size, single, min_ratio)
+    return _named_plan(refs, tgts, size, grid)
+
+@dataclass(frozen=True)
+class PackedLayout:
+    "References and 1..`MAX_TARGETS` targets on one canvas for a model whose input is `size` x `size`."
+    reference_hws: tuple
+    target_hws: tuple
+    size: int = 1024          # the model's input side: `INPUT_SIZES`
+    layout: str = 'auto'      # today's one-target canvas, the yardstick: 'stitch' (seed) or a `CanvasLayout` side
+    grid: str = 'auto'        # 'auto' or a candidate's name, e.g. '2x2'
+    min_ratio: float = 1.0    # targets keep this share of their one-target pixels, where some grid can
+
+    def __post_init__(self):
+        refs, tgts = tuple(_hw(v) for v in self.reference_hws), tuple(_hw(v) for v in self.target_hws)
+        if not refs: raise ValueError("a canvas needs at least one reference")
+        if not 1 <= len(tgts) <= MAX_TARGETS:
+            raise ValueError(f"{len(tgts)} targets: a canvas holds 1 to {MAX_TARGETS}")
+        if int(self.size) < 16: raise ValueError(f"size {self.size}: expected the model's input side, e.g. 1024")
+        if self.layout not in PACKED_LAYOUTS:
+            raise ValueError(f"layout {self.layout!r}: expected one of {PACKED_LAYOUTS}")
+        single = tuple(single_pixels(refs, t, self.size, self.layout) for t in tgts)
+        name, ref_cells, tgt_cells, hw = _plan(refs, tgts, self.size, self.layout, self.grid, self.min_ratio, single)
+        for k, v in dict(reference_hws=refs, target_hws=tgts, single=single, chosen=name, references=ref_cells,
+                         targets=tgt_cells, hw=hw).items():
+            object.__setattr__(self, k, v)
+
+    @property
+    def cells(self) -> tuple: return (*self.references, *self.targets)
+
+# %% ../nbs/02_stitch.ipynb #b1670a08
+@patch
+def canvas(self: PackedLayout, references, targets, fill: int = 0) -> np.ndarray:
+    "The HxWx3 uint8 picture: each reference and target resized into its cell, `fill` elsewhere."
+    if (len(references), len(targets)) != (len(self.references), len(self.targets)):
+        raise ValueError(f"{len(references)} references and {len(targets)} targets for a layout of "
+                         f"{len(self.references)} and {len(self.targets)}")
+    return _paint(self.cells, (*references, *targets), self.hw, fill)
+
+# %% ../nbs/02_stitch.ipynb #4800697d
+@patch
+def target_to_canvas(self: PackedLayout, i: int, points) -> np.ndarray:
+    "(N, 2) (x, y) `points` of target `i` in the canvas's frame."
+    return self.targets[i].to_canvas(points)
+
+@patch
+def canvas_to_target(self: PackedLayout, i: int, points) -> np.ndarray:
+    "(N, 2) (x, y) canvas `points` in target `i`'s frame."
+    return self.targets[i].from_canvas(points)
+
+@patch
+def reference_to_canvas(self: PackedLayout, points, j: int = 0) -> np.ndarray:
+    "(N, 2) (x, y) `points` of reference `j` in the canvas's frame."
+    return self.references[j].to_canvas(points)
+
+@patch
+def target_boxes_to_canvas(self: PackedLayout, i: int, boxes) -> np.ndarray:
+    "(M, 4) (x0, y0, x1, y1) `boxes` of target `i` in the canvas's frame."
+    return self.targets[i].boxes_to_canvas(boxes)
+
+@patch
+def canvas_boxes_to_target(self: PackedLayout, i: int, boxes) -> np.ndarray:
+    "(M, 4) canvas `boxes` in target `i`'s frame, clipped to the target."
+    b = self.targets[i].from_canvas(np.asarray(boxes, np.float64).reshape(-1, 2)).reshape(-1, 4)
+    h, w = self.targets[i].hw
+    return np.clip(b, 0, [w, h, w, h])
+
+@patch
+def target_mask(self: PackedLayout, i: int, canvas_mask) -> np.ndarray:
+    "Target `i`'s part of an HxW canvas mask (or a (K, H, W) stack), at the target's own size."
+    m = np.asarray(canvas_mask)
+    if m.shape[-2:] != self.hw: raise ValueError(f"mask {m.shape} is not canvas-sized {self.hw}")
+    if m.ndim == 2: return self.targets[i].mask_from_canvas(m)
+    return np.stack([self.targets[i].mask_from_canvas(x) for x in m.reshape(-1, *self.hw)]).reshape(
+        *m.shape[:-2], *self.target_hws[i])
+
+# %% ../nbs/02_stitch.ipynb #5fccea7c
+@patch
+def owners(self: PackedLayout, masks) -> np.ndarray:
+    "(K,) index into `cells` of the image each of (K, H, W) canvas `masks` mostly lies in (ties: the first); -1: none."
+    m = np.asarray(masks, bool).reshape(-1, *self.hw)
+    inside = np.stack([c.crop(m).sum((-2, -1)) for c in self.cells], 1)
+    return np.where(inside.any(1), inside.argmax(1), -1)
+
+@patch
+def cell_of(self: PackedLayout, mask) -> int | None:
+    "Index into `cells` of the image an HxW canvas `mask` mostly lies in; None when it covers no image."
+    k = int(self.owners(mask)[0])
+    return None if k < 0 else k
+
+@patch
+def target_of(self: PackedLayout, mask) -> int | None:
+    "The target an HxW canvas `mask` mostly lies in; None when that is a reference, or no image."
+    k = self.cell_of(mask)
+    return None if k is None or k < len(self.references) else k - len(self.references)
+
+# %% ../nbs/02_stitch.ipynb #41c55b00
+@patch
+def describe(self: PackedLayout, i: int) -> dict:
+    "A small JSON-able account of target `i`'s place: grid, cell, share of the input, pixels against one-target."
+    px = input_pixels(self.targets[i], self.hw, self.size)
+    return dict(grid=self.chosen, cell=len(self.references) + i, cells=len(self.cells), targets=len(self.targets),
+                share=round(px / self.size ** 2, 4), vs_single=round(px / self.single[i], 4))
+
+@patch
+def summary(self: PackedLayout) -> dict:
+    "The canvas as a whole, JSON-able: grid, canvas and input sizes, counts, padding."
+    return dict(grid=self.chosen, canvas_hw=list(self.hw), size=self.size, references=len(self.references),
+                targets=len(self.targets), padding=round(padding_fraction(self, self.size), 4))
