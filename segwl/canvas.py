@@ -11,7 +11,7 @@ import numpy as np
 from fastcore.basics import patch
 from .data import SegwlError, Settings, setting
 from .protocols import check_image, LabelResult, Instance
-from .stitch import LAYOUTS, CanvasLayout, resize_image, resize_mask
+from .stitch import LAYOUTS, CanvasLayout, resize_image, resize_mask, mask_iou
 from .recipe import check_references, clean_text, Renamed, renamed
 from .seed import MIN_SIDE, working_hw, check_max_side
 
@@ -146,10 +146,6 @@ def exemplars(self: CanvasLabeller, layout: CanvasLayout) -> np.ndarray:
     return np.concatenate(boxes).astype(np.float64)
 
 # %% ../nbs/07a_canvas.ipynb #c8a59cfb
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    u = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / u) if u else 1.0
-
 @patch
 def keep(self: CanvasLabeller, layout: CanvasLayout, masks: np.ndarray, scores: np.ndarray) -> tuple[list, float]:
     "`(instances in the target's frame, best score in the target's part)` from canvas `masks` and `scores`."
@@ -161,7 +157,7 @@ def keep(self: CanvasLabeller, layout: CanvasLayout, masks: np.ndarray, scores: 
     for k in np.argsort(-scores, kind='stable'):
         if not ours[k] or scores[k] < s.min_instance_score: continue
         m = layout.target.crop(masks[k])
-        if any(_iou(m, i.mask) > s.max_overlap for i in kept): continue
+        if any(mask_iou(m, i.mask) > s.max_overlap for i in kept): continue
         kept.append(Instance(m.copy(), float(scores[k])))
     return kept, best
 

@@ -8,12 +8,11 @@ import argparse, difflib, re, shlex, sys
 from .data import SegwlError
 
 # %% auto #0
-__all__ = ['COMMANDS', 'TINY_WARNING', 'EXPORT_FORMATS', 'INSTANCE_MODES', 'HOLE_MODES', 'MODEL_FORMATS', 'STATUS_MIME',
-           'command', 'Parser', 'version', 'build_parser', 'main', 'flag_help', 'settings_flags', 'settings_from_args',
-           'images_to_label', 'label_terms', 'label_spec', 'label', 'train_cmd', 'predict_cmd', 'evaluate_cmd',
-           'export_cmd', 'export_model_cmd', 'review_cmd', 'jobs_dir', 'job_names', 'job_notebook', 'parse_value',
-           'notebook_parameters', 'check_parameters', 'run_notebook', 'job_status', 'notebook_status',
-           'run_notebook_cmd', 'demo']
+__all__ = ['COMMANDS', 'TINY_WARNING', 'STATUS_MIME', 'command', 'Parser', 'version', 'build_parser', 'main', 'flag_help',
+           'settings_flags', 'settings_from_args', 'images_to_label', 'label_terms', 'label_spec', 'label', 'train_cmd',
+           'predict_cmd', 'evaluate_cmd', 'export_cmd', 'export_model_cmd', 'review_cmd', 'jobs_dir', 'job_names',
+           'job_notebook', 'parse_value', 'notebook_parameters', 'check_parameters', 'check_output', 'run_notebook',
+           'job_status', 'notebook_status', 'run_notebook_cmd', 'demo']
 
 # %% ../nbs/12_cli.ipynb #7af7140d
 COMMANDS: dict = {}
@@ -263,18 +262,20 @@ def label_spec(args):
 def label(args):
     from segwl.data import resolve_device
     from segwl.folder import label_folder
+    from segwl.recipe import upgrade_config
     _check_engine(args)
     spec = label_spec(args).load()                     # every check, the references read: nothing written yet
     files, tiny = images_to_label(args.images), spec.random
     if tiny: print(TINY_WARNING, file=sys.stderr)
+    upgrade_config(args.out, spec.settings_class)      # a run of an older segwl resumes
     run = dict(resume=not args.no_resume, progress=not args.no_progress, limit=args.limit)
     if args.engine == 'ray':                           # the driver checks and writes, Ray workers build and label
         from segwl.engine import label_folder_ray
         n = label_folder_ray(spec, args.images, args.out, workers=args.workers or 2, address=args.ray_address,
-                             config=spec.record(args.out), **run)
+                             config=spec.record(), **run)
     else:
         device = resolve_device(args.device)
-        n = label_folder(spec.build(device=device), args.images, args.out, config=spec.record(args.out, device), **run)
+        n = label_folder(spec.build(device=device), args.images, args.out, config=spec.record(device), **run)
     return _label_summary(n, len(files), args, tiny)
 
 # %% ../nbs/12_cli.ipynb #c242560b
@@ -297,10 +298,11 @@ def _train_args(p):
     p.add_argument('--out', required=True, help='model folder (best.pt, last.pt, model.json); an existing run there '
                                                 'is resumed')
     p.add_argument('--manifest', help='manifest.jsonl of the labelling run: error and absent rows are left out, '
-                                      'with --min-score/--min-text-score low scores too; reviewed rows are kept')
+                                      'with --min-label-score/--min-text-score low scores too; reviewed rows are kept')
     p.add_argument('--config', metavar='FILE', help='a JSON file of training settings (TrainSettings)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
     settings_flags(p, TrainSettings, 'training settings')
+    p.add_argument('--min-score', dest='s_min_label_score', type=float, help=argparse.SUPPRESS)   # its old name
 
 @command('train', 'Fine-tune a segmentation model on images and (pseudo-)label masks.', _train_args)
 def train_cmd(args):
@@ -357,55 +359,68 @@ def evaluate_cmd(args):
     return 0
 
 # %% ../nbs/12_cli.ipynb #4fc1107c
-EXPORT_FORMATS, INSTANCE_MODES, HOLE_MODES, MODEL_FORMATS = ('coco', 'yolo', 'voc', 'label-studio'), \
-    ('parts', 'image'), ('bridge', 'fill'), ('onnx', 'torchscript')
+_FROM_EXPORT = dict(EXPORT_FORMATS='FORMATS', INSTANCE_MODES='INSTANCE_MODES', HOLE_MODES='HOLES',
+                    MODEL_FORMATS='MODEL_FORMATS')
+
+def __getattr__(name):
+    "The export vocabularies under their old names here (`EXPORT_FORMATS`, ...), from `segwl.export`."
+    if name not in _FROM_EXPORT: raise AttributeError(f"module 'segwl.cli' has no attribute {name!r}")
+    import segwl.export as E
+    v = getattr(E, _FROM_EXPORT[name])
+    return tuple(v)
 
 def _export_args(p):
+    import segwl.export as E
     p.add_argument('labels', metavar='LABELS', help='a labels folder: masks/, with manifest.jsonl and config.json as '
                                                    'segwl label writes them (without a manifest every mask goes out)')
-    p.add_argument('--format', required=True, choices=EXPORT_FORMATS,
+    p.add_argument('--format', required=True, choices=E.FORMATS,
                    help='coco: annotations.json (RLE); yolo: Ultralytics YOLO-seg labels/, images/ (links), '
                         'data.yaml; voc: indexed PNGs (CVAT "Segmentation mask 1.1"); label-studio: tasks.json with '
                         'brush pre-annotations and label_config.xml')
-    p.add_argument('--out', required=True, metavar='DIR', help='output folder (locked while written)')
+    p.add_argument('--out', required=True, metavar='DIR',
+                   help='output folder: new, empty, or an earlier export of the same format; never the labels or '
+                        'images folder, nor inside them (locked while written)')
     p.add_argument('--category', metavar='NAME',
                    help='category name (default: from the labelling text, "a photo of a cat" -> cat)')
     p.add_argument('--images', metavar='DIR',
                    help="the images, when not where the labels' config.json says (all formats but voc need them)")
-    p.add_argument('--instances', choices=INSTANCE_MODES, default='parts',
+    p.add_argument('--instances', choices=E.INSTANCE_MODES, default='parts',
                    help="objects of a plain mask: each connected part, or the whole mask (default %(default)s); a "
                         "labeller's instances/ files come first")
     p.add_argument('--min-area', type=float, default=0.001, metavar='FRACTION',
                    help='leave out objects smaller than this fraction of the image (default %(default)s; 0 keeps all)')
-    p.add_argument('--holes', choices=HOLE_MODES, default='bridge',
+    p.add_argument('--min-score', type=float, default=None, metavar='X',
+                   help='coco, yolo, label-studio: leave out objects scoring below X (or without a score, or NaN)')
+    p.add_argument('--holes', choices=E.HOLES, default='bridge',
                    help='yolo: keep holes by a zero-width cut, or fill them (default %(default)s)')
     p.add_argument('--no-link-images', dest='link_images', action='store_false',
                    help='yolo: do not link the images into DIR/images')
     p.add_argument('--ignore', metavar='DIR', help='voc: masks (same names) whose nonzero pixels become 255, void')
-    p.add_argument('--image-url', default='/data/local-files/?d={name}', metavar='TEMPLATE',
+    p.add_argument('--image-url', default=E.LS_IMAGE_URL, metavar='TEMPLATE',
                    help='label-studio: URL of each image, {name} the file name, {path} its absolute path '
                         '(default %(default)s)')
 
 @command('export', 'Write a labels folder as COCO, YOLO-seg, VOC or Label Studio files.', _export_args)
 def export_cmd(args) -> int:
-    from segwl.export import export_labels
+    from segwl.export import export_labels, summary_line
     s = export_labels(args.labels, args.out, args.format, category=args.category, instances=args.instances,
                       min_area=args.min_area, images_dir=args.images, ignore_dir=args.ignore, holes=args.holes,
-                      link_images=args.link_images, image_url=args.image_url)
-    left = ', '.join(f"{v} {k.replace('_', ' ')}" for k, v in s['left_out'].items())
-    print(f"{s['images']} images, {s['objects']} objects ({s['category']}) written to {s['out']} as {s['format']}"
-          + (f"; left out: {left}" if left else ''))
+                      link_images=args.link_images, image_url=args.image_url, min_score=args.min_score)
+    print(summary_line(s))
     for msg in s['problems']: print(f"segwl export: {msg}", file=sys.stderr)
     return 1 if s['problems'] else 0
 
 # %% ../nbs/12_cli.ipynb #d11e0692
 def _export_model_args(p):
+    import segwl.export as E
     p.add_argument('model', metavar='MODEL', help='a model folder written by segwl train')
-    p.add_argument('--format', choices=MODEL_FORMATS, default='onnx',
+    p.add_argument('--format', choices=tuple(E.MODEL_FORMATS), default='onnx',
                    help='onnx (needs pip install "segwl[export]") or torchscript (default %(default)s)')
-    p.add_argument('--out', required=True, metavar='FILE', help='the file to write (only if the check passes)')
+    p.add_argument('--out', required=True, metavar='FILE',
+                   help='the file to write (only if the check passes); never a file of the model folder')
     p.add_argument('--check-images', type=int, default=4, metavar='N',
-                   help='images the export is checked on against PyTorch (default %(default)s)')
+                   help=f'images the export is checked on against PyTorch, 1 to {E.MAX_CHECK_IMAGES} '
+                        f'(default %(default)s)')
     p.add_argument('--atol', type=float, default=1e-4, metavar='X',
                    help='largest probability difference allowed (default %(default)s)')
 
@@ -497,16 +512,32 @@ def _this_python_kernel():
                               display_name=f'Python ({sys.executable})', language='python')
     return ThisPythonKernel
 
+def check_output(output) -> 'Path':
+    "`output` if the executed notebook can be written there (tried before the job runs), else an `OutputError`."
+    from pathlib import Path
+    from segwl.data import output_error
+    out = Path(output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        existed = out.exists()
+        with open(out, 'a'): pass
+        if not existed: out.unlink()
+    except OSError as e: raise output_error(out, e) from None
+    return out
+
 def run_notebook(notebook, output, parameters: dict | None = None, cwd='.', progress=True, log_output=False):
     "Execute `notebook` (a job name or a path) with `parameters` into `output`; papermill's errors propagate."
     import papermill
-    from pathlib import Path
+    from segwl.data import output_error
     nb = job_notebook(notebook)
     params = check_parameters(nb, dict(parameters or {}))
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    return papermill.execute_notebook(str(nb), str(output), parameters=params, kernel_name='python3',
-                                      language='python', cwd=str(cwd), progress_bar=progress, log_output=log_output,
-                                      kernel_manager_class=_this_python_kernel())
+    out = check_output(output)
+    try: return papermill.execute_notebook(str(nb), str(out), parameters=params, kernel_name='python3',
+                                           language='python', cwd=str(cwd), progress_bar=progress,
+                                           log_output=log_output, kernel_manager_class=_this_python_kernel())
+    except OSError as e:
+        if e.filename is None or str(e.filename) != str(out): raise
+        raise output_error(out, e) from None
 
 # %% ../nbs/12_cli.ipynb #b681d5ae
 STATUS_MIME = 'application/vnd.segwl.status+json'

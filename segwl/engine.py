@@ -15,8 +15,9 @@ from .finetune import load_model, predict_one, predict_folder
 from .recipe import LabellerSpec, METHODS
 
 # %% auto #0
-__all__ = ['LabelerSpec', 'RESULT_KEYS', 'EngineError', 'run_one', 'FolderWorker', 'image_files', 'write_result', 'label_with',
-           'in_process', 'ray_session', 'gpus_per_worker', 'guarded', 'ray_results', 'label_folder_ray',
+__all__ = ['LabelerSpec', 'RESULT_KEYS', 'RAY_CONNECT_TIMEOUT', 'H2_HELLO', 'MAX_WORKERS', 'EngineError', 'run_one',
+           'FolderWorker', 'image_files', 'write_result', 'label_with', 'in_process', 'local_cpus', 'check_address',
+           'ray_session', 'bounded_workers', 'gpus_per_worker', 'guarded', 'ray_results', 'label_folder_ray',
            'predict_folder_ray']
 
 # %% ../nbs/08a_engine.ipynb #bfce7359
@@ -122,29 +123,114 @@ def _ray():
         raise EngineError('the Ray engine needs Ray: pip install "segwl[ray]" (or "ray[data]>=2.9")') from None
     return ray
 
+RAY_CONNECT_TIMEOUT = 10.0     # seconds for a cluster's address to accept a connection
+
+def local_cpus() -> int:
+    "The CPUs this process may run on."
+    import os
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    "(host, port) of a Ray address `host:port` or `ray://host:port`; None for one without a port ('auto')."
+    a = address.split('://', 1)[1] if '://' in address else address
+    host, sep, port = a.rpartition(':')
+    return (host.strip('[]'), int(port)) if sep and host and port.isdigit() else None
+
+H2_HELLO = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + bytes(3) + b'\x04' + bytes(5)   # HTTP/2 preface, empty SETTINGS
+
+def _silent(conn, timeout: float) -> bool:
+    "Whether the server on `conn` says nothing within `timeout` s to an HTTP/2 greeting (gRPC answers at once)."
+    import socket
+    conn.sendall(H2_HELLO)
+    conn.settimeout(timeout)
+    try: conn.recv(64)
+    except socket.timeout: return True
+    return False
+
+def check_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT) -> str:
+    "`address`, or an `EngineError` naming it when nothing there accepts a connection and answers, in `timeout` s."
+    import socket
+    hp = _host_port(address)
+    if hp is None: return address
+    how = (f"start one there (`ray start --head`) and give its address (--ray-address HOST:6379, or "
+           f"ray://HOST:10001), or leave --ray-address out for a local instance")
+    try:
+        with socket.create_connection(hp, timeout=timeout) as conn: silent = _silent(conn, timeout)
+    except OSError as e:
+        raise EngineError(f"cannot reach the Ray cluster at {address} ({e.strerror or e or 'timed out'}): "
+                          f"{how}") from None
+    if silent: raise EngineError(f"cannot reach the Ray cluster at {address} (it accepts connections but does not "
+                                 f"answer as Ray does within {timeout:g} s: not a Ray port?): {how}")
+    return address
+
+@contextmanager
+def _env(**values):
+    "Environment variables set for the block, as they were after it."
+    import os
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: str(v) for k, v in values.items()})
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+def _ray_children() -> dict:
+    "`{pid: process}` of Ray's processes among those this process started, directly or not ({} without psutil)."
+    try: import psutil                       # a dependency of ipykernel, and shipped inside Ray
+    except ImportError: return {}
+    found = {}
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if 'ray' in ' '.join([p.name(), *p.cmdline()]).lower(): found[p.pid] = p
+        except psutil.Error: pass
+    return found
+
+def _reap(procs, timeout: float = 10.0) -> int:
+    "Wait up to `timeout` s for `procs` to end, then end those still there; how many had to be ended."
+    import psutil
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:
+        try: p.kill()
+        except psutil.Error: pass
+    psutil.wait_procs(alive, timeout=5)
+    return len(alive)
+
+def _init(ray, address, cpus: int):
+    "One `ray.init`: the cluster at `address` (one connection attempt), or a local instance of `cpus` CPUs."
+    kw = dict(include_dashboard=False, log_to_driver=False, logging_level='warning')
+    if address is None: return ray.init(address='local', num_cpus=cpus, **kw)
+    with _env(RAY_gcs_server_port_wait_time_s=1):            # one attempt (~30 s), not Ray's twenty
+        return ray.init(address=address, **kw)
+
 @contextmanager
 def ray_session(address: str | None = None, workers: int = 2):
-    "Ray for the block: a session already open, else the cluster at `address`, else a local instance."
+    "Ray for the block: a session already open, else the cluster at `address`, else a local instance (cleaned up)."
     ray = _ray()
     if ray.is_initialized():
         yield ray
         return
-    kw = dict(num_cpus=workers) if address is None else {}
-    for _ in range(1 if address else 2):
-        try:
-            ray.init(address=address or 'local', include_dashboard=False, log_to_driver=False, logging_level='warning',
-                     **kw)
-            break
-        except Exception as e:
-            error = f"{type(e).__name__}: {e}"
-            ray.shutdown()
-    else:
-        where = f"the Ray cluster at {address}" if address else 'a local Ray instance (twice)'
-        raise EngineError(f"could not start or join {where}: {error} (on a busy machine Ray's own processes can miss "
-                          f"their start-up deadline: retry, or start one with `ray start --head` and give its "
-                          f"address)")
-    try: yield ray
-    finally: ray.shutdown()
+    if address: check_address(address)
+    before = set(_ray_children())
+    try:
+        for _ in range(1 if address else 2):
+            try:
+                _init(ray, address, min(workers, local_cpus()))
+                break
+            except Exception as e:
+                error = f"{type(e).__name__}: {str(e).strip()[:600]}"
+                ray.shutdown()
+        else:
+            where = f"the Ray cluster at {address}" if address else 'a local Ray instance (twice)'
+            raise EngineError(f"could not start or join {where}: {error} (on a busy machine Ray's own processes can "
+                              f"miss their start-up deadline: retry, or start one with `ray start --head` and give "
+                              f"its address)")
+        yield ray
+    finally:
+        ours = [p for pid, p in _ray_children().items() if pid not in before]
+        ray.shutdown()
+        if address is None and ours: _reap(ours)
 
 # %% ../nbs/08a_engine.ipynb #64fecdd6
 def _quiet(ray):
@@ -161,6 +247,22 @@ def _blocks(n: int, workers: int) -> int:
     "How many blocks for `n` images: about four per worker, at most 64 images each."
     per = max(1, min(64, n // (4 * workers)))
     return max(1, -(-n // per))
+
+MAX_WORKERS = 256
+
+def bounded_workers(workers: int, resources: dict, cpus: float = 1, gpus: float = 0) -> int:
+    "`workers`, cut to what a cluster of `resources` places (`cpus`, `gpus` each) and `MAX_WORKERS`; warns when cut."
+    import warnings
+    from segwl.data import SegwlWarning
+    have = resources.get('CPU', 0)
+    room = [MAX_WORKERS, int(have / cpus + 1e-9) if cpus else MAX_WORKERS]
+    if gpus: room.append(int(resources.get('GPU', 0) / gpus + 1e-9))
+    n = max(1, min(workers, *room))
+    if n < workers:
+        gpu = f" and {resources.get('GPU', 0):g} GPUs ({gpus:g} a worker)" if gpus else ''
+        warnings.warn(f"--workers {workers}: the Ray cluster has {have:g} CPUs ({cpus:g} a worker){gpu}, room for "
+                      f"{n} workers (at most {MAX_WORKERS}): using {n}", SegwlWarning, stacklevel=2)
+    return n
 
 def gpus_per_worker(gpus: float, workers: int) -> float:
     "The GPU share of each of `workers` actors on a cluster of `gpus` GPUs: one each, or an even share that fits."
@@ -180,7 +282,9 @@ def ray_results(todo, collide: dict, build, one=label_one, workers: int = 2, add
     "Results of a Ray Data actor pool of `workers` `FolderWorker`s, as they finish; `gpus` None: `gpus_per_worker`."
     with ray_session(address, workers) as ray:
         _quiet(ray)
-        if gpus is None: gpus = gpus_per_worker(ray.cluster_resources().get('GPU', 0), workers)
+        have = ray.cluster_resources()
+        workers = bounded_workers(workers, have, cpus, gpus or 0)
+        if gpus is None: gpus = gpus_per_worker(have.get('GPU', 0), workers)
         items = [dict(path=str(p), collide=collide.get(p, '')) for p in todo]
         ds = ray.data.from_items(items, override_num_blocks=_blocks(len(items), workers))
         ds = ds.map_batches(FolderWorker, fn_constructor_args=(build, one, what), batch_size=1, num_cpus=cpus,

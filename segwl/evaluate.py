@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from .data import (SegwlError, LayoutError, MaskError, list_images, pair_masks, load_image, load_mask,
                         atomic_path, write_text, save_mask, output_lock, clean_parts)
-from .finetune import load_model, labels_config, tiny_random, TINY_STAMP
 from .data import read_json
+from .registry import TINY_STAMP, tiny_random
+from .trainset import labelling_config
+from .checkpoint import load_model
 
 # %% auto #0
 __all__ = ['confusion', 'scores', 'erode', 'boundary_band', 'boundary_width', 'boundary_iou', 'image_metrics',
@@ -269,7 +271,7 @@ def sources(pred_dir=None, model=None) -> dict:
     if model is not None:
         rec = _model_record(getattr(model, 'info', {}), getattr(model, 'dir', None))
         return dict(labels=rec['labels_models'], model=rec)
-    cfg, rec = labels_config(pred_dir), _predicted_by(pred_dir)
+    cfg, rec = labelling_config(pred_dir), _predicted_by(pred_dir)
     return dict(labels=cfg['models'] if cfg else (rec or {}).get('labels_models'), model=rec)
 
 def evaluate_folder(masks_dir, out_dir, pred_dir=None, model=None, images_dir=None, ignore_dir=None,

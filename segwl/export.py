@@ -4,8 +4,8 @@
 
 # %% ../nbs/14_export.ipynb #63cc2a30
 from __future__ import annotations
-import json, os, re, shutil, warnings
-from dataclasses import dataclass
+import json, math, os, re, shutil, warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 from PIL import Image
@@ -14,12 +14,15 @@ from .data import (SegwlError, LayoutError, ImageReadError, SegwlWarning, load_m
 from .folder import read_manifest
 
 # %% auto #0
-__all__ = ['INSTANCE_MODES', 'HOLES', 'VOC_COLOURS', 'LS_WIDTHS', 'LS_IMAGE_URL', 'FORMATS', 'MODEL_FORMATS',
-           'category_from_text', 'check_category', 'LabelledImage', 'labels_config', 'images_folder', 'image_size',
+__all__ = ['INSTANCE_MODES', 'HOLES', 'VOC_COLOURS', 'LS_WIDTHS', 'LS_IMAGE_URL', 'URL_FIELDS', 'FORMATS', 'EXPORT_FILES',
+           'EXPORT_DIRS', 'MODEL_FORMATS', 'MAX_CHECK_IMAGES', 'EXPORT_SUFFIXES', 'category_from_text',
+           'check_category', 'LabelledImage', 'labels_config', 'images_folder', 'image_size', 'check_score',
            'labelled_images', 'label_parts', 'fill_holes', 'mask_instances', 'need', 'coco_segment', 'rle_mask',
-           'read_instances', 'instances_of', 'each_image', 'write_coco', 'outline_rings', 'merge_rings', 'polygon_mask',
-           'yolo_polygon', 'yolo_line', 'write_yolo', 'voc_png', 'write_voc', 'ls_rle', 'ls_config',
-           'write_label_studio', 'export_labels', 'deployable', 'check_images', 'ExportError', 'export_model']
+           'read_instances', 'instances_of', 'scored', 'each_image', 'write_coco', 'outline_rings', 'merge_rings',
+           'polygon_mask', 'yolo_polygon', 'yolo_line', 'write_yolo', 'voc_png', 'write_voc', 'ls_rle',
+           'check_image_url', 'ls_score', 'ls_config', 'write_label_studio', 'check_out', 'export_labels',
+           'summary_line', 'deployable', 'check_files', 'check_images', 'ExportError', 'check_model_out',
+           'export_model']
 
 # %% ../nbs/14_export.ipynb #b4594f0f
 _WORDING = re.compile(r"^(?:(?:a|an|the)\s+)?(?:(?:photo|picture|image|photograph)s?\s+of\s+)?"
@@ -76,15 +79,23 @@ def image_size(path) -> tuple[int, int]:
     return (w, h) if turned else (h, w)
 
 # %% ../nbs/14_export.ipynb #9767fcbd
+def check_score(v, where: str) -> float | None:
+    "A score as read: None or a number (NaN and infinities pass here, to be counted where objects are written)."
+    if v is None: return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + '...'
+        raise SegwlError(f"{where}: score {shown} is not a number (a score is a number in [0, 1], or null)")
+    return float(v)
+
 def _rows(labels_dir: Path, left: dict) -> list[tuple]:
     "(image name or None, mask path, score) to export: the manifest's ok rows, or every mask without a manifest."
-    masks = labels_dir/'masks'
-    if not (labels_dir/'manifest.jsonl').is_file():
+    masks, man = labels_dir/'masks', labels_dir/'manifest.jsonl'
+    if not man.is_file():
         return [(None, p, None) for p in sorted(masks.glob('*.png')) if not p.name.startswith('.')]
-    last = {r['file']: r for r in read_manifest(labels_dir/'manifest.jsonl')}    # a later row of a file wins
+    last = {r['file']: r for r in read_manifest(man)}    # a later row of a file wins
     for r in last.values():
         if r['status'] != 'ok': left[r['status']] = left.get(r['status'], 0) + 1
-    return [(f, masks/f"{Path(f).stem}.png", r['score']) for f, r in sorted(last.items()) if r['status'] == 'ok']
+    return [(f, masks/f"{Path(f).stem}.png", r.get('score')) for f, r in sorted(last.items()) if r['status'] == 'ok']
 
 def _image_of(name, mask: Path, imgs: Path | None) -> Path | None:
     "The image of a row: by its file name, else by the mask's stem."
@@ -162,15 +173,18 @@ def fill_holes(mask) -> np.ndarray:
 # %% ../nbs/14_export.ipynb #9b3331f5
 INSTANCE_MODES = ('parts', 'image')
 
-def mask_instances(mask, mode: str = 'parts', min_area: float = 0.0):
+def mask_instances(mask, mode: str = 'parts', min_area: float = 0.0, tally: dict | None = None):
     "The instances (bool masks) of a plain mask: its parts, or itself; those under `min_area` of the image left out."
     m = np.asarray(mask) != 0
-    floor = max(1.0, min_area * m.size)
+    floor, tally = max(1.0, min_area * m.size), {} if tally is None else tally
     if mode == 'image':
-        yield from ([m] if m.sum() >= floor else [])
+        area = [int(m.sum())] if m.any() else []
+        tally['small'] = tally.get('small', 0) + sum(a < floor for a in area)
+        yield from ([m] if area and area[0] >= floor else [])
         return
     parts, n = label_parts(m)
     area = np.bincount(parts.ravel(), minlength=n + 1)
+    tally['small'] = tally.get('small', 0) + int((area[1:] < floor).sum())     # counted as they are left out
     yield from (parts == k for k in range(1, n + 1) if area[k] >= floor)
 
 # %% ../nbs/14_export.ipynb #6dfcf043
@@ -199,35 +213,64 @@ def rle_mask(rle: dict) -> np.ndarray:
 def _bytes(c) -> bytes: return c.encode('ascii') if isinstance(c, str) else c
 
 # %% ../nbs/14_export.ipynb #11a1d6ee
+def _rle_size(rle, where: str, shape) -> None:
+    "A `SegwlError` unless COCO RLE `rle` declares the size `shape` (H, W): checked before anything is decoded."
+    size = rle.get('size') if isinstance(rle, dict) else None
+    if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int for v in size)):
+        raise SegwlError(f"{where}: 'rle' has no size [H, W] (got {str(size)[:40]})")
+    if tuple(size) != tuple(shape[:2]):
+        raise SegwlError(f"{where} declares {size[1]}x{size[0]} (WxH), the mask is {shape[1]}x{shape[0]}: instances "
+                         f"must have the size of their image (not decoded)")
+
 def read_instances(path, shape) -> list[tuple[np.ndarray, float | None]]:
     "(mask, score) of each instance in the JSON list at `path`, checked against the image's `shape` (H, W)."
     found = []
     for k, d in enumerate(read_json(path, what='instances file', expect=list)):
-        try: m, score = rle_mask(d['rle']), d.get('score')
+        where = f"instances file {path}: item {k}"
+        if not isinstance(d, dict) or 'rle' not in d:
+            raise SegwlError(f"{where} is not {{'rle': COCO RLE, 'score': number}}")
+        _rle_size(d['rle'], where, shape)
+        score = check_score(d.get('score'), where)
+        try: m = rle_mask(d['rle'])
         except SegwlError: raise
         except Exception as e:
-            raise SegwlError(f"instances file {path}: item {k} is not {{'rle': COCO RLE, 'score': number}} "
-                             f"({e!r})") from None
-        if m.shape != tuple(shape[:2]):
-            raise SegwlError(f"instances file {path}: item {k} is {m.shape[1]}x{m.shape[0]} (WxH), the mask "
-                             f"{shape[1]}x{shape[0]}: instances must have the size of their image")
-        found.append((m, None if score is None else float(score)))
+            raise SegwlError(f"{where} is not {{'rle': COCO RLE, 'score': number}} ({e!r})") from None
+        found.append((m, score))
     return found
 
-def instances_of(item: LabelledImage, labels_dir, mask, mode: str = 'parts', min_area: float = 0.0) -> list:
+def instances_of(item: LabelledImage, labels_dir, mask, mode: str = 'parts', min_area: float = 0.0,
+                 tally: dict | None = None) -> list:
     "(mask, score) of the objects of one image: the labeller's instances if it wrote some, else `mask_instances`."
     side = Path(labels_dir)/'instances'/f"{item.stem}.json"
-    if not side.is_file(): return [(m, item.score) for m in mask_instances(mask, mode, min_area)]
-    floor = max(1.0, min_area * mask.size)
-    return [(m, s) for m, s in read_instances(side, mask.shape) if m.sum() >= floor]
+    if not side.is_file(): return [(m, item.score) for m in mask_instances(mask, mode, min_area, tally)]
+    floor, tally = max(1.0, min_area * mask.size), {} if tally is None else tally
+    found = read_instances(side, mask.shape)
+    tally['small'] = tally.get('small', 0) + sum(m.sum() < floor for m, _ in found)
+    return [(m, s) for m, s in found if m.sum() >= floor]
 
 # %% ../nbs/14_export.ipynb #9df09662
-def each_image(items, labels_dir, mode: str = 'parts', min_area: float = 0.0, problems: list | None = None):
+def _count(tally: dict, key: str, n: int = 1): tally[key] = tally.get(key, 0) + n
+
+def scored(inst, min_score: float | None = None, tally: dict | None = None) -> list:
+    "The (mask, score) of `inst` that pass `min_score`, each score a finite number or None (NaN, inf: none)."
+    kept, tally = [], {} if tally is None else tally
+    for m, s in inst:
+        finite = s is not None and math.isfinite(s)
+        if min_score is not None and not (finite and s >= min_score):
+            _count(tally, 'below_min_score')
+            continue
+        if s is not None and not finite: _count(tally, 'score_not_finite')
+        kept.append((m, s if finite else None))
+    return kept
+
+def each_image(items, labels_dir, mode: str = 'parts', min_area: float = 0.0, problems: list | None = None,
+               min_score: float | None = None, tally: dict | None = None):
     "Yield (item, mask, instances) per image; the message of each image that fails goes to `problems`."
     for it in items:
         try:
+            it = replace(it, score=check_score(it.score, f"{Path(labels_dir)/'manifest.jsonl'}, the row of {it.name}"))
             m = load_mask(it.mask, shape=image_size(it.image) if it.image else None)
-            yield it, m, instances_of(it, labels_dir, m, mode, min_area)
+            yield it, m, scored(instances_of(it, labels_dir, m, mode, min_area, tally), min_score, tally)
         except SegwlError as e:
             if problems is None: raise
             problems.append(str(e))
@@ -244,7 +287,7 @@ def write_coco(images, out, category: str, info: dict | None = None) -> tuple[in
             anns.append(a)
     doc = dict(info=info or {}, images=imgs, annotations=anns,
                categories=[dict(id=1, name=category, supercategory=category)])
-    write_text(Path(out)/'annotations.json', json.dumps(doc) + '\n')
+    write_text(Path(out)/'annotations.json', json.dumps(doc, allow_nan=False) + '\n')
     return len(imgs), len(anns)
 
 # %% ../nbs/14_export.ipynb #0b2b003c
@@ -403,13 +446,33 @@ def ls_rle(mask) -> list[int]:
 
 # %% ../nbs/14_export.ipynb #c62da015
 LS_IMAGE_URL = '/data/local-files/?d={name}'
+URL_FIELDS = ('name', 'path')
+
+def check_image_url(template: str) -> str:
+    "`template` if it is a Label Studio image URL template segwl can fill, else a `SegwlError` saying what is allowed."
+    import string
+    allowed = ("fields allowed: {name} (the image's file name) and {path} (its absolute path); write a literal brace "
+               "as {{ or }}")
+    where = f"image URL template {template!r} (--image-url)"
+    try: parts = list(string.Formatter().parse(template))
+    except ValueError as e: raise SegwlError(f"{where}: {e}; {allowed}") from None
+    for _, field, spec, conv in parts:
+        if field is None: continue
+        if field not in URL_FIELDS: raise SegwlError(f"{where}: unknown field {{{field}}}; {allowed}")
+        if spec or conv: raise SegwlError(f"{where}: {{{field}}} takes no format spec or conversion; {allowed}")
+    return template
+
+def ls_score(score) -> float | None:
+    "A score as Label Studio takes it: clipped into [0, 1]; None for none, NaN or infinite."
+    if score is None or not math.isfinite(score): return None
+    return min(1.0, max(0.0, float(score)))
 
 def _ls_result(k: int, mask, score, category: str) -> dict:
     h, w = mask.shape
     r = {'id': f"segwl{k}", 'from_name': 'tag', 'to_name': 'image', 'type': 'brushlabels', 'origin': 'prediction',
          'original_width': int(w), 'original_height': int(h), 'image_rotation': 0,
          'value': {'format': 'rle', 'rle': ls_rle(mask), 'brushlabels': [category]}}
-    return r if score is None else {**r, 'score': score}
+    return r if ls_score(score) is None else {**r, 'score': ls_score(score)}
 
 def ls_config(category: str) -> str:
     "The Label Studio labelling interface of the exported tasks."
@@ -424,11 +487,12 @@ def write_label_studio(images, out, category: str, image_url: str = LS_IMAGE_URL
     for it, m, inst in images:
         path = str(Path(it.image).resolve()) if it.image else it.name
         res = [_ls_result(k, im, s, category) for k, (im, s) in enumerate(inst)]
-        score = it.score if it.score is not None else min((s for _, s in inst if s is not None), default=None)
+        score = ls_score(it.score) if ls_score(it.score) is not None else min(
+            (ls_score(s) for _, s in inst if ls_score(s) is not None), default=None)
         pred = {'model_version': 'segwl', 'result': res, **({} if score is None else {'score': score})}
         tasks.append({'data': {'image': image_url.format(name=it.name, path=path)}, 'predictions': [pred]})
         n += len(res)
-    write_text(Path(out)/'tasks.json', json.dumps(tasks) + '\n')
+    write_text(Path(out)/'tasks.json', json.dumps(tasks, allow_nan=False) + '\n')
     write_text(Path(out)/'label_config.xml', ls_config(category))
     return len(tasks), n
 
@@ -445,28 +509,107 @@ def _writer(format, out, category, info, holes, link_images, ignore_dir, image_u
             'voc': lambda ims: write_voc(ims, out, category, ignore_dir),
             'label-studio': lambda ims: write_label_studio(ims, out, category, image_url)}[format]
 
+# %% ../nbs/14_export.ipynb #3ecdef9f
+EXPORT_FILES = {'coco': ('annotations.json',), 'label-studio': ('tasks.json', 'label_config.xml'),
+                'voc': ('labelmap.txt', 'ImageSets/Segmentation/default.txt', 'SegmentationClass/*.png'),
+                'yolo': ('data.yaml', 'labels/*.txt', 'images/*')}
+EXPORT_DIRS = {'coco': (), 'label-studio': (), 'voc': ('ImageSets', 'ImageSets/Segmentation', 'SegmentationClass'),
+               'yolo': ('labels', 'images')}
+
+def _overlap(out: Path, src: Path) -> str | None:
+    "How resolved folder `out` meets resolved folder `src`: 'is', 'lies inside', 'contains', or None."
+    if out == src: return 'is'
+    if src in out.parents: return 'lies inside'
+    if out in src.parents: return 'contains'
+    return None
+
+def _ours(out: Path, rel: str, format: str, names) -> bool:
+    "Whether the file at `rel` (a posix path inside `out`) is one an export of `format` writes."
+    from fnmatch import fnmatchcase
+    base = rel.rsplit('/', 1)[-1]
+    if rel == '.segwl.lock' or (base.startswith('.') and base.endswith('.part')): return True
+    if not any(fnmatchcase(rel, pat) for pat in EXPORT_FILES[format]): return False
+    if format == 'yolo' and rel.startswith('images/'): return (out/rel).is_symlink() or base in names
+    return True
+
+def _foreign(out: Path, format: str, names) -> list[str]:
+    "What `out` holds that an export of `format` does not write: files, other folders, folders that are links."
+    found = []
+    for here, dirs, files in os.walk(out):
+        at = Path(here).relative_to(out).as_posix()
+        rel = lambda n: n if at == '.' else f"{at}/{n}"
+        for d in list(dirs):
+            if (Path(here)/d).is_symlink() or rel(d) not in EXPORT_DIRS[format]:
+                found.append(rel(d) + '/')
+                dirs.remove(d)
+        found += [rel(f) for f in files if not _ours(out, rel(f), format, names)]
+    return sorted(found)
+
+def check_out(out_dir, format: str, sources: dict, names=()) -> Path:
+    "`out_dir` if an export of `format` may write there: apart from each of `sources` ({what: folder}), and its own."
+    out, given = Path(out_dir).resolve(), {k: v for k, v in sources.items() if v is not None}
+    apart = ' and '.join(f"the {what} {folder}" for what, folder in given.items())
+    for what, folder in given.items():
+        how = _overlap(out, Path(folder).resolve())
+        if how: raise SegwlError(f"--out {out_dir} {how} the {what} {folder}: an export writes only into a folder of "
+                                 f"its own, apart from {apart}; give another --out (nothing was written)")
+    if out.is_dir() and (foreign := _foreign(out, format, set(names))):
+        raise SegwlError(f"--out {out_dir} holds files a {format} export does not write ({short_list(foreign, 5)}): "
+                         f"an export writes only into a new or empty folder, or over an earlier {format} export; "
+                         f"give another --out (nothing was written)")
+    return Path(out_dir)
+
 # %% ../nbs/14_export.ipynb #56657f63
+def _sources(labels_dir, images_dir, ignore_dir) -> dict:
+    "The folders an export reads: the labels, the images (given, or where config.json says), the ignore masks."
+    imgs = images_dir or labels_config(labels_dir).get('images')
+    return {'labels folder': labels_dir, 'images folder': imgs if imgs and Path(imgs).is_dir() else None,
+            'ignore folder': ignore_dir}
+
 def export_labels(labels_dir, out_dir, format: str, category: str | None = None, instances: str = 'parts',
                   min_area: float = 0.001, images_dir=None, ignore_dir=None, holes: str = 'bridge',
-                  link_images: bool = True, image_url: str = LS_IMAGE_URL) -> dict:
+                  link_images: bool = True, image_url: str = LS_IMAGE_URL, min_score: float | None = None) -> dict:
     "Export the labels folder `labels_dir` to `out_dir` in `format`: a summary of what was written and left out."
     _choice('format', format, FORMATS)
     _choice('instances', instances, INSTANCE_MODES)
     _choice('holes', holes, HOLES)
     if not 0 <= min_area < 1: raise SegwlError(f"min_area {min_area}: a fraction of the image in [0, 1)")
+    if min_score is not None and format == 'voc':
+        raise SegwlError("--min-score keeps or leaves out objects; voc writes pixels, not objects: leave it out")
+    if min_score is not None and not math.isfinite(min_score):
+        raise SegwlError(f"--min-score {min_score}: expected a number")
+    check_image_url(image_url)
     items, left = labelled_images(labels_dir, images_dir, need_images=format != 'voc')
+    check_out(out_dir, format, _sources(labels_dir, images_dir, ignore_dir), [i.image.name for i in items if i.image])
     category = check_category(category or category_from_text(labels_config(labels_dir).get('text')))
     info = dict(description=f"segwl pseudo-labels of {Path(labels_dir).resolve()}", images_dir=str(images_dir or
                 labels_config(labels_dir).get('images')), category=category)
-    problems = []
+    problems, tally = [], {}
     with output_lock(out_dir, 'segwl export'):
         clean_parts(out_dir)
         write = _writer(format, Path(out_dir), category, info, holes, link_images, ignore_dir, image_url)
-        n_images, n_objects = write(each_image(items, labels_dir, instances, min_area, problems))
+        n_images, n_objects = write(each_image(items, labels_dir, instances, min_area, problems, min_score, tally))
     left['unreadable'] = len(problems)
     if problems: warnings.warn(f"{len(problems)} image(s) left out: {short_list(problems, 3)}", SegwlWarning)
     return dict(format=format, out=str(out_dir), category=category, images=n_images, objects=n_objects,
-                left_out={k: v for k, v in left.items() if v}, problems=problems)
+                left_out={k: v for k, v in left.items() if v}, problems=problems, min_area=min_area,
+                min_score=min_score, objects_left_out={k: v for k, v in tally.items() if v})
+
+# %% ../nbs/14_export.ipynb #8a2486c1
+def summary_line(s: dict) -> str:
+    "One line of what an export wrote and left out (the summary of `export_labels`)."
+    line = f"{s['images']} images, {s['objects']} objects ({s['category']}) written to {s['out']} as {s['format']}"
+    left = ', '.join(f"{v} {k.replace('_', ' ')}" for k, v in s['left_out'].items())
+    if left: line += f"; images left out: {left}"
+    o = s.get('objects_left_out', {})
+    why = [f"{o['small']} smaller than {s['min_area']:g} of their image (--min-area; 0 keeps every part)"
+           if o.get('small') else '',
+           f"{o['below_min_score']} scoring below {s['min_score']:g} or without a score (--min-score)"
+           if o.get('below_min_score') else '']
+    if any(why): line += f"; objects left out: {', '.join(w for w in why if w)}"
+    if o.get('score_not_finite'):
+        line += f"; {o['score_not_finite']} objects written without their score (NaN or infinite)"
+    return line
 
 # %% ../nbs/14_export.ipynb #cccd35f9
 def deployable(net, mean, std):
@@ -485,12 +628,16 @@ def deployable(net, mean, std):
     return Deployable().eval()
 
 # %% ../nbs/14_export.ipynb #33c4968d
+def check_files(model, n: int = 4) -> list[Path]:
+    "The first `n` images of the model's training folder, or [] when it is gone."
+    folder = Path(model.info.get('data', {}).get('images_dir') or '')
+    return list_images(folder)[:n] if str(folder) not in ('', '.') and folder.is_dir() else []
+
 def check_images(model, n: int = 4, seed: int = 0) -> torch.Tensor:
     "uint8 (n, 3, S, S): the first `n` images of the model's training folder, or seeded noise without it."
     import torch
     from torchvision.transforms.v2 import functional as TF
-    folder = Path(model.info.get('data', {}).get('images_dir') or '')
-    files = list_images(folder)[:n] if str(folder) not in ('', '.') and folder.is_dir() else []
+    files = check_files(model, n)
     if not files: return torch.randint(0, 256, (n, 3, model.size, model.size), dtype=torch.uint8,
                                        generator=torch.Generator().manual_seed(seed))
     ims = [torch.from_numpy(load_image(p)).permute(2, 0, 1) for p in files]
@@ -540,16 +687,33 @@ MODEL_FORMATS = {'onnx': ('.onnx', _save_onnx, _run_onnx),
 class ExportError(SegwlError):
     "An exported model does not compute what the PyTorch model computes."
 
+MAX_CHECK_IMAGES = 64
+EXPORT_SUFFIXES = tuple(ext for ext, _, _ in MODEL_FORMATS.values())
+
+def check_model_out(model_dir, out, inputs=()) -> Path:
+    "`out` unless writing it would replace an input: the model folder, a file of it, or one of `inputs`."
+    model, o = Path(model_dir).resolve(), Path(out).resolve()
+    if o == model: raise SegwlError(f"--out {out} is the model folder: give a file, e.g. {Path(out)/'model.onnx'}")
+    if o.is_dir(): raise SegwlError(f"--out {out} is a folder: give a file, e.g. {Path(out)/'model.onnx'}")
+    if model in o.parents and o.exists() and not o.name.endswith(EXPORT_SUFFIXES):
+        raise SegwlError(f"--out {out} is {o.relative_to(model)} of the model folder {model_dir}, which the model "
+                         f"needs: an export never writes over its input; give another file (nothing was written)")
+    if o in {Path(p).resolve() for p in inputs}:
+        raise SegwlError(f"--out {out} is one of the images the export is checked on: give another file")
+    return Path(out)
+
 def export_model(model_dir, format: str = 'onnx', out=None, n_check: int = 4, atol: float = 1e-4) -> dict:
     "Export the model folder `model_dir` to one `format` file at `out`, checked on `n_check` images; a summary."
     import torch
     from segwl.finetune import load_model, to_input
     _choice('model format', format, tuple(MODEL_FORMATS))
+    if isinstance(n_check, bool) or not isinstance(n_check, int) or not 1 <= n_check <= MAX_CHECK_IMAGES:
+        raise SegwlError(f"--check-images {n_check}: expected a whole number from 1 to {MAX_CHECK_IMAGES}")
     ext, save, run = MODEL_FORMATS[format]
     model = load_model(model_dir, 'cpu')
+    out = check_model_out(model_dir, out or Path(model_dir)/f"model{ext}", check_files(model, n_check))
     net = model.net.to(memory_format=torch.contiguous_format).eval()
     dep, x = deployable(net, model.mean, model.std), check_images(model, n_check)
-    out = Path(out or Path(model_dir)/f"model{ext}")
     with torch.no_grad(): ref = net(to_input(x, model.mean, model.std)).sigmoid().numpy()
     with atomic_path(out) as tmp:
         save(dep, x[:1], tmp, _about(model))

@@ -11,8 +11,9 @@ import numpy as np
 from .data import SegwlError
 
 # %% auto #0
-__all__ = ['PromptableSegmenter', 'TextRegionScorer', 'ConceptSegmenter', 'WholeImageScorer', 'WindowedScorer', 'ModalScorer',
-           'InputError', 'check_image', 'check_prompts', 'check_boxes', 'Instance', 'LabelResult', 'Labeller']
+__all__ = ['MAP_MODES', 'PromptableSegmenter', 'TextRegionScorer', 'ConceptSegmenter', 'WholeImageScorer', 'WindowedScorer',
+           'ModalScorer', 'InputError', 'check_image', 'check_prompts', 'check_boxes', 'Instance', 'LabelResult',
+           'Labeller']
 
 # %% ../nbs/01_protocols.ipynb #07e1b137
 @runtime_checkable
@@ -32,6 +33,8 @@ class TextRegionScorer(Protocol):
     def similarity_map(self, image: np.ndarray, text: str) -> np.ndarray:
         "`(h, w)` float32 map covering the whole HxWx3 uint8 RGB `image`; higher = more like `text`."
         ...
+
+MAP_MODES = ('auto', 'dense', 'windows')   # the kinds of map a scorer may offer (its `map_mode`): CLIP has all three
 
 # %% ../nbs/01_protocols.ipynb #1009b492
 @runtime_checkable
@@ -62,7 +65,6 @@ class WindowedScorer(Protocol):
 class ModalScorer(Protocol):
     "A `TextRegionScorer` with a choice of map: `map_mode` 'auto', 'dense' or 'windows'; `map_kind()` says which."
     map_mode: str
-    dense_side: int
     def map_kind(self) -> str:
         "'dense' or 'windows': the map `similarity_map` computes with this `map_mode`."
         ...

@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
+import json
 import numpy as np
 from fastcore.basics import patch
-from .data import SegwlError, BadReferenceError, check_reference_mask, load_reference, read_json, resolve_device
+from .data import (SegwlError, BadReferenceError, check_reference_mask, load_reference, read_json, resolve_device,
+                        output_lock, write_text)
 from .protocols import InputError, Labeller, check_image
 from .registry import get_backend, create_backend, backend_record, _resolve
 from .classes import ClassSpec, ClassesError, make_classes, read_classes, check_for_method
@@ -18,7 +20,7 @@ from .classes import ClassSpec, ClassesError, make_classes, read_classes, check_
 # %% auto #0
 __all__ = ['MAX_REFERENCES', 'METHODS', 'MULTICLASS_LABELLER', 'BACKEND_OPTIONS', 'PYTHON_TERMS', 'check_references',
            'load_references', 'clean_text', 'renamed', 'Renamed', 'Method', 'method_of', 'BackendOption',
-           'option_names', 'backend_options', 'LabellerSpec']
+           'option_names', 'backend_options', 'LabellerSpec', 'upgrade_config']
 
 # %% ../nbs/06a_recipe.ipynb #ca60e9c3
 MAX_REFERENCES = 5     # both methods: a few looks of the object; each costs the seed method one more stitch
@@ -295,23 +297,26 @@ def classes_record(self: LabellerSpec) -> list | None:
     if self.sources is not None: return self.sources
     return [_class_record(c) for c in self.classes]
 
-def _earlier_spelling(settings, out) -> dict | None:
-    "`settings` as a dict spelled as the config.json of an earlier run in `out` spells them (old names), or None."
-    p = Path(out)/'config.json'
-    try: old = read_json(p, what='config of the earlier run', expect=dict) if p.is_file() else {}
-    except SegwlError: return None               # the folder runner says what is wrong with it
-    keys = old.get('settings') if isinstance(old.get('settings'), dict) else {}
-    back = {n: o for o, n in type(settings).RENAMED.items() if o in keys and n not in keys}
-    return {back.get(k, k): v for k, v in settings.to_dict().items()} if back else None
-
 @patch
-def record(self: LabellerSpec, out=None, device: str | None = None) -> dict:
+def record(self: LabellerSpec, device: str | None = None) -> dict:
     "config.json's record of the recipe: method, models, reference files or classes, device (as resolved, if known)."
     rec = dict(method=self.method, models=self.models(), reference=self.reference_record(),
                device=device or self.device)
-    if self.classes is not None: rec['classes'] = self.classes_record()
-    old = _earlier_spelling(self.settings, out) if out is not None else None
-    return rec if old is None else {**rec, 'settings': old}
+    return rec if self.classes is None else {**rec, 'classes': self.classes_record()}
+
+def upgrade_config(out, cls) -> bool:
+    "Rename the old setting names (`cls.RENAMED`) in the config.json of an earlier run in `out`; whether it did."
+    p = Path(out)/'config.json'
+    if not p.is_file(): return False
+    with output_lock(out, 'segwl label'):
+        try: cfg = read_json(p, what='config of the earlier run', expect=dict)
+        except SegwlError: return False             # the folder runner says what is wrong with it
+        old = cfg.get('settings')
+        if not isinstance(old, dict) or not set(cls.RENAMED) & set(old): return False
+        try: new = renamed(old, cls.RENAMED, str(p))
+        except SegwlError: return False             # both names: the run cannot resume, and will say why
+        write_text(p, json.dumps({**cfg, 'settings': new}, indent=2, default=str) + '\n')
+    return True
 
 # %% ../nbs/06a_recipe.ipynb #6863e492
 @patch

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from .data import SegwlError
 
 # %% auto #0
-__all__ = ['KINDS', 'BACKENDS', 'CORE_DISTRIBUTIONS', 'Backend', 'register_backend', 'backend_names', 'get_backend',
-           'create_backend', 'backend_record', 'versions']
+__all__ = ['KINDS', 'BACKENDS', 'TINY_STAMP', 'CORE_DISTRIBUTIONS', 'Backend', 'register_backend', 'backend_names', 'get_backend',
+           'create_backend', 'backend_record', 'tiny_random', 'versions']
 
 # %% ../nbs/06_registry.ipynb #d29782fc
 KINDS = {'segmenter': 'PromptableSegmenter (seed method)', 'scorer': 'TextRegionScorer (seed method)',
@@ -86,6 +86,14 @@ def backend_record(name: str, random: bool = False, **options) -> dict:
     b = get_backend(name)
     return dict(name=name, kind=b.kind, weights='tiny-random' if random else 'real',
                 **{k: str(v) for k, v in options.items() if v is not None})
+
+# %% ../nbs/06_registry.ipynb #9bc95481
+TINY_STAMP = 'TINY RANDOM MODELS: meaningless'
+
+def tiny_random(*records) -> bool:
+    "Whether any backend of the `{role: backend_record}` dicts `records` came from tiny random weights."
+    return any(isinstance(m, dict) and m.get('weights') == 'tiny-random'
+               for ms in records if isinstance(ms, dict) for m in ms.values())
 
 # %% ../nbs/06_registry.ipynb #028f2e4e
 CORE_DISTRIBUTIONS = ('segwl', 'torch', 'numpy', 'pillow')

@@ -11,14 +11,18 @@ import ipywidgets as W
 from fastcore.basics import patch
 from PIL import Image, ImageDraw
 from .data import SegwlError, load_image, load_mask, save_mask, write_text, output_lock, read_json, atomic_path
+from .stitch import mask_iou
+from .registry import tiny_random
 from .folder import read_manifest, save_instances, STATUSES
-from .concept import connected_parts, Instance, CanvasLabeler
-from .pseudolabel import MAX_REFERENCES
+from .protocols import Instance, Labeller, PromptableSegmenter, ConceptSegmenter
+from .canvas import connected_parts
+from .recipe import LabellerSpec
 from .panels import CachingSegmenter, _backends_html, _overlay, TINY_STAMP
 
 # %% auto #0
-__all__ = ['REVIEWS', 'FILTERS', 'KEYS', 'DRAG', 'mask_shape', 'doubt_score', 'rows_of', 'mask_path', 'read_label', 'ranked',
-           'record', 'fix_mask', 'with_reference', 'relabel', 'overlay', 'draw_prompts', 'ReviewPanel', 'contact_sheet']
+__all__ = ['REVIEWS', 'REVIEW_TERMS', 'FILTERS', 'KEYS', 'DRAG', 'mask_shape', 'doubt_score', 'rows_of', 'mask_path',
+           'read_label', 'ranked', 'record', 'fix_mask', 'with_reference', 'relabel', 'overlay', 'draw_prompts',
+           'ReviewPanel', 'contact_sheet']
 
 # %% ../nbs/15_review.ipynb #495bb963
 _TINY = 0.005         # a mask covering less than this share of the image is 'tiny'
@@ -139,8 +143,12 @@ def fix_mask(segmenter, image, points=(), labels=(), box=None) -> tuple[np.ndarr
     "`(mask, score)`: the segmenter's answer for `image` with `points`/`labels` ((x, y); 1 object, 0 not) and/or `box`."
     pts, lab = np.asarray(points, np.float32).reshape(-1, 2), np.asarray(labels, np.int64).reshape(-1)
     if not len(pts) and box is None: raise SegwlError("fix: click at least one object point, or draw a box")
+    points_model = isinstance(segmenter, PromptableSegmenter)
+    if not (points_model or isinstance(segmenter, ConceptSegmenter)):
+        raise SegwlError(f"fix: {type(segmenter).__name__} takes neither points nor a box (give a labeller whose "
+                         f"segmenter is a PromptableSegmenter or a ConceptSegmenter)")
     segmenter.set_image(image)
-    if not hasattr(segmenter, 'predict'):                                  # a concept model: the box is its prompt
+    if not points_model:                                                  # a concept model: the box is its prompt
         if box is None: raise SegwlError("fix: this labeller's concept model needs a box, not points")
         masks, scores = segmenter.segment(None, np.array([box], np.float64), np.ones(1, int))
     else:
@@ -151,27 +159,20 @@ def fix_mask(segmenter, image, points=(), labels=(), box=None) -> tuple[np.ndarr
     masks, scores = np.asarray(masks, bool), np.asarray(scores, np.float64).reshape(-1)
     if not len(scores): return np.zeros(image.shape[:2], bool), 0.0
     inside = _in_box(image.shape[:2], box) if box is not None else np.ones(image.shape[:2], bool)
-    if hasattr(segmenter, 'predict'): k = int(np.argmax(scores))
+    if points_model: k = int(np.argmax(scores))
     else: k = int(np.lexsort((-scores, -(masks & inside).sum((1, 2))))[0])  # the instance most inside the box
     return masks[k] & inside, float(scores[k])
 
 # %% ../nbs/15_review.ipynb #a69fe3c1
-def with_reference(labeller, image, mask):
-    "A labeller like `labeller` that also uses `(image, mask)` as a reference (see above)."
-    canvas = isinstance(labeller, CanvasLabeler)
-    refs = list(zip(labeller.images, labeller.masks)) if canvas else getattr(labeller, 'references', None)
-    if refs is None: raise SegwlError(f"{type(labeller).__name__}: cannot add a reference to it")
-    if len(refs) >= MAX_REFERENCES:
-        raise SegwlError(f"the labeller has {len(refs)} references already, the most it takes")
-    refs = [*refs, (image, mask)]                                          # the old labeller keeps its own
-    if canvas: return CanvasLabeler(refs, labeller.text, labeller.segmenter, labeller.settings)
-    return type(labeller)(refs, labeller.text, labeller.segmenter, labeller.scorer, labeller.settings)
+REVIEW_TERMS = dict(references='the labeller has the most it takes: fix the image, without using it as a reference')
+
+def with_reference(labeller: Labeller, image, mask) -> Labeller:
+    "A labeller like `labeller`, over its models, that also uses `(image, mask)` as a reference (see above)."
+    refs = [*labeller.references, (image, mask)]                          # the old labeller keeps its own
+    spec = LabellerSpec.like(labeller, references=refs, terms=REVIEW_TERMS)
+    return spec.build(backends=labeller.backends)
 
 # %% ../nbs/15_review.ipynb #f2ae2f4b
-def _iou(a, b) -> float:
-    u = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / u) if u else 1.0
-
 def relabel(labeller, labels_dir, images_dir, changed_below: float = 0.99) -> dict:
     "Relabel the unreviewed images of `labels_dir`; `{relabelled, skipped, changed, mean_iou, min_iou, ious}`."
     labels_dir, ious, skipped = Path(labels_dir), {}, []
@@ -182,10 +183,10 @@ def relabel(labeller, labels_dir, images_dir, changed_below: float = 0.99) -> di
         except SegwlError:                                                 # unreadable or too small: its row stays
             skipped.append(file)
             continue
-        mask = np.asarray(res.mask, bool) & bool(getattr(res, 'present', True))
-        record(labels_dir, file, mask, None, score=_unit(res.score), text_score=getattr(res, 'text_score', None),
+        mask = np.asarray(res.mask, bool) & res.present
+        record(labels_dir, file, mask, None, score=_unit(res.score), text_score=res.text_score,
                seconds=round(time.perf_counter() - t0, 3))
-        ious[file] = _iou(old, mask) if old is not None else 0.0
+        ious[file] = mask_iou(old, mask) if old is not None else 0.0
     v = list(ious.values())
     return dict(relabelled=len(v), skipped=skipped, changed=sum(i < changed_below for i in v),
                 mean_iou=float(np.mean(v)) if v else 1.0, min_iou=min(v, default=1.0), ious=ious)
@@ -245,13 +246,20 @@ class ReviewPanel:
     def __init__(self, labels_dir, images_dir, labeller=None, page_size: int = 12, side: int = 160, big: int = 560):
         self.labels_dir, self.images_dir, self.labeller = Path(labels_dir), Path(images_dir), labeller
         _check_folders(self.labels_dir, self.images_dir)
-        seg = getattr(labeller, 'segmenter', None)
-        self.segmenter = CachingSegmenter(seg) if seg is not None and hasattr(seg, 'predict') else seg
+        self.segmenter = _fixer(labeller)
         self.page_size, self.side, self.big_side, self.page, self.current = page_size, side, big, 0, None
         self.points, self.labels, self.box, self.last, self._doubts = [], [], None, None, {}
         self._down, self._scale = None, 1.0             # where a press began; image pixels per picture pixel
+        self._widget = None                             # the whole panel, built once when first shown
         self._build()
         self.refresh()
+
+def _fixer(labeller: Labeller | None):
+    "The model Fix prompts: the labeller's point segmenter (wrapped to reuse its embedding), else its concept model."
+    models = list(labeller.backends.values()) if labeller is not None else []
+    points = [m for m in models if isinstance(m, PromptableSegmenter)]
+    if points: return CachingSegmenter(points[0])
+    return next((m for m in models if isinstance(m, ConceptSegmenter)), None)
 
 # %% ../nbs/15_review.ipynb #c105bf25
 @patch
@@ -487,7 +495,7 @@ def _ipython_display_(self: ReviewPanel):
 @patch(as_prop=True)
 def widget(self: ReviewPanel) -> W.VBox:
     "The whole panel as one widget, built once."
-    if getattr(self, '_widget', None) is not None: return self._widget
+    if self._widget is not None: return self._widget
     fix = W.HBox([self.x, self.y, self.add_object, self.add_background, self.box_text, self.clear, self.fix])
     decide = W.HBox([self.accept, self.reject, self.prev, self.next, self.use_ref])
     pages = W.HBox([self.prev_page, self.next_page, self.page_label])
@@ -566,7 +574,7 @@ def _sheet_title(labels_dir, n: int, filter: str) -> str:
     try: models = read_json(Path(labels_dir)/'config.json', 'config of the labelling run', dict).get('models') or {}
     except SegwlError: models = {}
     names = ', '.join(str(m.get('name') if isinstance(m, dict) else m) for m in models.values()) or 'unknown backends'
-    tiny = any(isinstance(m, dict) and m.get('weights') == 'tiny-random' for m in models.values())
+    tiny = tiny_random(models)
     return (f"{Path(labels_dir).name}: the {n} most doubtful of {len(rows)} ({filter}); masks by {names}"
             + (f"\n{TINY_STAMP.upper()}" if tiny else ''))
 

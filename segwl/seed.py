@@ -11,20 +11,19 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 from fastcore.basics import patch
 import numpy as np
-from .protocols import check_image, LabelResult, WholeImageScorer, WindowedScorer, ModalScorer
+from .protocols import check_image, LabelResult, WholeImageScorer, WindowedScorer, ModalScorer, MAP_MODES
 from .data import SegwlError, Settings, setting
 from .recipe import check_references, clean_text, Renamed, renamed
 from .stitch import Stitch, scale_points, pixel_of, resize_image, resize_mask
 from .points import object_points, background_points, peak_points
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAP_MODES', 'MAX_POINTS', 'MAX_TRIALS', 'SeedSettings', 'check_max_side', 'SeedResult',
-           'scorer_knobs', 'SeedLabeller', 'working_hw', 'strong_peaks', 'best_answer']
+__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAX_POINTS', 'MAX_TRIALS', 'SeedSettings', 'check_max_side', 'SeedResult', 'scorer_knobs',
+           'SeedLabeller', 'working_hw', 'strong_peaks', 'best_answer']
 
 # %% ../nbs/07_seed.ipynb #384699a3
 MIN_SIDE = 8  # smaller images are refused: SAM and CLIP would see a few blown-up pixels
 SCORER_KNOBS = ('map_mode', 'window', 'stride')   # settings that belong to the text scorer, passed on if it has them
-MAP_MODES = ('auto', 'dense', 'windows')          # values of the map_mode setting (null: the scorer's own)
 MAX_POINTS, MAX_TRIALS = 256, 1000                 # bounds: beyond them a job would only hang
 
 @dataclass

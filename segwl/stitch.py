@@ -12,8 +12,8 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'INPUT_SIZES', 'MAX_TARGETS', 'PACKED_LAYOUTS', 'scale_points', 'pixel_of', 'resize_image', 'resize_mask',
-           'Stitch', 'Cell', 'CanvasLayout', 'seed_share', 'input_pixels', 'padding_fraction', 'single_pixels',
-           'PackedLayout']
+           'mask_iou', 'Stitch', 'Cell', 'CanvasLayout', 'seed_share', 'input_pixels', 'padding_fraction',
+           'single_pixels', 'PackedLayout']
 
 # %% ../nbs/02_stitch.ipynb #14fe365f
 def scale_points(points, from_hw, to_hw) -> np.ndarray:
@@ -41,6 +41,12 @@ def resize_mask(mask: np.ndarray, hw) -> np.ndarray:
     m = np.asarray(mask, bool)
     if m.shape == (h, w): return m.copy()
     return np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
+
+# %% ../nbs/02_stitch.ipynb #d9d84ac6
+def mask_iou(a, b) -> float:
+    "Intersection over union of two HxW masks of one frame; 1 when both are empty."
+    u = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / u) if u else 1.0
 
 # %% ../nbs/02_stitch.ipynb #df43c0e3
 def _pts(p): return np.asarray(p, np.float64).reshape(-1, 2)

@@ -155,7 +155,7 @@ def odd_files(folder, huge=(3000, 5000)) -> dict:
 
 # %% ../nbs/13_testing.ipynb #885390d9
 from .protocols import check_image, check_boxes
-from .concept import connected_parts
+from .canvas import connected_parts
 
 class ColourConcept:
     "Stand-in `ConceptSegmenter`: each connected region of a positive exemplar's colour is an instance (known answers)."

@@ -141,3 +141,41 @@ def test_pets_manifest_agrees_with_loaded_masks(pets_cat):
         split = r['split']; stem = Path(r['file']).stem
         mp = pets_cat/'reference'/f'{stem}.png' if split == 'reference' else pets_cat/split/'masks'/f'{stem}.png'
         assert load_mask(mp, shape=img.shape).mean() == pytest.approx(float(r['foreground_fraction']), abs=1e-3)
+
+
+# ---------------------------------------------------------------- the rooms cut from data (issue 21, item 4)
+OLD_DATA_NAMES = ['IMAGE_EXTS', 'MAX_PIXELS', 'MAX_OBJECT_FRACTION', 'WARN_OBJECT_FRACTION', 'MAX_MASK_LEVELS',
+                  'WARN_MASK_LEVELS', 'WRITE_ERRNOS', 'SegwlError', 'ImageReadError', 'MaskError', 'BadReferenceError',
+                  'LayoutError', 'to_rgb', 'load_image', 'mask_from_pil', 'load_mask', 'SegwlWarning',
+                  'check_reference_mask', 'mask_levels', 'check_mask_file', 'load_reference', 'is_image_file',
+                  'list_images', 'find_mask', 'pair_masks', 'Layout', 'dataset_layout', 'resolve_device', 'OutputError',
+                  'output_error', 'atomic_path', 'write_text', 'save_mask', 'FolderBusyError', 'output_lock',
+                  'check_writable', 'clean_parts', 'short_list', 'read_json', 'why_refused', 'setting', 'check_setting',
+                  'Settings', '_kind']          # segwl.data's __all__ before the cut, and the private name cli imports
+
+def test_every_old_name_of_segwl_data_still_imports_and_is_its_new_home():
+    import segwl.data, segwl.errors, segwl.outputs, segwl.settings
+    missing = [n for n in OLD_DATA_NAMES if not hasattr(segwl.data, n)]
+    assert not missing, missing
+    for room in (segwl.errors, segwl.outputs, segwl.settings):
+        for n in room.__all__: assert getattr(segwl.data, n) is getattr(room, n), (room.__name__, n)
+    assert segwl.data.SegwlError is segwl.errors.SegwlError and issubclass(segwl.data.OutputError, SegwlError)
+
+
+ROOMS = ['errors', 'outputs', 'settings', 'data']        # the order of nbs/00_, 00a_, 00b_, 00c_
+
+def _segwl_imports(module: str) -> set:
+    "The segwl modules `segwl/<module>.py` imports, anywhere in the file."
+    import ast
+    tree = ast.parse((Path(__file__).parent.parent/'segwl'/f'{module}.py').read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1: found.add((node.module or '').split('.')[0])
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or '').startswith('segwl.'):
+            found.add(node.module.split('.')[1])
+    return found
+
+@pytest.mark.parametrize('i,room', list(enumerate(ROOMS)))
+def test_rooms_import_only_rooms_above_and_stay_small(i, room):
+    assert _segwl_imports(room) <= set(ROOMS[:i]), (room, _segwl_imports(room))
+    assert len((Path(__file__).parent.parent/'segwl'/f'{room}.py').read_text().splitlines()) <= 450

@@ -1,5 +1,5 @@
 "Round trips of `segwl.export`: what each format's own reader gets back is the mask that was exported."
-import json, os, warnings
+import importlib.util, json, os, warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 import numpy as np
@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 from conftest import iou
 from segwl.data import FolderBusyError, LayoutError, SegwlError, SegwlWarning, load_mask, output_lock, save_mask
 from segwl.export import coco_segment, export_labels
-from segwl.folder import manifest_row
+from segwl.folder import manifest_row, read_manifest
 
 pycocotools = pytest.importorskip('pycocotools')
 from pycocotools.coco import COCO  # noqa: E402
@@ -376,3 +376,76 @@ def test_label_export_does_not_import_torch():
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, check=True)
     assert r.stdout.strip() == '[]'
+
+
+# Each format's own validator, for every run (issue 25, item 2)
+
+def _validate_label_studio(folder: Path) -> list:
+    "The errors label-studio-sdk's own `validate_prediction` finds in the tasks of a Label Studio export."
+    from label_studio_sdk.label_interface import LabelInterface
+    li = LabelInterface((folder/'label_config.xml').read_text())
+    tasks = json.loads((folder/'tasks.json').read_text(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    return [e for t in tasks for p in t['predictions'] for e in li.validate_prediction(p, return_errors=True)]
+
+
+def _validate_coco(folder: Path) -> COCO:
+    "The export loaded by pycocotools, after a strict JSON parse (no NaN, no Infinity); every mask decoded."
+    json.loads((folder/'annotations.json').read_text(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    coco = COCO(str(folder/'annotations.json'))
+    for a in coco.loadAnns(coco.getAnnIds()):
+        assert coco.annToMask(a).sum() == a['area']
+        assert isinstance(a.get('score', 0.0), (int, float))
+    return coco
+
+
+def test_label_studio_scores_outside_0_1_pass_the_sdks_validator(labels, tmp_path):
+    "Scores as a tiny random model gives them (-0.036, 1.02, NaN): clipped into [0, 1] or left out, never rejected."
+    pytest.importorskip('label_studio_sdk', reason='label-studio-sdk is not installed (pip install label-studio-sdk)')
+    rows = [json.loads(line) for line in (labels/'manifest.jsonl').read_text().splitlines()]
+    for r, s in zip(rows, [-0.036, 1.02, float('nan'), 0.4]): r['score'] = s
+    (labels/'manifest.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    export_labels(labels, tmp_path/'ls', 'label-studio')
+    assert _validate_label_studio(tmp_path/'ls') == []
+    tasks = {t['data']['image'].rsplit('=', 1)[1]: t['predictions'][0] for t in
+             json.loads((tmp_path/'ls'/'tasks.json').read_text())}
+    assert (tasks['ring.png']['score'], tasks['two.png']['score'], tasks['corner.png']['score']) == (0.0, 1.0, 0.4)
+    assert 'score' not in tasks['speck.png'] and all('score' not in r for r in tasks['speck.png']['result'])
+
+
+def test_the_sdk_validator_does_reject_what_was_written_before(labels, tmp_path):
+    "The validator is real: the prediction segwl wrote before (score -0.036) is rejected with the issue's message."
+    pytest.importorskip('label_studio_sdk', reason='label-studio-sdk is not installed (pip install label-studio-sdk)')
+    from label_studio_sdk.label_interface import LabelInterface
+    from segwl.export import ls_config
+    errors = LabelInterface(ls_config('cat')).validate_prediction({'result': [], 'score': -0.036}, return_errors=True)
+    assert errors == ['Score must be between 0.00 and 1.00 inclusive, got -0.036']
+
+
+def test_a_tiny_random_run_passes_every_formats_validator(tmp_path, capsys):
+    "segwl label with tiny random SAM and CLIP (scores anywhere), then every format: each passes its own reader."
+    import segwl.cli as cli
+    from segwl.testing import scene_folder, synthetic_scene
+    ref, m = synthetic_scene((64, 80), seed=1)
+    Image.fromarray(ref).save(tmp_path/'ref.png')
+    Image.fromarray(m).save(tmp_path/'ref_mask.png')
+    scene_folder(tmp_path/'images', [(48, 64), (64, 48), (56, 56)], seed=3)
+    fast = ['--trials', '2', '--n-object', '3', '--n-background', '3', '--no-progress', '--device', 'cpu']
+    code = cli.main([str(a) for a in ['label', '--reference', tmp_path/'ref.png', tmp_path/'ref_mask.png', '--text',
+                                      'a red ellipse', '--images', tmp_path/'images', '--out', tmp_path/'labels',
+                                      '--models', 'tiny-random', *fast]])
+    assert code == 0, capsys.readouterr().err
+    for fmt in ('coco', 'yolo', 'voc', 'label-studio'):
+        assert cli.main(['export', str(tmp_path/'labels'), '--format', fmt, '--out', str(tmp_path/fmt),
+                         '--min-area', '0']) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    scores = [r['score'] for r in read_manifest(tmp_path/'labels'/'manifest.jsonl')]
+    assert any(not 0 <= s <= 1 for s in scores), scores       # what Label Studio refused: here -0.15 .. -0.05
+    coco = _validate_coco(tmp_path/'coco')
+    assert len(coco.getImgIds()) == 3
+    for txt in (tmp_path/'yolo'/'labels').glob('*.txt'):
+        for line in txt.read_text().splitlines():
+            v = np.array(line.split()[1:], float)
+            assert line.split()[0] == '0' and len(v) >= 6 and len(v) % 2 == 0 and ((0 <= v) & (v <= 1)).all()
+    for png in (tmp_path/'voc'/'SegmentationClass').glob('*.png'):
+        assert set(np.unique(np.asarray(Image.open(png)))) <= {0, 1}
+    if importlib.util.find_spec('label_studio_sdk'): assert _validate_label_studio(tmp_path/'label-studio') == []

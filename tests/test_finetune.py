@@ -100,7 +100,7 @@ def test_pretrained_offline_and_not_cached_fails_at_once(monkeypatch, tmp_path):
 
 def test_pretrained_and_cached_offline_does_not_probe(monkeypatch, tmp_path):
     "Cached weights load without asking the network first."
-    import socket, segwl.finetune as ft
+    import socket, segwl.arch as ft
     monkeypatch.setattr(ft, 'weights_cached', lambda name: True)
     monkeypatch.setattr(socket, 'create_connection', lambda *a, **k: pytest.fail('probed the network'))
     built = []
@@ -118,7 +118,7 @@ def test_checkpoints_are_plain_tensors_and_no_temporary_files(syn, tmp_path):
     ck = torch.load(tmp_path/'m'/'last.pt', weights_only=True)
     assert {'model', 'optimizer', 'scaler', 'epoch', 'history', 'settings'} <= set(ck)
     torch.load(tmp_path/'m'/'best.pt', weights_only=True)
-    assert sorted(p.name for p in (tmp_path/'m').iterdir()) == ['.segwl.lock', 'best.pt', 'history.csv', 'last.pt',
+    assert sorted(p.name for p in (tmp_path/'m').iterdir()) == ['best.pt', 'history.csv', 'last.pt',
                                                                 'model.json', 'smp']
 
 def test_model_json_records_what_was_used(syn, tmp_path):
@@ -346,7 +346,7 @@ def test_written_files_are_0644_under_umask_022(tiny_model, tmp_path):
     finally: os.umask(old)
     files = [p for d in 'tpe' for p in (tmp_path/d).rglob('*') if p.is_file()]
     assert {'best.pt', 'last.pt', 'model.json', 'manifest.jsonl', 'config.json', 'metrics.json', 'per_image.csv',
-            'im0.png', '.segwl.lock'} <= {p.name for p in files}
+            'im0.png'} <= {p.name for p in files}
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in files if p.stat().st_mode & 0o777 != 0o644} == {}
 
 def test_a_failed_write_inside_torch_save_is_named(tiny_model, tmp_path):

@@ -214,10 +214,19 @@ def test_label_settings_json_round_trip_and_defaults(tmp_path):
     with pytest.raises(SegwlError, match='not valid JSON'): LabelSettings.from_json(tmp_path/'bad.json')
 
 # ---------------------------------------------------------------- label_folder
+class Whole:
+    "A seed labeller whose results carry `instances` (None), as the `LabelResult` protocol has every result do."
+    def __init__(self, pl): self.pl, self.settings, self.text, self.references = pl, pl.settings, pl.text, []
+    def label(self, image):
+        r = self.pl.label(image)
+        r.instances = None               # a no-op once the seed's LabelResult has the field (branch recipe)
+        return r
+
 def _labeler(seg=None, **kw):
     ref, ref_mask = synthetic_scene((80, 110), seed=7)
     kw = dict(dict(trials=2, n_object=4, n_background=4), **kw)
-    return PseudoLabeler(ref, ref_mask, 'a red ellipse', segmenter=seg or ColourSegmenter(), scorer=ColourScorer(), **kw)
+    return Whole(PseudoLabeler(ref, ref_mask, 'a red ellipse', segmenter=seg or ColourSegmenter(), scorer=ColourScorer(),
+                               **kw))
 
 SIZES = [(60, 80), (90, 40), (40, 150), (70, 70), (50, 65)]
 
@@ -327,7 +336,13 @@ class Slow(ColourSegmenter):
     def predict(self, *a, **k): time.sleep(0.05); return super().predict(*a, **k)
 ref, m = synthetic_scene((80, 110), seed=7)
 pl = PseudoLabeler(ref, m, 'a red ellipse', segmenter=Slow(), scorer=ColourScorer(), trials=2, n_object=4, n_background=4)
-label_folder(pl, sys.argv[1], sys.argv[2], progress=False)
+class Whole:
+    settings, text, references = pl.settings, pl.text, []
+    def label(self, image):
+        r = pl.label(image)
+        r.instances = None
+        return r
+label_folder(Whole(), sys.argv[1], sys.argv[2], progress=False)
 '''
 
 @pytest.mark.parametrize('wait_rows', [1, 3])
@@ -345,3 +360,68 @@ def test_killed_process_loses_only_the_image_in_flight(tmp_path, wait_rows):
     assert n['skipped'] == len(rows) and n['ok'] + n['skipped'] == 10 and _no_parts(out)
     label_folder(_labeler(), tmp_path/'imgs', tmp_path/'clean', progress=False)
     assert {k: v[0] for k, v in _snapshot(out).items()} == {k: v[0] for k, v in _snapshot(tmp_path/'clean').items()}
+
+# ---------------------------------------------------------------- a trained model through the one runner (issue 21, item 3)
+from dataclasses import dataclass
+from segwl.settings import Settings, setting
+from segwl.folder import run_folder
+
+@dataclass
+class PredictSettings(Settings):
+    threshold: float = setting(0.5, 'probability above which a pixel is object', lo=0, hi=1)
+    input_size: int = setting(32, 'side the model sees', lo=32, hi=4096)
+
+class ModelLabeller:
+    "A trained model as a `Labeller`: its probabilities thresholded into a `LabelResult`, as segwl predict does."
+    text, references = None, []
+    def __init__(self, model):
+        self.model, self.settings = model, PredictSettings(model.info['threshold'], model.size)
+    def label(self, image):
+        prob = self.model.probabilities(image)
+        return type('R', (), dict(mask=prob > self.settings.threshold, score=float(np.abs(2 * prob - 1).mean()),
+                                  present=True, instances=None, text_score=None, candidate_scores=[]))()
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    from segwl.finetune import TrainSettings, train, synthetic_dataset, load_model
+    d = tmp_path_factory.mktemp('model')
+    imgs, msks = synthetic_dataset(d/'syn', n=4)
+    train(imgs, msks, d/'model', TrainSettings(arch='tiny-unet', size=32, epochs=1, batch_size=2, pretrained=False,
+                                               device='cpu', val_fraction=0), progress=False, log=lambda *a: None)
+    return load_model(d/'model', 'cpu'), imgs
+
+def test_a_trained_model_runs_through_the_one_runner_with_one_resume_rule(tmp_path, trained):
+    from segwl.finetune import predict_folder, predict_config, PREDICT_KEYS
+    model, imgs = trained
+    old = predict_folder(model, imgs, tmp_path/'old', progress=False)          # a folder segwl predict wrote
+    run = lambda out, **kw: run_folder(ModelLabeller(model), imgs, out, progress=False, resume_keys=PREDICT_KEYS,
+                                       what='predict', **({'config': predict_config(model, imgs)} | kw))
+    assert run(tmp_path/'new') == dict(ok=4, absent=0, error=0, skipped=0, total=4)
+    new = {r['file']: r for r in read_manifest(tmp_path/'new'/'manifest.jsonl')}
+    for r in old:                                                      # the same masks, bit for bit, the same scores
+        stem = Path(r['file']).stem
+        assert (tmp_path/'new'/'masks'/f'{stem}.png').read_bytes() == (tmp_path/'old'/'masks'/f'{stem}.png').read_bytes()
+        assert new[r['file']]['score'] == r['score'] and new[r['file']]['status'] == 'ok'
+    cfg = json.loads((tmp_path/'new'/'config.json').read_text())
+    assert cfg['settings'] == dict(threshold=model.info['threshold'], input_size=32) and cfg['text'] is None
+    assert {k: cfg[k] for k in PREDICT_KEYS} == {k: predict_config(model, imgs)[k] for k in PREDICT_KEYS}
+    assert run(tmp_path/'old') == dict(ok=0, absent=0, error=0, skipped=4, total=4)      # an old folder resumes
+    other = predict_config(model, imgs) | dict(checkpoint_sha256='0' * 64)
+    with pytest.raises(SegwlError, match='checkpoint_sha256 differ.*--no-resume'): run(tmp_path/'old', config=other)
+    assert run(tmp_path/'old', config=other, resume=False)['ok'] == 4                   # starting over, asked for
+
+def test_the_ray_path_plugs_into_the_one_runner(tmp_path):
+    "The Ray engine's pieces (workers' results, `write_result`), run in this process, through `run_folder`: the same."
+    from functools import partial
+    from segwl.engine import LabelerSpec, in_process, write_result
+    from segwl.testing import concept_scene
+    (tmp_path/'imgs').mkdir()
+    for n in range(3): Image.fromarray(concept_scene((60, 80), n, seed=40 + n)[0]).save(tmp_path/'imgs'/f's{n}.png')
+    spec = LabelerSpec([synthetic_scene((60, 90), seed=101)], None, method='canvas', segmenter='colour-concept')
+    here = label_folder(spec.build(), tmp_path/'imgs', tmp_path/'here', progress=False)
+    pool = run_folder(spec, tmp_path/'imgs', tmp_path/'pool', progress=False, results=partial(in_process, build=spec.build),
+                      write=write_result)
+    assert here == pool == dict(ok=2, absent=1, error=0, skipped=0, total=3)
+    for sub in ('masks', 'instances'):
+        a, b = sorted((tmp_path/'here'/sub).iterdir()), sorted((tmp_path/'pool'/sub).iterdir())
+        assert [p.name for p in a] == [p.name for p in b] and all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 import segwl.cli as cli
 from segwl.data import load_mask, load_image
-from segwl.pseudolabel import LabelSettings
+from segwl.seed import SeedSettings
 from segwl.folder import read_manifest, MANIFEST_KEYS
 from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, scene_folder, odd_files
 
@@ -82,12 +82,12 @@ def test_cli_odd_files_exact_rows_and_exit_1(tmp_path, capsys, stand_ins, scene_
 
 def test_cli_config_then_flags(tmp_path, capsys, stand_ins, scene_ref):
     scene_folder(tmp_path/'imgs', [(40, 50)])
-    LabelSettings(trials=3, seed=9, n_text=1, window=12).save(tmp_path/'s.json')
+    SeedSettings(trials=3, seed=9, n_text=1, window=12).save(tmp_path/'s.json')
     code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', '--config', tmp_path/'s.json',
                          '--seed', '2', '--no-multimask', '--no-progress')
     assert code == 0, err
     s = json.loads((tmp_path/'out'/'config.json').read_text())
-    assert s['settings'] == dict(LabelSettings().to_dict(), trials=3, seed=2, n_text=1, window=12, multimask=False)
+    assert s['settings'] == dict(SeedSettings().to_dict(), trials=3, seed=2, n_text=1, window=12, multimask=False)
     assert s['models'] == dict(segmenter=dict(name='colour-segmenter', kind='segmenter', weights='real'),
                                scorer=dict(name='colour-scorer', kind='scorer', weights='real'))
     assert s['reference'][0]['image'].endswith('ref.png') and s['text'] == 'a red ellipse'

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import iou, segwl
 from segwl.data import save_mask, load_mask
-from segwl.pseudolabel import LabelSettings
+from segwl.seed import SeedSettings
 from segwl.folder import read_manifest
 from segwl.panels import TuningPanel, TINY_STAMP
 from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, scene_folder
@@ -30,7 +30,7 @@ def setup(tmp_path):
     truth = scene_folder(tmp_path/'images', [(60, 72), (48, 64), (70, 56), (52, 52)])
     seg, scorer = ColourSegmenter(), ColourScorer(window=16, stride=8)
     panel = TuningPanel(ref, ref_mask, 'a red ellipse', tmp_path/'images', segmenter=seg, scorer=scorer,
-                        settings=LabelSettings(trials=3), out=tmp_path/'labels', config_path=tmp_path/'s.json')
+                        settings=SeedSettings(trials=3), out=tmp_path/'labels', config_path=tmp_path/'s.json')
     return panel, seg, scorer, truth, tmp_path
 
 def test_result_follows_the_controls(setup):
@@ -73,8 +73,8 @@ def test_gates_are_off_by_default_then_say_absent(setup):
     p, seg, scorer, truth, tmp = setup
     c = p.controls
     s = p.settings()
-    assert (s.min_text_score, s.min_score) == (None, None) and p.result.present
-    assert (c['min_text_score'].disabled, c['min_score'].disabled) == (True, True)
+    assert (s.min_text_score, s.min_mask_score) == (None, None) and p.result.present
+    assert (c['min_text_score'].disabled, c['min_mask_score'].disabled) == (True, True)
     text_score = p.result.text_score                                 # the colour scorer: 0.15 on scene_00
     c['min_text_score'].value = round(text_score + 0.05, 2)
     assert p.result.present and p.settings().min_text_score is None  # the level alone changes nothing
@@ -88,24 +88,24 @@ def test_gates_are_off_by_default_then_say_absent(setup):
     assert p.result.present and p.settings().min_text_score is None
 
 
-def test_min_score_gate(setup):
-    "#12: the segmenter's score under `min_score`: absent; the level goes to the settings file."
+def test_min_mask_score_gate(setup):
+    "#12: the segmenter's score under `min_mask_score`: absent; the level goes to the settings file."
     p, seg, scorer, truth, tmp = setup
     class Unsure(ColourSegmenter):
         def predict(self, *a, **k):
             masks, scores = super().predict(*a, **k)
             return masks, scores * 0.6                               # the colour segmenter's 1.0 becomes 0.6
     p = TuningPanel(p.reference, p.reference_mask, 'a red ellipse', tmp/'images', Unsure(), scorer,
-                    settings=LabelSettings(trials=2), config_path=tmp/'s.json')
+                    settings=SeedSettings(trials=2), config_path=tmp/'s.json')
     c = p.controls
-    c['min_score'].value = 0.7
+    c['min_mask_score'].value = 0.7
     assert p.result.present and p.result.score == pytest.approx(0.6)
-    c['min_score_on'].value = True
+    c['min_mask_score_on'].value = True
     assert not p.result.present and not p.result.mask.any()
-    assert 'absent</b> (score 0.600 < min_score 0.7)' in p.summary.value
-    c['min_score'].value = 0.5
+    assert 'absent</b> (score 0.600 < min_mask_score 0.7)' in p.summary.value
+    c['min_mask_score'].value = 0.5
     assert p.result.present and iou(p.result.mask, truth[tmp/'images'/'scene_00.png']) > 0.9
-    assert LabelSettings.from_json(p.save_settings()).min_score == 0.5
+    assert SeedSettings.from_json(p.save_settings()).min_mask_score == 0.5
 
 
 def test_folder_run_counts_absent_images(setup):
@@ -114,7 +114,7 @@ def test_folder_run_counts_absent_images(setup):
     from PIL import Image
     Image.fromarray(np.full((60, 72, 3), (40, 120, 200), np.uint8)).save(tmp/'images'/'zz_empty.png')
     p2 = TuningPanel(p.reference, p.reference_mask, 'a red ellipse', tmp/'images', ColourSegmenter(),
-                     ColourScorer(window=16, stride=8), settings=LabelSettings(trials=2, min_text_score=0.05),
+                     ColourScorer(window=16, stride=8), settings=SeedSettings(trials=2, min_text_score=0.05),
                      out=tmp/'labels')
     assert p2.controls['min_text_score_on'].value and p2.controls['min_text_score'].value == 0.05
     p2.controls['image'].value = 'zz_empty.png'
@@ -153,7 +153,7 @@ def test_shrunk_targets_show_candidates_in_the_target_frame(tmp_path):
     ref, ref_mask = synthetic_scene((64, 80), seed=100)
     truth = scene_folder(tmp_path/'big', [(120, 160)])
     p = TuningPanel(ref, ref_mask, 'red', tmp_path/'big', ColourSegmenter(), ColourScorer(),
-                    settings=LabelSettings(max_side=64, trials=2))
+                    settings=SeedSettings(max_side=64, trials=2))
     assert p.error is None and p.result.mask.shape == (120, 160)
     assert all(m.shape == (120, 160) for m, _ in p.candidates)
     assert iou(p.result.mask, truth[tmp_path/'big'/'scene_00.png']) > 0.85
@@ -161,7 +161,7 @@ def test_shrunk_targets_show_candidates_in_the_target_frame(tmp_path):
 def test_reference_as_paths_and_the_examples_folder(examples):
     ref = examples/'reference'
     p = TuningPanel(ref/'Abyssinian_88.jpg', ref/'Abyssinian_88.png', 'a photo of a cat', examples/'unlabeled'/'images',
-                    ColourSegmenter(), ColourScorer(), settings=LabelSettings(trials=1, max_side=128))
+                    ColourSegmenter(), ColourScorer(), settings=SeedSettings(trials=1, max_side=128))
     assert p.error is None and p.ref_paths['image'].endswith('Abyssinian_88.jpg')
     assert (p.reference_mask == load_mask(ref/'Abyssinian_88.png')).all() and p.reference_mask.any()
     assert len(p.controls['image'].options) == len(list((examples/'unlabeled'/'images').iterdir()))
@@ -172,7 +172,7 @@ def test_saved_settings_round_trip_through_label_settings_and_the_cli(setup):
     c['n_object'].value, c['trials'].value, c['window'].value, c['stride'].value, c['seed'].value = 4, 2, 20, 6, 7
     path = p.save_settings()
     assert path == tmp/'s.json' and p.error is None and str(path) in p.log.outputs[-1]['text']
-    s = LabelSettings.from_json(path)
+    s = SeedSettings.from_json(path)
     assert s == p.settings() and (s.n_object, s.trials, s.window, s.stride, s.seed) == (4, 2, 20, 6, 7)
     args = build_parser().parse_args(['label', '--reference-image', 'r.jpg', '--reference-mask', 'r.png', '--text', 't',
                                       '--images', 'i', '--out', 'o', '--config', str(path)])
@@ -207,7 +207,7 @@ def gated(tmp_path):
     truth = scene_folder(tmp_path/'images', [(60, 72), (48, 64), (70, 56), (52, 52)])
     seg = Gated()
     panel = TuningPanel(ref, ref_mask, 'a red ellipse', tmp_path/'images', seg, ColourScorer(window=16, stride=8),
-                        settings=LabelSettings(trials=2), out=tmp_path/'labels')
+                        settings=SeedSettings(trials=2), out=tmp_path/'labels')
     seg.gated = True                                                # from here on, the test paces the images
     yield panel, seg, truth, tmp_path/'labels'
     seg.gate.set()
@@ -230,7 +230,7 @@ def test_label_in_the_background_then_wait(gated):
     seg.gate.set()
     assert p.wait(60) == dict(ok=4, absent=0, error=0, skipped=0, total=4) and not t.is_alive()
     assert (p.label_button.disabled, p.stop_button.disabled, p.running) == (False, True, False)
-    assert _settings_frozen(p) == ['min_text_score', 'min_score', 'map_mode']   # gates off; one kind of map
+    assert _settings_frozen(p) == ['min_text_score', 'min_mask_score', 'map_mode']   # gates off; one kind of map
     assert p.progress.value == 4 and p.progress.bar_style == 'success'
     assert p.status.value.startswith('4 of 4 images labelled, ') and p.status.value.endswith(' s per image')
     assert sorted(q.name for q in (out/'masks').iterdir()) == [q.name for q in sorted(truth)]
@@ -285,7 +285,7 @@ def test_settings_file_runs_segwl_label(setup, capsys):
     segwl('label', '--reference-image', tmp/'ref.png', '--reference-mask', tmp/'ref_mask.png', '--text', 'x',
           '--images', only, '--out', tmp/'cli', '--models', 'tiny-random', '--config', path, '--no-progress',
           check_rc=0)
-    assert json.loads((tmp/'cli'/'config.json').read_text())['settings'] == LabelSettings.from_json(path).to_dict()
+    assert json.loads((tmp/'cli'/'config.json').read_text())['settings'] == SeedSettings.from_json(path).to_dict()
 
 def test_errors_land_in_the_output_widget(setup):
     p, seg, scorer, truth, tmp = setup
@@ -316,7 +316,7 @@ def test_tiny_random_models_by_registry_name(examples, tmp_path):
     ref = examples/'reference'
     p = TuningPanel.from_names(ref/'Abyssinian_88.jpg', ref/'Abyssinian_88.png', 'a photo of a cat',
                                examples/'unlabeled'/'images', segmenter='sam-vit_b', scorer='clip', random=True,
-                               device='cpu', settings=LabelSettings(trials=2, max_side=96), out=tmp_path/'labels')
+                               device='cpu', settings=SeedSettings(trials=2, max_side=96), out=tmp_path/'labels')
     assert p.error is None, p.error
     assert (type(p.raw_segmenter).__name__, type(p.raw_scorer).__name__) == ('SamSegmenter', 'ClipScorer')
     assert p.models == dict(segmenter=dict(name='sam-vit_b', kind='segmenter', weights='tiny-random'),
@@ -372,7 +372,7 @@ def test_the_screenshot_notebooks_run(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- the canvas method's panel (#13)
-from segwl.concept import CanvasSettings
+from segwl.canvas import CanvasSettings
 from segwl.panels import CanvasPanel
 from segwl.testing import ColourConcept, concept_scene
 
@@ -409,7 +409,7 @@ def test_canvas_panel_instances_and_absent(concept_folder, k):
     assert p.view.value[:3] == b'\xff\xd8\xff' and seg.set_image_calls == 4
 
 
-def test_canvas_min_score_slider_filters_without_a_model_call(concept_folder):
+def test_canvas_min_instance_score_slider_filters_without_a_model_call(concept_folder):
     tmp, scenes = concept_folder
     p = CanvasPanel([concept_scene((150, 110), 1, seed=1)[:2]], 'red', tmp/'images', ColourConcept())
     c = p.controls
@@ -418,12 +418,12 @@ def test_canvas_min_score_slider_filters_without_a_model_call(concept_folder):
     calls = (seg.set_image_calls, seg.segment_calls)
     scores = sorted(s for _, s in p.candidates)
     assert len(scores) == 3 and seg.texts[-1] == 'red'
-    c['min_score'].value = (scores[0] + scores[1]) / 2               # between the weakest and the next
-    level = c['min_score'].value
-    assert scores[0] < level <= scores[1] and p.settings().min_score == level        # steps of 0.001
+    c['min_instance_score'].value = (scores[0] + scores[1]) / 2      # between the weakest and the next
+    level = c['min_instance_score'].value
+    assert scores[0] < level <= scores[1] and p.settings().min_instance_score == level        # steps of 0.001
     assert (len(p.result.instances), p.result.present) == (2, True)
     assert sorted(i.score for i in p.result.instances) == [s for s in scores if s >= level]
-    c['min_score'].value = 1.0
+    c['min_instance_score'].value = 1.0
     assert (len(p.result.instances), p.result.present, p.result.mask.any()) == (0, False, False)
     assert "absent</b>: 0 instance(s) kept" in p.summary.value
     assert (seg.set_image_calls, seg.segment_calls) == calls          # filtering only: the answer was remembered
@@ -431,7 +431,7 @@ def test_canvas_min_score_slider_filters_without_a_model_call(concept_folder):
     assert seg.texts[-1] is None and seg.segment_calls == calls[1] + 1 and seg.set_image_calls == calls[0]
     c['layout'].value = 'top'                                         # another canvas: a new vision pass
     assert seg.set_image_calls == calls[0] + 1 and p.result.layout.side == 'top'
-    assert p.settings() == CanvasSettings(min_score=1.0, layout='top')
+    assert p.settings() == CanvasSettings(min_instance_score=1.0, layout='top')
 
 
 
@@ -459,10 +459,10 @@ def test_canvas_folder_run_and_settings(concept_folder):
     assert (cfg['method'], cfg['models'], cfg['settings']) == (
         'canvas', dict(concept=dict(name='colour-concept', kind='concept', weights='real')), p.settings().to_dict())
     assert cfg['reference'] == [dict(image=str((tmp/'ref.png').resolve()), mask=str((tmp/'ref_mask.png').resolve()))]
-    p.controls['min_score'].value = 0.7
+    p.controls['min_instance_score'].value = 0.7
     path = p.save_settings()
-    assert path == tmp/'c.json' and CanvasSettings.from_json(path).min_score == 0.7
-    assert p.label_folder(background=False) is None and 'min_score' in p.error    # other settings: refused
+    assert path == tmp/'c.json' and CanvasSettings.from_json(path).min_instance_score == 0.7
+    assert p.label_folder(background=False) is None and 'min_instance_score' in p.error   # other settings: refused
 
 
 def test_canvas_panel_tiny_sam3_by_registry_name(concept_folder):
@@ -477,6 +477,6 @@ def test_canvas_panel_tiny_sam3_by_registry_name(concept_folder):
     assert type(p.raw_segmenter).__name__ == 'Sam3Segmenter'
     assert p.models == dict(concept=dict(name='sam3', kind='concept', weights='tiny-random'))
     assert TINY_STAMP in p.backends.value and p.result.mask.shape == scenes['scene_0.png'][0].shape
-    p.controls['min_score'].value = 0.0                                # every instance in the target is kept
+    p.controls['min_instance_score'].value = 0.0                       # every instance in the target is kept
     assert len(p.result.instances) == len(p.candidates) and p.segmenter.set_image_calls == 1
     assert p.segmenter.segment_calls == 1

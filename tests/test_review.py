@@ -7,8 +7,9 @@ from PIL import Image
 from conftest import iou
 from segwl.data import load_image, load_mask, SegwlError
 from segwl.folder import label_folder, read_manifest
-from segwl.pseudolabel import PseudoLabeler, LabelSettings
-from segwl.concept import CanvasLabeler
+from segwl.seed import SeedLabeller, SeedSettings
+from segwl.canvas import CanvasLabeller
+from segwl.protocols import LabelResult
 from segwl.panels import TINY_STAMP
 from segwl.review import (ReviewPanel, doubt_score, ranked, rows_of, record, with_reference, relabel,
                           contact_sheet, fix_mask)
@@ -17,7 +18,7 @@ from segwl.testing import ColourSegmenter, ColourScorer, ColourConcept, syntheti
 
 def seed_labeller():
     ref, ref_mask = synthetic_scene((64, 80), seed=100)
-    return PseudoLabeler(ref, ref_mask, 'a red ellipse', ColourSegmenter(), ColourScorer(), LabelSettings(trials=2))
+    return SeedLabeller(ref, ref_mask, 'a red ellipse', ColourSegmenter(), ColourScorer(), SeedSettings(trials=2))
 
 @pytest.fixture
 def folder(tmp_path):
@@ -145,7 +146,7 @@ def test_use_as_reference_relabels_the_unreviewed(folder):
     p.fix.click()
     fixed = (labels/'masks'/'scene_03.png').read_bytes()
     c = p.use_ref.click() or p.changes
-    assert isinstance(p.labeller, PseudoLabeler) and len(p.labeller.references) == 2
+    assert isinstance(p.labeller, SeedLabeller) and len(p.labeller.references) == 2
     assert (c['relabelled'], c['skipped'], c['changed'], c['ious']['scene_02.png']) == (3, ['scene_04.png'], 1, 0.0)
     assert c['ious']['scene_00.png'] == c['ious']['scene_01.png'] == 1.0
     assert iou(load_mask(labels/'masks'/'scene_02.png'), truth['scene_02.png']) > 0.9
@@ -164,10 +165,10 @@ def test_use_as_reference_needs_a_reviewed_mask(folder):
 
 def test_canvas_labeller_takes_the_fix_as_a_reference():
     (im, m, _), (im2, m2, _) = concept_scene((64, 64), 2, seed=1), concept_scene((64, 64), 2, seed=2)
-    lab = CanvasLabeler([(im, m)], None, ColourConcept())
+    lab = CanvasLabeller([(im, m)], None, ColourConcept())
     more = with_reference(lab, im2, m2)
-    assert isinstance(more, CanvasLabeler) and len(more.images) == 2 and more.segmenter is lab.segmenter
-    five = CanvasLabeler([(im, m)] * 5, None, ColourConcept())
+    assert isinstance(more, CanvasLabeller) and len(more.images) == 2 and more.segmenter is lab.segmenter
+    five = CanvasLabeller([(im, m)] * 5, None, ColourConcept())
     with pytest.raises(Exception, match='the most it takes'): with_reference(five, im2, m2)
 
 def test_fix_with_a_concept_model_takes_the_box():
@@ -308,10 +309,9 @@ def test_no_resume_keeps_reviewed_masks(folder):
 
 def test_trial_disagreement_reaches_the_row_and_the_ranking(tmp_path):
     "Two images with the same score: the one whose trials disagreed (best scores 0.9 and 0.3) is ranked first."
-    from segwl.pseudolabel import LabelResult
     class Trials:
         "A labeller whose trials' best scores are known: 'calm' images agree, others spread by 0.6."
-        settings = LabelSettings(trials=2)
+        settings = SeedSettings(trials=2)
         def label(self, image):
             spread = [[0.9, 0.1], [0.9]] if image[0, 0, 0] == 1 else [[0.9], [0.3, 0.2]]
             return LabelResult(np.ones(image.shape[:2], bool), 0.9, 0.5, candidate_scores=spread)

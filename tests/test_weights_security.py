@@ -2,6 +2,7 @@
 the names segwl would load, are refused with a message naming the file and the reason, from Python and from
 `segwl label`, and the code in them never runs; a checkpoint with a forged `.md5-ok` marker is not trusted."""
 import hashlib, os
+from pathlib import Path
 import pytest
 import torch
 from conftest import segwl
@@ -197,3 +198,57 @@ def test_cli_clip_pretrained_refused(tmp_path, examples, kind, label_help):
     assert r.returncode == 2, r.stderr
     assert f"CLIP weights {f}: " in r.stderr and WHY_CLIP[kind] in r.stderr and 'Traceback' not in r.stderr
     assert not (tmp_path/'ran').exists() and not (tmp_path/'out'/'masks').exists()
+
+
+# --- SAM 2.1 and SAM 3: a pytorch_model.bin in the Hugging Face cache (issue 22) -----------------------------------
+
+def hub_cache_with(cache: Path, repo: str, config, kind: str, marker: Path) -> Path:
+    "A Hub cache holding `repo` as a snapshot of its config and a hostile `pytorch_model.bin` (no safetensors)."
+    base = cache/f"models--{repo.replace('/', '--')}"
+    (base/'refs').mkdir(parents=True)
+    (base/'refs'/'main').write_text('0' * 40)
+    snap = base/'snapshots'/('0' * 40)
+    config.save_pretrained(snap)
+    return HOSTILE[kind](snap/'pytorch_model.bin', marker)
+
+
+def _tiny_configs():
+    from segwl.backends.sam2 import tiny_sam2_config
+    from segwl.backends.sam3 import tiny_sam3_config
+    return {'sam2.1-tiny': ('facebook/sam2.1-hiera-tiny', tiny_sam2_config()), 'sam3': ('facebook/sam3',
+                                                                                        tiny_sam3_config())}
+
+
+@pytest.mark.parametrize('kind', HOSTILE)
+@pytest.mark.parametrize('backend', ['sam2.1-tiny', 'sam3'])
+def test_hub_cache_pytorch_model_bin_refused(tmp_path, monkeypatch, kind, backend):
+    "from_pretrained: a SegwlError naming the file, no code run, and never torch's weights_only=False advice."
+    from segwl.backends.sam2 import Sam2Segmenter
+    from segwl.backends.sam3 import Sam3Segmenter
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    repo, cfg = _tiny_configs()[backend]
+    f = hub_cache_with(tmp_path/'hub', repo, cfg, kind, tmp_path/'ran')
+    cls, what = (Sam2Segmenter, 'SAM 2.1') if backend != 'sam3' else (Sam3Segmenter, 'SAM 3')
+    with pytest.raises(SegwlError) as e:
+        cls.from_pretrained(repo, device='cpu', cache_dir=tmp_path/'hub')
+    assert str(e.value).startswith(f"{what} weights {f}: refused, not a plain weights file (")
+    why = {'torchscript': 'it is a TorchScript archive, a program', 'pickle': 'it holds pickled Python objects'}[kind]
+    assert why in str(e.value)
+    assert 'weights_only' not in str(e.value) and not (tmp_path/'ran').exists()
+
+
+@pytest.mark.parametrize('backend', ['sam2.1-tiny', 'sam3'])
+def test_cli_hub_cache_pytorch_model_bin_refused(tmp_path, examples, monkeypatch, backend):
+    "segwl label with SAM 2.1 or SAM 3: exit 2 naming the file, no traceback, no torch advice, no code run."
+    repo, cfg = _tiny_configs()[backend]
+    f = hub_cache_with(tmp_path/'hub', repo, cfg, 'pickle', tmp_path/'ran')
+    ref = [examples/'reference'/'Abyssinian_88.jpg', examples/'reference'/'Abyssinian_88.png']
+    method = ['--segmenter', backend, '--scorer', 'colour-scorer', '--text', 'a cat'] if backend != 'sam3' else \
+             ['--method', 'canvas', '--segmenter', 'sam3']
+    monkeypatch.setenv('HF_HUB_CACHE', str(tmp_path/'hub'))
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    r = segwl('label', '--reference', *ref, *method, '--images', examples/'unlabeled'/'images', '--out',
+              tmp_path/'out', '--device', 'cpu', '--no-progress')
+    assert r.returncode == 2, r.stderr
+    assert f"weights {f}: refused, not a plain weights file" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert 'weights_only' not in r.stderr and not (tmp_path/'ran').exists()

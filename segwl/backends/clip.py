@@ -12,13 +12,12 @@ import numpy as np
 from fastcore.basics import patch
 from fastcore.meta import delegates
 from ..data import SegwlError, resolve_device, why_refused
-from ..protocols import TextRegionScorer, check_image
+from ..protocols import TextRegionScorer, check_image, MAP_MODES
 
 # %% auto #0
-__all__ = ['MAP_MODES', 'TINY_CLIP_CFG', 'OPENAI_TORCHSCRIPT', 'window_starts', 'window_geometry', 'window_boxes', 'map_shape',
-           'boxes_to_map', 'ClipError', 'ClipScorer', 'dense_unsupported', 'dense_grid', 'vit_tokens',
-           'self_self_attention', 'dense_features', 'clip_weights', 'weights_format', 'clip_state_dict',
-           'load_clip_state']
+__all__ = ['TINY_CLIP_CFG', 'OPENAI_TORCHSCRIPT', 'window_starts', 'window_geometry', 'window_boxes', 'map_shape', 'boxes_to_map',
+           'ClipError', 'ClipScorer', 'dense_unsupported', 'dense_grid', 'vit_tokens', 'self_self_attention',
+           'dense_features', 'clip_weights', 'weights_format', 'clip_state_dict', 'load_clip_state']
 
 # %% ../../nbs/04_clip.ipynb #3a538385
 def window_starts(length: int, win: int, stride: int) -> list[int]:
@@ -158,8 +157,6 @@ def window_map(self: ClipScorer, image: np.ndarray, text: str) -> np.ndarray:
     return boxes_to_map(boxes, scores, h, w, window_geometry(h, w, self.window, self.stride)[1])
 
 # %% ../../nbs/04_clip.ipynb #9d21adb9
-MAP_MODES = ('auto', 'dense', 'windows')
-
 def dense_unsupported(model) -> str | None:
     "Why `model` cannot give a dense map, or `None` if it can (an open_clip ViT pooling a token, standard attention)."
     import torch

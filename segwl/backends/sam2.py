@@ -15,7 +15,8 @@ from ..data import SegwlError, resolve_device
 from ..protocols import check_image, check_prompts
 
 # %% auto #0
-__all__ = ['HUB_FILES', 'SAM2_MODELS', 'Sam2Error', 'HubError', 'Sam2Segmenter', 'tiny_sam2_config', 'hub_cache', 'hub_snapshot']
+__all__ = ['HUB_FILES', 'SAM2_MODELS', 'Sam2Error', 'HubError', 'Sam2Segmenter', 'tiny_sam2_config', 'hub_cache', 'hub_snapshot',
+           'refused_weights']
 
 # %% ../../nbs/05a_sam2.ipynb #a21b69e5
 class Sam2Error(SegwlError):
@@ -149,6 +150,28 @@ def hub_snapshot(model_id: str, cache_dir=None, gated: bool = False) -> Path:
         raise _hub_error(model_id, cache_dir, why, gated) from None
     except Exception as e: raise _hub_error(model_id, cache_dir, f"{type(e).__name__}: {e}", gated) from None
 
+# %% ../../nbs/05a_sam2.ipynb #dcbc59ea
+def refused_weights(path, e: Exception, error=SegwlError, what: str = 'SAM 2.1'):
+    "The error for weights in folder `path` that torch refused to unpickle (never its advice), or None for others."
+    import pickle
+    from segwl.data import why_refused, short_list
+    s = str(e)
+    if not (isinstance(e, pickle.UnpicklingError) or 'weights_only' in s or 'Weights only load failed' in s):
+        return None
+    files = sorted(Path(path).glob('*.bin')) if Path(path).is_dir() else [Path(path)]
+    return error(f"{what} weights {short_list(files or [path], 3)}: refused, not a plain weights file "
+                 f"({why_refused(e)}); nothing in it was run. Use the model's safetensors files (what segwl "
+                 f"downloads), or remove that file")
+
+def _load(path, error, what: str, load):
+    "`load()`, with transformers' and torch's refusals as `error`s naming the folder or the file."
+    try: return load()
+    except Exception as e:
+        if (refused := refused_weights(path, e, error, what)) is not None: raise refused from None
+        if isinstance(e, (OSError, ValueError)):
+            raise error(f"{path} does not hold {what} transformers weights ({type(e).__name__}: {e})") from None
+        raise
+
 # %% ../../nbs/05a_sam2.ipynb #4de4a8f1
 SAM2_MODELS = {'tiny': 'facebook/sam2.1-hiera-tiny', 'small': 'facebook/sam2.1-hiera-small',
                'base-plus': 'facebook/sam2.1-hiera-base-plus', 'large': 'facebook/sam2.1-hiera-large'}
@@ -158,7 +181,6 @@ def from_pretrained(cls: Sam2Segmenter, model_id: str = 'facebook/sam2.1-hiera-t
     "A `Sam2Segmenter` with the SAM 2.1 weights `model_id` (a Hub id, a size in `SAM2_MODELS` or a local folder)."
     from transformers import Sam2Model, Sam2ImageProcessor
     path = hub_snapshot(SAM2_MODELS.get(model_id, model_id), cache_dir)
-    try: model, proc = Sam2Model.from_pretrained(path), Sam2ImageProcessor.from_pretrained(path)
-    except (OSError, ValueError) as e:
-        raise Sam2Error(f"{path} does not hold SAM 2.1 transformers weights ({type(e).__name__}: {e})") from None
+    model, proc = _load(path, Sam2Error, 'SAM 2.1',
+                        lambda: (Sam2Model.from_pretrained(path), Sam2ImageProcessor.from_pretrained(path)))
     return cls(model, proc, device=device)

@@ -10,7 +10,7 @@ import torch
 from fastcore.basics import patch
 from ..data import SegwlError, resolve_device
 from ..protocols import InputError, check_image, check_boxes
-from .sam2 import hub_snapshot, _pixels, _upsample
+from .sam2 import hub_snapshot, _pixels, _upsample, _load
 
 # %% auto #0
 __all__ = ['Sam3Error', 'Sam3Segmenter', 'boxes_cxcywh', 'WordHashTokenizer', 'tiny_sam3_config']
@@ -131,9 +131,7 @@ def from_pretrained(cls: Sam3Segmenter, model_id: str = 'facebook/sam3', device=
     "A `Sam3Segmenter` with the SAM 3 weights `model_id` (a Hub id or a local folder), downloaded once."
     from transformers import Sam3Model, Sam3Processor
     path = hub_snapshot(model_id, cache_dir, gated=True)
-    try:
-        model = Sam3Model.from_pretrained(path, dtype=getattr(torch, dtype) if dtype else None)
-        proc = Sam3Processor.from_pretrained(path)
-    except (OSError, ValueError) as e:
-        raise Sam3Error(f"{path} does not hold SAM 3 transformers weights ({type(e).__name__}: {e})") from None
+    model, proc = _load(path, Sam3Error, 'SAM 3', lambda: (
+        Sam3Model.from_pretrained(path, dtype=getattr(torch, dtype) if dtype else None),
+        Sam3Processor.from_pretrained(path)))
     return cls(model, proc.image_processor, proc.tokenizer, device=device, score_floor=score_floor)
