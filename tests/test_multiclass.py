@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from segwl.canvas import connected_parts
 from segwl.cli import main
-from segwl.classes import compose
+from segwl.classes import compose, load_label_map, read_classes_json
+from segwl.folder import label_folder, read_manifest
 from segwl.multiclass import MulticlassLabeller, MulticlassResult
 from segwl.protocols import LabelResult, Labeller
 from segwl.recipe import LabellerSpec
@@ -196,16 +198,69 @@ def cli(*argv, capsys=None):
     out = capsys.readouterr() if capsys else None
     return code, out
 
-def test_cli_classes_runs_and_records_them(run_dir, capsys):
-    "`segwl label --classes FILE`: every image labelled; config.json records the classes (absolute reference paths)."
+def check_labels_folder(out: Path, truths: dict, instances: bool = True):
+    "A multi-class labels folder as issue 23 says: classes.json, palette label maps, instances, rows with classes."
+    assert read_classes_json(out) == [dict(id=k, name=n, colour=c) for k, (n, c) in
+                                      enumerate(zip(NAMES, ([128, 0, 0], [0, 128, 0], [128, 128, 0])), 1)]
+    rows = {r['file']: r for r in read_manifest(out/'manifest.jsonl')}
+    for stem, truth in truths.items():
+        assert Image.open(out/'masks'/f'{stem}.png').mode == 'P'
+        np.testing.assert_array_equal(load_label_map(out/'masks'/f'{stem}.png', n_classes=3), truth)
+        row = rows[f'{stem}.png']
+        present = [n for k, n in enumerate(NAMES, 1) if (truth == k).any()]
+        assert {n for n, v in row['classes'].items() if v['status'] == 'ok'} == set(present)
+        assert row['status'] == ('ok' if present else 'absent') and row['overlap'] == 0
+        assert (row['score'] is None) == (not present)
+        inst = out/'instances'/f'{stem}.json'
+        assert inst.exists() == instances
+        if instances:
+            got = sorted(i['category_id'] for i in json.loads(inst.read_text()))
+            assert got == [k for k in (1, 2, 3) for _ in range(connected_parts(truth == k)[1])]   # one per object
+            assert row['instances'] == len(got)
+
+def test_cli_classes_writes_label_maps_and_records_the_classes(run_dir, capsys):
+    "`segwl label --classes FILE`: label maps, classes.json, instances by class; config.json records the classes."
     d, truths = run_dir
     code, out = cli('label', '--classes', d/'refs'/'classes.json', '--images', d/'imgs', '--out', d/'out',
                     '--method', 'canvas', '--segmenter', 'colour-concept', '--no-progress', capsys=capsys)
     assert code == 0, out.err
     assert '3 labelled, 1 absent, 0 failed' in out.out
+    check_labels_folder(d/'out', truths)
     cfg = json.loads((d/'out'/'config.json').read_text())
     assert [c['name'] for c in cfg['classes']] == NAMES and cfg['reference'] is None
     assert cfg['classes'][2]['references'] == [[str(d/'refs'/'blue.png'), str(d/'refs'/'blue_mask.png')]]
+    code, out = cli('label', '--classes', d/'refs'/'classes.json', '--images', d/'imgs', '--out', d/'out',
+                    '--method', 'canvas', '--segmenter', 'colour-concept', '--no-progress', capsys=capsys)
+    assert code == 0 and '4 already done' in out.out                                      # resumes
+    data = json.loads((d/'refs'/'classes.json').read_text())
+    (d/'refs'/'two.json').write_text(json.dumps({'classes': data['classes'][:2]}))
+    code, out = cli('label', '--classes', d/'refs'/'two.json', '--images', d/'imgs', '--out', d/'out',
+                    '--method', 'canvas', '--segmenter', 'colour-concept', '--no-progress', capsys=capsys)
+    assert code == 2 and 'classes differ' in out.err and '--no-resume' in out.err
+
+def test_seed_folder_writes_label_maps_without_instances(run_dir):
+    "The seed method's folder: the same label maps and rows; no instances (one mask per class, as for one class)."
+    d, truths = run_dir
+    spec = LabellerSpec(classes=d/'refs'/'classes.json', settings=SEED, segmenter='colour-segmenter')
+    lab = spec.build(backends=dict(scorer=NamedColourScorer()))
+    n = label_folder(lab, d/'imgs', d/'seed', progress=False, config=spec.record())
+    assert (n['ok'], n['absent'], n['error']) == (3, 1, 0)
+    check_labels_folder(d/'seed', truths, instances=False)
+
+def test_engine_path_writes_the_same_files(run_dir):
+    "The Ray engine's path (a worker labels into scratch, the driver writes what it sends), here in this process."
+    from functools import partial
+    from segwl.engine import label_with, in_process
+    d, truths = run_dir
+    spec = LabellerSpec(classes=d/'refs'/'classes.json', segmenter='colour-concept', method='canvas').load()
+    label_folder(spec.build(), d/'imgs', d/'local', progress=False, config=spec.record())
+    n = label_with(spec, d/'imgs', d/'engine', partial(in_process, build=spec.build), progress=False,
+                   config=spec.record())
+    assert (n['ok'], n['absent']) == (3, 1)
+    check_labels_folder(d/'engine', truths)
+    for sub in ('masks', 'instances'):
+        for p in sorted((d/'local'/sub).iterdir()): assert (d/'engine'/sub/p.name).read_bytes() == p.read_bytes()
+    assert (d/'engine'/'classes.json').read_bytes() == (d/'local'/'classes.json').read_bytes()
 
 @pytest.mark.parametrize('extra, said', [(['--text', 'a cat'], '--text'),
                                          (['--reference', 'refs/red.png', 'refs/red_mask.png'], '--reference'),
@@ -243,13 +298,14 @@ def test_cli_bad_classes_file(run_dir, capsys, content, said):
 
 def test_job_takes_classes(run_dir):
     "The papermill job labels with a classes file (train off: training on label maps comes with issue 23's other half)."
-    d, _ = run_dir
+    d, truths = run_dir
     r = segwl('run-notebook', 'pipeline', 'x.ipynb', '--no-progress', '-p', 'classes', 'refs/classes.json',
               '-p', 'method', 'canvas', '-p', 'segmenter', 'colour-concept', '-p', 'images', 'imgs', '-p', 'out', 'out',
               '-p', 'train', 'False', '-p', 'device', 'cpu', cwd=d)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     m = json.loads((d/'out'/'metrics.json').read_text())
     assert (m['classes'], m['labelled'], m['absent'], m['failed']) == (NAMES, 3, 1, 0)
+    check_labels_folder(d/'out'/'labels', truths)
     r = segwl('run-notebook', 'pipeline', 'y.ipynb', '--no-progress', '-p', 'classes', 'refs/classes.json',
               '-p', 'text', 'a cat', '-p', 'images', 'imgs', cwd=d)
     assert r.returncode == 2 and 'parameter classes excludes parameter text' in r.stderr, r.stderr[-2000:]
