@@ -110,8 +110,8 @@ def run(args) -> dict:
             t = time.perf_counter()
             r = lab.label(im)
             seconds[name].append(time.perf_counter() - t)
-            log(f"  {p.name} {name}: {seconds[name][-1]:.2f} s, "
-                f"{sum(v['status'] == 'ok' for v in getattr(r, 'classes', {}).values())} class(es) present")
+            found = int(r.present) if name == 'single' else sum(v['status'] == 'ok' for v in r.classes.values())
+            log(f"  {p.name} {name}: {seconds[name][-1]:.2f} s, {found} class(es) present")
     counted = {name: lab.segmenter if name == 'single' else lab.labellers[0].segmenter for name, lab in labs.items()}
     from segwl.registry import versions
     return dict(model=model, device=device, images=len(targets), classes=[c[0] for c in classes],
@@ -140,7 +140,7 @@ def machine(device: str) -> dict:
     if Path('/proc/cpuinfo').exists():
         cpu = next((ln.split(':', 1)[1].strip() for ln in open('/proc/cpuinfo') if ln.startswith('model name')), cpu)
     gpu = torch.cuda.get_device_name(0) if device.startswith('cuda') else None
-    load = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
+    load = os.getloadavg()[0]
     return dict(device=device, gpu=gpu, cpu=cpu, cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
                 load_average_1min=load, python=platform.python_version())
 

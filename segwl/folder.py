@@ -13,7 +13,9 @@ from .outputs import save_mask, write_text, output_lock, clean_parts, output_err
 from .settings import read_json
 from .data import load_image, list_images
 from .registry import versions
-from .classes import CLASSES_JSON, save_label_map, palette_of, write_classes_json
+from .classes import CLASSES_JSON, ClassInstance, save_label_map, write_classes_json
+from .recipe import LabellerSpec
+from .multiclass import MulticlassLabeller, MulticlassResult
 import numpy as np
 
 # %% auto #0
@@ -179,7 +181,7 @@ def rle(mask) -> dict:
 def _instance(i) -> dict:
     "One instance's entry: COCO RLE, score, box, and its class's `category_id` when it has one (several classes)."
     d = dict(rle=rle(i.mask), score=round(float(i.score), 6), box=[round(float(v), 2) for v in i.box])
-    return d if getattr(i, 'category_id', None) is None else {**d, 'category_id': int(i.category_id)}
+    return {**d, 'category_id': int(i.category_id)} if isinstance(i, ClassInstance) else d
 
 def save_instances(instances, path):
     "Write `[{rle, score, box}]` (and `category_id`, with several classes) of the instances to `path` atomically."
@@ -198,14 +200,12 @@ def _status(res) -> str:
     "ok, or absent when the labeller found nothing (`present` False)."
     return 'ok' if res.present else 'absent'
 
-def save_result_mask(labeller, res, mask_path: Path) -> dict:
+def save_result_mask(res, mask_path: Path) -> dict:
     "Write `res`'s mask (0/255), or its label map (palette PNG, several classes); the row's class fields, if any."
-    label_map = getattr(res, 'label_map', None)
-    if label_map is None:
+    if not isinstance(res, MulticlassResult):
         save_mask(res.mask, mask_path)
         return {}
-    entries = getattr(labeller, 'entries', None)
-    save_label_map(label_map, mask_path, None if entries is None else palette_of(entries))
+    save_label_map(res.label_map, mask_path)                # the palette of classes.json (VOC's colours)
     return {k: res.row_fields[k] for k in ('classes', 'overlap')}
 
 def label_one(labeller, path: Path, mask_path: Path, collide: dict) -> dict:
@@ -214,7 +214,7 @@ def label_one(labeller, path: Path, mask_path: Path, collide: dict) -> dict:
     try:
         if path in collide: raise SegwlError(collide[path])
         res = labeller.label(load_image(path))
-        fields = save_result_mask(labeller, res, mask_path)
+        fields = save_result_mask(res, mask_path)
         extra, d = {}, disagreement(res)
         if res.instances is not None:
             save_instances(res.instances, _instances_path(mask_path))
@@ -260,7 +260,7 @@ def files_of(images) -> list[Path]:
 
 def _classes(labeller) -> list | None:
     "The classes of a multi-class labeller (or recipe), None for one class."
-    return getattr(labeller, 'classes', None)
+    return labeller.classes if isinstance(labeller, (MulticlassLabeller, LabellerSpec)) else None
 
 def _config(labeller, images, config: dict | None) -> dict:
     "What config.json records: settings, text, backends, reference or classes, the images' folder, versions."
@@ -268,7 +268,7 @@ def _config(labeller, images, config: dict | None) -> dict:
     cfg.setdefault('models', None)
     cfg.setdefault('reference', None)
     if _classes(labeller) is not None:
-        cfg.setdefault('classes', [c.to_dict() if hasattr(c, 'to_dict') else c for c in _classes(labeller)])
+        cfg.setdefault('classes', [c.to_dict() for c in _classes(labeller)])
     cfg['images'] = None if isinstance(images, (list, tuple)) else str(images)
     names = [m.get('name') for m in (cfg['models'] or {}).values() if isinstance(m, dict)]
     cfg['versions'] = versions(*names)

@@ -86,7 +86,7 @@ class MulticlassLabeller:
     def segmenter(self): return self.labellers[0].segmenter
 
     @property
-    def scorer(self): return getattr(self.labellers[0], 'scorer', None)
+    def scorer(self): return self.labellers[0].scorer if self.method == 'seed' else None
 
 # %% ../nbs/07b_multiclass.ipynb #98635078
 @patch

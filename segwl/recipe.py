@@ -323,7 +323,7 @@ def upgrade_config(out, cls) -> bool:
 def load(self: LabellerSpec) -> LabellerSpec:
     "This spec with its references read from their files (a `BadReferenceError` names the file); arrays are kept."
     if self.classes is not None:
-        if all(c._pairs is not None for c in self.classes): return self
+        if all(isinstance(v, np.ndarray) for c in self.classes for pair in c.references for v in pair): return self
         loaded = [ClassSpec(c.name, c.text, c.load(), c.source) for c in self.classes]
         for c in loaded: c.load()
         return replace(self, classes=loaded, sources=self.classes_record())
@@ -355,6 +355,6 @@ def like(cls: LabellerSpec, labeller: Labeller, **changes) -> LabellerSpec:
     "The spec of built `labeller` (method, references and text or classes, settings), with `changes`."
     method = method_of(labeller)
     kw = dict(references=labeller.references, text=labeller.text, settings=labeller.settings, method=method)
-    if getattr(labeller, 'classes', None) is not None and not {'references', 'text'} & set(changes):
+    if isinstance(labeller, _resolve(MULTICLASS_LABELLER)) and not {'references', 'text'} & set(changes):
         kw = dict(classes=labeller.classes, settings=labeller.settings, method=method)
     return cls(**{**kw, **changes})
