@@ -2,16 +2,18 @@
 
 All classes' references and the target share one canvas: one `set_image` (the encoder pass, the cost of an image),
 then one `segment` call per class. Goal: K = 3 at most 1.3x the time of K = 1 per image. The script counts the
-`set_image` and `segment` calls per image and times `MulticlassLabeller.label` per image for each K, the configurations
-interleaved image by image (a shared CPU's load drifts; interleaving gives each K the same drift), after a warm-up
-call each. Today's single-class `CanvasLabeller` with the first class's reference runs beside them (`single`): the
-cost a user pays per class per image when running segwl once per class.
+`set_image` and `segment` calls per image and times `MulticlassLabeller.label` per image for each K, in wall-clock
+seconds and in this process's CPU seconds (`time.process_time`: on a CPU shared with other jobs the wall clock
+measures the neighbours as much as the model; with `--threads 1` the CPU time is the work itself). The configurations
+run interleaved image by image, after one warm-up call of the largest K (it encodes every class's text once, the
+cache the others share). Today's single-class `CanvasLabeller` with the first class's reference runs beside them
+(`single`): the cost a user pays per class per image when running segwl once per class.
 
 Classes: the pets-cat reference (cat), the pets-dog reference (dog), a pets-dog test photo with its mask (bulldog);
 targets: the pets-cat unlabelled photos, then pets-dog's, alternating.
 
     nice python bench/bench_classes.py --tiny --images 6 --json bench/results/classes_tiny.json     # tiny SAM 3
-    nice python bench/bench_classes.py --images 2 --json bench/results/classes_cpu.json            # Sam3Config()
+    nice python bench/bench_classes.py --images 2 --threads 1 --json bench/results/classes_cpu.json  # Sam3Config()
     python bench/bench_classes.py --table bench/results/classes_cpu.json                          # the table again
 
 Real-size SAM 3 is `transformers.Sam3Config()` with random weights (speed does not depend on weight values).
@@ -93,46 +95,48 @@ def run(args) -> dict:
         sys.exit(0)
     classes, targets = found
     device = resolve_device(args.device)
+    if args.threads: torch.set_num_threads(args.threads)
     seg, model = build_sam3(args.tiny, device, args.dtype)
     log = lambda *a: print(*a, file=sys.stderr, flush=True)
     log(f"bench_classes: {model}, {len(targets)} images, K = {KS}, {torch.get_num_threads()} torch threads")
     labs = {'single': CanvasLabeller(classes[0][2], classes[0][1], Counted(seg))}
     labs.update({f"K={k}": MulticlassLabeller(classes[:k], Counted(seg), method='canvas') for k in KS})
     images = [load_image(p) for p in targets]
-    for name, lab in labs.items():                                      # warm-up: first calls allocate
-        lab.label(images[0])
-        c = lab.segmenter if name == 'single' else lab.labellers[0].segmenter
+    counted = {name: lab.segmenter if name == 'single' else lab.labellers[0].segmenter for name, lab in labs.items()}
+    labs[f"K={KS[-1]}"].label(images[0])                                # warm-up: allocations, every class's text
+    for c in counted.values():
         c.set_image_calls = c.segment_calls = 0
         c.set_image_s = c.segment_s = 0.0
-    seconds = {name: [] for name in labs}
+    seconds, cpu = {name: [] for name in labs}, {name: [] for name in labs}
     for p, im in zip(targets, images):
         for name, lab in labs.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             r = lab.label(im)
             seconds[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
             found = int(r.present) if name == 'single' else sum(v['status'] == 'ok' for v in r.classes.values())
-            log(f"  {p.name} {name}: {seconds[name][-1]:.2f} s, {found} class(es) present")
-    counted = {name: lab.segmenter if name == 'single' else lab.labellers[0].segmenter for name, lab in labs.items()}
+            log(f"  {p.name} {name}: {seconds[name][-1]:.2f} s, {cpu[name][-1]:.2f} CPU s, {found} class(es) present")
     from segwl.registry import versions
     return dict(model=model, device=device, images=len(targets), classes=[c[0] for c in classes],
-                data=str(args.data), **summarise(seconds, counted), machine=machine(device),
+                data=str(args.data), **summarise(seconds, counted, cpu), machine=machine(device),
                 versions=versions('sam3'), command=' '.join(sys.argv))
 
 GOAL = 1.3      # K = 3 at most this many times the time of K = 1 per image
 
-def summarise(seconds: dict, counted: dict) -> dict:
-    "Per configuration: seconds per image, calls and their seconds per image (from `Counted`), the ratio to K = 1."
+def summarise(seconds: dict, counted: dict, cpu: dict) -> dict:
+    "Per configuration: wall and CPU seconds per image, calls and their wall seconds (`Counted`), ratios to K = 1."
     out = {}
     for name, secs in seconds.items():
         c, n = counted[name], len(secs)
-        out[name] = dict(seconds_per_image=float(np.mean(secs)), median_s=float(np.median(secs)),
+        out[name] = dict(seconds_per_image=float(np.mean(secs)), cpu_s_per_image=float(np.mean(cpu[name])),
                          set_image_per_image=c.set_image_calls / n, segment_per_image=c.segment_calls / n,
                          set_image_s_per_image=c.set_image_s / n, segment_s_per_image=c.segment_s / n,
-                         per_image=list(secs))
-    base = out['K=1']['seconds_per_image']
-    for v in out.values(): v['vs_k1'] = v['seconds_per_image'] / base
+                         per_image=list(secs), cpu_per_image=list(cpu[name]))
+    base, base_cpu = out['K=1']['seconds_per_image'], out['K=1']['cpu_s_per_image']
+    for v in out.values():
+        v['vs_k1'], v['cpu_vs_k1'] = v['seconds_per_image'] / base, v['cpu_s_per_image'] / base_cpu
     return dict(results=out, goal=f'K=3 at most {GOAL}x the time of K=1 per image',
-                goal_met=out['K=3']['vs_k1'] <= GOAL)
+                goal_met=out['K=3']['cpu_vs_k1'] <= GOAL, goal_met_wall=out['K=3']['vs_k1'] <= GOAL)
 
 def machine(device: str) -> dict:
     import torch
@@ -150,16 +154,19 @@ def table(res: dict) -> str:
     lines = [f"{res['model']}, {res['images']} images of pets-cat/pets-dog, classes {', '.join(res['classes'])}; "
              f"{m['device']}{' (' + m['gpu'] + ')' if m.get('gpu') else ''}, {m['cpu']}, {m['cpu_count']} cores, "
              f"{m['torch_threads']} torch threads, load average {m['load_average_1min']}.", '',
-             '| configuration | s / image (mean) | vs K=1 | set_image / image | segment / image | encoder s | '
-             'segment s |', '|---|---|---|---|---|---|---|']
+             '| configuration | CPU s / image | vs K=1 (CPU) | wall s / image | vs K=1 (wall) | set_image / image | '
+             'segment / image | encoder wall s | segment wall s |', '|---|---|---|---|---|---|---|---|---|']
     for name, v in res['results'].items():
         what = ("today's CanvasLabeller, 1 class" if name == 'single' else
                 f"MulticlassLabeller, {name[2:]} class{'es' if name != 'K=1' else ''}")
-        cells = [what, f"{v['seconds_per_image']:.3f}", f"{v['vs_k1']:.3f}", f"{v['set_image_per_image']:g}",
-                 f"{v['segment_per_image']:g}", f"{v['set_image_s_per_image']:.3f}", f"{v['segment_s_per_image']:.3f}"]
+        cells = [what, f"{v['cpu_s_per_image']:.2f}", f"**{v['cpu_vs_k1']:.3f}**", f"{v['seconds_per_image']:.2f}",
+                 f"{v['vs_k1']:.3f}", f"{v['set_image_per_image']:g}", f"{v['segment_per_image']:g}",
+                 f"{v['set_image_s_per_image']:.2f}", f"{v['segment_s_per_image']:.2f}"]
         lines.append('| ' + ' | '.join(cells) + ' |')
-    lines += ['', f"Goal: {res['goal']}: {'met' if res['goal_met'] else 'NOT met'} "
-                  f"(K=3 / K=1 = {res['results']['K=3']['vs_k1']:.3f})."]
+    k3 = res['results']['K=3']
+    lines += ['', f"Goal: {res['goal']}: {'met' if res['goal_met'] else 'NOT met'} in CPU time "
+                  f"(K=3 / K=1 = {k3['cpu_vs_k1']:.3f}), {'met' if res['goal_met_wall'] else 'not met'} in wall time "
+                  f"({k3['vs_k1']:.3f})."]
     return '\n'.join(lines)
 
 def main(argv=None):
@@ -168,6 +175,7 @@ def main(argv=None):
     ap.add_argument('--tiny', action='store_true', help='the tiny random SAM 3: a quick check of the script')
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--dtype', help='e.g. bfloat16 (real-size model only)')
+    ap.add_argument('--threads', type=int, help="torch threads (default: torch's own); 1 makes CPU time the work")
     ap.add_argument('--data', type=Path, default=DATA, help='folder holding pets-cat and pets-dog')
     ap.add_argument('--json', type=Path, help='write the result here')
     ap.add_argument('--table', type=Path, metavar='JSON', help='print the table of an earlier result and exit')

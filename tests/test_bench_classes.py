@@ -22,16 +22,20 @@ def test_summary_known_answer(bench):
     "Encoder 10 s, a class's segment call 1 s: K classes cost 10 + K s an image; K=3 / K=1 = 13 / 11."
     calls = lambda k: SimpleNamespace(set_image_calls=2, segment_calls=2 * k, set_image_s=20.0, segment_s=2.0 * k)
     seconds = {'single': [11.0, 11.0], 'K=1': [11.0, 11.0], 'K=2': [12.0, 12.0], 'K=3': [12.0, 14.0]}
-    r = bench.summarise(seconds, {'single': calls(1), 'K=1': calls(1), 'K=2': calls(2), 'K=3': calls(3)})
+    cpu = {k: [2 * x for x in v] for k, v in seconds.items()}                      # two threads busy
+    r = bench.summarise(seconds, {'single': calls(1), 'K=1': calls(1), 'K=2': calls(2), 'K=3': calls(3)}, cpu)
     k3 = r['results']['K=3']
-    assert k3['seconds_per_image'] == 13.0 and k3['vs_k1'] == pytest.approx(13 / 11) and r['goal_met']
+    assert k3['seconds_per_image'] == 13.0 and k3['vs_k1'] == pytest.approx(13 / 11) and r['goal_met_wall']
+    assert k3['cpu_s_per_image'] == 26.0 and k3['cpu_vs_k1'] == pytest.approx(13 / 11) and r['goal_met']
     assert (k3['set_image_per_image'], k3['segment_per_image'], k3['segment_s_per_image']) == (1, 3, 3.0)
-    seconds['K=3'] = [15.0, 15.0]
-    assert not bench.summarise(seconds, {k: calls(1) for k in seconds})['goal_met']              # 15 / 11 > 1.3
+    cpu['K=3'] = [30.0, 30.0]                                                       # 30 / 22 > 1.3
+    r2 = bench.summarise(seconds, {k: calls(1) for k in seconds}, cpu)
+    assert (r2['goal_met'], r2['goal_met_wall']) == (False, True)
     res = dict(model='m', images=2, classes=['a', 'b', 'c'], machine=dict(device='cpu', cpu='x', cpu_count=2,
                torch_threads=2, load_average_1min=1.0), **r)
     t = bench.table(res)
-    assert "| MulticlassLabeller, 3 classes | 13.000 | 1.182 | 1 | 3 |" in t and 'Goal: K=3 at most 1.3x' in t
+    assert "| MulticlassLabeller, 3 classes | 26.00 | **1.182** | 13.00 | 1.182 | 1 | 3 |" in t, t
+    assert 'Goal: K=3 at most 1.3x the time of K=1 per image: met in CPU time (K=3 / K=1 = 1.182)' in t
 
 def test_no_data_says_so(bench, tmp_path, capsys):
     with pytest.raises(SystemExit) as e: bench.main(['--tiny', '--data', str(tmp_path)])

@@ -309,3 +309,31 @@ def test_job_takes_classes(run_dir):
     r = segwl('run-notebook', 'pipeline', 'y.ipynb', '--no-progress', '-p', 'classes', 'refs/classes.json',
               '-p', 'text', 'a cat', '-p', 'images', 'imgs', cwd=d)
     assert r.returncode == 2 and 'parameter classes excludes parameter text' in r.stderr, r.stderr[-2000:]
+
+
+def test_cli_classes_on_ray_matches_local(run_dir, capsys, tmp_path_factory, monkeypatch):
+    "`segwl label --classes --engine ray`: workers build the multi-class labeller from the recipe; the same files."
+    pytest.importorskip('ray', reason='the Ray engine is an optional extra: pip install "segwl[ray]"')
+    pytest.importorskip('ray.data', reason='the Ray engine needs Ray Data: pip install "ray[data]"')
+    import os
+    from segwl.engine import EngineError, ray_session
+    d, truths = run_dir
+    shim = tmp_path_factory.mktemp('shim')            # as tests/test_engine.py: a module too slow to import for Ray
+    (shim/'rfc3987_syntax.py').write_text('raise ImportError("left out by tests/test_multiclass.py")\n')
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join([str(shim), *filter(None, [os.environ.get('PYTHONPATH')])]))
+    base = ['label', '--classes', d/'refs'/'classes.json', '--images', d/'imgs', '--method', 'canvas',
+            '--segmenter', 'colour-concept', '--no-progress']
+    assert cli(*base, '--out', d/'local', capsys=capsys)[0] == 0
+    session = ray_session(None, workers=1)
+    try: ray = session.__enter__()
+    except EngineError as e: pytest.skip(f"a local Ray instance could not start on this machine: {e}")
+    try:
+        code, out = cli(*base, '--out', d/'ray', '--engine', 'ray', '--workers', '1', '--ray-address',
+                        ray.get_runtime_context().gcs_address, capsys=capsys)
+    finally: session.__exit__(None, None, None)
+    assert code == 0 and '3 labelled, 1 absent, 0 failed' in out.out, out.err[-2000:]
+    check_labels_folder(d/'ray', truths)
+    for sub in ('masks', 'instances'):
+        for p in sorted((d/'local'/sub).iterdir()): assert (d/'ray'/sub/p.name).read_bytes() == p.read_bytes()
+    cfg, local = (json.loads((d/x/'config.json').read_text()) for x in ('ray', 'local'))
+    assert cfg['classes'] == local['classes']
