@@ -15,10 +15,9 @@ from .data import (SegwlError, BadReferenceError, check_reference_mask, load_ref
                         output_lock, write_text)
 from .protocols import InputError, Labeller, check_image
 from .registry import get_backend, create_backend, backend_record, _resolve
-from .classes import ClassSpec, ClassesError, make_classes, read_classes, check_for_method
 
 # %% auto #0
-__all__ = ['MAX_REFERENCES', 'METHODS', 'MULTICLASS_LABELLER', 'BACKEND_OPTIONS', 'PYTHON_TERMS', 'check_references',
+__all__ = ['MAX_REFERENCES', 'METHODS', 'MULTICLASS_LABELLER', 'CLASSES', 'BACKEND_OPTIONS', 'PYTHON_TERMS', 'check_references',
            'load_references', 'clean_text', 'renamed', 'Renamed', 'Method', 'method_of', 'BackendOption',
            'option_names', 'backend_options', 'LabellerSpec', 'upgrade_config']
 
@@ -104,6 +103,7 @@ METHODS = {m.name: m for m in (
            help='references and target on one canvas, a concept segmenter (SAM 3): every instance, or absent'))}
 
 MULTICLASS_LABELLER = 'segwl.multiclass:MulticlassLabeller'   # several classes, either method (its `method`)
+CLASSES = 'segwl.classes'    # the classes room (after this one, as the labellers are): read by name, as they are
 
 def method_of(labeller) -> str:
     "The name of the method whose labeller `labeller` is."
@@ -246,16 +246,17 @@ def _check_classes(self: LabellerSpec, m: Method, t):
         raise SegwlError(f"{t('classes')} excludes {x}: each class brings its own references and text (give "
                          f"{t('classes')} alone, or {x} without it)")
     self.references, self.text = [], None
-    if isinstance(self.classes, (str, Path)): self.classes = read_classes(self.classes, load=False)
+    room = lambda name: _resolve(f'{CLASSES}:{name}')
+    if isinstance(self.classes, (str, Path)): self.classes = room('read_classes')(self.classes, load=False)
     elif isinstance(self.classes, (list, tuple)):
-        self.classes = make_classes(list(self.classes), t('classes_source', 'classes'), load=False)
-    else: raise ClassesError(f"{t('classes')}: expected a classes file or a list of classes, got "
-                             f"{type(self.classes).__name__}")
-    check_for_method(self.classes, m.name)
+        self.classes = room('make_classes')(list(self.classes), t('classes_source', 'classes'), load=False)
+    else: raise SegwlError(f"{t('classes')}: expected a classes file or a list of classes, got "
+                           f"{type(self.classes).__name__}")
+    room('check_for_method')(self.classes, m.name)
     for c in self.classes:
         if len(c.references) > MAX_REFERENCES:
-            raise ClassesError(f"{c.where}: {len(c.references)} references: the {m.name} method takes 1 to "
-                               f"{MAX_REFERENCES} per class")
+            raise SegwlError(f"{c.where}: {len(c.references)} references: the {m.name} method takes 1 to "
+                             f"{MAX_REFERENCES} per class")
     self._check_backends(m, t)
 
 @patch(as_prop=True)
@@ -283,7 +284,7 @@ def reference_record(self: LabellerSpec) -> list | None:
     if not all(isinstance(p, (str, Path)) for pair in self.references for p in pair): return None
     return [dict(image=str(Path(i).resolve()), mask=str(Path(m).resolve())) for i, m in self.references]
 
-def _class_record(c: ClassSpec) -> dict:
+def _class_record(c) -> dict:
     "A class as config.json records it: name, text, reference files (absolute paths; arrays by shape and digest)."
     d = c.to_dict()
     d['references'] = [[str(Path(v).resolve()) if isinstance(v, Path) else f for v, f in zip(pair, fs)]
@@ -324,7 +325,7 @@ def load(self: LabellerSpec) -> LabellerSpec:
     "This spec with its references read from their files (a `BadReferenceError` names the file); arrays are kept."
     if self.classes is not None:
         if all(isinstance(v, np.ndarray) for c in self.classes for pair in c.references for v in pair): return self
-        loaded = [ClassSpec(c.name, c.text, c.load(), c.source) for c in self.classes]
+        loaded = [type(c)(c.name, c.text, c.load(), c.source) for c in self.classes]
         for c in loaded: c.load()
         return replace(self, classes=loaded, sources=self.classes_record())
     if not any(isinstance(p, (str, Path)) for pair in self.references for p in pair): return self
