@@ -42,6 +42,9 @@ def _label_args(p):
     c.add_argument('--reference-image', metavar='R', help='the labelled image (same as --reference R M)')
     c.add_argument('--reference-mask', metavar='M', help='its mask')
     c.add_argument('--text', metavar='T', help="what the object is, e.g. 'a photo of a cat' (canvas: optional)")
+    c.add_argument('--classes', metavar='FILE', help='several classes in one run: a classes file (JSON or YAML) '
+                   'naming each class with its text and its references (paths relative to the file), instead of '
+                   '--reference and --text; one label map per image, 0 background, k for class k')
     c.add_argument('--images', required=True, metavar='DIR', help='folder of images to label')
     c.add_argument('--out', required=True, metavar='OUT', help='output folder: masks/, manifest.jsonl, config.json')
     c.add_argument('--config', metavar='FILE', help="a JSON file of the method's settings (SeedSettings or "
@@ -116,14 +119,16 @@ TINY_WARNING = ("*" * 78 + "\n*** WARNING: --models tiny-random uses tiny UNTRAI
                 "it writes\n*** are MEANINGLESS: use it to test the plumbing, never as labels.\n" + "*" * 78)
 
 # %% ../nbs/12_cli.ipynb #43e01835
-def _references(args) -> list:
+def _references(args, required: bool = True) -> list:
     "`[(image path, mask path)]` from `--reference` and `--reference-image/--reference-mask`."
     refs = [tuple(r) for r in args.reference]
     if args.reference_image or args.reference_mask:
         if not (args.reference_image and args.reference_mask):
             raise SegwlError("--reference-image and --reference-mask go together (or use --reference IMAGE MASK)")
         refs.insert(0, (args.reference_image, args.reference_mask))
-    if not refs: raise SegwlError("no reference: give --reference IMAGE MASK (the one labelled image and its mask)")
+    if not refs and required:
+        raise SegwlError("no reference: give --reference IMAGE MASK (the one labelled image and its mask), or "
+                         "--classes FILE (several classes, each with its references)")
     return refs
 
 # %% ../nbs/12_cli.ipynb #cd8a8fd0
@@ -139,7 +144,8 @@ def label_terms() -> dict:
     from segwl.recipe import option_names
     flags = {n: '--' + n.replace('_', '-') for n in option_names()}
     return dict(text='--text', references='--reference IMAGE MASK, once each', segmenter='--segmenter',
-                scorer='--scorer', real='--models real', settings='--config', method='--method', **flags)
+                scorer='--scorer', real='--models real', settings='--config', method='--method', classes='--classes',
+                reference_args='--reference', **flags)
 
 def label_spec(args):
     "The recipe of `segwl label`'s parsed `args` (references as files): checked, so a mistake stops it with exit 2."
@@ -147,8 +153,10 @@ def label_spec(args):
     terms = label_terms()
     settings = settings_from_args(args, METHODS[args.method].settings_class)
     options = backend_options({n: vars(args)[n] for n in option_names()}, args.method, terms)
-    return LabellerSpec(_references(args), args.text, settings, args.segmenter, args.scorer, options,
-                        random=args.models == 'tiny-random', device=args.device, method=args.method, terms=terms)
+    refs = _references(args, required=args.classes is None)
+    return LabellerSpec(refs or None, args.text, settings, args.segmenter, args.scorer, options,
+                        random=args.models == 'tiny-random', device=args.device, method=args.method, terms=terms,
+                        classes=args.classes)
 
 # %% ../nbs/12_cli.ipynb #b3bb9db7
 @command('label', 'Pseudo-label a folder of images like one (or a few) labelled reference images.', _label_args)

@@ -13,13 +13,16 @@ from .outputs import save_mask, write_text, output_lock, clean_parts, output_err
 from .settings import read_json, portable, recorded_path
 from .data import load_image, list_images
 from .registry import versions, weights_of
+from .classes import CLASSES_JSON, ClassInstance, save_label_map, write_classes_json
+from .recipe import LabellerSpec
+from .multiclass import MulticlassLabeller, MulticlassResult
 import numpy as np
 
 # %% auto #0
 __all__ = ['MANIFEST_KEYS', 'STATUSES', 'REVIEWED', 'RESUME_KEYS', 'manifest_row', 'ManifestError', 'name_problem',
            'read_manifest', 'is_reviewed', 'ManifestWriter', 'check_resume', 'done_rows', 'collisions', 'rle',
-           'save_instances', 'disagreement', 'label_one', 'drain', 'files_of', 'plan_folder', 'in_order', 'run_folder',
-           'label_folder']
+           'save_instances', 'disagreement', 'save_result_mask', 'label_one', 'drain', 'files_of', 'plan_folder',
+           'in_order', 'run_folder', 'label_folder']
 
 # %% ../nbs/08_folder.ipynb #7f42a036
 MANIFEST_KEYS = ('file', 'status', 'error', 'score', 'text_score', 'seconds')
@@ -122,7 +125,7 @@ class ManifestWriter:
     def __exit__(self, *exc): self.close()
 
 # %% ../nbs/08_folder.ipynb #914dcc0e
-RESUME_KEYS = ('settings', 'text', 'models', 'reference')
+RESUME_KEYS = ('settings', 'text', 'models', 'reference', 'classes')
 
 def check_resume(old: dict, new: dict, out, keys=RESUME_KEYS):
     "Refuse to resume `out` when its config `old` was made with other `keys` than `new`."
@@ -185,11 +188,14 @@ def rle(mask) -> dict:
     r = mask_utils.encode(np.asfortranarray(np.asarray(mask, np.uint8)))
     return dict(size=[int(v) for v in r['size']], counts=r['counts'].decode('ascii'))
 
+def _instance(i) -> dict:
+    "One instance's entry: COCO RLE, score, box, and its class's `category_id` when it has one (several classes)."
+    d = dict(rle=rle(i.mask), score=round(float(i.score), 6), box=[round(float(v), 2) for v in i.box])
+    return {**d, 'category_id': int(i.category_id)} if isinstance(i, ClassInstance) else d
+
 def save_instances(instances, path):
-    "Write `[{rle, score, box}]` of the instances to `path` atomically."
-    rows = [dict(rle=rle(i.mask), score=round(float(i.score), 6), box=[round(float(v), 2) for v in i.box])
-            for i in instances]
-    write_text(path, json.dumps(rows) + '\n')
+    "Write `[{rle, score, box}]` (and `category_id`, with several classes) of the instances to `path` atomically."
+    write_text(path, json.dumps([_instance(i) for i in instances]) + '\n')
 
 # %% ../nbs/08_folder.ipynb #7ee01746
 def disagreement(res) -> float | None:
@@ -204,17 +210,26 @@ def _status(res) -> str:
     "ok, or absent when the labeller found nothing (`present` False)."
     return 'ok' if res.present else 'absent'
 
+def save_result_mask(res, mask_path: Path) -> dict:
+    "Write `res`'s mask (0/255), or its label map (palette PNG, several classes); the row's class fields, if any."
+    if not isinstance(res, MulticlassResult):
+        save_mask(res.mask, mask_path)
+        return {}
+    save_label_map(res.label_map, mask_path)                # the palette of classes.json (VOC's colours)
+    return {k: res.row_fields[k] for k in ('classes', 'overlap')}
+
 def label_one(labeller, path: Path, mask_path: Path, collide: dict) -> dict:
     "Label the image at `path` into `mask_path`; its manifest row (an error row if anything but the disk failed)."
     t0 = time.perf_counter()
     try:
         if path in collide: raise SegwlError(collide[path])
         res = labeller.label(load_image(path))
-        save_mask(res.mask, mask_path)
+        fields = save_result_mask(res, mask_path)
         extra, d = {}, disagreement(res)
         if res.instances is not None:
             save_instances(res.instances, _instances_path(mask_path))
             extra = dict(instances=len(res.instances))
+        extra.update(fields)
         if d is not None: extra['disagreement'] = d
         return manifest_row(path.name, _status(res), None, res.score, res.text_score, time.perf_counter() - t0,
                             **extra)
@@ -253,11 +268,17 @@ def files_of(images) -> list[Path]:
                           f"{short_list(map(repr, odd))}; rename them", SegwlWarning)
     return [p for p in files if not name_problem(p.name)]
 
+def _classes(labeller) -> list | None:
+    "The classes of a multi-class labeller (or recipe), None for one class."
+    return labeller.classes if isinstance(labeller, (MulticlassLabeller, LabellerSpec)) else None
+
 def _config(labeller, images, config: dict | None) -> dict:
-    "What config.json records: settings, text, backends, reference, where the images came from, versions."
+    "What config.json records: settings, text, backends, reference or classes, the images' folder, versions."
     cfg = dict(text=labeller.text, settings=labeller.settings.to_dict(), **(config or {}))
     cfg.setdefault('models', None)
     cfg.setdefault('reference', None)
+    if _classes(labeller) is not None:
+        cfg.setdefault('classes', [c.to_dict() for c in _classes(labeller)])
     cfg['images'] = None if isinstance(images, (list, tuple)) else str(images)
     names = [m.get('name') for m in (cfg['models'] or {}).values() if isinstance(m, dict)]
     cfg['versions'] = versions(*names)
@@ -282,6 +303,8 @@ def plan_folder(labeller, images, files, out: Path, resume: bool = True, config:
     try: masks.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise output_error(masks, e) from None
     write_text(out/'config.json', json.dumps(cfg, indent=2, default=str) + '\n')
+    if _classes(labeller) is not None: write_classes_json(out, _classes(labeller))
+    else: (out/CLASSES_JSON).unlink(missing_ok=True)   # 0/255 masks: no classes.json (readers take it for label maps)
     done = done_rows(out, {p.name for p in files}, rows)
     write_text(out/'manifest.jsonl', ''.join(json.dumps(r) + '\n' for r in done.values()))  # drops the rest
     todo = [p for p in files if p.name not in done][:limit]

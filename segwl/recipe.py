@@ -19,9 +19,9 @@ from .protocols import InputError, Labeller, check_image
 from .registry import get_backend, create_backend, backend_record, _resolve
 
 # %% auto #0
-__all__ = ['MAX_REFERENCES', 'METHODS', 'BACKEND_OPTIONS', 'PYTHON_TERMS', 'check_references', 'load_references', 'clean_text',
-           'renamed', 'Renamed', 'Method', 'method_of', 'BackendOption', 'option_names', 'backend_options',
-           'LabellerSpec', 'upgrade_config']
+__all__ = ['MAX_REFERENCES', 'METHODS', 'MULTICLASS_LABELLER', 'CLASSES', 'BACKEND_OPTIONS', 'PYTHON_TERMS', 'check_references',
+           'load_references', 'clean_text', 'renamed', 'Renamed', 'Method', 'method_of', 'BackendOption',
+           'option_names', 'backend_options', 'LabellerSpec', 'upgrade_config']
 
 # %% ../nbs/06a_recipe.ipynb #ca60e9c3
 MAX_REFERENCES = 5     # both methods: a few looks of the object; each costs the seed method one more stitch
@@ -104,8 +104,12 @@ METHODS = {m.name: m for m in (
            (('segmenter', 'concept', 'sam3'),), needs_text=False,
            help='references and target on one canvas, a concept segmenter (SAM 3): every instance, or absent'))}
 
+MULTICLASS_LABELLER = 'segwl.multiclass:MulticlassLabeller'   # several classes, either method (its `method`)
+CLASSES = 'segwl.classes'    # the classes room (after this one, as the labellers are): read by name, as they are
+
 def method_of(labeller) -> str:
     "The name of the method whose labeller `labeller` is."
+    if isinstance(labeller, _resolve(MULTICLASS_LABELLER)): return labeller.method
     for m in METHODS.values():
         if isinstance(labeller, m.labeller_class): return m.name
     raise SegwlError(f"{type(labeller).__name__}: not a labeller of a known method ({', '.join(METHODS)})")
@@ -160,12 +164,13 @@ def _pairs(references) -> list:
         raise BadReferenceError("references: expected (image, mask) pairs, as arrays or paths")
     return [tuple(r) for r in refs]
 
-PYTHON_TERMS = dict(references=f'a list of 1 to {MAX_REFERENCES} (image, mask) pairs', real='random=False')
+PYTHON_TERMS = dict(references=f'a list of 1 to {MAX_REFERENCES} (image, mask) pairs', real='random=False',
+                    classes='classes (a classes file, or a list of (name, text, references))')
 
 @dataclass
 class LabellerSpec:
     "Everything that makes a labeller, small and picklable: checked on creation, made into one by `build()`."
-    references: list                 # [(image, mask)]: arrays, or file paths; one pair alone is fine
+    references: list | None = None   # [(image, mask)]: arrays, or file paths; one pair alone is fine
     text: str | None = None          # what the object is (the canvas method: optional)
     settings: object = None          # the method's settings, a dict of them, or None: its defaults
     segmenter: str | None = None     # registry name of the method's segmenter (None: its default)
@@ -176,6 +181,7 @@ class LabellerSpec:
     method: str = 'seed'
     terms: dict | None = field(default=None, compare=False, repr=False)   # the caller's words, for messages
     sources: list | None = field(default=None, compare=False, repr=False) # reference files, once read
+    classes: object = None           # several classes: a classes file, or a list of ClassSpec or (name, text, refs)
 
     def __post_init__(self):
         t = lambda word, default=None: _term(self.terms, word, default or PYTHON_TERMS.get(word))
@@ -183,6 +189,9 @@ class LabellerSpec:
             raise SegwlError(f"{t('method')} {self.method!r}: expected one of {', '.join(METHODS)}")
         m = METHODS[self.method]
         self.settings = self._settings(m, t)
+        if self.classes is not None: return self._check_classes(m, t)
+        if self.references is None:
+            raise BadReferenceError(f"no reference: give {t('references')} (or {t('classes')})")
         self.references = _pairs(self.references)
         if not 1 <= len(self.references) <= MAX_REFERENCES:
             raise BadReferenceError(f"{len(self.references)} references: the {m.name} method takes 1 to "
@@ -224,6 +233,34 @@ def _check_backends(self: LabellerSpec, m: Method, t):
         raise SegwlError(f"{', '.join(given)}: real weights, but tiny random models were asked for (leave "
                          f"{'it' if len(given) == 1 else 'them'} out, or {t('real')})")
 
+def _given(v) -> bool:
+    "Whether an argument was given: not None, not a blank text, not an empty list."
+    if v is None: return False
+    return bool(v.strip()) if isinstance(v, str) else len(v) > 0
+
+@patch
+def _check_classes(self: LabellerSpec, m: Method, t):
+    "Classes instead of references and text: read (a file) or made (a list), each checked for the method."
+    given = [t(w, d) for w, d, v in (('reference_args', 'references', self.references), ('text', 'text', self.text))
+             if _given(v)]
+    if given:
+        x = ' and '.join(given)
+        raise SegwlError(f"{t('classes')} excludes {x}: each class brings its own references and text (give "
+                         f"{t('classes')} alone, or {x} without it)")
+    self.references, self.text = [], None
+    room = lambda name: _resolve(f'{CLASSES}:{name}')
+    if isinstance(self.classes, (str, Path)): self.classes = room('read_classes')(self.classes, load=False)
+    elif isinstance(self.classes, (list, tuple)):
+        self.classes = room('make_classes')(list(self.classes), t('classes_source', 'classes'), load=False)
+    else: raise SegwlError(f"{t('classes')}: expected a classes file or a list of classes, got "
+                           f"{type(self.classes).__name__}")
+    room('check_for_method')(self.classes, m.name)
+    for c in self.classes:
+        if len(c.references) > MAX_REFERENCES:
+            raise SegwlError(f"{c.where}: {len(c.references)} references: the {m.name} method takes 1 to "
+                             f"{MAX_REFERENCES} per class")
+    self._check_backends(m, t)
+
 @patch(as_prop=True)
 def backends(self: LabellerSpec) -> dict:
     "`{registry kind: registry name}` of the backends the method builds."
@@ -244,15 +281,31 @@ def models(self: LabellerSpec) -> dict:
 @patch
 def reference_record(self: LabellerSpec) -> list | None:
     "The reference files (`[{image, mask}]`, absolute paths), or None when the references were given as arrays."
+    if self.classes is not None: return None
     if self.sources is not None: return self.sources
     if not all(isinstance(p, (str, Path)) for pair in self.references for p in pair): return None
     return [dict(image=str(Path(i).resolve()), mask=str(Path(m).resolve())) for i, m in self.references]
 
+def _class_record(c) -> dict:
+    "A class as config.json records it: name, text, reference files (absolute paths; arrays by shape and digest)."
+    d = c.to_dict()
+    d['references'] = [[str(Path(v).resolve()) if isinstance(v, Path) else f for v, f in zip(pair, fs)]
+                       for pair, fs in zip(c.references, d['references'])]
+    return d
+
+@patch
+def classes_record(self: LabellerSpec) -> list | None:
+    "The classes (`[{name, text, references}]`, files as absolute paths), or None for one class."
+    if self.classes is None: return None
+    if self.sources is not None: return self.sources
+    return [_class_record(c) for c in self.classes]
+
 @patch
 def record(self: LabellerSpec, device: str | None = None) -> dict:
-    "config.json's record of the recipe: method, models, reference files, device (`device`: as resolved, if known)."
-    return dict(method=self.method, models=self.models(), reference=self.reference_record(),
-                device=device or self.device)
+    "config.json's record of the recipe: method, models, reference files or classes, device (as resolved, if known)."
+    rec = dict(method=self.method, models=self.models(), reference=self.reference_record(),
+               device=device or self.device)
+    return rec if self.classes is None else {**rec, 'classes': self.classes_record()}
 
 def upgrade_config(out, cls) -> bool:
     "Rename the old setting names (`cls.RENAMED`) in the config.json of an earlier run in `out`; whether it did."
@@ -272,6 +325,11 @@ def upgrade_config(out, cls) -> bool:
 @patch
 def load(self: LabellerSpec) -> LabellerSpec:
     "This spec with its references read from their files (a `BadReferenceError` names the file); arrays are kept."
+    if self.classes is not None:
+        if all(isinstance(v, np.ndarray) for c in self.classes for pair in c.references for v in pair): return self
+        loaded = [type(c)(c.name, c.text, c.load(), c.source) for c in self.classes]
+        for c in loaded: c.load()
+        return replace(self, classes=loaded, sources=self.classes_record())
     if not any(isinstance(p, (str, Path)) for pair in self.references for p in pair): return self
     arrays = load_references([(i, m) for i, m in self.references])
     return replace(self, references=arrays, sources=self.reference_record())
@@ -287,15 +345,19 @@ def backend(self: LabellerSpec, kind: str, device: str):
 def build(self: LabellerSpec, backends: dict | None = None, device: str | None = None) -> Labeller:
     "The labeller: references read, each backend taken from `backends` (`{kind: model}`) or built on `device`."
     m, given = METHODS[self.method], dict(backends or {})
-    refs = self.load().references
+    spec = self.load()
     dev = resolve_device(device or self.device) if set(m.kinds) - set(given) else None
     models = [given[k] if k in given else self.backend(k, dev) for k in m.kinds]
-    return m.labeller_class(refs, self.text, *models, settings=self.settings)
+    if self.classes is not None:
+        return _resolve(MULTICLASS_LABELLER)(spec.classes, *models, settings=self.settings, method=self.method)
+    return m.labeller_class(spec.references, self.text, *models, settings=self.settings)
 
 # %% ../nbs/06a_recipe.ipynb #0c3cb61f
 @patch(cls_method=True)
 def like(cls: LabellerSpec, labeller: Labeller, **changes) -> LabellerSpec:
-    "The spec of built `labeller` (method, references, text, settings), with `changes`; build it with its backends."
+    "The spec of built `labeller` (method, references and text or classes, settings), with `changes`."
     method = method_of(labeller)
     kw = dict(references=labeller.references, text=labeller.text, settings=labeller.settings, method=method)
+    if isinstance(labeller, _resolve(MULTICLASS_LABELLER)) and not {'references', 'text'} & set(changes):
+        kw = dict(classes=labeller.classes, settings=labeller.settings, method=method)
     return cls(**{**kw, **changes})

@@ -13,8 +13,9 @@ from PIL import Image
 from .stitch import pixel_of
 
 # %% auto #0
-__all__ = ['LOOKALIKES', 'ColourSegmenter', 'ColourScorer', 'synthetic_scene', 'scene_folder', 'odd_files', 'ColourConcept',
-           'free_ellipse', 'concept_scene', 'demo_labels']
+__all__ = ['LOOKALIKES', 'CLASS_COLOURS', 'ColourSegmenter', 'ColourScorer', 'synthetic_scene', 'scene_folder', 'odd_files',
+           'ColourConcept', 'free_ellipse', 'concept_scene', 'demo_labels', 'class_lookalikes', 'classes_scene',
+           'NamedColourScorer']
 
 # %% ../nbs/13_testing.ipynb #cc16f254
 class ColourSegmenter:
@@ -248,3 +249,67 @@ def demo_labels(folder) -> Path:
     cfg = dict(text='a photo of a cat', images=str(folder/'images'))
     (folder/'labels'/'config.json').write_text(json.dumps(cfg))
     return folder/'labels'
+
+# %% ../nbs/13_testing.ipynb #7ac8b4f9
+CLASS_COLOURS = {'red': (220, 30, 30), 'green': (30, 170, 60), 'blue': (40, 70, 220)}   # 160+ apart in a channel
+
+def class_lookalikes(colours, shift: int = 75, margin: int = 70) -> list:
+    "Near colours of each of `colours`: one channel moved by `shift`, at least `margin` from every class colour."
+    cs = np.array(list(colours), np.int16)
+    out = []
+    for c in cs:
+        for ch in range(3):
+            for s in (shift, -shift):
+                v = c.copy()
+                v[ch] = np.clip(v[ch] + s, 0, 255)
+                t = tuple(int(x) for x in v)
+                if np.abs(cs - v).max(-1).min() >= margin and t not in out: out.append(t)
+    return out
+
+def _far_from_all(rng, colours, margin: int = 100):
+    while True:
+        c = rng.integers(0, 256, 3)
+        if all(np.abs(c - np.asarray(k)).max() > margin for k in colours): return c
+
+def classes_scene(hw, counts, colours=tuple(CLASS_COLOURS.values()), seed: int = 0, lookalikes: int = 2,
+                  noise: int = 6):
+    "`(image, label map, [(class id, instance mask)])`: `counts[k-1]` ellipses of class k's colour, and look-alikes."
+    rng = np.random.default_rng(seed)
+    colours = [tuple(c) for c in colours][:len(counts)]
+    h, w = int(hw[0]), int(hw[1])
+    img = np.empty((h, w, 3), np.int16)
+    img[:] = _far_from_all(rng, colours)
+    for _ in range(8):
+        y0, x0 = rng.integers(0, h), rng.integers(0, w)
+        img[y0:y0 + rng.integers(1, h // 3 + 2), x0:x0 + rng.integers(1, w // 3 + 2)] = _far_from_all(rng, colours)
+    near = class_lookalikes(colours)
+    near = [near[i] for i in rng.permutation(len(near))[:lookalikes]]
+    kinds = [k for k, n in enumerate(counts, 1) for _ in range(int(n))] + [0] * len(near)
+    taken, label, parts = np.zeros((h, w), bool), np.zeros((h, w), np.uint8), []
+    for j, k in enumerate(kinds):
+        e = free_ellipse(rng, taken, why=f"classes_scene: no room for {len(kinds)} shapes")
+        if k:
+            img[e], label[e] = colours[k - 1], k
+            parts.append((k, e))
+        else: img[e] = near[j - (len(kinds) - len(near))]
+    img += rng.integers(-noise, noise + 1, img.shape, dtype=np.int16)
+    return np.clip(img, 0, 255).astype(np.uint8), label, parts
+
+class NamedColourScorer(ColourScorer):
+    "Stand-in `TextRegionScorer` of several classes: closeness to the colour its text names (`colours`), else `colour`."
+    def __init__(self, colours=CLASS_COLOURS, **kw):
+        super().__init__(**kw)
+        self.colours, self.default = {k.lower(): v for k, v in dict(colours).items()}, self.colour
+
+    def _use(self, text: str):
+        words = str(text).lower().replace(',', ' ').split()
+        named = [self.colours[w] for w in words if w in self.colours]
+        self.colour = np.array(named[0], np.float32) if named else self.default
+
+    def similarity_map(self, image: np.ndarray, text: str) -> np.ndarray:
+        self._use(text)
+        return super().similarity_map(image, text)
+
+    def image_score(self, image: np.ndarray, text: str) -> float:
+        self._use(text)
+        return super().image_score(image, text)
