@@ -13,9 +13,9 @@ from PIL import Image
 from .stitch import pixel_of
 
 # %% auto #0
-__all__ = ['LOOKALIKES', 'CLASS_COLOURS', 'ColourSegmenter', 'ColourScorer', 'synthetic_scene', 'scene_folder', 'odd_files',
-           'ColourConcept', 'free_ellipse', 'concept_scene', 'demo_labels', 'class_lookalikes', 'classes_scene',
-           'NamedColourScorer']
+__all__ = ['LOOKALIKES', 'CLASS_COLOURS', 'ColourSegmenter', 'ColourScorer', 'clutter', 'synthetic_scene', 'scene_folder',
+           'odd_files', 'ColourConcept', 'free_ellipse', 'concept_scene', 'demo_labels', 'class_lookalikes',
+           'classes_scene', 'NamedColourScorer']
 
 # %% ../nbs/13_testing.ipynb #cc16f254
 class ColourSegmenter:
@@ -64,20 +64,29 @@ class ColourScorer:
         return float((self._closeness(image) >= 1 - self.tolerance / 255).mean())
 
 # %% ../nbs/13_testing.ipynb #0f5ffa08
-def _far_colour(rng, colour, margin=140):
+def _far_colour(rng, colours, margin: int = 140):
+    "A random colour more than `margin` away, in some channel, from each of `colours` (one colour, or several)."
+    cs = np.asarray(colours).reshape(-1, 3)
     while True:
         c = rng.integers(0, 256, 3)
-        if np.abs(c - np.asarray(colour)).max() > margin: return c
+        if (np.abs(c - cs).max(-1) > margin).all(): return c
 
-def synthetic_scene(hw, colour=(220, 30, 30), seed: int = 0, clutter: int = 12, noise: int = 6):
+def clutter(rng, hw, colours, patches: int = 8, margin: int = 140) -> np.ndarray:
+    "An HxWx3 int16 background: `patches` rectangles on a ground, all far from `colours` (the scenes' clutter)."
+    h, w = int(hw[0]), int(hw[1])
+    img = np.empty((h, w, 3), np.int16)
+    img[:] = _far_colour(rng, colours, margin)
+    for _ in range(patches):
+        y0, x0 = rng.integers(0, h), rng.integers(0, w)
+        c = _far_colour(rng, colours, margin)                      # drawn first, as the scenes always have
+        img[y0:y0 + rng.integers(1, h // 3 + 2), x0:x0 + rng.integers(1, w // 3 + 2)] = c
+    return img
+
+def synthetic_scene(hw, colour=(220, 30, 30), seed: int = 0, patches: int = 12, noise: int = 6):
     "`(image, mask)`: an HxW scene with an ellipse of `colour` (the object, True in `mask`) on random clutter."
     rng = np.random.default_rng(seed)
     h, w = int(hw[0]), int(hw[1])
-    img = np.empty((h, w, 3), np.int16)
-    img[:] = _far_colour(rng, colour)
-    for _ in range(clutter):
-        y0, x0 = rng.integers(0, h), rng.integers(0, w)
-        img[y0:y0 + rng.integers(1, h // 3 + 2), x0:x0 + rng.integers(1, w // 3 + 2)] = _far_colour(rng, colour)
+    img = clutter(rng, (h, w), colour, patches)
     yy, xx = np.mgrid[:h, :w]
     cy, cx = rng.uniform(0.35, 0.65) * h, rng.uniform(0.35, 0.65) * w
     ry, rx = rng.uniform(0.15, 0.3) * h, rng.uniform(0.15, 0.3) * w
@@ -212,11 +221,7 @@ def concept_scene(hw, n: int, seed: int = 0, colour=(220, 30, 30), lookalikes: i
     "`(image, mask, instance masks)`: `n` separate ellipses of `colour` among `lookalikes` of near colours."
     rng = np.random.default_rng(seed)
     h, w = int(hw[0]), int(hw[1])
-    img = np.empty((h, w, 3), np.int16)
-    img[:] = _far_colour(rng, colour)
-    for _ in range(8):
-        y0, x0 = rng.integers(0, h), rng.integers(0, w)
-        img[y0:y0 + rng.integers(1, h // 3 + 2), x0:x0 + rng.integers(1, w // 3 + 2)] = _far_colour(rng, colour)
+    img = clutter(rng, (h, w), colour)
     taken, parts = np.zeros((h, w), bool), []
     for k in range(n + lookalikes):
         e = free_ellipse(rng, taken, why=f"concept_scene: no room for {n + lookalikes} shapes")
@@ -266,22 +271,13 @@ def class_lookalikes(colours, shift: int = 75, margin: int = 70) -> list:
                 if np.abs(cs - v).max(-1).min() >= margin and t not in out: out.append(t)
     return out
 
-def _far_from_all(rng, colours, margin: int = 100):
-    while True:
-        c = rng.integers(0, 256, 3)
-        if all(np.abs(c - np.asarray(k)).max() > margin for k in colours): return c
-
 def classes_scene(hw, counts, colours=tuple(CLASS_COLOURS.values()), seed: int = 0, lookalikes: int = 2,
                   noise: int = 6):
     "`(image, label map, [(class id, instance mask)])`: `counts[k-1]` ellipses of class k's colour, and look-alikes."
     rng = np.random.default_rng(seed)
     colours = [tuple(c) for c in colours][:len(counts)]
     h, w = int(hw[0]), int(hw[1])
-    img = np.empty((h, w, 3), np.int16)
-    img[:] = _far_from_all(rng, colours)
-    for _ in range(8):
-        y0, x0 = rng.integers(0, h), rng.integers(0, w)
-        img[y0:y0 + rng.integers(1, h // 3 + 2), x0:x0 + rng.integers(1, w // 3 + 2)] = _far_from_all(rng, colours)
+    img = clutter(rng, (h, w), colours, margin=100)
     near = class_lookalikes(colours)
     near = [near[i] for i in rng.permutation(len(near))[:lookalikes]]
     kinds = [k for k, n in enumerate(counts, 1) for _ in range(int(n))] + [0] * len(near)
