@@ -46,7 +46,8 @@ def d(tmp_path):
 RED, BLUE = one('red', None, 'red.png', 'red_mask.png'), one('blue', None, 'blue.png', 'blue_mask.png')
 CASES = {   # name: (content of refs/bad.json, what the message says besides the file's name)
     'not JSON': ('{"classes": [{"name": "red",', 'not valid JSON at line 1'),
-    'YAML-looking text': ('classes:\n  - name: red\n', 'not valid JSON at line 1, column 1'),
+    'YAML-looking text': ('classes:\n  - name: red\n', 'not valid JSON at line 1, column 1: Expecting value; a '
+                                                        'classes file is JSON, or YAML in a file named .yaml'),
     'no classes key': (json.dumps({'labels': [RED]}), "unknown key(s) 'labels'"),
     'empty object': ('{}', 'no "classes" key'),
     'not an object': (json.dumps([RED, BLUE]), 'expected an object with a "classes" list, got list'),
