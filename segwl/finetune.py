@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .errors import SegwlError
 from .settings import Settings, setting
-from .outputs import atomic_path, write_text, output_lock, clean_parts
+from .outputs import atomic_path, write_text, output_lock, clean_parts, output_error
 from .data import resolve_device
 from .arch import DEFAULT_ARCH, MAX_SIZE, canonical_arch, build_model
 from .trainsettings import MAX_EPOCHS, MAX_BATCH, MAX_MINUTES, OLD_NAMES, TrainSettings, _needs_manifest
@@ -292,6 +292,9 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
     "Fine-tune `settings.arch` on the (image, mask) pairs; write the model and its records to `out_dir`."
     from tqdm.auto import tqdm
     s, out = settings or TrainSettings(), Path(out_dir)
+    if out.exists() and not out.is_dir():                 # an output that is a file fails before any image is read
+        try: out.mkdir(parents=True, exist_ok=True)
+        except OSError as e: raise output_error(out, e) from None
     if manifest is None: _needs_manifest(s)
     pairs, counts = select_training_data(images_dir, masks_dir, manifest, s.min_label_score, s.min_text_score,
                                          s.keep_absent, s.reviewed_only)
