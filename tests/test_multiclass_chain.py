@@ -152,3 +152,11 @@ def test_job_scores_label_maps_and_trains_as_the_cli(scenes, tmp_path):
     assert again['miou'] == pytest.approx(m['test']['miou']) and again['per_class'] == m['test']['per_class']
     cfg = json.loads((d/'job'/'labels'/'config.json').read_text())
     assert [c['name'] for c in cfg['classes']] == NAMES
+    (d/'binary').mkdir()
+    Image.fromarray(np.zeros(HW, np.uint8)).save(d/'binary'/'test0.png')
+    r = segwl('run-notebook', 'pipeline', 'bad.ipynb', '--no-progress', '-p', 'classes', 'refs/classes.json',
+              '-p', 'method', 'canvas', '-p', 'segmenter', 'colour-concept', '-p', 'images', 'train/images',
+              '-p', 'out', 'job2', '-p', 'test_images', 'test/images', '-p', 'test_masks', 'binary', cwd=d)
+    assert r.returncode == 2, r.stdout + r.stderr[-3000:]     # refused before any labelling
+    assert 'parameter test_masks: binary holds single-class 0/255 masks' in r.stderr, r.stderr[-2000:]
+    assert not (d/'job2').exists()
