@@ -1095,6 +1095,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'segwl.trainset._left_out': ('trainset.html#_left_out', 'segwl/trainset.py'),
                                 'segwl.trainset._resize_labels': ('trainset.html#_resize_labels', 'segwl/trainset.py'),
                                 'segwl.trainset._shrink': ('trainset.html#_shrink', 'segwl/trainset.py'),
+                                'segwl.trainset.check_label_maps': ('trainset.html#check_label_maps', 'segwl/trainset.py'),
                                 'segwl.trainset.label_weight': ('trainset.html#label_weight', 'segwl/trainset.py'),
                                 'segwl.trainset.labelling_config': ('trainset.html#labelling_config', 'segwl/trainset.py'),
                                 'segwl.trainset.manifest_rows': ('trainset.html#manifest_rows', 'segwl/trainset.py'),

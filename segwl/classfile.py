@@ -217,7 +217,10 @@ def _parse(path: Path, source: str):
             raise ClassesError(f"{source}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
     try: return json.loads(text, object_pairs_hook=_no_twins)
     except json.JSONDecodeError as e:
-        raise ClassesError(f"{source}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        yaml_hint = ('' if text.lstrip().startswith(('{', '[')) else
+                     "; a classes file is JSON, or YAML in a file named .yaml or .yml")
+        at = f"line {e.lineno}, column {e.colno}"
+        raise ClassesError(f"{source}: not valid JSON at {at}: {e.msg}{yaml_hint}") from None
     except ClassesError as e: raise ClassesError(f"{source}: {e}") from None
     except RecursionError: raise ClassesError(f"{source}: nested too deeply to be a classes file") from None
 

@@ -208,12 +208,12 @@ def evaluate_folder(masks_dir, out_dir, pred_dir=None, model=None, images_dir=No
         raise SegwlError("evaluate: give either predicted masks (--pred) or a model (--model)")
     if model is not None and images_dir is None: raise SegwlError("evaluate --model needs --images")
     out = Path(out_dir)
+    if model is not None and not hasattr(model, 'predict'): model = load_model(model, device)
+    classes = read_classes_json(masks_dir, missing_ok=True)
+    lut = class_lut(classes, masks_dir, pred_dir, model)           # unusable input stops it before `out` is made
+    inputs = read_inputs(masks_dir, pred_dir, images_dir, ignore_dir, need_images=model is not None)
     with output_lock(out, 'segwl evaluate'):
         clean_parts(out)
-        if model is not None and not hasattr(model, 'predict'): model = load_model(model, device)
-        classes = read_classes_json(masks_dir, missing_ok=True)
-        lut = class_lut(classes, masks_dir, pred_dir, model)
-        inputs = read_inputs(masks_dir, pred_dir, images_dir, ignore_dir, need_images=model is not None)
         if classes is None:
             rows = score_folder(inputs, out, model, progress)
             summary = summarize([{k: v for k, v in r.items() if k != 'file'} for r in rows], ignore_dir is not None)

@@ -15,14 +15,14 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from .errors import SegwlError
 from .settings import Settings, setting
-from .outputs import atomic_path, write_text, output_lock, clean_parts
+from .outputs import atomic_path, write_text, output_lock, clean_parts, output_error
 from .data import resolve_device
 from .arch import DEFAULT_ARCH, MAX_SIZE, canonical_arch, build_model
 from .trainsettings import MAX_EPOCHS, MAX_BATCH, MAX_MINUTES, OLD_NAMES, TrainSettings, _needs_manifest
 from .registry import TINY_STAMP, tiny_random, weights_stamp
 from .settings import portable
 from .trainset import (IMAGENET_MEAN, IMAGENET_STD, select_training_data, pair_weights, labelling_config,
-                            split_pairs, SegDataset, training_classes)
+                            split_pairs, SegDataset, training_classes, check_label_maps)
 from .classes import class_names
 from .checkpoint import save_checkpoint, load_checkpoint, save_smp
 from .losses import (bce_dice_loss, ce_dice_loss, segmentation_loss, lr_factor, ema_decay, ema_model,
@@ -292,16 +292,20 @@ def train(images_dir, masks_dir, out_dir, settings: TrainSettings | None = None,
     "Fine-tune `settings.arch` on the (image, mask) pairs; write the model and its records to `out_dir`."
     from tqdm.auto import tqdm
     s, out = settings or TrainSettings(), Path(out_dir)
+    if out.exists() and not out.is_dir():                 # an output that is a file fails before any image is read
+        try: out.mkdir(parents=True, exist_ok=True)
+        except OSError as e: raise output_error(out, e) from None
+    if manifest is None: _needs_manifest(s)
+    pairs, counts = select_training_data(images_dir, masks_dir, manifest, s.min_label_score, s.min_text_score,
+                                         s.keep_absent, s.reviewed_only)
+    classes = training_classes(masks_dir, manifest)
+    if classes: check_label_maps(pairs, classes)         # unusable data stops the run before `out` is made
     with output_lock(out, 'segwl train'):
         clean_parts(out)
-        if manifest is None: _needs_manifest(s)
-        pairs, counts = select_training_data(images_dir, masks_dir, manifest, s.min_label_score, s.min_text_score,
-                                             s.keep_absent, s.reviewed_only)
         weights = pair_weights(pairs, manifest) if s.weight_by_score else None
         log(_counts_line(counts, weights))
         labels = (labelling_config(masks_dir, manifest) or {}).get('models')
         if weights_stamp(labels): log(f"labels made without real weights: {weights_stamp(labels)}")
-        classes = training_classes(masks_dir, manifest)
         if classes: log(f"label maps of {len(classes)} class(es): {', '.join(class_names(classes))} "
                         f"(a {len(classes) + 1}-channel softmax model, background first)")
         train_pairs, val_pairs = split_pairs(pairs, s.val_fraction, s.seed)
@@ -333,7 +337,6 @@ def _kept(best: dict, val_fraction: float, what: str = 'IoU') -> str:
         why = 'val_fraction 0' if val_fraction == 0 else 'too few images to hold some out'
         return f"no validation ({why}): best.pt holds the last epoch, {best['epoch']}"
     return f"best val {what} {best['val_iou']:.4f} at epoch {best['epoch']}"
-
 
 # %% ../nbs/09e_finetune.ipynb #1980f7ce
 # the old home of these names: segwl.finetune held architectures, the training set, checkpoints and prediction

@@ -18,12 +18,11 @@ from .outputs import save_mask
 from .classes import (ClassesError, find_classes_json, read_classes_json, load_label_map, save_label_map,
                            write_classes_json, palette_of)
 
-
 # %% auto #0
 __all__ = ['REVIEWED_KEPT', 'LEFT_OUT', 'MIN_WEIGHT', 'SYNTHETIC_CLASSES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'manifest_rows',
            'select_training_data', 'synthetic_dataset', 'label_weight', 'pair_weights', 'split_pairs',
-           'labelling_config', 'training_classes', 'synthetic_classes_dataset', 'train_transform', 'to_input',
-           'SegDataset']
+           'labelling_config', 'training_classes', 'check_label_maps', 'synthetic_classes_dataset', 'train_transform',
+           'to_input', 'SegDataset']
 
 # %% ../nbs/09b_trainset.ipynb #ec972c98
 REVIEWED_KEPT = REVIEWED     # segwl review's verdicts (`segwl.folder.REVIEWED`, asked by `is_reviewed`, the one rule)
@@ -134,6 +133,11 @@ def training_classes(masks_dir, manifest=None) -> list[dict] | None:
     for where in [masks_dir] + ([manifest] if manifest is not None else []):
         if find_classes_json(where) is not None: return read_classes_json(where)
     return None
+
+def check_label_maps(pairs, classes) -> int:
+    "How many label maps of `pairs` were read; `ClassesError` naming the first with an id above `classes`."
+    for _, mp in pairs: load_label_map(mp, len(classes))
+    return len(pairs)
 
 # %% ../nbs/09b_trainset.ipynb #700f2180
 SYNTHETIC_CLASSES = (('disc', (210, 40, 40)), ('square', (40, 60, 210)))   # name, colour of each object
