@@ -462,6 +462,7 @@ def test_runner_killed_mid_canvas_resumes_each_image_once(runner_folder, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings('ignore::DeprecationWarning:ray.data.context')   # Ray Data's own
 def test_ray_engine_packs_as_the_local_engine(tmp_path):
     "On Ray, a worker labels a canvas group of 2 at a time: the same rows (packing included) and files as locally."
     pytest.importorskip('ray.data', reason='the Ray engine is an optional extra: pip install "segwl[ray]"')
