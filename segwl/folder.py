@@ -264,6 +264,8 @@ def label_answers(labeller, paths, collide: dict) -> list[tuple]:
     t = time.perf_counter()
     try: answers = label_many(labeller, [loaded[k] for k in live]) if live else []
     except Exception as e: answers = [e] * len(live)          # a labeller that broke the protocol: each fails
+    if len(answers) != len(live):
+        answers = [SegwlError(f"the labeller gave {len(answers)} answers for {len(live)} images")] * len(live)
     share = (time.perf_counter() - t) / max(1, len(live))
     for k, a in zip(live, answers):
         loaded[k] = a
