@@ -486,3 +486,28 @@ def test_ray_engine_packs_as_the_local_engine(tmp_path):
     same_files(tmp_path/'local', tmp_path/'ray')
     packing = {f: r.get('packing', {}).get('targets') for f, r in rows_without(tmp_path/'ray').items()}
     assert packing == {'c0.png': 2, 'c1.png': 2, 'c1a.png': None, 'c2.png': 1, 'c3.png': 2, 'c4.png': 2}
+
+
+def test_runner_packs_several_classes(tmp_path):
+    "A multi-class labeller through the runner, 3 a canvas: the label maps, classes.json and class rows of 1 a canvas."
+    from PIL import Image
+    from segwl.folder import label_folder
+    from segwl.multiclass import MulticlassLabeller
+    from segwl.testing import classes_scene
+    (tmp_path/'imgs').mkdir()
+    for i, c in enumerate([(0, 0, 0), (1, 0, 0), (2, 1, 0), (0, 3, 1), (1, 2, 3), (3, 1, 0)]):
+        Image.fromarray(classes_scene(HW, c, seed=i)[0]).save(tmp_path/'imgs'/f"m{i}.png")
+    segs = {}
+    for n in (1, 3):
+        segs[n] = Sized300()
+        lab = MulticlassLabeller(sized_classes(), segs[n], method='canvas',
+                                 settings=CanvasSettings(targets_per_canvas=n))
+        assert label_folder(lab, tmp_path/'imgs', tmp_path/f'out{n}', progress=False) == dict(ok=5, absent=1, error=0,
+                                                                                             skipped=0, total=6)
+    assert (segs[1].set_image_calls, segs[3].set_image_calls) == (6, 2)
+    a, b = rows_without(tmp_path/'out1'), rows_without(tmp_path/'out3', 'packing')
+    assert {f: (r['status'], {k: v['status'] for k, v in r['classes'].items()}) for f, r in a.items()} == \
+        {f: (r['status'], {k: v['status'] for k, v in r['classes'].items()}) for f, r in b.items()}
+    for f in a: assert (tmp_path/'out1'/'masks'/f).read_bytes() == (tmp_path/'out3'/'masks'/f).read_bytes()
+    assert (tmp_path/'out1'/'classes.json').read_bytes() == (tmp_path/'out3'/'classes.json').read_bytes()
+    assert [r['packing']['targets'] for _, r in sorted(rows_without(tmp_path/'out3').items())] == [3] * 6
