@@ -10,13 +10,12 @@ from typing import ClassVar
 import numpy as np
 from fastcore.basics import patch
 from .data import SegwlError, Settings, setting
-from .protocols import check_image, LabelResult, Instance
+from .protocols import check_image, LabelResult, Instance, label_in_canvases
 from .stitch import (LAYOUTS, CanvasLayout, PackedLayout, MAX_TARGETS, INPUT_SIZES, resize_image, resize_mask,
                           mask_iou)
 from .recipe import check_references, clean_text, Renamed, renamed
 from .seed import (MIN_SIDE, working_copy, working_hw, check_max_side, input_side, to_dict_since, _timer, _bill,
                         _Target)
-
 
 # %% auto #0
 __all__ = ['connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasLabeller', 'owners']
@@ -256,21 +255,17 @@ def _pack(self: CanvasLabeller, targets: list):
             self._pack([t])
 
 # %% ../nbs/07a_canvas.ipynb #6334fa90
+def _answer(t: _Target) -> CanvasResult | Exception:
+    "A target's answer once its canvas is done: its result, or the error that stopped it."
+    return t.error if t.error is not None else t.result
+
+@patch(as_prop=True)
+def targets_per_canvas(self: CanvasLabeller) -> int: return self.settings.targets_per_canvas
+
 @patch
 def label_many(self: CanvasLabeller, images) -> list:
     "Label HxWx3 uint8 `images`, `targets_per_canvas` a canvas: per image, in order, its `CanvasResult` or its error."
-    out, waiting, n = [], [], self.settings.targets_per_canvas
-    def pack():
-        self._pack([out[k] for k in waiting])
-        for k in waiting: out[k] = out[k].error if out[k].error is not None else out[k].result
-        waiting.clear()
-    for image in images:
-        try: out.append(self._prepare(image))
-        except Exception as e: out.append(e)
-        if isinstance(out[-1], _Target): waiting.append(len(out) - 1)
-        if len(waiting) == n: pack()
-    if waiting: pack()
-    return out
+    return label_in_canvases(images, self.targets_per_canvas, self._prepare, self._pack, _answer, _Target)
 
 @patch
 def label(self: CanvasLabeller, image) -> CanvasResult:

@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 from .errors import SegwlError, OutputError
 from .outputs import atomic_path
-from .folder import label_one, run_folder
+from .folder import label_one, label_group, groups, run_folder
 from .checkpoint import load_model
 from .predict import ModelLabeller, predict_folder
 from .recipe import LabellerSpec, METHODS
 
 # %% auto #0
-__all__ = ['LabelerSpec', 'RESULT_KEYS', 'RAY_CONNECT_TIMEOUT', 'H2_HELLO', 'MAX_WORKERS', 'EngineError', 'run_one',
-           'FolderWorker', 'image_files', 'write_result', 'label_with', 'in_process', 'load_labeller', 'local_cpus',
-           'check_address', 'ray_session', 'bounded_workers', 'gpus_per_worker', 'guarded', 'ray_results',
+__all__ = ['LabelerSpec', 'RESULT_KEYS', 'RAY_CONNECT_TIMEOUT', 'H2_HELLO', 'MAX_WORKERS', 'EngineError', 'run_one', 'run_group',
+           'FolderWorker', 'group_items', 'image_files', 'write_result', 'label_with', 'in_process', 'load_labeller',
+           'local_cpus', 'check_address', 'ray_session', 'bounded_workers', 'gpus_per_worker', 'guarded', 'ray_results',
            'label_folder_ray', 'predict_folder_ray']
 
 # %% ../nbs/09f_engine.ipynb #bfce7359
@@ -42,35 +42,68 @@ def _take(scratch: Path) -> dict:
         f.unlink()
     return files
 
+def _sent(path: str, row: dict, scratch: Path) -> dict:
+    "What goes back to the driver for one image whose `row` is written: the row and its files (none for an error)."
+    files = _take(scratch)
+    files = json.dumps({k: base64.b64encode(v).decode('ascii') for k, v in files.items()} if row['status'] != 'error'
+                       else {})
+    return dict(path=path, row=json.dumps(row), files=files, fatal='')
+
+def _fatal(paths, why: str) -> list[dict]: return [dict(path=p, row='', files='{}', fatal=why) for p in paths]
+
 def run_one(one, tool, path: str, collide: str, scratch: Path) -> dict:
     "`one(tool, path, mask_path, collide)` (`label_one`) into `scratch`; what goes back to the driver."
     p = Path(path)
     try: row = one(tool, p, scratch/'masks'/f"{p.stem}.png", {p: collide} if collide else {})
     except OutputError as e:
         _take(scratch)
-        return dict(path=path, row='', files='{}', fatal=f"worker scratch space: {e}")
-    files = _take(scratch) if row['status'] != 'error' else {}
-    files = json.dumps({k: base64.b64encode(v).decode('ascii') for k, v in files.items()})
-    return dict(path=path, row=json.dumps(row), files=files, fatal='')
+        return _fatal([path], f"worker scratch space: {e}")[0]
+    return _sent(path, row, scratch)
+
+def run_group(tool, paths, collides, scratch: Path) -> list[dict]:
+    "`label_group` of `tool` on images `paths` (one canvas) into `scratch`: what goes back, one per image, in order."
+    ps = [Path(q) for q in paths]
+    rows = label_group(tool, ps, [scratch/'masks'/f"{q.stem}.png" for q in ps],
+                       {q: c for q, c in zip(ps, collides) if c})
+    out = []
+    for path in paths:
+        try: row = next(rows)
+        except OutputError as e:
+            _take(scratch)
+            return out + _fatal(paths[len(out):], f"worker scratch space: {e}")
+        out.append(_sent(path, row, scratch))
+    return out
 
 # %% ../nbs/09f_engine.ipynb #40cd667f
 class FolderWorker:
-    "A Ray Data actor: builds its tool once (`build()`, its labeller or model), then runs `one` on each image."
-    def __init__(self, build, one=label_one, what: str = 'labeller'):
+    "A Ray Data actor: builds its tool once (`build()`, its labeller or model), then labels the groups it is given."
+    def __init__(self, build, one=None, what: str = 'labeller'):
         self._scratch = tempfile.TemporaryDirectory(prefix='segwl-worker-')
         self.scratch, self.one = Path(self._scratch.name), one
         try: self.tool, self.failed = build(), ''
         except Exception as e: self.tool, self.failed = None, f"a worker could not build its {what}: {_why(e)}"
 
+    def results(self, paths, collides=None) -> list[dict]:
+        "The results of a group of images (one canvas; with `one`: image by image); `fatal` if it has no tool."
+        collides = collides or [''] * len(paths)
+        if self.failed: return _fatal(paths, self.failed)
+        if self.one is None: return run_group(self.tool, paths, collides, self.scratch)
+        return [run_one(self.one, self.tool, p, c, self.scratch) for p, c in zip(paths, collides)]
+
     def result(self, path: str, collide: str = '') -> dict:
-        "The result of one image (`fatal` if this worker has no tool)."
-        if self.failed: return dict(path=path, row='', files='{}', fatal=self.failed)
-        return run_one(self.one, self.tool, path, collide, self.scratch)
+        "The result of one image."
+        return self.results([path], [collide])[0]
 
     def __call__(self, batch: dict) -> dict:
-        "`{path, collide}` columns in, `RESULT_KEYS` columns out."
-        outs = [self.result(str(p), str(c)) for p, c in zip(batch['path'], batch['collide'])]
+        "`{paths, collides}` columns in (each a JSON list: one group of images), `RESULT_KEYS` columns out, per image."
+        outs = [o for ps, cs in zip(batch['paths'], batch['collides']) for o in self.results(json.loads(ps),
+                                                                                             json.loads(cs))]
         return {k: np.array([o[k] for o in outs], dtype=object) for k in RESULT_KEYS}
+
+def group_items(todo, collide: dict, group: int = 1) -> list[dict]:
+    "The images to do as a worker's items: one per group of `group` images (one canvas), paths and collisions as JSON."
+    return [dict(paths=json.dumps([str(p) for p in g]), collides=json.dumps([collide.get(p, '') for p in g]))
+            for g in groups(todo, group)]
 
 # %% ../nbs/09f_engine.ipynb #d044073f
 def image_files(out: Path, p: Path) -> dict:
@@ -101,10 +134,10 @@ def label_with(spec: LabellerSpec, images, out, results, resume: bool = True, pr
 
 # %% ../nbs/09f_engine.ipynb #03102ab9
 @contextmanager
-def in_process(todo, collide: dict, build, one=label_one, what: str = 'labeller'):
-    "Results of one `FolderWorker` in this process, in order (the Ray path without Ray)."
+def in_process(todo, collide: dict, build, one=None, what: str = 'labeller', group: int = 1):
+    "Results of one `FolderWorker` in this process, in order, `group` images a canvas (the Ray path without Ray)."
     w = FolderWorker(build, one, what)
-    yield (w.result(str(p), collide.get(p, '')) for p in todo)
+    yield (r for g in groups(todo, group) for r in w.results([str(p) for p in g], [collide.get(p, '') for p in g]))
 
 # %% ../nbs/09f_engine.ipynb #7d3e2a90
 def load_labeller(model_dir, device: str = 'auto') -> ModelLabeller:
@@ -289,16 +322,16 @@ def _not_restarted(map_batches) -> dict:
                                        inspect.signature(map_batches).parameters.values()) else {}
 
 @contextmanager
-def ray_results(todo, collide: dict, build, one=label_one, workers: int = 2, address: str | None = None,
-                cpus: float = 1, gpus: float | None = None, what: str = 'labeller'):
-    "Results of a Ray Data actor pool of `workers` `FolderWorker`s, as they finish; `gpus` None: `gpus_per_worker`."
+def ray_results(todo, collide: dict, build, one=None, workers: int = 2, address: str | None = None,
+                cpus: float = 1, gpus: float | None = None, what: str = 'labeller', group: int = 1):
+    "Results of a pool of `workers` `FolderWorker`s, `group` images a batch, as they finish; `gpus` None: shared out."
     own = address is None and not _ray().is_initialized()          # segwl's own local instance, started here
     with ray_session(address, workers) as ray:
         _quiet(ray)
         have = ray.cluster_resources()
         workers = bounded_workers(workers, have, cpus, gpus or 0)
         if gpus is None: gpus = gpus_per_worker(have.get('GPU', 0), workers)
-        items = [dict(path=str(p), collide=collide.get(p, '')) for p in todo]
+        items = group_items(todo, collide, group)                  # an item a canvas: a worker packs its batch
         ds = ray.data.from_items(items, override_num_blocks=_blocks(len(items), workers))
         kw = {**(dict(num_gpus=gpus) if gpus else {}), **(_not_restarted(ds.map_batches) if own else {})}
         with warnings.catch_warnings():                           # max_restarts is one of Ray's own options, which
@@ -315,7 +348,8 @@ def label_folder_ray(labeler_spec: LabelerSpec, images, out, workers: int = 2, a
     if workers < 1: raise SegwlError(f"workers={workers}: expected at least 1")
     _ray()
     if labeler_spec.device == 'cpu': gpus = 0
-    results = partial(ray_results, build=labeler_spec.build, workers=workers, address=address, gpus=gpus)
+    results = partial(ray_results, build=labeler_spec.build, workers=workers, address=address, gpus=gpus,
+                      group=labeler_spec.settings.targets_per_canvas)
     return label_with(labeler_spec, images, out, results, resume=resume, progress=progress, config=config, limit=limit)
 
 # %% ../nbs/09f_engine.ipynb #f0ad6901

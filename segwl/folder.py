@@ -16,13 +16,15 @@ from .registry import versions, weights_of
 from .classes import CLASSES_JSON, ClassInstance, save_label_map, write_classes_json
 from .recipe import LabellerSpec
 from .multiclass import MulticlassLabeller, MulticlassResult
+from .protocols import label_many, group_size
 import numpy as np
 
 # %% auto #0
 __all__ = ['MANIFEST_KEYS', 'STATUSES', 'REVIEWED', 'RESUME_KEYS', 'manifest_row', 'ManifestError', 'name_problem',
            'read_manifest', 'is_reviewed', 'ManifestWriter', 'check_resume', 'done_rows', 'collisions', 'rle',
-           'save_instances', 'disagreement', 'save_result_mask', 'label_one', 'drain', 'files_of', 'plan_folder',
-           'in_order', 'run_folder', 'label_folder']
+           'save_instances', 'disagreement', 'save_result_mask', 'write_answer', 'label_answers', 'label_group',
+           'label_one', 'groups', 'drain', 'files_of', 'plan_folder', 'in_order', 'in_groups', 'write_labelled',
+           'run_folder', 'label_folder']
 
 # %% ../nbs/08_folder.ipynb #7f42a036
 MANIFEST_KEYS = ('file', 'status', 'error', 'score', 'text_score', 'seconds')
@@ -218,12 +220,13 @@ def save_result_mask(res, mask_path: Path) -> dict:
     save_label_map(res.label_map, mask_path)                # the palette of classes.json (VOC's colours)
     return {k: res.row_fields[k] for k in ('classes', 'overlap')}
 
-def label_one(labeller, path: Path, mask_path: Path, collide: dict) -> dict:
-    "Label the image at `path` into `mask_path`; its manifest row (an error row if anything but the disk failed)."
+def write_answer(path: Path, answer, mask_path: Path, collide: dict, seconds: float = 0.0,
+                 packed: bool = False) -> dict:
+    "Write the image at `path`'s `answer` (a `LabelResult`, or the exception labelling it raised); its manifest row."
     t0 = time.perf_counter()
     try:
-        if path in collide: raise SegwlError(collide[path])
-        res = labeller.label(load_image(path))
+        if isinstance(answer, Exception): raise answer
+        res = answer
         fields = save_result_mask(res, mask_path)
         extra, d = {}, disagreement(res)
         if res.instances is not None:
@@ -231,8 +234,9 @@ def label_one(labeller, path: Path, mask_path: Path, collide: dict) -> dict:
             extra = dict(instances=len(res.instances))
         extra.update(fields)
         if d is not None: extra['disagreement'] = d
-        return manifest_row(path.name, _status(res), None, res.score, res.text_score, time.perf_counter() - t0,
-                            **extra)
+        if packed and res.packing is not None: extra['packing'] = res.packing       # its place on a shared canvas
+        return manifest_row(path.name, _status(res), None, res.score, res.text_score,
+                            seconds + time.perf_counter() - t0, **extra)
     except OutputError: raise
     except Exception as e:
         msg = str(e) if isinstance(e, SegwlError) else f"{type(e).__name__}: {e}"
@@ -240,7 +244,48 @@ def label_one(labeller, path: Path, mask_path: Path, collide: dict) -> dict:
         if path not in collide:                                          # no stale mask without an ok row
             mask_path.unlink(missing_ok=True)
             _instances_path(mask_path).unlink(missing_ok=True)
-        return manifest_row(path.name, 'error', msg, seconds=time.perf_counter() - t0)
+        return manifest_row(path.name, 'error', msg, seconds=seconds + time.perf_counter() - t0)
+
+# %% ../nbs/08_folder.ipynb #43218ef5
+def _load(path: Path, collide: dict):
+    "The image at `path`, or `SegwlError` when its mask would collide with another image's."
+    if path in collide: raise SegwlError(collide[path])
+    return load_image(path)
+
+def label_answers(labeller, paths, collide: dict) -> list[tuple]:
+    "`(path, answer, seconds)` of images `paths` labelled with one `label_many`: a result, or the exception it raised."
+    loaded, seconds = [], []
+    for p in paths:
+        t = time.perf_counter()
+        try: loaded.append(_load(p, collide))
+        except Exception as e: loaded.append(e)
+        seconds.append(time.perf_counter() - t)
+    live = [k for k, a in enumerate(loaded) if not isinstance(a, Exception)]
+    t = time.perf_counter()
+    try: answers = label_many(labeller, [loaded[k] for k in live]) if live else []
+    except Exception as e: answers = [e] * len(live)          # a labeller that broke the protocol: each fails
+    if len(answers) != len(live):
+        answers = [SegwlError(f"the labeller gave {len(answers)} answers for {len(live)} images")] * len(live)
+    share = (time.perf_counter() - t) / max(1, len(live))
+    for k, a in zip(live, answers):
+        loaded[k] = a
+        seconds[k] += share
+    return list(zip(paths, loaded, seconds))
+
+def label_group(labeller, paths, mask_paths, collide: dict):
+    "Label images `paths` together (one canvas), writing each into its mask path: each row, once its files are written."
+    packed = group_size(labeller) > 1
+    for (p, answer, seconds), m in zip(label_answers(labeller, paths, collide), mask_paths):
+        yield write_answer(p, answer, Path(m), collide, seconds, packed)
+
+def label_one(labeller, path: Path, mask_path: Path, collide: dict) -> dict:
+    "Label the image at `path` into `mask_path`; its manifest row (an error row if anything but the disk failed)."
+    return next(label_group(labeller, [path], [mask_path], collide))
+
+def groups(todo, n: int) -> list[list]:
+    "`todo` in consecutive groups of `n` (the last may be smaller)."
+    todo = list(todo)
+    return [todo[k:k + n] for k in range(0, len(todo), max(1, int(n)))]
 
 # %% ../nbs/08_folder.ipynb #63122202
 def drain(items, make_row, writer: ManifestWriter, n: dict, total: int, progress: bool, what: str = 'label') -> dict:
@@ -248,15 +293,13 @@ def drain(items, make_row, writer: ManifestWriter, n: dict, total: int, progress
     from tqdm.auto import tqdm
     with tqdm(items, total=total, desc=what, unit='image', disable=not progress, file=sys.stderr,
               dynamic_ncols=True) as bar:
-        for item in bar:
-            try:
+        try:
+            for item in bar:                        # the items may be labelled as they come: a full disk there too
                 row = make_row(item)
                 writer.append(row)
-            except OutputError as e:
-                n['stopped'] = str(e)
-                break
-            n[row['status']] += 1
-            if row['error']: bar.write(f"segwl {what}: {row['error']}", file=sys.stderr)
+                n[row['status']] += 1
+                if row['error']: bar.write(f"segwl {what}: {row['error']}", file=sys.stderr)
+        except OutputError as e: n['stopped'] = str(e)
     return n
 
 # %% ../nbs/08_folder.ipynb #98d12cf4
@@ -313,18 +356,30 @@ def plan_folder(labeller, images, files, out: Path, resume: bool = True, config:
 # %% ../nbs/08_folder.ipynb #4c3b2a03
 @contextmanager
 def in_order(todo, collide: dict):
-    "The images to do, one after another in this process: the local engine of `run_folder`."
+    "The images to do, one after another in this process (each labelled by `write`)."
     yield todo
 
 def _label_into(labeller, p: Path, out: Path, collide: dict) -> dict:
     return label_one(labeller, p, out/'masks'/f"{p.stem}.png", collide)
 
+@contextmanager
+def in_groups(todo, collide: dict, labeller):
+    "The local engine of `run_folder`: the images to do labelled in this process, a canvas of them at a time."
+    packed = group_size(labeller) > 1
+    yield ((*a, packed) for g in groups(todo, group_size(labeller)) for a in label_answers(labeller, g, collide))
+
+def write_labelled(item: tuple, out: Path, collide: dict) -> dict:
+    "Write an item of `in_groups` (path, answer, seconds, packed) into output folder `out`; its row."
+    p, answer, seconds, packed = item
+    return write_answer(p, answer, out/'masks'/f"{p.stem}.png", collide, seconds, packed)
+
 def run_folder(labeller, images, out, resume: bool = True, progress: bool = True, config: dict | None = None,
-               limit: int | None = None, results=in_order, write=None, resume_keys=RESUME_KEYS,
+               limit: int | None = None, results=None, write=None, resume_keys=RESUME_KEYS,
                what: str = 'label') -> dict:
     "Run `labeller` over folder `images` (or a list of paths) into `out`: `{ok, absent, error, skipped, total}`."
     files, out = files_of(images), Path(out)
-    write = write or partial(_label_into, labeller)
+    if results is None and write is None: results, write = partial(in_groups, labeller=labeller), write_labelled
+    results, write = results or in_order, write or partial(_label_into, labeller)
     with output_lock(out, f'segwl {what}'):
         todo, n = plan_folder(labeller, images, files, out, resume, config, limit, resume_keys)
         if not todo: return n

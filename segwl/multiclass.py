@@ -5,17 +5,17 @@
 # %% ../nbs/07b_multiclass.ipynb #ff29372c
 from __future__ import annotations
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from .data import SegwlError
-from .protocols import check_image, LabelResult
-from .stitch import CanvasLayout, resize_mask
+from .protocols import LabelResult, label_in_canvases
+from .stitch import CanvasLayout, PackedLayout, INPUT_SIZES
 from .classes import (ClassSpec, ClassesError, make_classes, read_classes, check_for_method, class_names,
                            class_entries, compose, class_row_fields)
-from .seed import SeedLabeller, SeedSettings
-from .canvas import CanvasLabeller, CanvasSettings, CanvasResult, _check_answer
+from .seed import SeedLabeller, SeedSettings, input_side, _bill, _timer
+from .canvas import CanvasLabeller, CanvasSettings, CanvasResult, _check_answer, _Target as _CanvasTarget
 
 # %% auto #0
 __all__ = ['MULTICLASS_METHODS', 'MulticlassResult', 'as_classes', 'MulticlassLabeller']
@@ -113,60 +113,105 @@ def prompt(self: MulticlassLabeller, layout: CanvasLayout, k: int, exemplars=Non
     return boxes, np.concatenate([np.ones(len(ex[k]), int), np.zeros(len(boxes) - len(ex[k]), int)])
 
 # %% ../nbs/07b_multiclass.ipynb #e5ce4ff7
+@patch(as_prop=True)
+def targets_per_canvas(self: MulticlassLabeller) -> int: return self.settings.targets_per_canvas
+
 @patch
-def _label_canvas(self: MulticlassLabeller, full: np.ndarray, tm: dict) -> list:
-    "Each class's `CanvasResult` on one canvas of all references and `full` (one encoder pass)."
-    t = time.perf_counter()
-    work = self.labellers[0]._prepare(full).work                    # the canvas method's working copy and checks
-    lay = self.layout_for(work.shape)
-    canvas, ex = lay.canvas([im for im, _ in self.references], work), self.exemplars(lay)
-    tm['canvas'] = time.perf_counter() - t
-    t = time.perf_counter()
+def _canvas(self: MulticlassLabeller, targets: list):
+    "`targets` on one canvas with every class's references, one encoder pass, one `segment` per class: their answers."
+    t0 = time.perf_counter()
+    works = [t.work for t in targets]
+    lay = PackedLayout([im.shape for im, _ in self.references], [w.shape for w in works],
+                       input_side(self.segmenter, INPUT_SIZES['sam3']), self.settings.layout)
+    canvas, ex = lay.canvas([im for im, _ in self.references], works), self.exemplars(lay)
+    t1 = time.perf_counter()
+    _bill(targets, 'canvas', t1 - t0)
     self.segmenter.set_image(canvas)                                # once for every class: the vision pass
-    tm['set_image'] = time.perf_counter() - t
-    tm['segment'] = tm['keep'] = 0.0
-    out = []
+    _bill(targets, 'set_image', time.perf_counter() - t1)
+    answers = []
     for k, lab in enumerate(self.labellers):
         t = time.perf_counter()
         boxes, labels = self.prompt(lay, k, ex)
-        masks, scores = _check_answer(*self.segmenter.segment(lab.text, boxes, labels), lay.hw)
-        tm['segment'] += time.perf_counter() - t
-        t = time.perf_counter()
-        kept, best = lab.keep(lay, masks, scores)
-        if work is not full:
-            for i in kept: i.mask = resize_mask(i.mask, full.shape[:2])
-        union = np.zeros(full.shape[:2], bool)
-        for i in kept: union |= i.mask
-        out.append(CanvasResult(union, max((i.score for i in kept), default=best), None, present=bool(kept),
-                                instances=kept, candidate_scores=[scores.tolist()], exemplars=boxes, layout=lay))
-        tm['keep'] += time.perf_counter() - t
-    return out
+        answers.append((boxes, *_check_answer(*self.segmenter.segment(lab.text, boxes, labels), lay.hw)))
+        _bill(targets, 'segment', time.perf_counter() - t)
+    for i, t in enumerate(targets):
+        alone = self.layout_for(t.work.shape) if len(targets) == 1 else lay      # alone: today's CanvasLayout
+        with _timer(t.tm, 'keep'), _timer(t.tm, 'total'):
+            try: t.result = [replace(lab._result(t, lay, i, masks, scores, boxes), layout=alone, timings={})
+                             for lab, (boxes, masks, scores) in zip(self.labellers, answers)]
+            except Exception as e: t.error = e
 
 @patch
-def _label_seed(self: MulticlassLabeller, full: np.ndarray, tm: dict) -> list:
-    "Each class's `SeedResult`: its labeller on `full` (one stitch and segmenter pass per reference of the class)."
+def _pack(self: MulticlassLabeller, targets: list):
+    "Answer `targets` on one canvas; if a step of the whole canvas fails, each on a canvas of its own."
+    try: self._canvas(targets)
+    except Exception as e:
+        if len(targets) == 1:
+            targets[0].error = e
+            return
+        for t in targets:
+            t.result, t.error = None, None
+            self._pack([t])
+
+def _answers(t) -> tuple | Exception:
+    "A target's classes' answers and its timings once its canvas is done, or the error that stopped it."
+    return t.error if t.error is not None else (t.result, t.tm)
+
+@patch
+def _label_canvas(self: MulticlassLabeller, images) -> list:
+    "Per image, `(each class's CanvasResult, timings)` from the packed canvases (one encoder pass each), or its error."
+    first = self.labellers[0]                                       # the canvas method's working copy and checks
+    return label_in_canvases(images, self.targets_per_canvas, first._prepare, self._pack, _answers, _CanvasTarget)
+
+@patch
+def _label_seed(self: MulticlassLabeller, images) -> list:
+    "Per image, `(each class's SeedResult, timings)`: each class's `label_many` (packed canvases), or the error."
+    per_class = [lab.label_many(images) for lab in self.labellers]
     out = []
-    for lab in self.labellers:
-        r = lab.label(full)
-        for k, v in r.timings.items(): tm[k] = tm.get(k, 0.0) + v
-        out.append(r)
-    tm.pop('total', None)
+    for answers in zip(*per_class):
+        failed = [a for a in answers if isinstance(a, Exception)]
+        if failed:
+            out.append(failed[0])
+            continue
+        tm = {}
+        for r in answers:
+            for k, v in r.timings.items(): tm[k] = tm.get(k, 0.0) + v
+        out.append((list(answers), tm))
     return out
 
 # %% ../nbs/07b_multiclass.ipynb #d6ad901e
 @patch
-def label(self: MulticlassLabeller, image) -> MulticlassResult:
-    "Label one HxWx3 uint8 `image` with every class: the label map, each class's answer, the row's class fields."
-    tm, t0 = {}, time.perf_counter()
-    full = check_image(image)
-    per = self._label_canvas(full, tm) if self.method == 'canvas' else self._label_seed(full, tm)
+def _compose(self: MulticlassLabeller, shape, per: list, tm: dict) -> MulticlassResult:
+    "The label map of one image of shape `shape` from each class's answer `per`, by the overlap rule."
     t = time.perf_counter()
-    c = compose({k: r for k, r in enumerate(per, 1)}, shape=full.shape[:2])
+    c = compose({k: r for k, r in enumerate(per, 1)}, shape=shape)
     names = self.names
     row = class_row_fields(names, c.label_map, {n: r.score for n, r in zip(names, per)}, c.overlap)
     tm['compose'] = time.perf_counter() - t
-    tm['total'] = time.perf_counter() - t0
+    tm['total'] = tm.get('total', 0.0) + tm['compose']
     return MulticlassResult(c.label_map > 0, row['score'], None, present=row['status'] == 'ok',
                             instances=c.instances if self.method == 'canvas' else None, timings=tm,
                             label_map=c.label_map, overlap=c.overlap, per_class=dict(zip(names, per)),
-                            row_fields=row, names=names)
+                            row_fields=row, names=names,
+                            packing=next((r.packing for r in per if r.packing is not None), None))
+
+@patch
+def label_many(self: MulticlassLabeller, images) -> list:
+    "Label HxWx3 uint8 `images`, `targets_per_canvas` a canvas: per image, in order, its `MulticlassResult` or error."
+    images = list(images)
+    answers = self._label_canvas(images) if self.method == 'canvas' else self._label_seed(images)
+    out = []
+    for image, a in zip(images, answers):
+        if isinstance(a, Exception):
+            out.append(a)
+            continue
+        try: out.append(self._compose(image.shape[:2], *a))
+        except Exception as e: out.append(e)
+    return out
+
+@patch
+def label(self: MulticlassLabeller, image) -> MulticlassResult:
+    "Label one HxWx3 uint8 `image` with every class: the label map, each class's answer, the row's class fields."
+    res = self.label_many([image])[0]
+    if isinstance(res, Exception): raise res
+    return res

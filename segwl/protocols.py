@@ -13,7 +13,7 @@ from .errors import SegwlError
 # %% auto #0
 __all__ = ['MAP_MODES', 'PromptableSegmenter', 'TextRegionScorer', 'ConceptSegmenter', 'WholeImageScorer', 'WindowedScorer',
            'ModalScorer', 'InputError', 'check_image', 'check_prompts', 'check_boxes', 'Instance', 'LabelResult',
-           'Labeller', 'PackingLabeller', 'label_many']
+           'Labeller', 'PackingLabeller', 'label_many', 'group_size', 'label_in_canvases']
 
 # %% ../nbs/01_protocols.ipynb #07e1b137
 @runtime_checkable
@@ -167,6 +167,7 @@ class Labeller(Protocol):
 @runtime_checkable
 class PackingLabeller(Labeller, Protocol):
     "A `Labeller` that labels several images at once (several targets on one canvas: one encoder pass for them all)."
+    targets_per_canvas: int     # images one canvas holds: give `label_many` that many at a time
     def label_many(self, images) -> list:
         "One answer per HxWx3 uint8 RGB image of `images`, in order: its `LabelResult`, or the exception it raised."
         ...
@@ -179,4 +180,29 @@ def label_many(labeller, images) -> list:
     for image in images:
         try: out.append(labeller.label(image))
         except Exception as e: out.append(e)
+    return out
+
+def group_size(labeller) -> int:
+    "How many images to give `label_many(labeller, ...)` at a time: its `targets_per_canvas`, 1 for one at a time."
+    return int(labeller.targets_per_canvas) if isinstance(labeller, PackingLabeller) else 1
+
+# %% ../nbs/01_protocols.ipynb #082d267f
+def label_in_canvases(images, n: int, prepare, pack, finish, waiting: type) -> list:
+    "One answer per image, in order: each prepared, the `waiting` ones packed `n` a canvas, each finished alone."
+    out, queue = [], []
+    def flush():
+        try: pack([out[k] for k in queue])
+        except Exception as e:                      # a canvas that fails as a whole fails each of its targets
+            for k in queue: out[k] = e
+        for k in queue:
+            if isinstance(out[k], Exception): continue
+            try: out[k] = finish(out[k])
+            except Exception as e: out[k] = e
+        queue.clear()
+    for image in images:
+        try: out.append(prepare(image))
+        except Exception as e: out.append(e)
+        if isinstance(out[-1], waiting): queue.append(len(out) - 1)
+        if len(queue) == n: flush()
+    if queue: flush()
     return out

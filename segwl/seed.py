@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 from fastcore.basics import patch
 import numpy as np
-from .protocols import check_image, LabelResult, WholeImageScorer, WindowedScorer, ModalScorer, MAP_MODES
+from .protocols import (check_image, LabelResult, WholeImageScorer, WindowedScorer, ModalScorer, MAP_MODES,
+                             label_in_canvases)
 from .data import SegwlError, Settings, setting
 from .recipe import check_references, clean_text, Renamed, renamed
 from .stitch import Stitch, PackedLayout, MAX_TARGETS, INPUT_SIZES, scale_points, pixel_of, resize_image, resize_mask
@@ -387,23 +388,13 @@ def _finish(self: SeedLabeller, t: _Target) -> SeedResult | Exception:
     return SeedResult(mask & present, score, t.text_score, present=present, candidate_scores=cands, timings=t.tm,
                       points=pts, best_trial=best, similarity_map=t.smap, packing=t.packings[won[0]])
 
+@patch(as_prop=True)
+def targets_per_canvas(self: SeedLabeller) -> int: return self.settings.targets_per_canvas
+
 @patch
 def label_many(self: SeedLabeller, images) -> list:
     "Label HxWx3 uint8 `images`, `targets_per_canvas` a canvas: per image, in order, its `SeedResult` or its error."
-    out, waiting, n = [], [], self.settings.targets_per_canvas
-    def pack():
-        self._pack([out[k] for k in waiting])
-        for k in waiting:
-            try: out[k] = self._finish(out[k])
-            except Exception as e: out[k] = e
-        waiting.clear()
-    for image in images:
-        try: out.append(self._prepare(image))
-        except Exception as e: out.append(e)
-        if isinstance(out[-1], _Target): waiting.append(len(out) - 1)
-        if len(waiting) == n: pack()
-    if waiting: pack()
-    return out
+    return label_in_canvases(images, self.targets_per_canvas, self._prepare, self._pack, self._finish, _Target)
 
 @patch
 def label(self: SeedLabeller, image) -> SeedResult:

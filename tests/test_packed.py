@@ -272,3 +272,242 @@ def test_cli_flag_and_job_parameter_reach_config_json(tmp_path):
     r = segwl('label', '--reference', 'r.png', 'm.png', '--text', 'red', '--images', 'imgs', '--out', 'bad',
               '--segmenter', 'colour-segmenter', '--scorer', 'colour-scorer', '--targets-per-canvas', '9', cwd=tmp_path)
     assert r.returncode == 2 and 'targets_per_canvas=9' in r.stderr
+
+
+# ---------------------------------------------------------------- several classes, several targets a canvas
+class Sized300(ColourConcept):
+    "The colour concept stand-in, saying its model sees a 300-pixel square: 100 x 150 images keep their own size."
+    input_size = 300
+
+
+class SizedSeg300(ColourSegmenter):
+    input_size = 300
+
+
+HW = (100, 150)       # with 300: alone (stitch or strip) and packed (2 x 2, 3 x 2), every image sits at its own size
+
+
+def sized_classes():
+    from segwl.testing import classes_scene, CLASS_COLOURS
+    refs = {n: classes_scene(HW, [int(j == i) for j in range(3)], seed=40 + i)[:2] for i, n in enumerate(CLASS_COLOURS)}
+    return [(n, f"a {n} thing", [(im, lm > 0)]) for n, (im, lm) in refs.items()]
+
+
+@pytest.mark.parametrize('method', ['canvas', 'seed'])
+def test_multiclass_packed_gives_the_same_label_maps(method):
+    "N = 3 gives the label maps of N = 1, pixel for pixel, with a third of the encoder passes; a bad mate fails alone."
+    from segwl.multiclass import MulticlassLabeller
+    from segwl.testing import NamedColourScorer, classes_scene
+    # the seed method's text gate answers an absent class before any canvas, so its canvases would hold other mates
+    # in other grids: every class is present here, so each canvas holds three
+    counts = ([(0, 0, 0), (1, 0, 0), (2, 1, 0), (0, 3, 1), (1, 2, 3), (3, 1, 0)] if method == 'canvas' else
+              [(1, 1, 1), (2, 1, 1), (1, 2, 1), (1, 1, 2), (1, 1, 1), (2, 1, 1)])
+    scenes = [classes_scene(HW, c, seed=i) for i, c in enumerate(counts)]
+    def labeller(n):
+        if method == 'canvas':
+            seg = Sized300()
+            return seg, MulticlassLabeller(sized_classes(), seg, method='canvas',
+                                           settings=CanvasSettings(targets_per_canvas=n))
+        seg = SizedSeg300()
+        return seg, MulticlassLabeller(sized_classes(), seg, NamedColourScorer(),
+                                       SeedSettings(trials=2, min_text_score=1e-3, targets_per_canvas=n))
+    calls, res = {}, {}
+    for n in (1, 3):
+        seg, lab = labeller(n)
+        assert isinstance(lab, PackingLabeller) and lab.targets_per_canvas == n
+        res[n] = label_many(lab, [im for im, _, _ in scenes])
+        calls[n] = seg.set_image_calls
+    for a, b, (_, truth, _) in zip(res[1], res[3], scenes):
+        assert (a.label_map == truth).all() and (b.label_map == truth).all()
+        # the statuses; not the scores: N = 1 shrinks the three references into a strip, so the exemplars' colours
+        # (the stand-in scores by them) move a little
+        assert {k: v['status'] for k, v in a.classes.items()} == {k: v['status'] for k, v in b.classes.items()}
+        if method == 'canvas': assert sorted((i.category_id, i.area) for i in a.instances) == \
+            sorted((i.category_id, i.area) for i in b.instances)
+    assert calls == ({1: 6, 3: 2} if method == 'canvas' else {1: 18, 3: 6})      # canvas: one pass for every class
+    assert {r.packing['targets'] for r in res[3]} == {3} and {r.packing['targets'] for r in res[1]} == {1}
+    seg, lab = labeller(3)
+    out = lab.label_many([scenes[0][0], np.zeros((5, 40, 3), np.uint8), scenes[1][0], scenes[2][0]])
+    assert isinstance(out[1], SegwlError) and 'too small' in str(out[1])
+    assert [(r.label_map == scenes[k][1]).all() for r, k in zip(out[::2] + out[3:], (0, 1, 2))]
+    assert [r.packing['targets'] for r in (out[0], out[2], out[3])] == [3, 3, 3]
+
+
+# ---------------------------------------------------------------- the folder runner packs the images to do
+def truncated_png(path, hw=(100, 150)):
+    "A PNG cut in half: its header reads, its pixels do not."
+    import io
+    from PIL import Image
+    b = io.BytesIO()
+    Image.fromarray(concept_scene(hw, 1, seed=99)[0]).save(b, format='png')
+    path.write_bytes(b.getvalue()[:len(b.getvalue()) // 2])
+
+
+def canvas_ref(): return concept_scene(HW, 1, seed=1)[:2]
+
+
+def packed_canvas(n, seg=None): return CanvasLabeller([canvas_ref()], 'a red ellipse', seg or Sized300(),
+                                                      targets_per_canvas=n)
+
+
+@pytest.fixture(scope='module')
+def runner_folder(tmp_path_factory):
+    "Seven scenes of 0 to 2 red ellipses, the references' shape; and each labelled one a canvas."
+    from PIL import Image
+    from segwl.folder import label_folder
+    d = tmp_path_factory.mktemp('runner')
+    (d/'imgs').mkdir()
+    for i in range(7): Image.fromarray(concept_scene(HW, i % 3, seed=30 + i)[0]).save(d/'imgs'/f"s{i}.png")
+    assert label_folder(packed_canvas(1), d/'imgs', d/'one', progress=False) == dict(ok=4, absent=3, error=0,
+                                                                                    skipped=0, total=7)
+    return d
+
+
+def rows_without(out, *keys) -> dict:
+    from segwl.folder import read_manifest
+    rows = read_manifest(out/'manifest.jsonl')
+    assert len(rows) == len({r['file'] for r in rows})                   # one row per image
+    return {r['file']: {k: v for k, v in r.items() if k not in ('seconds', *keys)} for r in rows}
+
+
+def same_files(a, b):
+    for sub in ('masks', 'instances'):
+        names = sorted(p.name for p in (a/sub).glob('*'))
+        assert names == sorted(p.name for p in (b/sub).glob('*')), sub
+        for n in names: assert (a/sub/n).read_bytes() == (b/sub/n).read_bytes(), f"{sub}/{n}"
+
+
+def test_runner_packed_writes_what_one_a_canvas_writes(runner_folder, tmp_path):
+    from segwl.folder import label_folder
+    seg = Sized300()
+    n = label_folder(packed_canvas(3, seg), runner_folder/'imgs', tmp_path/'three', progress=False)
+    assert n == dict(ok=4, absent=3, error=0, skipped=0, total=7) and seg.set_image_calls == 3    # 3 + 3 + 1
+    assert rows_without(tmp_path/'three', 'packing') == rows_without(runner_folder/'one')
+    same_files(runner_folder/'one', tmp_path/'three')
+    packing = {f: r['packing'] for f, r in rows_without(tmp_path/'three').items()}
+    assert [(p['grid'], p['cell'], p['targets']) for _, p in sorted(packing.items())] == \
+        [('2x2', 1, 3), ('2x2', 2, 3), ('2x2', 3, 3)] * 2 + [('top', 1, 1)]
+    assert all('packing' not in r for r in rows_without(runner_folder/'one').values())    # one a canvas: as ever
+
+
+def test_runner_a_broken_image_fails_alone(runner_folder, tmp_path):
+    "A truncated file and an image too small to label among canvas mates: their own error rows, the mates labelled."
+    import shutil
+    from PIL import Image
+    from segwl.folder import label_folder
+    d = tmp_path/'imgs'
+    shutil.copytree(runner_folder/'imgs', d)
+    truncated_png(d/'s1a.png')
+    Image.fromarray(np.full((5, 40, 3), 90, np.uint8)).save(d/'s3a.png')
+    seg = Sized300()
+    n = label_folder(packed_canvas(3, seg), d, tmp_path/'out', progress=False)
+    assert n == dict(ok=4, absent=3, error=2, skipped=0, total=9)
+    rows = rows_without(tmp_path/'out')
+    assert rows['s1a.png']['status'] == 'error' and 's1a.png' in rows['s1a.png']['error']
+    assert rows['s3a.png']['status'] == 'error' and 'too small' in rows['s3a.png']['error']
+    # groups s0 s1 s1a | s2 s3 s3a | s4 s5 s6: the broken take no cell
+    assert [rows[f'{s}.png']['packing']['targets'] for s in ('s0', 's1', 's2', 's3', 's4', 's5', 's6')] == \
+        [2, 2, 2, 2, 3, 3, 3]
+    one = rows_without(runner_folder/'one')
+    for f, r in one.items():
+        assert {k: v for k, v in rows[f].items() if k not in ('packing', 'score')} == \
+            {k: v for k, v in r.items() if k != 'score'}
+    assert sorted(p.name for p in (tmp_path/'out'/'masks').iterdir()) == sorted(one)
+    assert seg.set_image_calls == 3
+
+
+def test_runner_limit_counts_images_not_canvases(runner_folder, tmp_path):
+    from segwl.folder import label_folder
+    seg = Sized300()
+    n = label_folder(packed_canvas(3, seg), runner_folder/'imgs', tmp_path/'out', progress=False, limit=4)
+    assert n['ok'] + n['absent'] == 4 and n['total'] == 4 and seg.set_image_calls == 2        # 3 + 1
+    assert sorted(rows_without(tmp_path/'out')) == ['s0.png', 's1.png', 's2.png', 's3.png']
+    n = label_folder(packed_canvas(3, seg), runner_folder/'imgs', tmp_path/'out', progress=False, limit=4)
+    assert (n['skipped'], n['ok'] + n['absent'], seg.set_image_calls) == (4, 3, 3)              # the rest: one canvas
+    assert rows_without(tmp_path/'out', 'packing') == rows_without(runner_folder/'one')
+
+
+KILLED = '''
+import os, sys
+from pathlib import Path
+import segwl.folder as F
+from segwl.canvas import CanvasLabeller
+from segwl.testing import ColourConcept, concept_scene
+class Sized300(ColourConcept): input_size = 300
+lab = CanvasLabeller([concept_scene((100, 150), 1, seed=1)[:2]], 'a red ellipse', Sized300(), targets_per_canvas=3)
+real, written = F.save_result_mask, []
+def dying(res, path):
+    if len(written) == int(sys.argv[3]): os._exit(3)       # killed while writing the canvas's next image
+    written.append(path)
+    return real(res, path)
+F.save_result_mask = dying
+F.label_folder(lab, sys.argv[1], sys.argv[2], progress=False)
+'''
+
+
+@pytest.mark.slow
+def test_runner_killed_mid_canvas_resumes_each_image_once(runner_folder, tmp_path):
+    "Killed after 4 images (the second canvas's first written): 4 rows; the rerun labels the other 3, once each."
+    import subprocess, sys
+    from segwl.folder import label_folder
+    r = subprocess.run([sys.executable, '-c', KILLED, str(runner_folder/'imgs'), str(tmp_path/'out'), '4'],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3, r.stderr
+    assert sorted(rows_without(tmp_path/'out')) == ['s0.png', 's1.png', 's2.png', 's3.png']
+    seg = Sized300()
+    n = label_folder(packed_canvas(3, seg), runner_folder/'imgs', tmp_path/'out', progress=False)
+    assert (n['skipped'], n['ok'] + n['absent'], seg.set_image_calls) == (4, 3, 1)   # s4 s5 s6: one canvas
+    assert rows_without(tmp_path/'out', 'packing') == rows_without(runner_folder/'one')
+    same_files(runner_folder/'one', tmp_path/'out')
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings('ignore::DeprecationWarning:ray.data.context')   # Ray Data's own
+def test_ray_engine_packs_as_the_local_engine(tmp_path):
+    "On Ray, a worker labels a canvas group of 2 at a time: the same rows (packing included) and files as locally."
+    pytest.importorskip('ray.data', reason='the Ray engine is an optional extra: pip install "segwl[ray]"')
+    from PIL import Image
+    from segwl.engine import label_folder_ray, ray_session, EngineError
+    from segwl.folder import label_folder
+    from segwl.recipe import LabellerSpec
+    d = tmp_path/'imgs'
+    d.mkdir()
+    for i in range(5): Image.fromarray(concept_scene((96, 128), i % 3, seed=50 + i)[0]).save(d/f"c{i}.png")
+    truncated_png(d/'c1a.png')
+    spec = LabellerSpec([concept_scene((90, 120), 1, seed=1)[:2]], None, dict(targets_per_canvas=2), 'colour-concept',
+                        method='canvas', device='cpu')
+    local = label_folder(spec.build(), d, tmp_path/'local', progress=False, config=dict(models=spec.models()))
+    try:
+        with ray_session(None, workers=2):
+            ray = label_folder_ray(spec, d, tmp_path/'ray', workers=2, progress=False)
+    except EngineError as e: pytest.skip(f"a local Ray instance could not start on this machine: {e}")
+    assert ray == local and local['error'] == 1
+    assert rows_without(tmp_path/'ray') == rows_without(tmp_path/'local')
+    same_files(tmp_path/'local', tmp_path/'ray')
+    packing = {f: r.get('packing', {}).get('targets') for f, r in rows_without(tmp_path/'ray').items()}
+    assert packing == {'c0.png': 2, 'c1.png': 2, 'c1a.png': None, 'c2.png': 1, 'c3.png': 2, 'c4.png': 2}
+
+
+def test_runner_packs_several_classes(tmp_path):
+    "A multi-class labeller through the runner, 3 a canvas: the label maps, classes.json and class rows of 1 a canvas."
+    from PIL import Image
+    from segwl.folder import label_folder
+    from segwl.multiclass import MulticlassLabeller
+    from segwl.testing import classes_scene
+    (tmp_path/'imgs').mkdir()
+    for i, c in enumerate([(0, 0, 0), (1, 0, 0), (2, 1, 0), (0, 3, 1), (1, 2, 3), (3, 1, 0)]):
+        Image.fromarray(classes_scene(HW, c, seed=i)[0]).save(tmp_path/'imgs'/f"m{i}.png")
+    segs = {}
+    for n in (1, 3):
+        segs[n] = Sized300()
+        lab = MulticlassLabeller(sized_classes(), segs[n], method='canvas',
+                                 settings=CanvasSettings(targets_per_canvas=n))
+        assert label_folder(lab, tmp_path/'imgs', tmp_path/f'out{n}', progress=False) == dict(ok=5, absent=1, error=0,
+                                                                                             skipped=0, total=6)
+    assert (segs[1].set_image_calls, segs[3].set_image_calls) == (6, 2)
+    a, b = rows_without(tmp_path/'out1'), rows_without(tmp_path/'out3', 'packing')
+    assert {f: (r['status'], {k: v['status'] for k, v in r['classes'].items()}) for f, r in a.items()} == \
+        {f: (r['status'], {k: v['status'] for k, v in r['classes'].items()}) for f, r in b.items()}
+    for f in a: assert (tmp_path/'out1'/'masks'/f).read_bytes() == (tmp_path/'out3'/'masks'/f).read_bytes()
+    assert (tmp_path/'out1'/'classes.json').read_bytes() == (tmp_path/'out3'/'classes.json').read_bytes()
+    assert [r['packing']['targets'] for _, r in sorted(rows_without(tmp_path/'out3').items())] == [3] * 6
