@@ -20,7 +20,9 @@ from .seed import SeedSettings, SeedResult, working_hw, scorer_knobs, SCORER_KNO
 from .registry import backend_record, backend_names, get_backend, TINY_STAMP, tiny_random as _tiny
 from .folder import label_folder, read_manifest
 from .caching import CachingSegmenter, CachingScorer
-from .figures import render_result, _backends_html, _trials_html, _absent_reason, progress_text
+from .figures import render_result, render_label_map, _backends_html, _trials_html, _absent_reason, progress_text
+from .classes import ClassSpec
+from .multiclass import MulticlassLabeller, as_classes
 from .errors import Voice, one_line_errors, speaking
 from .registry import weights_stamp, STAND_IN_STAMP
 
@@ -59,6 +61,8 @@ def _describe(backend, kind: str) -> dict:
 class TuningPanel:
     "A tuning panel: tune a labeller's settings on the images of a folder, label the folder or save the settings."
     title = 'segwl tuning panel'
+    method = 'seed'
+    class_specs, _quiet = None, False           # several classes (see "Several classes" below); None: one
     def __new__(cls, *args, **kw):
         "`TuningPanel(...)` is a `SeedPanel` (its arguments); `TuningPanel.from_names` picks the method's panel."
         return super().__new__(SeedPanel if cls is TuningPanel else cls)
@@ -74,9 +78,11 @@ class SeedPanel(TuningPanel):
     "Tune `SeedSettings` on the images of a folder, see every step, label the folder or save the settings."
     def __init__(self, reference_image, reference_mask, text: str, images, segmenter, scorer,
                  settings: SeedSettings | None = None, out='labels', config_path='label_settings.json',
-                 models: dict | None = None):
+                 models: dict | None = None, classes=None):
+        if classes is not None:                                          # the first class's, to start with
+            (reference_image, reference_mask), text = self._use_classes(classes, reference_image, text)
         self.reference, self.reference_mask = _reference(reference_image, reference_mask)
-        self.ref_paths = _ref_paths(reference_image, reference_mask)
+        self.ref_paths = None if classes is not None else _ref_paths(reference_image, reference_mask)
         self.images, self.files = images, list_images(images)
         if not self.files: raise SegwlError(f"{images}: no images to tune on (folders are listed by image extension)")
         self.raw_segmenter, self.raw_scorer = segmenter, scorer
@@ -102,8 +108,9 @@ def from_names(cls: SeedPanel, reference_image, reference_mask, text: str, image
                segmenter_options: dict | None = None, scorer_options: dict | None = None, **options) -> SeedPanel:
     "A seed panel over the backends registered as `segmenter` and `scorer` (or their tiny random twins, `random=True`)."
     opts = dict(segmenter=dict(segmenter_options or {}), scorer=dict(scorer_options or {}))
-    spec = LabellerSpec((reference_image, reference_mask), text, options.get('settings'), segmenter, scorer, opts,
-                        random=random, device=device, terms=PANEL_TERMS)
+    refs = None if options.get('classes') is not None else (reference_image, reference_mask)
+    spec = LabellerSpec(refs, text, options.get('settings'), segmenter, scorer, opts, random=random, device=device,
+                        terms=PANEL_TERMS, classes=options.get('classes'))
     (seg, sc), models = _models_of(spec, device)
     return cls(reference_image, reference_mask, text, images, seg, sc, models=models, **options)
 
@@ -170,6 +177,7 @@ def _actions(self: TuningPanel, out, config_path) -> W.VBox:
 def _build(self: TuningPanel, text: str, out, config_path):
     "Make the widgets and lay them out: controls on the left, summary and actions on the right, the figure below."
     self.controls = c = self._controls(text)
+    if self.class_specs: self.controls = c = {'class': self._class_menu(), **c}
     for w in c.values(): w.observe(self._changed, 'value')
     self.view, self.summary = W.Image(format='jpeg', layout=W.Layout(max_width='100%')), W.HTML()
     self.log = W.Output(layout=W.Layout(border='1px solid #ccc', max_height='160px', overflow='auto'))
@@ -177,7 +185,8 @@ def _build(self: TuningPanel, text: str, out, config_path):
     head = [W.HTML(f'<b>{self.title}</b>'), self.backends]
     left = W.VBox([*head, *c.values()], layout=W.Layout(min_width='360px'))
     right = W.VBox([self.summary, self._actions(out, config_path)], layout=W.Layout(margin='0 0 0 16px'))
-    self.widget = W.VBox([W.HBox([left, right]), self.view, W.HTML('<b>messages</b>'), self.log])
+    below = [self._classes_box()] if self.class_specs else []
+    self.widget = W.VBox([W.HBox([left, right]), self.view, *below, W.HTML('<b>messages</b>'), self.log])
     self._sync_controls()
 
 @patch
@@ -287,6 +296,10 @@ def refresh(self: TuningPanel):
 
 @patch
 def _changed(self: TuningPanel, change):
+    if self._quiet: return
+    if self.class_specs and change.get('owner') is self.controls['class']: self._pick_class(change['new'])
+    elif self.class_specs and change.get('owner') is self.controls['text']:
+        self.class_texts[self.controls['class'].value] = change['new']         # the picked class's text, edited
     self.refresh()
     self._sync_controls()
 
@@ -332,6 +345,14 @@ class _Ticker:
             self.seconds.append(time.perf_counter() - t0)
             self.panel._tick(self)
 
+class _ClassesTicker(MulticlassLabeller):
+    "`_Ticker` of a `MulticlassLabeller`: one to the folder runner (label maps, classes.json), ticking as `_Ticker`."
+    def __init__(self, panel, labeller: MulticlassLabeller, earlier: int):
+        self.__dict__.update(labeller.__dict__)                           # its classes, labellers, method, settings
+        self.panel, self.labeller, self.earlier, self.seconds, self.absent = panel, labeller, earlier, [], 0
+
+    label = _Ticker.label
+
 def _done_before(out: Path, files) -> int:
     "How many of `files` an earlier run in `out` finished (what a resuming `label_folder` skips)."
     names = {p.name for p in files}
@@ -356,8 +377,9 @@ def _tick(self: TuningPanel, ticker: _Ticker):
 @patch
 def _start(self: TuningPanel) -> threading.Thread:
     out = Path(self.out_dir.value.strip() or 'labels')
-    with self._lock: pl = self._labeller(cached=False)
-    self._ticker = ticker = _Ticker(self, pl, _done_before(out, self.files))
+    with self._lock: pl = self._labeller(cached=False) if not self.class_specs else self._classes_labeller(False)
+    tick = _Ticker if not self.class_specs else _ClassesTicker
+    self._ticker = ticker = tick(self, pl, _done_before(out, self.files))
     self._stop.clear()
     self.counts, self.error = None, None
     self._set_running(True)
@@ -403,7 +425,7 @@ def _label_or_stop(self: TuningPanel, ticker: _Ticker, out: Path):
 
 @patch
 def _record(self: TuningPanel) -> dict:
-    "What `config.json` records besides the settings: the backends and the reference's files."
+    "What `config.json` records besides the settings: the backends and the reference's files (or the classes)."
     return dict(models=self.models, reference=self.ref_paths)
 
 @patch
@@ -419,6 +441,80 @@ def wait(self: TuningPanel, timeout: float | None = None) -> dict | None:
     "Wait for the folder run: its counts, or None if it was stopped or failed (or still runs after `timeout`)."
     if self._thread is not None: self._thread.join(timeout)
     return self.counts
+
+# %% ../nbs/11b_seedpanel.ipynb #bea20251
+@patch
+def _use_classes(self: TuningPanel, classes, reference, text) -> tuple:
+    "Read `classes` (files loaded and checked) into `class_specs`; the first class's first reference and text."
+    if reference is not None or text:
+        raise SegwlError("classes: each class brings its own references and text: give classes alone (the "
+                         "reference and text as None)")
+    self.class_specs = as_classes(classes)
+    self.class_texts = {c.name: c.text for c in self.class_specs}
+    first = self.class_specs[0]
+    return first.load()[0], first.text
+
+@patch
+def _class_menu(self: TuningPanel) -> W.Dropdown:
+    return W.Dropdown(options=[c.name for c in self.class_specs], description='class', style=_STYLE, layout=_WIDE)
+
+@patch(as_prop=True)
+def picked_class(self: TuningPanel) -> ClassSpec | None:
+    "The class the panel tunes now (None without classes)."
+    if not self.class_specs: return None
+    return next(c for c in self.class_specs if c.name == self.controls['class'].value)
+
+@patch
+def _pick_class(self: TuningPanel, name: str):
+    "Tune class `name`: its references and its text (shown in the text box without a refresh of its own)."
+    self._set_references(self.picked_class.load())
+    self._quiet = True
+    try: self.controls['text'].value = self.class_texts[name] or ''
+    finally: self._quiet = False
+
+@patch
+def _set_references(self: SeedPanel, refs: list):
+    self.reference, self.reference_mask = refs[0]
+
+@patch
+def _classes_box(self: TuningPanel) -> W.VBox:
+    self.classes_button = W.Button(description='Label with all classes', icon='th', button_style='info',
+                                   layout=W.Layout(width='200px'), tooltip='label the picked image with every class')
+    self.class_view, self.class_summary = W.Image(format='jpeg', layout=W.Layout(max_width='100%')), W.HTML()
+    self.class_result = None
+    self.classes_button.on_click(lambda b: self.label_classes())
+    return W.VBox([W.HBox([self.classes_button, self.class_summary]), self.class_view])
+
+@patch
+def _backends(self: SeedPanel, cached: bool = True) -> dict:
+    "The models by kind: the caching proxies (refresh) or the raw backends (a folder run)."
+    return dict(segmenter=self.segmenter if cached else self.raw_segmenter,
+                scorer=self.scorer if cached else self.raw_scorer)
+
+@patch
+def _classes_labeller(self: TuningPanel, cached: bool = True) -> MulticlassLabeller:
+    "The recipe's labeller of every class (texts as edited, the settings shown) over the panel's models."
+    specs = [ClassSpec(c.name, self.class_texts[c.name], c.load(), c.source) for c in self.class_specs]
+    spec = LabellerSpec(classes=specs, settings=self.settings(), method=self.method, terms=PANEL_TERMS)
+    return spec.build(backends=self._backends(cached))
+
+@patch
+def label_classes(self: TuningPanel):
+    "Label the picked image with every class; the `MulticlassResult` (its label map drawn below), None on error."
+    def run():
+        self.class_view.value, self.class_summary.value = b'', ''
+        target = self._target()
+        with self._lock:
+            lab = self._classes_labeller()
+            res = lab.label(target)
+        self.class_result = res
+        self.class_view.value = render_label_map(target, res, lab.entries, stamp=weights_stamp(self.models))
+        said = ', '.join(f"<b>{n}</b> {v['status']}" + ('' if v['score'] is None else f" {v['score']:.2f}")
+                         for n, v in res.classes.items())
+        self.class_summary.value = (f"<div style='font-size:12px'>{self.image_path.name}: {said}; "
+                                    f"overlap {res.overlap} px</div>")
+        return res
+    return self._report('label with all classes', run)
 
 # %% ../nbs/11b_seedpanel.ipynb #ca89a179
 @patch
