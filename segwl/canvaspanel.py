@@ -25,7 +25,7 @@ from .registry import weights_stamp
 __all__ = ['CanvasPanel']
 
 # %% ../nbs/11c_canvaspanel.ipynb #90811d6e
-_CANVAS_SLIDERS = (('min_instance_score', 'min instance score', 0.0, 1.0), ('max_overlap', 'max overlap', 0.0, 1.0),
+_CANVAS_SLIDERS = (('min_instance_score', 'min inst. score', 0.0, 1.0), ('max_overlap', 'max overlap', 0.0, 1.0),
                    ('min_inside', 'min inside', 0.01, 1.0))
 
 class CanvasPanel(TuningPanel):

@@ -148,7 +148,7 @@ def record(labels_dir, file: str, mask, reviewed: str | None, scores: dict | Non
         _write_rows(labels_dir, rows)
     return row
 
-# %% ../nbs/11e_doubt.ipynb #81f3f3f4
+# %% ../nbs/11e_doubt.ipynb #513bf4a5
 def _label_map(mask, entries: list, file: str) -> np.ndarray:
     "`mask` as a label map of `entries`' classes; an empty bool mask is all background, any other is refused."
     a = np.asarray(mask)
@@ -192,7 +192,8 @@ def _edge(m: np.ndarray) -> np.ndarray:
     inner = p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
     return m & ~inner
 
-def overlay(image, mask, side: int = 200, colour=(0, 255, 255), alpha: float = 0.4, classes=None) -> Image.Image:
+def overlay(image, mask, side: int = 200, colour=(0, 255, 255), alpha: float = 0.4, classes=None,
+            class_alpha: float = 0.6) -> Image.Image:
     "`image` with `mask` tinted and outlined in yellow (a label map and its `classes`: each in its colour), scaled."
     im = Image.fromarray(np.asarray(image, np.uint8))
     f = side / max(im.size)
@@ -202,7 +203,7 @@ def overlay(image, mask, side: int = 200, colour=(0, 255, 255), alpha: float = 0
         lm = np.asarray(Image.fromarray(as_label_map(mask)).resize(size, Image.NEAREST))
         for e in classes:
             m = lm == e['id']
-            a[m] = (1 - alpha) * a[m] + alpha * np.asarray(e['colour'], np.float32)
+            a[m] = (1 - class_alpha) * a[m] + class_alpha * np.asarray(e['colour'], np.float32)
             a[_edge(m)] = e['colour']                                  # the outline in the class's own colour
     elif mask is not None:
         m = np.asarray(Image.fromarray(np.asarray(mask, np.uint8) * 255).resize(size, Image.NEAREST)) > 127
@@ -253,7 +254,7 @@ def _sheet_cell(ax, labels_dir, images_dir, doubt, row, entries=None):
     tag = row['reviewed'] if is_reviewed(row) else row['status']
     ax.set_title(fontsize=8, label=f"{row['file'][:20]}\ndoubt {doubt:.2f} · {tag}")
 
-# %% ../nbs/11e_doubt.ipynb #4bcd07f9
+# %% ../nbs/11e_doubt.ipynb #9012bf35
 def _weakest(row: dict) -> str:
     "The class present with the lowest score, as 'name 0.62' (several classes), or ''."
     per = [(v['score'], n) for n, v in (row.get('classes') or {}).items()

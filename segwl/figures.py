@@ -139,21 +139,21 @@ def render_result(reference, reference_mask, target, res: SeedResult, candidates
     _legend(fig)
     return _jpeg(fig, stamp)
 
-# %% ../nbs/11a_figures.ipynb #1dde22f2
+# %% ../nbs/11a_figures.ipynb #ba422a57
 def render_label_map(target, res, entries, dpi: int = 72, stamp: str | None = None) -> bytes:
     "JPEG bytes: `target`, and its label map of `res` (a `MulticlassResult`) in the classes' colours, a legend."
     from matplotlib.figure import Figure
     from segwl.classes import plot_label_map
     fig = Figure(figsize=(8.4, 3.2), dpi=dpi)
-    fig.subplots_adjust(left=0.01, right=0.8, top=0.86, bottom=0.02, wspace=0.05)
+    fig.subplots_adjust(left=0.01, right=0.8, top=0.9, bottom=0.02, wspace=0.05)
     axs = fig.subplots(1, 2)
     axs[0].imshow(target)
     axs[0].set_axis_off()
-    axs[0].set_title('target')
+    axs[0].set_title('target', fontsize=10)
     plot_label_map(res.label_map, entries, ax=axs[1], image=target, only_present=False)
     per = res.classes
     said = [f"{n} {v['status']}" + ('' if v['score'] is None else f" {v['score']:.2f}") for n, v in per.items()]
-    axs[1].set_title('label map: ' + ', '.join(said), fontsize=9)
+    axs[1].set_title('label map: ' + ', '.join(said), fontsize=10)
     return _jpeg(fig, stamp)
 
 # %% ../nbs/11a_figures.ipynb #2cac3b47

@@ -63,7 +63,7 @@ def test_the_run_is_what_the_review_expects(run):
     for f, t in truth.items(): np.testing.assert_array_equal(load_label_map(d/'labels'/'masks'/f), t)
 
 def test_thumbnail_draws_each_class_in_its_colour(run):
-    "Inside an object: 40% of its class's colour over the image; its outline: exactly the colour."
+    "Inside an object: 60% of its class's colour over the image; its outline: exactly the colour."
     d, truth = run
     p = ReviewPanel(d/'labels', d/'images')
     assert [o[0] for o in p.fix_class.options] == ['1 red', '2 green'] and p.fix_class.layout.display == ''
@@ -74,7 +74,7 @@ def test_thumbnail_draws_each_class_in_its_colour(run):
         obj = truth['c0.png'] == k
         ys, xs = np.nonzero(obj)
         y, x = int(np.median(ys)), int(np.median(xs[ys == int(np.median(ys))]))
-        want = 0.6 * image[y, x] + 0.4 * np.array(colour)
+        want = 0.4 * image[y, x] + 0.6 * np.array(colour)
         assert np.abs(pic[y, x] - want).max() <= 1, (k, pic[y, x], want)
         edge = obj & ~np.pad(obj, 1)[2:, 1:-1]                                   # its lowest pixels
         assert (pic[edge] == colour).all()
@@ -264,3 +264,18 @@ def test_a_mask_without_a_class_is_refused(run):
     d, truth = run
     with pytest.raises(SegwlError, match='give a label map of class ids, not a mask'):
         record(d/'labels', 'c0.png', truth['c0.png'] > 0, 'fixed')
+
+def test_the_classes_review_demo_runs_from_the_repository_alone(tmp_path, monkeypatch):
+    "docs/review_classes_demo.ipynb (docs/review_classes.png): three classes, the concept stand-in, a fix of green."
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv('SEGWL_REVIEW_DEMO', str(tmp_path))
+    monkeypatch.chdir(root/'docs')
+    ns = {}
+    for c in json.loads((root/'docs'/'review_classes_demo.ipynb').read_text())['cells']:
+        if c['cell_type'] == 'code': exec(''.join(c['source']), ns)
+    p = ns['panel']
+    row = rows_of(tmp_path/'labels')[p.current]
+    assert (p.current, row['reviewed'], row['classes']['green']['status']) == ('scene_01.png', 'fixed', 'ok')
+    np.testing.assert_array_equal(load_label_map(tmp_path/'labels'/'masks'/'scene_01.png'), ns['truth']['scene_01.png'])
+    assert p.ranking[0][1]['file'] == 'scene_03.png' and 'STAND-IN' in p.backends.value
+    assert '3 blue' in p.legend.value and 'fixed class green' in p.message.value
