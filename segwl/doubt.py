@@ -148,7 +148,7 @@ def record(labels_dir, file: str, mask, reviewed: str | None, scores: dict | Non
         _write_rows(labels_dir, rows)
     return row
 
-# %% ../nbs/11e_doubt.ipynb #513bf4a5
+# %% ../nbs/11e_doubt.ipynb #7d088a4a
 def _label_map(mask, entries: list, file: str) -> np.ndarray:
     "`mask` as a label map of `entries`' classes; an empty bool mask is all background, any other is refused."
     a = np.asarray(mask)
@@ -254,7 +254,7 @@ def _sheet_cell(ax, labels_dir, images_dir, doubt, row, entries=None):
     tag = row['reviewed'] if is_reviewed(row) else row['status']
     ax.set_title(fontsize=8, label=f"{row['file'][:20]}\ndoubt {doubt:.2f} · {tag}")
 
-# %% ../nbs/11e_doubt.ipynb #9012bf35
+# %% ../nbs/11e_doubt.ipynb #d8bfd2a0
 def _weakest(row: dict) -> str:
     "The class present with the lowest score, as 'name 0.62' (several classes), or ''."
     per = [(v['score'], n) for n, v in (row.get('classes') or {}).items()

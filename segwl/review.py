@@ -26,106 +26,15 @@ from .classes import ClassSpec, ClassesError, CLASSES_JSON, load_label_map
 from .multiclass import MulticlassLabeller
 
 # %% auto #0
-__all__ = ['REVIEW_TERMS', 'NO_BACKENDS', 'REVIEW_CLASSES', 'KEYS', 'DRAG', 'fix_mask', 'with_reference', 'relabel', 'map_iou',
-           'draw_prompts', 'ReviewPanel', 'legend_html']
+__all__ = ['NO_BACKENDS', 'KEYS', 'DRAG', 'draw_prompts', 'ReviewPanel', 'legend_html']
 
 # %% ../nbs/15_review.ipynb #7410eb39
 from .doubt import (_TINY, _unit, mask_shape, doubt_score, REVIEWS, rows_of, mask_path,  # noqa: F401
                          _check_folders, read_label, _doubt, ranked, _write_rows, record, FILTERS, _keep, _edge,
                          overlay, contact_sheet, _sheet_title, _sheet_cell, classes_of, read_label_map,
                          lowest_class_score)
-
-# %% ../nbs/15_review.ipynb #61d8d9d7
-def _box_prompts(box) -> tuple[np.ndarray, np.ndarray]:
-    "A box `(x0, y0, x1, y1)` as point prompts: its centre (object), four points inside its corners (background)."
-    x0, y0, x1, y1 = map(float, box)
-    dx, dy = 0.05 * (x1 - x0), 0.05 * (y1 - y0)
-    pts = [((x0 + x1) / 2, (y0 + y1) / 2),
-           (x0 + dx, y0 + dy), (x1 - dx, y0 + dy), (x0 + dx, y1 - dy), (x1 - dx, y1 - dy)]
-    return np.array(pts, np.float32), np.array([1, 0, 0, 0, 0], np.int64)
-
-def _in_box(hw, box) -> np.ndarray:
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    out = np.zeros(hw, bool)
-    out[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
-    return out
-
-# %% ../nbs/15_review.ipynb #c185c1ae
-def fix_mask(segmenter, image, points=(), labels=(), box=None) -> tuple[np.ndarray, float]:
-    "`(mask, score)`: the segmenter's answer for `image` with `points`/`labels` ((x, y); 1 object, 0 not) and/or `box`."
-    pts, lab = np.asarray(points, np.float32).reshape(-1, 2), np.asarray(labels, np.int64).reshape(-1)
-    if not len(pts) and box is None: raise SegwlError("fix: click at least one object point, or draw a box")
-    points_model = isinstance(segmenter, PromptableSegmenter)
-    if not (points_model or isinstance(segmenter, ConceptSegmenter)):
-        raise SegwlError(f"fix: {type(segmenter).__name__} takes neither points nor a box (give a labeller whose "
-                         f"segmenter is a PromptableSegmenter or a ConceptSegmenter)")
-    segmenter.set_image(image)
-    if not points_model:                                                  # a concept model: the box is its prompt
-        if box is None: raise SegwlError("fix: this labeller's concept model needs a box, not points")
-        masks, scores = segmenter.segment(None, np.array([box], np.float64), np.ones(1, int))
-    else:
-        if box is not None:
-            bp, bl = _box_prompts(box)
-            pts, lab = np.concatenate([pts, bp]), np.concatenate([lab, bl])
-        masks, scores = segmenter.predict(pts, lab, multimask=True)
-    masks, scores = np.asarray(masks, bool), np.asarray(scores, np.float64).reshape(-1)
-    if not len(scores): return np.zeros(image.shape[:2], bool), 0.0
-    inside = _in_box(image.shape[:2], box) if box is not None else np.ones(image.shape[:2], bool)
-    if points_model: k = int(np.argmax(scores))
-    else: k = int(np.lexsort((-scores, -(masks & inside).sum((1, 2))))[0])  # the instance most inside the box
-    return masks[k] & inside, float(scores[k])
-
-# %% ../nbs/15_review.ipynb #a69fe3c1
-REVIEW_TERMS = dict(references='the labeller has the most it takes: fix the image, without using it as a reference')
-
-def with_reference(labeller: Labeller, image, mask, cls: str | None = None) -> Labeller:
-    "A labeller like `labeller`, over its models, that also uses `(image, mask)` as a reference of class `cls`."
-    if isinstance(labeller, MulticlassLabeller): return _with_class_reference(labeller, image, mask, cls)
-    refs = [*labeller.references, (image, mask)]                          # the old labeller keeps its own
-    spec = LabellerSpec.like(labeller, references=refs, terms=REVIEW_TERMS)
-    return spec.build(backends=labeller.backends)
-
-def _with_class_reference(labeller: MulticlassLabeller, image, mask, cls: str | None) -> MulticlassLabeller:
-    "The multi-class labeller whose class `cls` has `(image, mask)` too; the other classes as they were."
-    if cls not in labeller.names:
-        raise SegwlError(f"use as reference: class {cls!r}: pick one of {', '.join(labeller.names)}")
-    classes = [ClassSpec(c.name, c.text, [*c.load(), (image, mask)] if c.name == cls else c.load(), c.source)
-               for c in labeller.classes]
-    return LabellerSpec.like(labeller, classes=classes, terms=REVIEW_TERMS).build(backends=labeller.backends)
-
-# %% ../nbs/15_review.ipynb #f2ae2f4b
-def relabel(labeller, labels_dir, images_dir, changed_below: float = 0.99) -> dict:
-    "Relabel the unreviewed images of `labels_dir`; `{relabelled, skipped, changed, mean_iou, min_iou, ious}`."
-    labels_dir, ious, skipped = Path(labels_dir), {}, []
-    entries = classes_of(labels_dir)
-    for file, row in rows_of(labels_dir).items():
-        if is_reviewed(row): continue
-        t0 = time.perf_counter()
-        old = read_label(labels_dir, row) if entries is None else read_label_map(labels_dir, row, entries)
-        try: res = labeller.label(load_image(Path(images_dir)/file))
-        except SegwlError:                                                 # unreadable or too small: its row stays
-            skipped.append(file)
-            continue
-        took = round(time.perf_counter() - t0, 3)
-        if entries is not None:
-            scores = {n: v['score'] for n, v in res.classes.items()}
-            record(labels_dir, file, res.label_map, None, scores=scores, instances=res.instances,
-                   overlap=res.overlap, text_score=res.text_score, seconds=took)
-            ious[file] = map_iou(old, res.label_map) if old is not None else 0.0
-            continue
-        mask = np.asarray(res.mask, bool) & res.present
-        record(labels_dir, file, mask, None, score=_unit(res.score), text_score=res.text_score, seconds=took)
-        ious[file] = mask_iou(old, mask) if old is not None else 0.0
-    v = list(ious.values())
-    return dict(relabelled=len(v), skipped=skipped, changed=sum(i < changed_below for i in v),
-                mean_iou=float(np.mean(v)) if v else 1.0, min_iou=min(v, default=1.0), ious=ious)
-
-# %% ../nbs/15_review.ipynb #2bcc31dc
-def map_iou(a, b) -> float:
-    "Mean IoU, over the classes present in label map `a` or `b`, of their masks; 1 for two all-background maps."
-    a, b = np.asarray(a), np.asarray(b)
-    ids = sorted((set(np.unique(a).tolist()) | set(np.unique(b).tolist())) - {0})
-    return float(np.mean([mask_iou(a == k, b == k) for k in ids])) if ids else 1.0
+from .fixes import (_box_prompts, _in_box, fix_mask, REVIEW_TERMS, with_reference,  # noqa: F401
+                         _with_class_reference, relabel, map_iou, REVIEW_CLASSES, note_reference, run_classes)
 
 # %% ../nbs/15_review.ipynb #66571a90
 def _square(im: Image.Image, fill=(235, 235, 235)) -> Image.Image:
@@ -455,7 +364,7 @@ def use_as_reference(self: ReviewPanel) -> dict | None:
         return None
     try:
         more = with_reference(self.labeller, load_image(self.images_dir/row['file']), mask, cls)
-        self._note_reference(row['file'], cls, mask)                 # the run's classes: those of the old labeller
+        note_reference(self.labels_dir, self.images_dir, row['file'], self.labeller, cls, mask)   # the old classes
         self.labeller = more
         self.changes = relabel(self.labeller, self.labels_dir, self.images_dir)
     except SegwlError as e:
@@ -468,60 +377,6 @@ def use_as_reference(self: ReviewPanel) -> dict | None:
               f"min {c['min_iou']:.3f}")
     self.refresh()
     return c
-
-# %% ../nbs/15_review.ipynb #a2f4b45d
-REVIEW_CLASSES = 'review_classes.json'        # the run's classes with the references a review added
-
-@patch
-def _note_reference(self: ReviewPanel, file: str, cls: str | None = None, mask=None):
-    p = self.labels_dir/'review.json'
-    old = read_json(p, 'review notes', dict) if p.exists() else {}
-    with output_lock(self.labels_dir, 'segwl review'):
-        if cls is None: ref_mask = mask_path(self.labels_dir, file)
-        else:
-            ref_mask = self.labels_dir/'references'/f"{Path(file).stem}.{cls}.png"
-            save_mask(mask, ref_mask)
-        new = portable(dict(image=self.images_dir/file, mask=ref_mask), ('image', 'mask'),
-                       self.labels_dir)                              # absolute, and from the labels folder
-        if cls is not None:
-            new['class'] = cls
-            self._write_review_classes(cls, [str(Path(new['image']).resolve()), str(ref_mask.resolve())])
-        refs = [*old.get('references', []), new]
-        write_text(p, json.dumps({**old, 'references': refs}, indent=2) + '\n')
-
-@patch
-def _write_review_classes(self: ReviewPanel, cls: str, pair: list):
-    "Add `pair` (image, mask files) to class `cls` of `review_classes.json` (made from the run's classes at first)."
-    p = self.labels_dir/REVIEW_CLASSES
-    classes = read_json(p, 'classes of the review', dict)['classes'] if p.exists() else self._run_classes()
-    for c in classes:
-        if c['name'] == cls: c['references'] = [*c['references'], pair]
-    write_text(p, json.dumps({'classes': classes}, indent=2) + '\n')
-
-def _files(pair) -> bool:
-    "Whether a recorded reference pair names two files that are there."
-    return isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
-        isinstance(v, str) and not v.startswith('array ') and Path(v).is_file() for v in pair)
-
-@patch
-def _run_classes(self: ReviewPanel) -> list[dict]:
-    "The run's classes as a classes file lists them: config.json's reference files, else the labeller's, written."
-    try: cfg = read_json(self.labels_dir/'config.json', 'config of the labelling run', dict).get('classes') or []
-    except SegwlError: cfg = []
-    recorded = {c.get('name'): c.get('references') or [] for c in cfg if isinstance(c, dict)}
-    out = []
-    for c in self.labeller.classes:
-        refs, given = [], recorded.get(c.name, [])
-        for i, (image, mask) in enumerate(c.load(), 1):
-            pair = given[i - 1] if i <= len(given) else None
-            if _files(pair): refs.append([str(Path(v).resolve()) for v in pair])
-            else:                                                        # given as arrays: written here
-                im_at, mask_at = (self.labels_dir/'references'/f"{c.name}-{i}.{w}.png" for w in ('image', 'mask'))
-                with atomic_path(im_at) as tmp: Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format='PNG')
-                save_mask(mask, mask_at)
-                refs.append([str(im_at.resolve()), str(mask_at.resolve())])
-        out.append(dict(name=c.name, text=c.text, references=refs))
-    return out
 
 # %% ../nbs/15_review.ipynb #bf0dd057
 @patch

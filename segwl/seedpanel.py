@@ -20,14 +20,14 @@ from .seed import SeedSettings, SeedResult, working_hw, scorer_knobs, SCORER_KNO
 from .registry import backend_record, backend_names, get_backend, TINY_STAMP, tiny_random as _tiny
 from .folder import label_folder, read_manifest
 from .caching import CachingSegmenter, CachingScorer
-from .figures import render_result, render_label_map, _backends_html, _trials_html, _absent_reason, progress_text
-from .classes import ClassSpec
-from .multiclass import MulticlassLabeller, as_classes
+from .figures import render_result, _backends_html, _trials_html, _absent_reason, progress_text
+from .classmenu import ClassMenu, PANEL_TERMS
+from .ticker import _Stopped, _Ticker, _ClassesTicker, _done_before  # noqa: F401
 from .errors import Voice, one_line_errors, speaking
 from .registry import weights_stamp, STAND_IN_STAMP
 
 # %% auto #0
-__all__ = ['PANEL_TERMS', 'PANEL_VOICE', 'TuningPanel', 'SeedPanel']
+__all__ = ['PANEL_VOICE', 'TuningPanel', 'SeedPanel']
 
 # %% ../nbs/11b_seedpanel.ipynb #86e291f5
 _SLIDERS = (('n_object', 'ref object pts', 0, 32), ('n_background', 'ref bg pts', 0, 32),
@@ -58,16 +58,14 @@ def _describe(backend, kind: str) -> dict:
     return dict(name=None, kind=kind, weights='unknown', cls=type(backend).__name__)
 
 # %% ../nbs/11b_seedpanel.ipynb #c2bdd396
-class TuningPanel:
+class TuningPanel(ClassMenu):
     "A tuning panel: tune a labeller's settings on the images of a folder, label the folder or save the settings."
     title = 'segwl tuning panel'
     method = 'seed'
-    class_specs, _quiet = None, False           # several classes (see "Several classes" below); None: one
     def __new__(cls, *args, **kw):
         "`TuningPanel(...)` is a `SeedPanel` (its arguments); `TuningPanel.from_names` picks the method's panel."
         return super().__new__(SeedPanel if cls is TuningPanel else cls)
 
-PANEL_TERMS = dict(text='a text (the text box)')    # what the panels call the recipe's words, for its messages
 PANEL_VOICE = Voice('python', dict(sam_checkpoint='segmenter_options=dict(checkpoint={value})',
                                    cache_dir='segmenter_options=dict(cache_dir={value})',
                                    clip_model='scorer_options=dict(model_name={value})',
@@ -321,45 +319,6 @@ def _summary(self: SeedPanel, res: SeedResult) -> str:
             f"SAM embeddings computed: {self.segmenter.set_image_calls}, "
             f"similarity maps computed: {self.scorer.map_calls}</div>")
 
-# %% ../nbs/11b_seedpanel.ipynb #7e900a7f
-class _Stopped(BaseException):
-    "Stop was pressed: raised between two images, never an error of one."
-
-class _Ticker:
-    "A `Labeller` for the folder thread: a stop check before each image, the panel's lock during it, a tick after."
-    def __init__(self, panel, labeller: Labeller, earlier: int):
-        self.panel, self.labeller, self.earlier, self.seconds, self.absent = panel, labeller, earlier, [], 0
-        self.references, self.text, self.settings = labeller.references, labeller.text, labeller.settings
-        self.backends = labeller.backends
-
-    def label(self, image):
-        if self.panel._stop.is_set(): raise _Stopped()
-        t0 = time.perf_counter()
-        try:
-            with self.panel._lock:
-                self.panel.segmenter.forget()          # the model will hold another image than refresh's
-                res = self.labeller.label(image)
-            self.absent += not res.present
-            return res
-        finally:
-            self.seconds.append(time.perf_counter() - t0)
-            self.panel._tick(self)
-
-class _ClassesTicker(MulticlassLabeller):
-    "`_Ticker` of a `MulticlassLabeller`: one to the folder runner (label maps, classes.json), ticking as `_Ticker`."
-    def __init__(self, panel, labeller: MulticlassLabeller, earlier: int):
-        self.__dict__.update(labeller.__dict__)                           # its classes, labellers, method, settings
-        self.panel, self.labeller, self.earlier, self.seconds, self.absent = panel, labeller, earlier, [], 0
-
-    label = _Ticker.label
-
-def _done_before(out: Path, files) -> int:
-    "How many of `files` an earlier run in `out` finished (what a resuming `label_folder` skips)."
-    names = {p.name for p in files}
-    rows = read_manifest(out/'manifest.jsonl')
-    return len({r['file'] for r in rows if r['status'] in ('ok', 'absent') and r['file'] in names
-                and (out/'masks'/f"{Path(r['file']).stem}.png").exists()})
-
 # %% ../nbs/11b_seedpanel.ipynb #daf4fcaa
 @patch
 def _set_running(self: TuningPanel, on: bool):
@@ -442,79 +401,16 @@ def wait(self: TuningPanel, timeout: float | None = None) -> dict | None:
     if self._thread is not None: self._thread.join(timeout)
     return self.counts
 
-# %% ../nbs/11b_seedpanel.ipynb #bea20251
-@patch
-def _use_classes(self: TuningPanel, classes, reference, text) -> tuple:
-    "Read `classes` (files loaded and checked) into `class_specs`; the first class's first reference and text."
-    if reference is not None or text:
-        raise SegwlError("classes: each class brings its own references and text: give classes alone (the "
-                         "reference and text as None)")
-    self.class_specs = as_classes(classes)
-    self.class_texts = {c.name: c.text for c in self.class_specs}
-    first = self.class_specs[0]
-    return first.load()[0], first.text
-
-@patch
-def _class_menu(self: TuningPanel) -> W.Dropdown:
-    return W.Dropdown(options=[c.name for c in self.class_specs], description='class', style=_STYLE, layout=_WIDE)
-
-@patch(as_prop=True)
-def picked_class(self: TuningPanel) -> ClassSpec | None:
-    "The class the panel tunes now (None without classes)."
-    if not self.class_specs: return None
-    return next(c for c in self.class_specs if c.name == self.controls['class'].value)
-
-@patch
-def _pick_class(self: TuningPanel, name: str):
-    "Tune class `name`: its references and its text (shown in the text box without a refresh of its own)."
-    self._set_references(self.picked_class.load())
-    self._quiet = True
-    try: self.controls['text'].value = self.class_texts[name] or ''
-    finally: self._quiet = False
-
+# %% ../nbs/11b_seedpanel.ipynb #0435e0e2
 @patch
 def _set_references(self: SeedPanel, refs: list):
     self.reference, self.reference_mask = refs[0]
-
-@patch
-def _classes_box(self: TuningPanel) -> W.VBox:
-    self.classes_button = W.Button(description='Label with all classes', icon='th', button_style='info',
-                                   layout=W.Layout(width='200px'), tooltip='label the picked image with every class')
-    self.class_view, self.class_summary = W.Image(format='jpeg', layout=W.Layout(max_width='100%')), W.HTML()
-    self.class_result = None
-    self.classes_button.on_click(lambda b: self.label_classes())
-    return W.VBox([W.HBox([self.classes_button, self.class_summary]), self.class_view])
 
 @patch
 def _backends(self: SeedPanel, cached: bool = True) -> dict:
     "The models by kind: the caching proxies (refresh) or the raw backends (a folder run)."
     return dict(segmenter=self.segmenter if cached else self.raw_segmenter,
                 scorer=self.scorer if cached else self.raw_scorer)
-
-@patch
-def _classes_labeller(self: TuningPanel, cached: bool = True) -> MulticlassLabeller:
-    "The recipe's labeller of every class (texts as edited, the settings shown) over the panel's models."
-    specs = [ClassSpec(c.name, self.class_texts[c.name], c.load(), c.source) for c in self.class_specs]
-    spec = LabellerSpec(classes=specs, settings=self.settings(), method=self.method, terms=PANEL_TERMS)
-    return spec.build(backends=self._backends(cached))
-
-@patch
-def label_classes(self: TuningPanel):
-    "Label the picked image with every class; the `MulticlassResult` (its label map drawn below), None on error."
-    def run():
-        self.class_view.value, self.class_summary.value = b'', ''
-        target = self._target()
-        with self._lock:
-            lab = self._classes_labeller()
-            res = lab.label(target)
-        self.class_result = res
-        self.class_view.value = render_label_map(target, res, lab.entries, stamp=weights_stamp(self.models))
-        said = ', '.join(f"<b>{n}</b> {v['status']}" + ('' if v['score'] is None else f" {v['score']:.2f}")
-                         for n, v in res.classes.items())
-        self.class_summary.value = (f"<div style='font-size:12px'>{self.image_path.name}: {said}; "
-                                    f"overlap {res.overlap} px</div>")
-        return res
-    return self._report('label with all classes', run)
 
 # %% ../nbs/11b_seedpanel.ipynb #ca89a179
 @patch

@@ -570,3 +570,10 @@ def test_classes_exclude_a_reference(tmp_path):
     ref, mask = synthetic_scene((64, 80), seed=100)
     with pytest.raises(SegwlError, match='give classes alone'):
         TuningPanel(ref, mask, None, tmp_path/'images', ColourSegmenter(), ColourScorer(), classes=classes)
+
+def test_the_classes_screenshot_notebook_runs(tmp_path, monkeypatch):
+    "docs/panel_classes_demo.ipynb (docs/panel_classes.png): green picked, its two references, every class labelled."
+    p = _run_doc_notebook('panel_classes_demo.ipynb', tmp_path, monkeypatch)['panel']
+    assert type(p) is CanvasPanel and p.error is None and (p.picked_class.name, len(p.pairs)) == ('green', 2)
+    assert {n: v['status'] for n, v in p.class_result.classes.items()} == dict(red='ok', green='ok', blue='ok')
+    assert 'STAND-IN' in p.backends.value
