@@ -290,6 +290,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'segwl.classmenu.ClassMenu._classes_box': ('classmenu.html#classmenu._classes_box', 'segwl/classmenu.py'),
                                  'segwl.classmenu.ClassMenu._classes_labeller': ( 'classmenu.html#classmenu._classes_labeller',
                                                                                   'segwl/classmenu.py'),
+                                 'segwl.classmenu.ClassMenu._classes_record': ( 'classmenu.html#classmenu._classes_record',
+                                                                                'segwl/classmenu.py'),
                                  'segwl.classmenu.ClassMenu._pick_class': ('classmenu.html#classmenu._pick_class', 'segwl/classmenu.py'),
                                  'segwl.classmenu.ClassMenu._use_classes': ('classmenu.html#classmenu._use_classes', 'segwl/classmenu.py'),
                                  'segwl.classmenu.ClassMenu.label_classes': ( 'classmenu.html#classmenu.label_classes',

@@ -103,7 +103,7 @@ def _labeller(self: CanvasPanel, cached: bool = True) -> Labeller:
 
 @patch
 def _record(self: CanvasPanel) -> dict:
-    return dict(method='canvas', models=self.models, reference=self.ref_paths)
+    return dict(method='canvas', models=self.models, reference=self.ref_paths, **self._classes_record())
 
 @patch
 def _set_references(self: CanvasPanel, refs: list):

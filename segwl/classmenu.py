@@ -59,6 +59,11 @@ class ClassMenu:
         self.classes_button.on_click(lambda b: self.label_classes())
         return W.VBox([W.HBox([self.classes_button, self.class_summary]), self.class_view])
 
+    def _classes_record(self) -> dict:
+        "What config.json records of the classes of a folder run: their reference files, their texts as edited."
+        if not self.class_specs: return {}
+        return dict(classes=[{**c.to_dict(), 'text': self.class_texts[c.name]} for c in self.class_specs])
+
     def _classes_labeller(self, cached: bool = True) -> MulticlassLabeller:
         "The recipe's labeller of every class (texts as edited, the settings shown) over the panel's models."
         specs = [ClassSpec(c.name, self.class_texts[c.name], c.load(), c.source) for c in self.class_specs]

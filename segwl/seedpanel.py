@@ -385,7 +385,7 @@ def _label_or_stop(self: TuningPanel, ticker: _Ticker, out: Path):
 @patch
 def _record(self: TuningPanel) -> dict:
     "What `config.json` records besides the settings: the backends and the reference's files (or the classes)."
-    return dict(models=self.models, reference=self.ref_paths)
+    return dict(models=self.models, reference=self.ref_paths, **self._classes_record())
 
 @patch
 def stop(self: TuningPanel):

@@ -547,6 +547,7 @@ def test_label_with_all_classes_draws_the_label_map(tmp_path):
     assert (n['ok'], n['error']) == (2, 0)
     cfg = json.loads((tmp_path/'labels'/'config.json').read_text())
     assert [c['name'] for c in cfg['classes']] == ['red', 'green', 'blue']
+    assert cfg['classes'][0]['references'] == [[str(tmp_path/'refs'/f) for f in ('red.png', 'red_mask.png')]]
     assert (tmp_path/'labels'/'classes.json').is_file()
 
 def test_canvas_class_menu_takes_every_reference_of_the_class(tmp_path):
