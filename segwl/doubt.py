@@ -172,8 +172,8 @@ def _class_fields(entries: list, label_map, old: dict, scores: dict | None, over
 def _instances_of(mask, entries, fields: dict) -> list:
     "One instance per class present in a label map (its class's score), or the one object of a mask."
     if entries is None: return [Instance(mask, 1.0)] if mask.any() else []
-    per = fields.get('classes', {})
-    return [ClassInstance(mask == e['id'], (per.get(e['name']) or {}).get('score') or 1.0, e['id'])
+    scores = {n: (v or {}).get('score') for n, v in fields.get('classes', {}).items()}
+    return [ClassInstance(mask == e['id'], 1.0 if scores.get(e['name']) is None else scores[e['name']], e['id'])
             for e in entries if (mask == e['id']).any()]
 
 # %% ../nbs/11e_doubt.ipynb #57acb2ff
@@ -271,7 +271,7 @@ def _class_cell(ax, labels_dir, images_dir, doubt, row, entries):
     ax.set_title(fontsize=8, label=f"{row['file'][:20]}\ndoubt {doubt:.2f} · {tag}" + (f" · {weak}" if weak else ''))
 
 def _sheet_legend(fig, entries):
-    "One legend of the classes, in their colours, under the sheet's title."
+    "One legend of the classes, in their colours, at the foot of the sheet."
     from matplotlib.patches import Patch
     handles = [Patch(color=np.array(e['colour']) / 255, label=f"{e['id']} {e['name']}") for e in entries]
     fig.legend(handles=handles, loc='lower center', ncol=min(len(handles), 8), fontsize=8, frameon=False,

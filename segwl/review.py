@@ -220,8 +220,8 @@ def _class_verdicts(row: dict, entries) -> str:
     def one(e):
         v = per.get(e['name']) or {}
         sc = '' if v.get('score') is None else f" {v['score']:.2f}"
-        return f"<span style='color:rgb({','.join(map(str, e['colour']))})'><b>{e['name']}</b></span> " \
-               f"{v.get('status', '?')}{sc}"
+        return (f"<span style='color:rgb({','.join(map(str, e['colour']))})'><b>{e['name']}</b></span> "
+                f"{v.get('status', '?')}{sc}")
     ov = f"; overlap {row['overlap']} px" if row.get('overlap') else ''
     return '<br>' + ', '.join(one(e) for e in entries) + ov
 
@@ -336,7 +336,7 @@ def _fix_class(self: ReviewPanel, image, mask, score: float) -> dict | None:
     k = self.fix_class.value
     name = next(e['name'] for e in self.classes if e['id'] == k)
     old = self._label(self._row())
-    new = np.zeros(image.shape[:2], np.uint8) if old is None else old.copy()
+    new = old.copy() if old is not None and old.shape == image.shape[:2] else np.zeros(image.shape[:2], np.uint8)
     new[new == k] = 0
     free = new == 0
     new[mask & free] = k
