@@ -229,6 +229,7 @@ def _predict_args(p):
 
 @command('predict', 'Segment a folder of images with a trained model.', _predict_args)
 def predict_cmd(args):
+    from pathlib import Path
     from segwl.predict import predict_folder
     _check_engine(args)
     if args.engine == 'ray':
@@ -239,8 +240,9 @@ def predict_cmd(args):
     else: rows = predict_folder(args.model, args.images, args.out, device=args.device, progress=not args.no_progress,
                                 resume=not args.no_resume)
     bad = sum(r['status'] != 'ok' for r in rows)
-    failed = f"; {bad} image(s) failed (see {args.out}/manifest.jsonl)" if bad else ''
-    print(f"{len(rows) - bad} masks written to {args.out}/masks{failed}")
+    out = Path(args.out)                               # predictions/ and predictions print alike
+    failed = f"; {bad} image(s) failed (see {out/'manifest.jsonl'})" if bad else ''
+    print(f"{len(rows) - bad} masks written to {out/'masks'}{failed}")
     return 1 if bad else 0
 
 def _evaluate_args(p):
