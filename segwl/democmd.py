@@ -20,14 +20,14 @@ def _demo_args(p):
                    help='real SAM + CLIP weights, or tiny random ones (smoke runs)')
     p.add_argument('--device', default='auto')
     p.add_argument('--max-minutes', type=float, default=None,
-                   help='training budget (default: 3 with real models, 0.1 with tiny ones: 3 epochs at most)')
+                   help='training budget (default: 3 with real models; 1 with tiny ones, which stop after 3 epochs)')
     _progress_flag(p)
 
 def _demo_steps(args, lay) -> list:
     "The `segwl` command lines the demo runs, in order."
     from pathlib import Path
     out, real = Path(args.out), args.models == 'real'
-    minutes = args.max_minutes if args.max_minutes is not None else (3 if real else 0.1)
+    minutes = args.max_minutes if args.max_minutes is not None else (3 if real else 1)   # tiny: a cap only
     labels = out/'labels'
     steps = [['label', '--reference', lay.reference_image, lay.reference_mask, '--text', args.text,
               '--images', lay.unlabeled, '--out', labels, '--models', args.models, '--device', args.device],
