@@ -147,11 +147,12 @@ def _open_png(path: Path, what: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('error', Image.DecompressionBombWarning)
-            im = Image.open(path)
-            if im.width * im.height > MAX_PIXELS:
-                raise ClassesError(f"{what} {path}: {im.width}x{im.height} pixels exceeds the limit of {MAX_PIXELS:,}")
-            im.load()
-            return ImageOps.exif_transpose(im)          # as segwl.data reads masks: the way a viewer shows them
+            with Image.open(path) as im:                  # closed on every way out: exif_transpose returns a copy
+                if im.width * im.height > MAX_PIXELS:
+                    raise ClassesError(f"{what} {path}: {im.width}x{im.height} pixels exceeds the limit of "
+                                       f"{MAX_PIXELS:,}")
+                im.load()
+                return ImageOps.exif_transpose(im)      # as segwl.data reads masks: the way a viewer shows them
     except ClassesError: raise
     except UnidentifiedImageError: raise ClassesError(f"{what} {path}: not an image Pillow can identify") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
