@@ -11,11 +11,11 @@ import numpy as np
 from fastcore.basics import patch
 from .data import SegwlError
 from .protocols import check_image, LabelResult
-from .stitch import CanvasLayout, resize_mask
+from .stitch import CanvasLayout
 from .classes import (ClassSpec, ClassesError, make_classes, read_classes, check_for_method, class_names,
                            class_entries, compose, class_row_fields)
 from .seed import SeedLabeller, SeedSettings
-from .canvas import CanvasLabeller, CanvasSettings, CanvasResult, _check_answer
+from .canvas import CanvasLabeller, CanvasSettings, CanvasResult, _check_answer, to_full, say_over_cap
 
 # %% auto #0
 __all__ = ['MULTICLASS_METHODS', 'MulticlassResult', 'as_classes', 'MulticlassLabeller']
@@ -132,13 +132,12 @@ def _label_canvas(self: MulticlassLabeller, full: np.ndarray, tm: dict) -> list:
         masks, scores = _check_answer(*self.segmenter.segment(lab.text, boxes, labels), lay.hw)
         tm['segment'] += time.perf_counter() - t
         t = time.perf_counter()
-        kept, best = lab.keep(lay, masks, scores)
-        if work is not full:
-            for i in kept: i.mask = resize_mask(i.mask, full.shape[:2])
-        union = np.zeros(full.shape[:2], bool)
-        for i in kept: union |= i.mask
+        kept, best, over = lab.sift(lay, masks, scores)             # compact, at the working copy's size
+        say_over_cap(over, len(kept), full.shape, lab.settings.max_instances, f"class {self.names[k]!r}: ")
+        kept, union = to_full(kept, work.shape, full.shape)          # boxes and index tables, no full-size mask each
         out.append(CanvasResult(union, max((i.score for i in kept), default=best), None, present=bool(kept),
-                                instances=kept, candidate_scores=[scores.tolist()], exemplars=boxes, layout=lay))
+                                instances=kept, candidate_scores=[scores.tolist()], exemplars=boxes, layout=lay,
+                                over_cap=over))
         tm['keep'] += time.perf_counter() - t
     return out
 
