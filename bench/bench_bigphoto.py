@@ -70,9 +70,9 @@ ref, refmask, _ = concept_scene((300, 400), 1, seed=3, lookalikes=0)
 work = Path(sys.argv[2])
 kw = json.loads(sys.argv[3])
 lab = CanvasLabeller([(ref, refmask)], None, ColourConcept(), **kw)
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 n = label_folder(lab, work/'images', work/'out', progress=False)
-wall = time.perf_counter() - t
+wall, cpu = time.perf_counter() - t, time.process_time() - c
 peak = rss()
 rows = [json.loads(l) for l in (work/'out'/'manifest.jsonl').read_text().splitlines()]
 ins = json.loads((work/'out'/'instances'/'scene.json').read_text())
@@ -80,11 +80,37 @@ mask = np.asarray(Image.open(work/'out'/'masks'/'scene.png')) > 0
 union = np.zeros(mask.shape, bool)
 for i in ins: union |= mask_utils.decode(dict(i['rle'], counts=i['rle']['counts'].encode())).astype(bool)
 print(json.dumps(dict(segwl=str(Path(segwl.__file__).parent.parent), status=rows[0]['status'], instances=len(ins),
-                      wall_s=round(wall, 2), peak_mb=round(peak), base_mb=round(base), same=bool((union == mask).all()),
-                      summary=n)))
+                      wall_s=round(wall, 2), cpu_s=round(cpu, 2), peak_mb=round(peak), base_mb=round(base),
+                      same=bool((union == mask).all()), summary=n)))
 '''
 
-def run(size: str, objects: int, segwl_root: str, settings: dict) -> dict:
+PHASES = r'''
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from segwl.canvas import CanvasLabeller
+from segwl.data import load_image
+from segwl.folder import save_instances
+from segwl.outputs import save_mask
+from segwl.testing import ColourConcept, concept_scene
+def now(): return float(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20
+def high(): return int([v for v in open('/proc/self/status') if v.startswith('VmHWM')][0].split()[1]) / 1024
+def step(f):
+    "f()'s value and its own peak: the high-water mark, reset first, over the resident set before it."
+    open('/proc/self/clear_refs', 'w').write('5')
+    before = now()
+    out = f()
+    return out, round(high() - before)
+ref, refmask, _ = concept_scene((300, 400), 1, seed=3, lookalikes=0)
+work = Path(sys.argv[2])
+lab = CanvasLabeller([(ref, refmask)], None, ColourConcept(), **json.loads(sys.argv[3]))
+img, read = step(lambda: load_image(work/'images'/'scene.png'))
+res, label = step(lambda: lab.label(img))
+_, write = step(lambda: (save_mask(res.mask, work/'m.png'), save_instances(res.instances, work/'i.json')))
+print(json.dumps(dict(read_mb=read, label_mb=label, write_mb=write)))
+'''
+
+def run(size: str, objects: int, segwl_root: str, settings: dict, phases: bool = False) -> dict:
     "One configuration in a fresh process: the scene written, labelled, measured."
     from PIL import Image
     h, w = (int(v) for v in reversed(size.lower().split('x')))
@@ -99,15 +125,22 @@ def run(size: str, objects: int, segwl_root: str, settings: dict) -> dict:
                            capture_output=True, text=True, env=env)
         if p.returncode: raise SystemExit(f"{size}: the child failed:\n{p.stderr[-3000:]}")
         r = json.loads(p.stdout.strip().splitlines()[-1])
+        if phases:                                       # each step's own peak, in another fresh process
+            p = subprocess.run([sys.executable, '-c', PHASES, segwl_root, str(work), json.dumps(settings)],
+                               capture_output=True, text=True, env=env)
+            if p.returncode: raise SystemExit(f"{size}: the phases' child failed:\n{p.stderr[-3000:]}")
+            r.update(json.loads(p.stdout.strip().splitlines()[-1]))
     return dict(size=f"{w}x{h}", mp=round(w * h / 1e6, 1), objects=drawn, **r)
 
 def table(rows) -> str:
-    head = ("| segwl | photo (WxH) | MP | discs | instances written | wall s | peak RSS MB | base MB | peak - base MB "
-            "| union = mask |")
+    head = ("| segwl | photo (WxH) | MP | discs | instances written | wall s | CPU s | peak RSS MB | base MB "
+            "| peak - base MB | union = mask | read / label / write MB |")
     out = [head, '|' + '---|' * (head.count('|') - 1)]
     for r in rows:
+        steps = ' / '.join(str(r[k]) for k in ('read_mb', 'label_mb', 'write_mb')) if 'read_mb' in r else ''
         out.append(f"| {r['label']} | {r['size']} | {r['mp']} | {r['objects']} | {r['instances']} | {r['wall_s']} | "
-                   f"{r['peak_mb']} | {r['base_mb']} | {r['peak_mb'] - r['base_mb']} | {r['same']} |")
+                   f"{r.get('cpu_s', '')} | {r['peak_mb']} | {r['base_mb']} | {r['peak_mb'] - r['base_mb']} | "
+                   f"{r['same']} | {steps} |")
     return '\n'.join(out)
 
 def main(argv=None):
@@ -119,11 +152,12 @@ def main(argv=None):
     ap.add_argument('--settings', default='{"max_instances": 1000}',
                     help='CanvasSettings as JSON (default: no cap in the way of the 179)')
     ap.add_argument('--json', default=None, help='append the rows to this JSON file')
+    ap.add_argument('--phases', action='store_true', help="also each step's own peak (read, label, write), apart")
     a = ap.parse_args(argv)
     settings = json.loads(a.settings)
     rows = []
     for size in a.sizes.split(','):
-        r = run(size, a.objects, a.segwl, settings)
+        r = run(size, a.objects, a.segwl, settings, a.phases)
         r['label'] = a.label or a.segwl
         print(json.dumps(r), flush=True)
         rows.append(r)
