@@ -38,6 +38,7 @@ def reference():
 def decode(entry) -> np.ndarray:
     return mask_utils.decode(dict(entry['rle'], counts=entry['rle']['counts'].encode())).astype(bool)
 
+@pytest.mark.slow
 def test_instances_written_are_exactly_the_full_size_paths(tmp_path):
     """Known answer: each instance's RLE (byte for byte), box and the mask are what the full-size path gives: every
     working mask resized to the photo by `resize_mask`, encoded by pycocotools."""
@@ -62,6 +63,7 @@ def test_instances_written_are_exactly_the_full_size_paths(tmp_path):
     assert all(any(bx[0] <= f[0] and bx[1] <= f[1] and f[2] <= bx[2] + 4 and f[3] <= bx[3] + 4 for bx in boxes)
                for f in found)
 
+@pytest.mark.slow
 def test_to_full_equals_resizing_each_working_mask():
     "The index tables give, pixel for pixel, what `resize_mask` gives, for instances at the edges too."
     rng = np.random.default_rng(2)
@@ -104,10 +106,11 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(dict(base=base, peak=peak, n=len(res.instances), over=res.over_cap)))
 '''
 
+@pytest.mark.slow
 def test_a_12_megapixel_photo_costs_far_less_than_its_full_size_masks(tmp_path):
     """Peak memory of labelling a 4000x3000 photo with 60 instances and writing them, in a process of its own, against
     what 60 full-size masks cost (60 x 11.4 MB = 687 MB; segwl held them all before): under half of it. Measured: about
-    165 MB over the base, most of it the stand-in's answer (60 canvas-sized masks, as SAM 3's) and the full-size mask
+    165 MB over the base: the stand-in's answer (60 canvas-sized masks, as SAM 3's, about 90 MB), the full-size mask
     and its PNG; before, 50 instances of this size cost 728 MB."""
     p = subprocess.run([sys.executable, '-c', CHILD, str(ROOT), str(tmp_path)], capture_output=True, text=True,
                        timeout=300)
