@@ -104,8 +104,8 @@ class CanvasSettings(Renamed, Settings):
                                       "model's input beside the references (1: a canvas each; more: cheaper, each "
                                       "target gets its own share of the pixels: bench/bench_quality.py measures the "
                                       "quality cost)", 1, MAX_TARGETS)
-    max_instances: int = setting(100, "keep at most this many instances a target, the best scoring (a warning says "
-                                 "how many more were found)", 1, 10_000)
+    max_instances: int = setting(MAX_INSTANCES, "keep at most this many instances a target, the best scoring (a "
+                                 "warning says how many more were found)", 1, 10_000)
 
 @patch
 def validate(self: CanvasSettings):
