@@ -168,7 +168,7 @@ def test_canvas_labeller_takes_the_fix_as_a_reference():
     lab = CanvasLabeller([(im, m)], None, ColourConcept())
     more = with_reference(lab, im2, m2)
     assert isinstance(more, CanvasLabeller) and len(more.images) == 2 and more.segmenter is lab.segmenter
-    five = CanvasLabeller([(im, m)] * 5, None, ColourConcept())
+    five = CanvasLabeller([(im, np.roll(m, k, 1)) for k in range(5)], None, ColourConcept())   # five, no twin
     with pytest.raises(Exception, match='the most it takes'): with_reference(five, im2, m2)
 
 def test_fix_with_a_concept_model_takes_the_box():
