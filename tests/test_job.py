@@ -35,9 +35,11 @@ def job(tmp_path_factory):
     d = tmp_path_factory.mktemp('job')
     for sub in ('unlabeled/images', 'unlabeled/masks', 'test/images', 'test/masks'): (d/sub).mkdir(parents=True)
     for p in sorted((EX/'unlabeled'/'images').glob('*.jpg'))[:3]:
-        shutil.copy(p, d/'unlabeled'/'images'); shutil.copy(EX/'unlabeled'/'masks'/f'{p.stem}.png', d/'unlabeled'/'masks')
+        shutil.copy(p, d/'unlabeled'/'images')
+        shutil.copy(EX/'unlabeled'/'masks'/f'{p.stem}.png', d/'unlabeled'/'masks')
     for p in sorted((EX/'test'/'images').glob('*.jpg'))[:2]:
-        shutil.copy(p, d/'test'/'images'); shutil.copy(EX/'test'/'masks'/f'{p.stem}.png', d/'test'/'masks')
+        shutil.copy(p, d/'test'/'images')
+        shutil.copy(EX/'test'/'masks'/f'{p.stem}.png', d/'test'/'masks')
     LabelSettings(trials=2, n_object=3, n_background=3, n_text=2).save(d/'fast.json')
     before = tree_digest(ROOT/'nbs')
     r = segwl('run-notebook', 'pipeline', 'ran/pipeline.ipynb', '--no-progress',
@@ -116,7 +118,8 @@ def test_list_parameters(tmp_path):
 
 def test_kernel_is_this_python(tmp_path):
     "Jupyter's registered kernels do not matter: a 'python3' kernelspec that cannot start is never used."
-    spec = tmp_path/'jupyter'/'kernels'/'python3'; spec.mkdir(parents=True)
+    spec = tmp_path/'jupyter'/'kernels'/'python3'
+    spec.mkdir(parents=True)
     (spec/'kernel.json').write_text(json.dumps(dict(argv=['/bin/false', '{connection_file}'], display_name='broken', language='python')))
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={'tags': ['parameters']}),
                                          nbformat.v4.new_code_cell("import sys, segwl; print(sys.executable, x)")])

@@ -56,7 +56,8 @@ def test_stitch_reference_blocks_land_on_their_colour():
         np.testing.assert_allclose(canvas[r, c, :2].astype(int), [[i * 60, j * 100] for i in range(4) for j in range(3)], atol=2)
 
 def test_scale_points_and_resize_mask_agree():
-    m = np.zeros((37, 53), bool); m[10:20, 30:40] = True
+    m = np.zeros((37, 53), bool)
+    m[10:20, 30:40] = True
     big = resize_mask(m, (111, 159))
     r, c = pixel_of(scale_points([[35.5, 15.5], [5.5, 5.5]], m.shape, big.shape), big.shape)
     assert big[r, c].tolist() == [True, False]
@@ -71,12 +72,23 @@ def _shapes():
     for h, w in [(120, 90), (357, 500), (64, 300), (400, 120)]:
         yy, xx = np.mgrid[:h, :w]
         out.append(((yy - h/2) / (h/3)) ** 2 + ((xx - w/2) / (w/4)) ** 2 < 1)
-    yy, xx = np.mgrid[:200, :200]; r = np.hypot(yy - 100, xx - 100)
+    yy, xx = np.mgrid[:200, :200]
+    r = np.hypot(yy - 100, xx - 100)
     out.append((r > 40) & (r < 80))                                   # a ring: the centre is background
-    l = np.zeros((150, 150), bool); l[20:130, 20:50] = True; l[100:130, 20:130] = True; out.append(l)
-    b = np.zeros((100, 160), bool); b[:70, :90] = True; out.append(b)  # touches the image border
-    t = np.zeros((80, 200), bool); t[38:44, 10:190] = True; out.append(t)  # 6 px thin
-    two = np.zeros((100, 200), bool); two[20:80, 10:60] = True; two[30:70, 140:190] = True; out.append(two)
+    l = np.zeros((150, 150), bool)
+    l[20:130, 20:50] = True
+    l[100:130, 20:130] = True
+    out.append(l)
+    b = np.zeros((100, 160), bool)
+    b[:70, :90] = True                                                # touches the image border
+    out.append(b)
+    t = np.zeros((80, 200), bool)
+    t[38:44, 10:190] = True                                           # 6 px thin
+    out.append(t)
+    two = np.zeros((100, 200), bool)
+    two[20:80, 10:60] = True
+    two[30:70, 140:190] = True
+    out.append(two)
     return out
 
 def _under(p, m): return m[np.floor(p[:, 1]).astype(int), np.floor(p[:, 0]).astype(int)]
@@ -190,14 +202,18 @@ def test_trials_use_different_seeded_subsets():
     assert len(seen[0][0]) == 6 + 6 + 3 + 2                           # the first trial: every point
     assert all(len(p) < len(seen[0][0]) for p, _ in seen[1:])         # the others: subsets
     assert len({p.tobytes() for p, _ in seen}) == 5                   # all different
-    first = [p.copy() for p, _ in seen]; seen.clear(); pl.label(img)
+    first = [p.copy() for p, _ in seen]
+    seen.clear()
+    pl.label(img)
     assert all((a == b).all() for a, b in zip(first, (p for p, _ in seen)))   # the same seed: the same prompts
 
 def test_best_mask_prefers_masks_with_object_in_the_target():
     class OnlyReference(ColourSegmenter):
         "Best score for a mask of the reference side only; a worse one covers part of the target."
         def predict(self, points, labels, multimask=True):
-            m = np.zeros((2, *self.image.shape[:2]), bool); m[0, :, :3] = True; m[1, :, -4:] = True
+            m = np.zeros((2, *self.image.shape[:2]), bool)
+            m[0, :, :3] = True
+            m[1, :, -4:] = True
             return m, np.array([0.99, 0.5], np.float32)
     ref, ref_mask = synthetic_scene((60, 60), seed=1)
     r = PseudoLabeler(ref, ref_mask, 'x', segmenter=OnlyReference(), scorer=ColourScorer(), trials=1).label(np.zeros((30, 40, 3), np.uint8))
@@ -353,7 +369,8 @@ def test_killed_process_loses_only_the_image_in_flight(tmp_path, wait_rows):
     proc = subprocess.Popen([sys.executable, '-c', KILL_SCRIPT, str(tmp_path/'imgs'), str(out)], env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent)))
     t0 = time.time()
     while time.time() - t0 < 60 and len(read_manifest(out/'manifest.jsonl')) < wait_rows: time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL); proc.wait()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
     rows = read_manifest(out/'manifest.jsonl')
     assert wait_rows <= len(rows) < 10
     assert all((out/'masks'/f"{Path(r['file']).stem}.png").exists() for r in rows if r['status'] == 'ok')

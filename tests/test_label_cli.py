@@ -208,7 +208,8 @@ def test_cli_tiny_models_resume(tmp_path, capsys):
 
 @tiny
 def test_cli_tiny_models_same_seed_same_masks(tmp_path, capsys):
-    imgs = tmp_path/'imgs'; imgs.mkdir()
+    imgs = tmp_path/'imgs'
+    imgs.mkdir()
     for q in sorted((EX/'unlabeled'/'images').iterdir())[:2]: (imgs/q.name).write_bytes(q.read_bytes())
     for o in ('a', 'b'):
         code, out, err = run(capsys, 'label', *EXAMPLE_REF, '--images', imgs, '--out', tmp_path/o, '--models', 'tiny-random', '--device', 'cpu', *FAST)

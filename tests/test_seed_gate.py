@@ -25,7 +25,9 @@ def lookalike_scene(hw, kind='small', seed=0, present=True, n_distractors=3):
     yy, xx = np.mgrid[:h, :w]
     def ellipse(cy, cx, ry, rx): return ((yy + .5 - cy) / ry) ** 2 + ((xx + .5 - cx) / rx) ** 2 < 1
     for _ in range(n_distractors):
-        c = np.array(RED); ch = rng.integers(0, 3); c[ch] = np.clip(c[ch] + rng.choice([-1, 1]) * rng.integers(100, 131), 0, 255)
+        c = np.array(RED)
+        ch = rng.integers(0, 3)
+        c[ch] = np.clip(c[ch] + rng.choice([-1, 1]) * rng.integers(100, 131), 0, 255)
         if np.abs(c - RED).max() < 100: c[ch] = (RED[ch] + 120) % 256
         ry, rx = rng.uniform(0.08, 0.2) * h, rng.uniform(0.08, 0.2) * w
         img[ellipse(rng.uniform(ry, h - ry), rng.uniform(rx, w - rx), ry, rx)] = c
