@@ -57,7 +57,8 @@ def test_gif_first_frame(tmp_path):
     frames[0].save(tmp_path/'anim.gif', save_all=True, append_images=frames[1:])
     assert load_image(tmp_path/'anim.gif')[0, 0].tolist() == [255, 0, 0]
 
-@pytest.mark.parametrize('orientation,shape,corner', [(1, (2, 4), (0, 0)), (3, (2, 4), (1, 3)), (6, (4, 2), (0, 1)), (8, (4, 2), (3, 0))])
+@pytest.mark.parametrize('orientation,shape,corner', [(1, (2, 4), (0, 0)), (3, (2, 4), (1, 3)), (6, (4, 2), (0, 1)),
+                                                      (8, (4, 2), (3, 0))])
 def test_exif_orientation_applied_to_images_and_masks(tmp_path, orientation, shape, corner):
     a = np.zeros((2, 4), np.uint8)
     a[0, 0] = 255  # one marked corner pixel
@@ -115,7 +116,8 @@ def test_mask_size_mismatch_and_reference_checks(tmp_path):
         load_mask(tmp_path/'rot.png', shape=(357, 500))
     with pytest.raises(BadReferenceError, match='357x500'): load_reference(tmp_path/'r.jpg', tmp_path/'rot.png')
     Image.new('L', (500, 357), 0).save(tmp_path/'empty.png')
-    with pytest.raises(BadReferenceError, match='empty.png: reference mask is empty'): load_reference(tmp_path/'r.jpg', tmp_path/'empty.png')
+    with pytest.raises(BadReferenceError, match='empty.png: reference mask is empty'):
+        load_reference(tmp_path/'r.jpg', tmp_path/'empty.png')
     Image.new('L', (500, 357), 255).save(tmp_path/'full.png')
     with pytest.raises(BadReferenceError, match='all object'): load_reference(tmp_path/'r.jpg', tmp_path/'full.png')
     assert issubclass(BadReferenceError, SegwlError)
