@@ -304,7 +304,8 @@ def test_no_resume_keeps_reviewed_masks(folder):
     with pytest.warns(UserWarning, match='keeping 2 reviewed'):
         n = label_folder(seed_labeller(), images, labels, progress=False, resume=False)
     rows = rows_of(labels)
-    assert (n['skipped'], rows['scene_00.png']['reviewed'], rows['scene_01.png']['reviewed']) == (2, 'fixed', 'rejected')
+    assert ((n['skipped'], rows['scene_00.png']['reviewed'], rows['scene_01.png']['reviewed'])
+            == (2, 'fixed', 'rejected'))
     assert load_mask(labels/'masks'/'scene_00.png').all() and not load_mask(labels/'masks'/'scene_01.png').any()
 
 def test_trial_disagreement_reaches_the_row_and_the_ranking(tmp_path):
