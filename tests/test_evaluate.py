@@ -119,7 +119,7 @@ def test_cli_evaluate_pred_and_usage(folders):
     r = segwl('evaluate', '--pred', folders/'pred', '--masks', folders/'gt', '--out', folders/'rep', '--quiet')
     assert r.returncode == 0 and 'mean IoU 0.7500' in r.stdout, r.stderr
     png = Image.open(folders/'rep'/'best_worst.png')
-    assert png.size == (576, 324)                                   # 2 images: one row, best 1 and best 2
+    assert png.size == (288, 603)                                   # 2 images: best 1 above, worst 1 below
     assert sorted(p.name for p in (folders/'rep').iterdir()) == ['best_worst.png', 'iou_histogram.png',
                                                                  'metrics.json', 'per_image.csv']
     r = segwl('evaluate', '--model', folders, '--masks', folders/'gt', '--out', folders/'rep2')
