@@ -81,7 +81,7 @@ def tiny_random(cls: SamSegmenter, seed: int = 0, device='cpu') -> SamSegmenter:
     "A `SamSegmenter` over `tiny_sam(seed)`: real SAM code, random weights, fast on a CPU."
     return cls(tiny_sam(seed), device=device)
 
-# %% ../../nbs/05_sam.ipynb #2a010b0e
+# %% ../../nbs/05_sam.ipynb #58248772
 from typing import NamedTuple
 from ..protocols import BatchEncoding
 
@@ -111,7 +111,8 @@ def embed(self: SamSegmenter, images) -> list[SamState]:
 @patch
 def use(self: SamSegmenter, state: SamState) -> None:
     "Make `state`'s image the current one: `predict` answers on it as after `set_image` (no encoder pass)."
-    if not isinstance(state, SamState): raise SamError(f"use: expected a SamState from embed, got {type(state).__name__}")
+    if not isinstance(state, SamState):
+        raise SamError(f"use: expected a SamState from embed, got {type(state).__name__}")
     p = self.predictor
     p.reset_image()
     p.features, p.original_size, p.input_size = state
