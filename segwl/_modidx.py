@@ -1008,7 +1008,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                             'segwl.seed.SeedLabeller._batch': ('seed.html#seedlabeller._batch', 'segwl/seed.py'),
                             'segwl.seed.SeedLabeller._best_mask': ('seed.html#seedlabeller._best_mask', 'segwl/seed.py'),
                             'segwl.seed.SeedLabeller._canvas': ('seed.html#seedlabeller._canvas', 'segwl/seed.py'),
-                            'segwl.seed.SeedLabeller._canvases': ('seed.html#seedlabeller._canvases', 'segwl/seed.py'),
                             'segwl.seed.SeedLabeller._drawn': ('seed.html#seedlabeller._drawn', 'segwl/seed.py'),
                             'segwl.seed.SeedLabeller._finish': ('seed.html#seedlabeller._finish', 'segwl/seed.py'),
                             'segwl.seed.SeedLabeller._pack': ('seed.html#seedlabeller._pack', 'segwl/seed.py'),

@@ -395,24 +395,19 @@ def _unanswer(t):
     t.answers, t.packings, t.error = [], [], None
 
 @patch
-def _canvases(self: SeedLabeller, j: int, groups: list):
-    "Reference `j` and each group of targets on a canvas, every canvas through the encoder in one `embed` call."
-    drawn = [d for d in (self._drawn(j, g) for g in groups) if d[0]]
-    if not drawn: return
-    every = [t for d in drawn for t in d[0]]
-    t1 = time.perf_counter()
-    states = embed_all(self.segmenter, [canvas for _, _, canvas in drawn])     # once a batch of canvases
-    _bill(every, 'set_image', time.perf_counter() - t1)
-    for (targets, lay, _), state in zip(drawn, states):
-        t1 = time.perf_counter()
-        self.segmenter.use(state)
-        _bill(targets, 'set_image', time.perf_counter() - t1)
-        self._answer_on(j, lay, targets)
-
-@patch
 def _batch(self: SeedLabeller, groups: list):
-    "Each group of targets on its canvases (one per reference), each reference's canvases in one encoder call."
-    for j in range(len(self.references)): self._canvases(j, groups)
+    "Each group of targets on a canvas per reference; each reference's canvases through the encoder in one call."
+    for j in range(len(self.references)):
+        drawn = [d for d in (self._drawn(j, g) for g in groups) if d[0]]       # failed targets take no cell
+        if not drawn: continue
+        t1 = time.perf_counter()
+        states = embed_all(self.segmenter, [canvas for _, _, canvas in drawn])     # once a batch of canvases
+        _bill([t for d in drawn for t in d[0]], 'set_image', time.perf_counter() - t1)
+        for (targets, lay, _), state in zip(drawn, states):
+            t1 = time.perf_counter()
+            self.segmenter.use(state)
+            _bill(targets, 'set_image', time.perf_counter() - t1)
+            self._answer_on(j, lay, targets)
 
 @patch
 def _pack_batch(self: SeedLabeller, targets: list):
