@@ -379,3 +379,19 @@ def test_flag_job_parameter_and_runner(tmp_path):
           'imgs', '-p', 'out', 'job', '-p', 'train', 'False', '-p', 'device', 'cpu', '-p', 'batch_size', '3',
           cwd=tmp_path, check_rc=0)
     assert json.loads((tmp_path/'job'/'labels'/'config.json').read_text())['settings']['batch_size'] == 3
+
+
+def test_bench_batch_runs_tiny(tmp_path):
+    "The bench's command checks itself on the tiny models: one encoder call per batch, B's answers are B = 1's."
+    import json, sys
+    sys.path.insert(0, str(__import__('pathlib').Path(__file__).resolve().parent.parent/'bench'))
+    import bench_batch
+    assert bench_batch.main(['--tiny', '--images', '5', '--batch', '1,2,4', '--targets', '2', '--repeats', '1',
+                             '--threads', '1', '--json', str(tmp_path/'b.json')]) == 0
+    res = json.loads((tmp_path/'b.json').read_text())
+    assert [m['canvases'] for m in res['models']] == [3, 3]                    # 5 images, 2 a canvas
+    for m in res['models']:
+        rows = m['per_batch']
+        assert [rows[b]['encoder_calls'] for b in ('1', '2', '4')] == [3, 2, 1]
+        assert all(r['same_verdicts'] and r['min_iou_vs_1'] >= 0.999 for r in rows.values())
+        assert rows['1']['speedup_encoder'] == 1.0 and rows['4']['calls'] == dict(set_image=0, embed=1)
