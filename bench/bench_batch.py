@@ -1,4 +1,4 @@
-"""Several canvases through the encoder in one call (#24, `--batch-size`): batch_size 1 against B, per canvas and per image.
+"""Several canvases through the encoder in one call (#24, `--batch-size`): batch_size 1 against B, with real models.
 
 Real-size architectures with random weights (speed does not depend on weight values): SAM 1 `vit_b` for the seed
 method (with open_clip `ViT-B-32` as its text scorer) and SAM 3 (`Sam3Config()`) for the canvas method. On a GPU:
