@@ -395,3 +395,35 @@ def test_bench_batch_runs_tiny(tmp_path):
         assert [rows[b]['encoder_calls'] for b in ('1', '2', '4')] == [3, 2, 1]
         assert all(r['same_verdicts'] and r['min_iou_vs_1'] >= 0.999 for r in rows.values())
         assert rows['1']['speedup_encoder'] == 1.0 and rows['4']['calls'] == dict(set_image=0, embed=1)
+
+
+def test_runner_and_ray_hand_over_targets_x_batch(tmp_path):
+    "Local and Ray runners give a labeller 2 x 2 images at a time: the rows and files of batch_size 1, on both."
+    from PIL import Image
+    from segwl.folder import label_folder
+    from segwl.recipe import LabellerSpec
+    from test_packed import truncated_png, rows_without, same_files
+    d = tmp_path/'imgs'
+    d.mkdir()
+    for i in range(5): Image.fromarray(concept_scene((96, 128), i % 3, seed=50 + i)[0]).save(d/f"c{i}.png")
+    truncated_png(d/'c1a.png')
+    ref = [concept_scene((90, 120), 1, seed=1)[:2]]
+    spec = lambda b: LabellerSpec(ref, None, dict(targets_per_canvas=2, batch_size=b), 'colour-concept',
+                                  method='canvas', device='cpu')
+    one = label_folder(spec(1).build(), d, tmp_path/'one', progress=False, config=dict(models=spec(1).models()))
+    lab = spec(2).build()
+    assert group_size(lab) == 4
+    local = label_folder(lab, d, tmp_path/'local', progress=False, config=dict(models=spec(2).models()))
+    assert local == one and one['error'] == 1
+    assert (lab.segmenter.embed_calls, lab.segmenter.set_image_calls) == (1, 1)     # [c0 c1] [c2] in one; [c3 c4]
+    assert rows_without(tmp_path/'local') == rows_without(tmp_path/'one')
+    same_files(tmp_path/'one', tmp_path/'local')
+    pytest.importorskip('ray.data', reason='the Ray engine is an optional extra: pip install "segwl[ray]"')
+    from segwl.engine import label_folder_ray, ray_session, EngineError
+    try:
+        with ray_session(None, workers=2):
+            ray = label_folder_ray(spec(2), d, tmp_path/'ray', workers=2, progress=False)
+    except EngineError as e: pytest.skip(f"a local Ray instance could not start on this machine: {e}")
+    assert ray == one
+    assert rows_without(tmp_path/'ray') == rows_without(tmp_path/'one')
+    same_files(tmp_path/'one', tmp_path/'ray')
