@@ -40,9 +40,10 @@ export: install
 export-check: install
 	$(call unchanged,$(EXPORT),segwl,segwl/ disagrees with nbs/ - edit notebooks then run make export)
 
-# ruff (pyproject.toml: 120 columns, one statement per line) over the package and tools.
+# ruff (pyproject.toml: 120 columns, one statement per line) over the package, the tools, the tests and the
+# benchmarks (less bench/bench_label.py for now: pyproject.toml says why).
 lint: install
-	$(BIN)/python tools/lint.py segwl tools
+	$(BIN)/python tools/lint.py segwl tools tests bench
 
 # The notebooks' examples write models and masks under a temporary folder of their own, removed afterwards, so that
 # repeated runs do not fill the disk.

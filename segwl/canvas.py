@@ -4,13 +4,17 @@
 
 # %% ../nbs/07a_canvas.ipynb #6c551a74
 from __future__ import annotations
-import time
+import time, warnings
 from dataclasses import dataclass, field, fields, replace
-from typing import ClassVar
+from functools import lru_cache
+from typing import ClassVar, NamedTuple
 import numpy as np
+from PIL import Image
 from fastcore.basics import patch
+from .errors import SegwlWarning
 from .data import SegwlError, Settings, setting
-from .protocols import check_image, LabelResult, Instance, label_in_canvases, in_batches, embed_all, group_size
+from .protocols import (check_image, LabelResult, Instance, instance_iou, label_in_canvases, in_batches, embed_all,
+                             group_size)
 from .stitch import (LAYOUTS, CanvasLayout, PackedLayout, MAX_TARGETS, INPUT_SIZES, resize_image, resize_mask,
                           mask_iou)
 from .recipe import check_references, clean_text, Renamed, renamed
@@ -18,7 +22,8 @@ from .seed import (MIN_SIDE, working_copy, working_hw, check_max_side, input_sid
                         _Target, MAX_BATCH)
 
 # %% auto #0
-__all__ = ['connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasLabeller', 'owners']
+__all__ = ['MAX_INSTANCES', 'connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasLabeller', 'owners', 'Kept',
+           'nearest_index', 'to_full', 'say_over_cap']
 
 # %% ../nbs/07a_canvas.ipynb #a3434f20
 def _runs(m: np.ndarray):
@@ -75,6 +80,8 @@ def part_boxes(mask, per_part: bool = False, min_part: float = 0.0) -> np.ndarra
     return box[keep]
 
 # %% ../nbs/07a_canvas.ipynb #5cc7a992
+MAX_INSTANCES = 100    # the default cap of instances a target: COCO's evaluation counts 100 an image; SAM 3 has 200
+
 @dataclass
 class CanvasSettings(Renamed, Settings):
     "Every setting of the canvas labeller, JSON round-trippable."
@@ -101,6 +108,8 @@ class CanvasSettings(Renamed, Settings):
     batch_size: int = setting(1, "canvases sent through the vision encoder in one call, where the segmenter can (SAM "
                               "3): faster on a GPU, no gain on a CPU; the masks are those of 1, up to float rounding "
                               "(bench/bench_batch.py measures the speed)", 1, MAX_BATCH)
+    max_instances: int = setting(MAX_INSTANCES, "keep at most this many instances a target, the best scoring (a "
+                                 "warning says how many more were found)", 1, 10_000)
 
 @patch
 def validate(self: CanvasSettings):
@@ -112,7 +121,9 @@ def validate(self: CanvasSettings):
 @patch
 def to_dict(self: CanvasSettings) -> dict:
     "The settings as a dict (JSON); settings added later only where they differ from the old behaviour (see seed)."
-    return to_dict_since(self)
+    d = to_dict_since(self)
+    if d.get('max_instances') == MAX_INSTANCES: del d['max_instances']     # the cap added later: earlier runs resume
+    return d
 
 # %% ../nbs/07a_canvas.ipynb #08ad4d51
 @dataclass
@@ -122,6 +133,7 @@ class CanvasResult(LabelResult):
     instances: list = field(default_factory=list)
     exemplars: np.ndarray | None = None      # (M, 4) exemplar boxes on the canvas
     layout: CanvasLayout | PackedLayout | None = None   # the canvas: CanvasLayout alone on it, else PackedLayout
+    over_cap: int = 0                        # instances found beyond `max_instances` and left out
 
 # %% ../nbs/07a_canvas.ipynb #60193d98
 class CanvasLabeller:
@@ -167,20 +179,57 @@ def owners(cells, masks, min_inside: float) -> np.ndarray:
     top = inside.max(1)
     return np.where((top > 0) & (top >= min_inside * m.sum((-2, -1))), inside.argmax(1), -1)
 
+class Kept(NamedTuple):
+    "What `sift` keeps for a target: its instances, the best score of its own, how many were over the cap."
+    instances: list
+    best: float
+    over_cap: int
+
 @patch
-def keep(self: CanvasLabeller, layout, masks: np.ndarray, scores: np.ndarray, i: int = 0) -> tuple[list, float]:
-    "`(instances in target `i`'s frame, best score of its own)` from canvas `masks` and `scores` of `layout`."
+def sift(self: CanvasLabeller, layout, masks: np.ndarray, scores: np.ndarray, i: int = 0) -> Kept:
+    """Target `i`'s instances (its working frame, compact) from canvas `masks` and `scores` of `layout`: its own, best
+    first, scoring at least `min_instance_score`, no duplicate of a better one, at most `max_instances`."""
     s = self.settings
     cells = layout.targets if isinstance(layout, PackedLayout) else (layout.target,)
     ours = owners(cells, masks, s.min_inside) == i
     best = float(scores[ours].max()) if ours.any() else 0.0
-    kept = []
+    kept, over = [], 0
     for k in np.argsort(-scores, kind='stable'):
         if not ours[k] or scores[k] < s.min_instance_score: continue
-        m = cells[i].mask_from_canvas(masks[k])                  # a plain crop where the target is at its own size
-        if not m.any() or any(mask_iou(m, x.mask) > s.max_overlap for x in kept): continue
-        kept.append(Instance(m, float(scores[k])))
-    return kept, best
+        x = Instance(cells[i].mask_from_canvas(masks[k]), float(scores[k]))   # the working copy's size, then its box
+        if not x.area or any(instance_iou(x, y) > s.max_overlap for y in kept): continue
+        if len(kept) < s.max_instances: kept.append(x)
+        else: over += 1
+    return Kept(kept, best, over)
+
+@patch
+def keep(self: CanvasLabeller, layout, masks: np.ndarray, scores: np.ndarray, i: int = 0) -> tuple[list, float]:
+    "`(instances in target `i`'s frame, best score of its own)` from canvas `masks` and `scores` of `layout`."
+    return tuple(self.sift(layout, masks, scores, i)[:2])
+
+@lru_cache(maxsize=64)
+def nearest_index(n_in: int, n_out: int) -> np.ndarray:
+    "(n_out,) the source pixel of each pixel along a side that `resize_mask` resizes from `n_in` to `n_out` pixels."
+    probe = Image.fromarray(np.arange(n_in, dtype=np.int32)[None])        # PIL's own nearest rule, read off a ramp
+    out = np.asarray(probe.resize((n_out, 1), Image.NEAREST))[0].astype(np.intp)
+    out.flags.writeable = False
+    return out
+
+def to_full(instances: list, work_hw, full_hw) -> tuple[list, np.ndarray]:
+    """`(instances, union)` at the target's size `full_hw` from compact instances of its working copy (`work_hw`):
+    exactly what `resize_mask` makes of each mask, without building one at the full size (the union is one resize)."""
+    work_hw, full_hw = tuple(int(v) for v in work_hw[:2]), tuple(int(v) for v in full_hw[:2])
+    union = np.zeros(work_hw, bool)
+    for x in instances: union[x.window] |= x.crop
+    if work_hw == full_hw: return instances, union
+    rows, cols = nearest_index(work_hw[0], full_hw[0]), nearest_index(work_hw[1], full_hw[1])
+    return [x.remapped(full_hw, rows, cols) for x in instances], resize_mask(union, full_hw)
+
+def say_over_cap(over: int, kept: int, hw, cap: int, what: str = ''):
+    "One `SegwlWarning` when instances beyond the cap were left out."
+    if over:
+        warnings.warn(f"{what}{kept + over} instances found in a {hw[1]}x{hw[0]} image: the best {cap} kept "
+                      f"(setting max_instances, --max-instances; {over} left out)", SegwlWarning, stacklevel=3)
 
 # %% ../nbs/07a_canvas.ipynb #a861c49f
 def _check_answer(masks, scores, hw) -> tuple[np.ndarray, np.ndarray]:
@@ -214,15 +263,13 @@ def _prepare(self: CanvasLabeller, image) -> _Target:
 @patch
 def _result(self: CanvasLabeller, t: _Target, lay: PackedLayout, i: int, masks, scores, boxes) -> CanvasResult:
     "Target `i`'s result from the answer on its canvas: its instances, at its own size, their union, the verdict."
-    kept, best = self.keep(lay, masks, scores, i)
-    if t.work is not t.full:
-        for x in kept: x.mask = resize_mask(x.mask, t.full.shape[:2])
-    union = np.zeros(t.full.shape[:2], bool)
-    for x in kept: union |= x.mask
+    kept, best, over = self.sift(lay, masks, scores, i)        # compact, at the working copy's size
+    say_over_cap(over, len(kept), t.full.shape, self.settings.max_instances)
+    kept, union = to_full(kept, t.work.shape, t.full.shape)    # no full-size mask an instance: boxes and index tables
     alone = self.layout_for(t.work.shape) if len(lay.targets) == 1 else lay     # alone: today's CanvasLayout
     return CanvasResult(union, max((x.score for x in kept), default=best), None, present=bool(kept), instances=kept,
                         candidate_scores=[scores.tolist()], timings=t.tm, exemplars=boxes, layout=alone,
-                        packing=lay.describe(i))
+                        packing=lay.describe(i), over_cap=over)
 
 # %% ../nbs/07a_canvas.ipynb #9a291a61
 @patch

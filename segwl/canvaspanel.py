@@ -25,20 +25,23 @@ from .registry import weights_stamp
 __all__ = ['CanvasPanel']
 
 # %% ../nbs/11c_canvaspanel.ipynb #90811d6e
-_CANVAS_SLIDERS = (('min_instance_score', 'min instance score', 0.0, 1.0), ('max_overlap', 'max overlap', 0.0, 1.0),
+_CANVAS_SLIDERS = (('min_instance_score', 'min inst. score', 0.0, 1.0), ('max_overlap', 'max overlap', 0.0, 1.0),
                    ('min_inside', 'min inside', 0.01, 1.0))
 
 class CanvasPanel(TuningPanel):
     "Tune `CanvasSettings` on the images of a folder: the canvas and its exemplars, every instance, the verdict."
-    title = 'segwl canvas panel (the canvas method)'
+    title, method = 'segwl canvas panel (the canvas method)', 'canvas'
     def __init__(self, references, text: str | None, images, segmenter, settings: CanvasSettings | None = None,
-                 out='labels', config_path='canvas_settings.json', models: dict | None = None):
-        refs = list(references)
+                 out='labels', config_path='canvas_settings.json', models: dict | None = None, classes=None):
+        if classes is not None:                                   # the first class's references and text
+            text = self._use_classes(classes, references, text)[1]
+            refs = list(self.class_specs[0].load())
+        else: refs = list(references)
         if not refs: raise SegwlError("CanvasPanel: give at least one (image, mask) reference pair")
         self.pairs = [_reference(*p) for p in refs]
         self.reference, self.reference_mask = self.pairs[0]
         paths = [_ref_paths(*p) for p in refs]
-        self.ref_paths = paths if all(paths) else None
+        self.ref_paths = paths if all(paths) and classes is None else None
         self.images, self.files = images, list_images(images)
         if not self.files: raise SegwlError(f"{images}: no images to tune on (folders are listed by image extension)")
         self.raw_segmenter, self.raw_scorer = segmenter, None
@@ -59,8 +62,9 @@ def from_names(cls: CanvasPanel, references, text: str | None, images, segmenter
                **options) -> CanvasPanel:
     "A canvas panel over the concept segmenter registered as `segmenter` (None: sam3; `random=True`: its tiny twin)."
     opts = dict(concept=dict(segmenter_options or {}))
-    spec = LabellerSpec(list(references), text, options.get('settings'), segmenter, options=opts, random=random,
-                        device=device, method='canvas', terms=PANEL_TERMS)
+    refs = None if options.get('classes') is not None else list(references)
+    spec = LabellerSpec(refs, text, options.get('settings'), segmenter, options=opts, random=random, device=device,
+                        method='canvas', terms=PANEL_TERMS, classes=options.get('classes'))
     (seg,), models = _models_of(spec, device)
     return cls(references, text, images, seg, models=models, **options)
 
@@ -99,7 +103,17 @@ def _labeller(self: CanvasPanel, cached: bool = True) -> Labeller:
 
 @patch
 def _record(self: CanvasPanel) -> dict:
-    return dict(method='canvas', models=self.models, reference=self.ref_paths)
+    return dict(method='canvas', models=self.models, reference=self.ref_paths, **self._classes_record())
+
+@patch
+def _set_references(self: CanvasPanel, refs: list):
+    "Tune with `refs`, every one of them (the canvas method is k-shot)."
+    self.pairs = list(refs)
+    self.reference, self.reference_mask = self.pairs[0]
+
+@patch
+def _backends(self: CanvasPanel, cached: bool = True) -> dict:
+    return dict(concept=self.segmenter if cached else self.raw_segmenter)
 
 # %% ../nbs/11c_canvaspanel.ipynb #0c96ad5c
 @patch

@@ -4,17 +4,18 @@
 
 # %% ../nbs/12_cli.ipynb #ac106bce
 from __future__ import annotations
-import argparse, difflib, re, shlex, sys
+import argparse, difflib, re, sys
 from .errors import SegwlError
 
 # %% auto #0
 __all__ = ['STAND_IN_WARNING', 'TINY_WARNING', 'weights_warning', 'images_to_label', 'label_terms', 'label_spec', 'label',
-           'train_cmd', 'predict_cmd', 'evaluate_cmd', 'export_cmd', 'export_model_cmd', 'review_cmd',
-           'run_notebook_cmd', 'demo']
+           'train_cmd', 'predict_cmd', 'evaluate_cmd', 'review_cmd', 'run_notebook_cmd', 'export_cmd',
+           'export_model_cmd', 'demo']
 
 # %% ../nbs/12_cli.ipynb #3ec0e4bf
 from .command import COMMANDS, command, Parser, version, build_parser, main  # noqa: F401
 from .flags import flag_help, settings_flags, settings_from_args, _flag_kind, _OWN_DEFAULT  # noqa: F401
+from .flags import _progress_flag  # noqa: F401
 
 # %% ../nbs/12_cli.ipynb #d2b69cfb
 class _Formatter(argparse.HelpFormatter):
@@ -93,10 +94,6 @@ def _engine_args(p):
     p.add_argument('--ray-address', metavar='ADDR', help='join the Ray cluster at ADDR [default: a local Ray '
                                                          'instance on this machine]')
 
-def _progress_flag(p):
-    "`--no-progress` and `--quiet`: one flag, two names, on every command that shows progress."
-    p.add_argument('--no-progress', '--quiet', dest='no_progress', action='store_true', help='no progress bar')
-
 def _check_engine(args):
     "The engine flags of `segwl label` and `segwl predict` fit together (else exit 2, before anything starts)."
     if args.engine != 'ray' and (args.workers is not None or args.ray_address):
@@ -136,7 +133,6 @@ def images_to_label(folder) -> list:
     "The images of `folder`; none is an error that names the sub-folders holding images (a level too high?)."
     from segwl.data import images_in
     return images_in(folder, 'to label')
-
 
 # %% ../nbs/12_cli.ipynb #75fc4286
 def label_terms() -> dict:
@@ -233,6 +229,7 @@ def _predict_args(p):
 
 @command('predict', 'Segment a folder of images with a trained model.', _predict_args)
 def predict_cmd(args):
+    from pathlib import Path
     from segwl.predict import predict_folder
     _check_engine(args)
     if args.engine == 'ray':
@@ -243,8 +240,9 @@ def predict_cmd(args):
     else: rows = predict_folder(args.model, args.images, args.out, device=args.device, progress=not args.no_progress,
                                 resume=not args.no_resume)
     bad = sum(r['status'] != 'ok' for r in rows)
-    failed = f"; {bad} image(s) failed (see {args.out}/manifest.jsonl)" if bad else ''
-    print(f"{len(rows) - bad} masks written to {args.out}/masks{failed}")
+    out = Path(args.out)                               # predictions/ and predictions print alike
+    failed = f"; {bad} image(s) failed (see {out/'manifest.jsonl'})" if bad else ''
+    print(f"{len(rows) - bad} masks written to {out/'masks'}{failed}")
     return 1 if bad else 0
 
 def _evaluate_args(p):
@@ -277,71 +275,8 @@ def __getattr__(name):
     v = getattr(E, _FROM_EXPORT[name])
     return tuple(v)
 
-def _export_args(p):
-    import segwl.export as E
-    p.add_argument('labels', metavar='LABELS', help='a labels folder: masks/, with manifest.jsonl and config.json as '
-                                                   'segwl label writes them (without a manifest every mask goes out)')
-    p.add_argument('--format', required=True, choices=E.FORMATS,
-                   help='coco: annotations.json (RLE); yolo: Ultralytics YOLO-seg labels/, images/ (links), '
-                        'data.yaml; voc: indexed PNGs (CVAT "Segmentation mask 1.1"); label-studio: tasks.json with '
-                        'brush pre-annotations and label_config.xml')
-    p.add_argument('--out', required=True, metavar='DIR',
-                   help='output folder: new, empty, or an earlier export of the same format; never the labels or '
-                        'images folder, nor inside them (locked while written)')
-    p.add_argument('--category', metavar='NAME',
-                   help='category name (default: from the labelling text, "a photo of a cat" -> cat)')
-    p.add_argument('--images', metavar='DIR',
-                   help="the images, when not where the labels' config.json says (all formats but voc need them)")
-    p.add_argument('--instances', choices=E.INSTANCE_MODES, default='parts',
-                   help="objects of a plain mask: each connected part, or the whole mask (default %(default)s); a "
-                        "labeller's instances/ files come first")
-    p.add_argument('--min-area', type=float, default=0.001, metavar='FRACTION',
-                   help='leave out objects smaller than this fraction of the image (default %(default)s; 0 keeps all)')
-    p.add_argument('--min-score', type=float, default=None, metavar='X',
-                   help='coco, yolo, label-studio: leave out objects scoring below X (or without a score, or NaN)')
-    p.add_argument('--holes', choices=E.HOLES, default='bridge',
-                   help='yolo: keep holes by a zero-width cut, or fill them (default %(default)s)')
-    p.add_argument('--no-link-images', dest='link_images', action='store_false',
-                   help='yolo: do not link the images into DIR/images')
-    p.add_argument('--ignore', metavar='DIR', help='voc: masks (same names) whose nonzero pixels become 255, void')
-    p.add_argument('--image-url', default=E.LS_IMAGE_URL, metavar='TEMPLATE',
-                   help='label-studio: URL of each image, {name} the file name, {path} its absolute path '
-                        '(default %(default)s)')
-
-@command('export', 'Write a labels folder as COCO, YOLO-seg, VOC or Label Studio files.', _export_args)
-def export_cmd(args) -> int:
-    from segwl.export import export_labels, summary_line
-    s = export_labels(args.labels, args.out, args.format, category=args.category, instances=args.instances,
-                      min_area=args.min_area, images_dir=args.images, ignore_dir=args.ignore, holes=args.holes,
-                      link_images=args.link_images, image_url=args.image_url, min_score=args.min_score)
-    print(summary_line(s))
-    for msg in s['problems']: print(f"segwl export: {msg}", file=sys.stderr)
-    return 1 if s['problems'] else 0
-
-# %% ../nbs/12_cli.ipynb #d11e0692
-def _export_model_args(p):
-    import segwl.export as E
-    p.add_argument('model', metavar='MODEL', help='a model folder written by segwl train')
-    p.add_argument('--format', choices=tuple(E.MODEL_FORMATS), default='onnx',
-                   help='onnx (needs pip install "segwl[export]") or torchscript (default %(default)s)')
-    p.add_argument('--out', required=True, metavar='FILE',
-                   help='the file to write (only if the check passes); never a file of the model folder')
-    p.add_argument('--check-images', type=int, default=4, metavar='N',
-                   help=f'images the export is checked on against PyTorch, 1 to {E.MAX_CHECK_IMAGES} '
-                        f'(default %(default)s)')
-    p.add_argument('--atol', type=float, default=1e-4, metavar='X',
-                   help='largest probability difference allowed (default %(default)s)')
-
-@command('export-model', 'Write a trained model as one ONNX or TorchScript file, image in, probability out.',
-         _export_model_args)
-def export_model_cmd(args) -> int:
-    from segwl.export import export_model
-    s = export_model(args.model, args.format, args.out, n_check=args.check_images, atol=args.atol)
-    n = s['input_size']
-    print(f"{s['format']} model written to {s['out']}: uint8 RGB (N, 3, {n}, {n}) in, probability "
-          f"(N, {s.get('channels', 1)}, {n}, {n}) out; max abs diff {s['max_abs_diff']:.1e} against PyTorch on "
-          f"{s['images']} images")
-    return 0
+from .exportcmd import _export_args, export_cmd, _export_model_args, export_model_cmd  # noqa: F401
+_all_ = ['export_cmd', 'export_model_cmd']
 
 # %% ../nbs/12_cli.ipynb #bdc3b717
 def _review_args(p):
@@ -430,55 +365,5 @@ def run_notebook_cmd(args):
     return code
 
 # %% ../nbs/12_cli.ipynb #fedb7254
-def _demo_args(p):
-    p.add_argument('--examples', default='examples', help='a dataset folder in the layout of the README')
-    p.add_argument('--out', default='demo-out', help='output folder: labels/, model/, eval/, label-quality/')
-    p.add_argument('--text', default='a photo of a cat', help='what the reference mask shows')
-    p.add_argument('--models', choices=['real', 'tiny-random'], default='real',
-                   help='real SAM + CLIP weights, or tiny random ones (smoke runs)')
-    p.add_argument('--device', default='auto')
-    p.add_argument('--max-minutes', type=float, default=None,
-                   help='training budget (default: 3 with real models, 0.1 with tiny ones: 3 epochs at most)')
-    _progress_flag(p)
-
-def _demo_steps(args, lay) -> list:
-    "The `segwl` command lines the demo runs, in order."
-    from pathlib import Path
-    out, real = Path(args.out), args.models == 'real'
-    minutes = args.max_minutes if args.max_minutes is not None else (3 if real else 0.1)
-    labels = out/'labels'
-    steps = [['label', '--reference', lay.reference_image, lay.reference_mask, '--text', args.text,
-              '--images', lay.unlabeled, '--out', labels, '--models', args.models, '--device', args.device],
-             ['train', '--images', lay.unlabeled, '--masks', labels/'masks', '--manifest', labels/'manifest.jsonl',
-              '--out', out/'model', '--max-minutes', minutes, '--device', args.device]
-             + ([] if real else ['--arch', 'tiny-unet', '--no-pretrained', '--size', 64, '--epochs', 3])]
-    if lay.test_images and lay.test_masks:
-        steps.append(['evaluate', '--model', out/'model', '--images', lay.test_images, '--masks', lay.test_masks,
-                      '--out', out/'eval', '--device', args.device])
-    if lay.unlabeled_masks:
-        steps.append(['evaluate', '--pred', labels/'masks', '--masks', lay.unlabeled_masks,
-                      '--out', out/'label-quality'])
-    quiet = ['--no-progress'] if vars(args).get('no_progress') else []
-    return [[str(a) for a in s] + quiet for s in steps]
-
-# %% ../nbs/12_cli.ipynb #b07e90a5
-def _demo_report(out):
-    "Print the demo's two headline numbers."
-    import json
-    from pathlib import Path
-    heads = (('label-quality', 'pseudo-labels vs true masks'), ('eval', 'fine-tuned model on the test split'))
-    for name, what in heads:
-        m = Path(out)/name/'metrics.json'
-        if not m.exists(): continue
-        from segwl.evaluate import summary_line
-        print(f"{what}: {summary_line(json.loads(m.read_text()))}")
-
-@command('demo', 'Run the main job on a dataset folder: label, train, evaluate.', _demo_args)
-def demo(args):
-    from segwl.data import dataset_layout
-    for argv in _demo_steps(args, dataset_layout(args.examples)):
-        print(f"\n$ {shlex.join(['segwl', *argv])}", flush=True)
-        code = main(argv)
-        if code == 2 or (code == 1 and argv[0] != 'label'): return code   # a failed label file is only one row
-    _demo_report(args.out)
-    return 0
+from .democmd import demo, _demo_args, _demo_steps, _demo_report  # noqa: F401
+_all_ = ['demo']

@@ -4,11 +4,12 @@
 
 # %% ../nbs/11h_command.ipynb #f5d30bb5
 from __future__ import annotations
-import argparse, difflib, sys
-from .errors import SegwlError
+import argparse, difflib, sys, warnings
+from contextlib import contextmanager
+from .errors import SegwlError, SegwlWarning
 
 # %% auto #0
-__all__ = ['COMMANDS', 'command', 'Parser', 'version', 'build_parser', 'main']
+__all__ = ['COMMANDS', 'command', 'Parser', 'version', 'warnings_said', 'build_parser', 'main']
 
 # %% ../nbs/11h_command.ipynb #7af7140d
 COMMANDS: dict = {}
@@ -37,6 +38,18 @@ def version() -> str:
     try: return v('segwl')
     except PackageNotFoundError: return 'unknown (not installed)'
 
+# %% ../nbs/11h_command.ipynb #1e4a3383
+@contextmanager
+def warnings_said(command: str):
+    "While `segwl COMMAND` runs, each `SegwlWarning` prints as `segwl COMMAND: warning: ...`, one line."
+    plain = warnings.formatwarning
+    def one_line(message, category, filename, lineno, line=None):
+        if issubclass(category, SegwlWarning): return f"segwl {command}: warning: {message}\n"
+        return plain(message, category, filename, lineno, line)
+    warnings.formatwarning = one_line
+    try: yield
+    finally: warnings.formatwarning = plain
+
 # %% ../nbs/11h_command.ipynb #dedf78b4
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     "The `segwl` parser; with `only`, the options of that command alone are declared (the others are not needed)."
@@ -61,7 +74,7 @@ def main(argv=None) -> int:
     if extra: parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     from segwl.errors import speaking, CLI
     try:
-        with speaking(CLI): return int(args._run(args) or 0)         # messages name flags: --no-pretrained
+        with speaking(CLI), warnings_said(args.command): return int(args._run(args) or 0)   # messages name flags
     except SegwlError as e:
         print(f"segwl {args.command}: error: {e}", file=sys.stderr)
         return 2

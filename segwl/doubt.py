@@ -15,10 +15,12 @@ from .protocols import Instance
 from .canvas import connected_parts
 from .figures import _overlay
 from .registry import weights_stamp, STAMPS
+from .classes import (ClassesError, ClassInstance, read_classes_json, load_label_map, save_label_map, palette_of,
+                           as_label_map, class_row_fields)
 
 # %% auto #0
-__all__ = ['REVIEWS', 'FILTERS', 'mask_shape', 'doubt_score', 'rows_of', 'mask_path', 'read_label', 'ranked', 'record', 'overlay',
-           'contact_sheet']
+__all__ = ['REVIEWS', 'FILTERS', 'mask_shape', 'lowest_class_score', 'doubt_score', 'rows_of', 'mask_path', 'read_label',
+           'classes_of', 'read_label_map', 'ranked', 'record', 'overlay', 'contact_sheet']
 
 # %% ../nbs/11e_doubt.ipynb #495bb963
 _TINY = 0.005         # a mask covering less than this share of the image is 'tiny'
@@ -37,17 +39,27 @@ def mask_shape(mask) -> tuple[float, float]:
     return float(m.mean()), float(sizes.max() / sizes.sum())
 
 # %% ../nbs/11e_doubt.ipynb #78ee6d6f
+def lowest_class_score(row: dict):
+    "The lowest score of the classes present in `row` (several classes), else the row's `score`."
+    per = row.get('classes')
+    if not isinstance(per, dict): return row.get('score')
+    s = [v['score'] for v in per.values() if isinstance(v, dict) and v.get('status') == 'ok'
+         and isinstance(v.get('score'), (int, float))]
+    return min(s) if s else row.get('score')
+
 def doubt_score(row: dict, mask=None) -> float:
-    "How much `row` (a manifest row) and its `mask` (HxW bool, or None) deserve a look; see the table above."
+    "How much `row` (a manifest row) and its `mask` (HxW bool or label map, or None) deserve a look; see the table."
     if row.get('status') == 'error': return 2.0
     d = 1.0 if row.get('status') == 'absent' else 0.0
     if row.get('status') == 'ok':
-        d += 0.4 * (1 - _unit(row.get('score'), 0.0))
+        d += 0.4 * (1 - _unit(lowest_class_score(row), 0.0))
     t = _unit(row.get('text_score'))
     if t is not None: d += 0.2 * (1 - t)
     if mask is not None and row.get('status') == 'ok':
-        area, largest = mask_shape(mask)
+        area, largest = mask_shape(np.asarray(mask) != 0)
         d += 0.3 * (area < _TINY) + 0.3 * (1 - largest)
+        ov = row.get('overlap')
+        if isinstance(ov, (int, float)) and ov > 0: d += 0.3 * min(1.0, ov / max(1, int(np.count_nonzero(mask))))
     dis = _unit(row.get('disagreement'))
     if dis is not None: d += 0.3 * dis
     return round(d, 6)
@@ -71,10 +83,21 @@ def _check_folders(labels_dir, images_dir):
         raise SegwlError(f"{images_dir}: not a folder: give the folder of the images that were labelled (--images)")
 
 def read_label(labels_dir, row: dict):
-    "The mask of `row` (HxW bool), or None for an error row or a missing or unreadable mask file."
+    "The mask of `row` (HxW bool; any class, with several), or None for an error row or a missing or unreadable file."
     p = mask_path(labels_dir, row['file'])
     if row['status'] == 'error' or not p.is_file(): return None
     try: return load_mask(p)
+    except SegwlError: return None
+
+def classes_of(labels_dir) -> list[dict] | None:
+    "The `classes.json` entries (id, name, colour) of a labels folder of several classes; None for 0/255 masks."
+    return read_classes_json(labels_dir, missing_ok=True)
+
+def read_label_map(labels_dir, row: dict, entries=None):
+    "The label map of `row` (HxW uint8 class ids), or None as `read_label`; ids past `entries` are refused (None)."
+    p = mask_path(labels_dir, row['file'])
+    if row['status'] == 'error' or not p.is_file(): return None
+    try: return load_label_map(p, len(entries) if entries else None)
     except SegwlError: return None
 
 # %% ../nbs/11e_doubt.ipynb #36a76c4f
@@ -99,18 +122,24 @@ def ranked(labels_dir, cache: dict | None = None) -> list[tuple[float, dict]]:
 def _write_rows(labels_dir: Path, rows: dict):
     write_text(labels_dir/'manifest.jsonl', ''.join(json.dumps(r) + '\n' for r in rows.values()))
 
-def record(labels_dir, file: str, mask, reviewed: str | None, **fields) -> dict:
-    "Write `mask` for `file` and its updated row (ok or absent from the mask, `reviewed`, `fields`); the new row."
+def record(labels_dir, file: str, mask, reviewed: str | None, scores: dict | None = None, instances=None,
+           **fields) -> dict:
+    "Write `mask` (or label map) for `file` and its updated row (ok or absent, `reviewed`, `fields`); the new row."
     if reviewed is not None and reviewed not in REVIEWS: raise ValueError(f"reviewed {reviewed!r}: one of {REVIEWS}")
-    labels_dir, mask = Path(labels_dir), np.asarray(mask, bool)
+    labels_dir, entries = Path(labels_dir), classes_of(labels_dir)
+    mask = np.asarray(mask, bool) if entries is None else _label_map(mask, entries, file)
     with output_lock(labels_dir, 'segwl review'):
         rows = rows_of(labels_dir)
         old = rows.get(file, dict(file=file, score=None, text_score=None, seconds=0.0))
-        save_mask(mask, mask_path(labels_dir, file))
+        if entries is None: save_mask(mask, mask_path(labels_dir, file))
+        else:
+            save_label_map(mask, mask_path(labels_dir, file), palette_of(entries))
+            fields = {**_class_fields(entries, mask, old, scores, fields.pop('overlap', None)), **fields}
         ins = labels_dir/'instances'/f"{Path(file).stem}.json"
         if 'instances' in old or ins.exists():                      # a fixed mask is one instance, or none
-            save_instances([Instance(mask, 1.0)] if mask.any() else [], ins)
-            fields['instances'] = int(mask.any())
+            if instances is None: instances = _instances_of(mask, entries, fields)
+            save_instances(instances, ins)
+            fields['instances'] = len(instances)
         row = {**old, 'status': 'ok' if mask.any() else 'absent', 'error': None, **fields}
         if reviewed is None: row.pop('reviewed', None)
         else: row['reviewed'] = reviewed
@@ -118,6 +147,34 @@ def record(labels_dir, file: str, mask, reviewed: str | None, **fields) -> dict:
         rows[file] = row
         _write_rows(labels_dir, rows)
     return row
+
+# %% ../nbs/11e_doubt.ipynb #7d088a4a
+def _label_map(mask, entries: list, file: str) -> np.ndarray:
+    "`mask` as a label map of `entries`' classes; an empty bool mask is all background, any other is refused."
+    a = np.asarray(mask)
+    if a.dtype == bool:
+        if a.any(): raise ClassesError(f"{file}: this labels folder has {len(entries)} classes (classes.json): give a "
+                                       f"label map of class ids, not a mask, or say which class it is")
+        return a.astype(np.uint8)
+    a = as_label_map(a, f"label map of {file}")
+    if a.max() > len(entries):
+        raise ClassesError(f"label map of {file}: class id {a.max()} but classes.json has {len(entries)}")
+    return a
+
+def _class_fields(entries: list, label_map, old: dict, scores: dict | None, overlap) -> dict:
+    "The row's `status`, `score`, `classes`, `overlap` for `label_map`: `scores` by name over the row's earlier ones."
+    names = [e['name'] for e in entries]
+    was = old.get('classes') if isinstance(old.get('classes'), dict) else {}
+    earlier = {n: (was.get(n) or {}).get('score') for n in names}
+    return class_row_fields(names, label_map, {**earlier, **(scores or {})},
+                            old.get('overlap', 0) if overlap is None else overlap)
+
+def _instances_of(mask, entries, fields: dict) -> list:
+    "One instance per class present in a label map (its class's score), or the one object of a mask."
+    if entries is None: return [Instance(mask, 1.0)] if mask.any() else []
+    scores = {n: (v or {}).get('score') for n, v in fields.get('classes', {}).items()}
+    return [ClassInstance(mask == e['id'], 1.0 if scores.get(e['name']) is None else scores[e['name']], e['id'])
+            for e in entries if (mask == e['id']).any()]
 
 # %% ../nbs/11e_doubt.ipynb #57acb2ff
 FILTERS = ('unreviewed', 'all', 'reviewed', 'absent', 'error')
@@ -135,13 +192,20 @@ def _edge(m: np.ndarray) -> np.ndarray:
     inner = p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
     return m & ~inner
 
-def overlay(image, mask, side: int = 200, colour=(0, 255, 255), alpha: float = 0.4) -> Image.Image:
-    "`image` with `mask` tinted and outlined in yellow, the longer side scaled to `side`."
+def overlay(image, mask, side: int = 200, colour=(0, 255, 255), alpha: float = 0.4, classes=None,
+            class_alpha: float = 0.6) -> Image.Image:
+    "`image` with `mask` tinted and outlined in yellow (a label map and its `classes`: each in its colour), scaled."
     im = Image.fromarray(np.asarray(image, np.uint8))
     f = side / max(im.size)
     size = (max(1, round(im.size[0] * f)), max(1, round(im.size[1] * f)))
     a = np.asarray(im.resize(size, Image.BILINEAR), np.float32)
-    if mask is not None:
+    if mask is not None and classes is not None:
+        lm = np.asarray(Image.fromarray(as_label_map(mask)).resize(size, Image.NEAREST))
+        for e in classes:
+            m = lm == e['id']
+            a[m] = (1 - class_alpha) * a[m] + class_alpha * np.asarray(e['colour'], np.float32)
+            a[_edge(m)] = e['colour']                                  # the outline in the class's own colour
+    elif mask is not None:
         m = np.asarray(Image.fromarray(np.asarray(mask, np.uint8) * 255).resize(size, Image.NEAREST)) > 127
         a[m] = (1 - alpha) * a[m] + alpha * np.asarray(colour, np.float32)
         a[_edge(m)] = (255, 230, 0)
@@ -160,10 +224,12 @@ def contact_sheet(labels_dir, images_dir, out_png, n: int = 24, cols: int = 6, f
     fig = Figure(figsize=(2.2 * cols, 2.4 * rows), dpi=80)
     axs = fig.subplots(rows, cols, squeeze=False)
     for ax in axs.flat: ax.set_axis_off()
-    for ax, (d, r) in zip(axs.flat, shown): _sheet_cell(ax, labels_dir, images_dir, d, r)
+    entries = classes_of(labels_dir)
+    for ax, (d, r) in zip(axs.flat, shown): _sheet_cell(ax, labels_dir, images_dir, d, r, entries)
     title = _sheet_title(labels_dir, len(shown), filter)
     fig.suptitle(title, fontsize=9, color='#c00' if any(s.upper() in title for s in STAMPS.values()) else 'black')
     fig.tight_layout()
+    if entries: _sheet_legend(fig, entries)
     with atomic_path(out_png) as tmp: fig.savefig(tmp, format='png')
     return [r['file'] for _, r in shown]
 
@@ -177,7 +243,8 @@ def _sheet_title(labels_dir, n: int, filter: str) -> str:
     return (f"{Path(labels_dir).name}: the {n} most doubtful of {len(rows)} ({filter}); masks by {names}"
             + (f"\n{stamp.upper()}" if stamp else ''))
 
-def _sheet_cell(ax, labels_dir, images_dir, doubt, row):
+def _sheet_cell(ax, labels_dir, images_dir, doubt, row, entries=None):
+    if entries: return _class_cell(ax, labels_dir, images_dir, doubt, row, entries)
     try: image = np.asarray(overlay(load_image(Path(images_dir)/row['file']), None, 256))
     except SegwlError: image = np.full((64, 64, 3), 200, np.uint8)
     mask = read_label(labels_dir, row)
@@ -186,3 +253,27 @@ def _sheet_cell(ax, labels_dir, images_dir, doubt, row):
     _overlay(ax, image, mask if mask is not None else np.zeros(image.shape[:2], bool))
     tag = row['reviewed'] if is_reviewed(row) else row['status']
     ax.set_title(fontsize=8, label=f"{row['file'][:20]}\ndoubt {doubt:.2f} · {tag}")
+
+# %% ../nbs/11e_doubt.ipynb #d8bfd2a0
+def _weakest(row: dict) -> str:
+    "The class present with the lowest score, as 'name 0.62' (several classes), or ''."
+    per = [(v['score'], n) for n, v in (row.get('classes') or {}).items()
+           if isinstance(v, dict) and v.get('status') == 'ok' and isinstance(v.get('score'), (int, float))]
+    return f"{min(per)[1]} {min(per)[0]:.2f}" if per else ''
+
+def _class_cell(ax, labels_dir, images_dir, doubt, row, entries):
+    lm = read_label_map(labels_dir, row, entries)
+    try: pic = overlay(load_image(Path(images_dir)/row['file']), lm, 256, classes=entries)
+    except SegwlError: pic = np.full((64, 64, 3), 200, np.uint8)
+    ax.imshow(np.asarray(pic), interpolation='nearest')
+    tag = row['reviewed'] if is_reviewed(row) else row['status']
+    weak = _weakest(row)
+    ax.set_title(fontsize=8, label=f"{row['file'][:20]}\ndoubt {doubt:.2f} · {tag}" + (f" · {weak}" if weak else ''))
+
+def _sheet_legend(fig, entries):
+    "One legend of the classes, in their colours, at the foot of the sheet."
+    from matplotlib.patches import Patch
+    handles = [Patch(color=np.array(e['colour']) / 255, label=f"{e['id']} {e['name']}") for e in entries]
+    fig.legend(handles=handles, loc='lower center', ncol=min(len(handles), 8), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 0))
+    fig.subplots_adjust(bottom=max(fig.subplotpars.bottom, 0.1))

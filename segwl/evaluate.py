@@ -77,11 +77,12 @@ def save_overlays(rows, path, title: str = ''):
     fig.tight_layout()
     with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=90)
 
-def best_and_worst(values, n: int = 6) -> list[int]:
-    "Indices of the `n // 2` highest values, best first, then of the lowest others, worst first: `n` at most."
+def best_and_worst(values, n: int = 6) -> tuple[list[int], list[int]]:
+    """`(best, worst)`: indices of the highest values, best first, and of the lowest others, worst first, `n` in all;
+    with fewer values than places, the better half is best and the rest worst (an IoU of 0 is never called best)."""
     order = [int(i) for i in np.argsort(values, kind='stable')]
-    best = order[::-1][:n // 2]
-    return best + [i for i in order[:n - n // 2] if i not in best]
+    best = order[::-1][:min(n // 2, (len(order) + 1) // 2)]
+    return best, [i for i in order[:n - len(best)] if i not in best]
 
 # %% ../nbs/10_evaluate.ipynb #6fd307ab
 class EvaluationError(SegwlError):
@@ -157,8 +158,7 @@ def write_report(out, summary: dict, rows: list[dict], shown=None, n_show: int =
     if shown is None: return
     ious, stamp = [r['iou'] for r in rows], _stamp(summary)
     save_histogram(ious, out/'iou_histogram.png', summary['baseline_all_foreground']['mean_iou'], stamp)
-    picked = best_and_worst(ious, n_show)
-    best, worst = picked[:n_show // 2], picked[n_show // 2:]
+    best, worst = best_and_worst(ious, n_show)
     def panel(kind, rank, i): return (*shown(rows[i]), f"{kind} {rank}: {_short(rows[i]['file'])}\nIoU {ious[i]:.3f}")
     grid = [[panel(k, j + 1, i) for j, i in enumerate(idx)] for k, idx in (('best', best), ('worst', worst)) if idx]
     save_overlays(grid, out/'best_worst.png', 'magenta: predicted outline, cyan: true outline'
@@ -350,8 +350,7 @@ def write_class_report(out, summary: dict, rows: list[dict], shown=None, n_show:
                    f"pixel accuracy {_f(b['pixel_accuracy'])}", stamp)
     if shown is None: return
     mious = [r['miou'] for r in rows]
-    picked = best_and_worst(mious, n_show)
-    best, worst = picked[:n_show // 2], picked[n_show // 2:]
+    best, worst = best_and_worst(mious, n_show)
     def panel(kind, rank, i): return (*shown(rows[i]), f"{kind} {rank}: {_short(rows[i]['file'])}, mIoU {mious[i]:.3f}")
     grid = [[panel(k, j + 1, i) for j, i in enumerate(idx)] for k, idx in (('best', best), ('worst', worst)) if idx]
     save_label_pairs(grid, out/'best_worst.png', palette_of(summary['classes']),

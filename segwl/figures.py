@@ -13,7 +13,7 @@ from .registry import TINY_STAMP, tiny_random as _tiny
 from .registry import weights_of, weights_stamp
 
 # %% auto #0
-__all__ = ['peak_threshold_levels', 'render_result', 'progress_text', 'canvas_verdict', 'render_canvas']
+__all__ = ['peak_threshold_levels', 'render_result', 'render_label_map', 'progress_text', 'canvas_verdict', 'render_canvas']
 
 # %% ../nbs/11a_figures.ipynb #6a0b49b0
 def _overlay(ax, image, mask, colour=(0, 255, 255), alpha=0.45, edge='yellow', width: float = 1.5):
@@ -137,6 +137,23 @@ def render_result(reference, reference_mask, target, res: SeedResult, candidates
         _overlay(axs[1, i], target, m, (255, 255, 255), 0.55, 'black')
         axs[1, i].set_title(f'trial {res.best_trial} mask {i}: {s:.3f}')
     _legend(fig)
+    return _jpeg(fig, stamp)
+
+# %% ../nbs/11a_figures.ipynb #ba422a57
+def render_label_map(target, res, entries, dpi: int = 72, stamp: str | None = None) -> bytes:
+    "JPEG bytes: `target`, and its label map of `res` (a `MulticlassResult`) in the classes' colours, a legend."
+    from matplotlib.figure import Figure
+    from segwl.classes import plot_label_map
+    fig = Figure(figsize=(8.4, 3.2), dpi=dpi)
+    fig.subplots_adjust(left=0.01, right=0.8, top=0.9, bottom=0.02, wspace=0.05)
+    axs = fig.subplots(1, 2)
+    axs[0].imshow(target)
+    axs[0].set_axis_off()
+    axs[0].set_title('target', fontsize=10)
+    plot_label_map(res.label_map, entries, ax=axs[1], image=target, only_present=False)
+    per = res.classes
+    said = [f"{n} {v['status']}" + ('' if v['score'] is None else f" {v['score']:.2f}") for n, v in per.items()]
+    axs[1].set_title('label map: ' + ', '.join(said), fontsize=10)
     return _jpeg(fig, stamp)
 
 # %% ../nbs/11a_figures.ipynb #2cac3b47

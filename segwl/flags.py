@@ -67,3 +67,8 @@ def settings_from_args(args, cls=None):
     alien = ['--' + k.replace('_', '-') for k in given if k not in {f.name for f in fields(cls)}]
     if alien: raise SegwlError(f"{', '.join(alien)}: not a setting of {cls.__name__}")
     return replace(s, **given)
+
+# %% ../nbs/11g_flags.ipynb #d7756999
+def _progress_flag(p):
+    "`--no-progress` and `--quiet`: one flag, two names, on every command that shows progress."
+    p.add_argument('--no-progress', '--quiet', dest='no_progress', action='store_true', help='no progress bar')

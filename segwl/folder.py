@@ -16,12 +16,13 @@ from .registry import versions, weights_of
 from .classes import CLASSES_JSON, ClassInstance, save_label_map, write_classes_json
 from .recipe import LabellerSpec
 from .multiclass import MulticlassLabeller, MulticlassResult
-from .protocols import label_many, group_size
+from .canvas import CanvasResult
+from .protocols import label_many, group_size, Instance
 import numpy as np
 
 # %% auto #0
 __all__ = ['MANIFEST_KEYS', 'STATUSES', 'REVIEWED', 'RESUME_KEYS', 'manifest_row', 'ManifestError', 'name_problem',
-           'read_manifest', 'is_reviewed', 'ManifestWriter', 'check_resume', 'done_rows', 'collisions', 'rle',
+           'read_manifest', 'is_reviewed', 'ManifestWriter', 'check_resume', 'done_rows', 'collisions', 'rle_of', 'rle',
            'save_instances', 'disagreement', 'save_result_mask', 'write_answer', 'label_answers', 'label_group',
            'label_one', 'groups', 'drain', 'files_of', 'plan_folder', 'in_order', 'in_groups', 'write_labelled',
            'run_folder', 'label_folder']
@@ -184,15 +185,47 @@ def collisions(files) -> dict:
                f"masks would be masks/{p.stem}.png: rename one" for g in by.values() if len(g) > 1 for p in g}
 
 # %% ../nbs/08_folder.ipynb #1d0f7ccb
+def _rle_string(counts) -> str:
+    "pycocotools' text form of RLE `counts` (its `rleToString`): each count less the one two before, 5 bits a letter."
+    out = []
+    for i, x in enumerate(counts):
+        x = int(x) - (int(counts[i - 2]) if i > 2 else 0)
+        more = True
+        while more:
+            c = x & 0x1f
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            out.append(chr((c | 0x20 if more else c) + 48))
+    return ''.join(out)
+
+def rle_of(crop, origin, hw) -> dict:
+    """COCO RLE (JSON-ready, `counts` as text) of the HxW mask (`hw`) that is `crop` at `origin` = (x0, y0) and empty
+    elsewhere: the runs of the column-major order computed from the crop alone, never the whole mask."""
+    h, w = int(hw[0]), int(hw[1])
+    x0, y0 = int(origin[0]), int(origin[1])
+    c = np.asarray(crop, bool)
+    d = np.diff(np.pad(c, ((1, 1), (0, 0))).T.astype(np.int8), axis=1)     # per column, down its rows
+    col, y = np.nonzero(d == 1)
+    starts = (x0 + col) * h + y0 + y
+    col, y = np.nonzero(d == -1)
+    ends = (x0 + col) * h + y0 + y
+    join = starts[1:] == ends[:-1]                   # a run going on from a column's foot to the next one's head
+    starts = np.concatenate([starts[:1], starts[1:][~join]])
+    ends = np.concatenate([ends[:-1][~join], ends[-1:]])
+    counts = np.diff(np.concatenate([[0], np.stack([starts, ends], 1).ravel(), [h * w]]))
+    if len(counts) > 1 and counts[-1] == 0: counts = counts[:-1]          # a mask ending in object: no zero run
+    return dict(size=[h, w], counts=_rle_string(counts.tolist()))
+
 def rle(mask) -> dict:
     "COCO run-length encoding of an HxW bool mask, JSON-ready (`counts` as text)."
-    from pycocotools import mask as mask_utils
-    r = mask_utils.encode(np.asfortranarray(np.asarray(mask, np.uint8)))
-    return dict(size=[int(v) for v in r['size']], counts=r['counts'].decode('ascii'))
+    m = np.asarray(mask, bool)
+    return rle_of(m, (0, 0), m.shape)
 
 def _instance(i) -> dict:
-    "One instance's entry: COCO RLE, score, box, and its class's `category_id` when it has one (several classes)."
-    d = dict(rle=rle(i.mask), score=round(float(i.score), 6), box=[round(float(v), 2) for v in i.box])
+    """One instance's entry: COCO RLE, score, box, and its class's `category_id` when it has one (several classes).
+    The RLE comes from the instance's crop: one box at the image's resolution at a time, never a full-size mask."""
+    d = dict(rle=rle_of(i.crop, i.box[:2], i.hw) if isinstance(i, Instance) else rle(i.mask),
+             score=round(float(i.score), 6), box=[round(float(v), 2) for v in i.box])
     return {**d, 'category_id': int(i.category_id)} if isinstance(i, ClassInstance) else d
 
 def save_instances(instances, path):
@@ -232,6 +265,7 @@ def write_answer(path: Path, answer, mask_path: Path, collide: dict, seconds: fl
         if res.instances is not None:
             save_instances(res.instances, _instances_path(mask_path))
             extra = dict(instances=len(res.instances))
+        if isinstance(res, CanvasResult) and res.over_cap: extra["over_cap"] = res.over_cap    # dropped by the cap
         extra.update(fields)
         if d is not None: extra['disagreement'] = d
         if packed and res.packing is not None: extra['packing'] = res.packing       # its place on a shared canvas

@@ -60,14 +60,27 @@ def check_parameters(path, given: dict) -> dict:
 
 # %% ../nbs/11f_jobs.ipynb #f4552696
 def _this_python_kernel():
-    "A jupyter_client KernelManager class that starts an ipykernel on `sys.executable`."
+    "A jupyter_client KernelManager class: an ipykernel on `sys.executable`, over Unix sockets (TCP on Windows)."
+    import os, shutil, tempfile
     from jupyter_client.manager import KernelManager
     from jupyter_client.kernelspec import KernelSpec
+    from traitlets import CaselessStrEnum, default
     class ThisPythonKernel(KernelManager):
         @property
         def kernel_spec(self):
             return KernelSpec(argv=[sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
                               display_name=f'Python ({sys.executable})', language='python')
+
+        if os.name != 'nt':            # no TCP port open on the machine, and no kernel note that TCP is plain text
+            transport = CaselessStrEnum(['tcp', 'ipc'], default_value='ipc', config=True)
+
+            @default('ip')
+            def _ip_default(self):     # the sockets' path: a private folder, not the job's working directory
+                return os.path.join(tempfile.mkdtemp(prefix='segwl-kernel-'), 'kernel')
+
+            def cleanup_resources(self, restart: bool = False):
+                super().cleanup_resources(restart=restart)
+                if not restart: shutil.rmtree(os.path.dirname(self.ip), ignore_errors=True)
     return ThisPythonKernel
 
 def check_output(output) -> 'Path':

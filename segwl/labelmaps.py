@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from .data import MAX_PIXELS, write_text, atomic_path, short_list
+from .protocols import Instance
 from .classfile import (ClassesError, MAX_CLASSES, check_class_name, class_names, unknown_keys, _show,
                              _parse)
 
@@ -147,11 +148,12 @@ def _open_png(path: Path, what: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('error', Image.DecompressionBombWarning)
-            im = Image.open(path)
-            if im.width * im.height > MAX_PIXELS:
-                raise ClassesError(f"{what} {path}: {im.width}x{im.height} pixels exceeds the limit of {MAX_PIXELS:,}")
-            im.load()
-            return ImageOps.exif_transpose(im)          # as segwl.data reads masks: the way a viewer shows them
+            with Image.open(path) as im:                  # closed on every way out: exif_transpose returns a copy
+                if im.width * im.height > MAX_PIXELS:
+                    raise ClassesError(f"{what} {path}: {im.width}x{im.height} pixels exceeds the limit of "
+                                       f"{MAX_PIXELS:,}")
+                im.load()
+                return ImageOps.exif_transpose(im)      # as segwl.data reads masks: the way a viewer shows them
     except ClassesError: raise
     except UnidentifiedImageError: raise ClassesError(f"{what} {path}: not an image Pillow can identify") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -184,18 +186,12 @@ def _box(mask: np.ndarray) -> tuple:
     ys, xs = np.nonzero(mask)
     return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
 
-@dataclass(eq=False)
-class ClassInstance:
-    "One instance of class `category_id` (1..K): its HxW bool `mask` and `score` (None: the labeller gave none)."
-    mask: np.ndarray
-    score: float | None
-    category_id: int
-
-    @property
-    def box(self) -> tuple: return _box(self.mask)
-
-    @property
-    def area(self) -> int: return int(self.mask.sum())
+class ClassInstance(Instance):
+    """One instance of class `category_id` (1..K): its mask (held as its box and the crop in it, `mask` builds the
+    HxW one: see `segwl.protocols.Instance`) and `score` (None: the labeller gave none)."""
+    def __init__(self, mask, score: float | None, category_id: int):
+        super().__init__(mask, score)
+        self.category_id = category_id
 
 class Composed(NamedTuple):
     "What `compose` returns: the label map, the kept (clipped) instances, the overlap in pixels."
@@ -210,12 +206,16 @@ def _score(s) -> float | None:
     return s if math.isfinite(s) else None
 
 def _claims(cid: int, v) -> list[ClassInstance]:
-    "The claims of class `cid` in any of the forms `compose` takes."
+    "The claims of class `cid` in any of the forms `compose` takes, each compact (an `Instance` keeps its crop)."
     if getattr(v, 'present', True) is False: return []
     if getattr(v, 'instances', None) is not None: v = list(v.instances)
     items = v if isinstance(v, list) else [v]
     out = []
     for c in items:
+        if isinstance(c, Instance):
+            out.append(ClassInstance.from_crop(c._src, c.box[:2], c.hw, _score(c.score), c._rows, c._cols,
+                                               category_id=cid))
+            continue
         if isinstance(c, np.ndarray): mask, s = c, None
         elif isinstance(c, tuple) and len(c) == 2: mask, s = c
         elif hasattr(c, 'mask'): mask, s = c.mask, getattr(c, 'score', None)
@@ -227,37 +227,63 @@ def _claims(cid: int, v) -> list[ClassInstance]:
         out.append(ClassInstance(mask != 0, _score(s), cid))
     return out
 
+def _ranks(claims: dict) -> dict:
+    "`{score: rank}`: 1.. in increasing order of the claims' scores (0, below all, for no score); ties share one."
+    scores = sorted({c.score for cs in claims.values() for c in cs if c.score is not None})
+    return {s: k for k, s in enumerate(scores, 1)}
+
+def _hull(cs) -> tuple[slice, slice]:
+    "The window around the boxes of claims `cs`."
+    w = [c.window for c in cs if c.area]
+    if not w: return slice(0, 0), slice(0, 0)
+    return (slice(min(r.start for r, _ in w), max(r.stop for r, _ in w)),
+            slice(min(c.start for _, c in w), max(c.stop for _, c in w)))
+
+def _within(inner: tuple, outer: tuple) -> tuple[slice, slice]:
+    "Window `inner` relative to window `outer`."
+    return tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))
+
 def compose(per_class: dict, shape=None) -> Composed:
-    "One label map from `{class id: claims}` by the overlap rule; the clipped instances kept; the overlap area."
+    """One label map from `{class id: claims}` by the overlap rule; the clipped instances kept; the overlap area.
+    Painted box by box: besides the label map, memory is a byte or two a pixel and each class's window."""
     for cid in per_class:
         if not isinstance(cid, (int, np.integer)) or isinstance(cid, bool) or not 1 <= cid <= MAX_CLASSES:
             raise ClassesError(f"class id {cid!r}: expected an integer in 1..{MAX_CLASSES} (0 is the background)")
     claims = {int(k): _claims(int(k), v) for k, v in sorted(per_class.items())}
-    shapes = {c.mask.shape for cs in claims.values() for c in cs} | ({tuple(shape[:2])} if shape is not None else set())
+    shapes = {c.hw for cs in claims.values() for c in cs} | ({tuple(shape[:2])} if shape is not None else set())
     if len(shapes) != 1:
         raise ClassesError(f"compose: masks of several sizes {sorted(shapes)}: every class's masks must have the "
                            f"image's size" if shapes else "compose: no mask to size the label map: give shape=(H, W)")
     hw = shapes.pop()
+    rank = _ranks(claims)
+    rtype = np.uint16 if len(rank) < 2 ** 16 else np.uint32
     label = np.zeros(hw, np.uint8)
-    best = np.full(hw, -np.inf)
-    n_classes = np.zeros(hw, np.uint16)
+    best = np.zeros(hw, rtype)                                   # the rank of the winning claim's score
+    n_classes = np.zeros(hw, np.uint8)                           # classes claiming a pixel, counted up to 2
     for cid, cs in claims.items():
-        if not cs: continue
-        covered = np.zeros(hw, bool)
-        smap = np.full(hw, -np.inf)
+        win = _hull(cs)
+        covered = np.zeros((win[0].stop - win[0].start, win[1].stop - win[1].start), bool)
+        smap = np.zeros(covered.shape, rtype)
         for c in cs:
-            covered |= c.mask
-            np.maximum(smap, np.where(c.mask, -np.inf if c.score is None else c.score, -np.inf), out=smap)
-        win = covered & ((smap > best) | (label == 0))      # strictly higher: a tie stays with the lower id
-        label[win] = cid
-        best[win] = smap[win]
-        n_classes += covered
+            if not c.area: continue
+            at, crop = _within(c.window, win), c.crop
+            covered[at] |= crop
+            np.maximum(smap[at], np.where(crop, rank.get(c.score, 0), 0).astype(rtype), out=smap[at])
+        lab, bst = label[win], best[win]
+        won = covered & ((smap > bst) | (lab == 0))              # strictly higher: a tie stays with the lower id
+        lab[won] = cid
+        bst[won] = smap[won]
+        np.minimum(n_classes[win] + covered, 2, out=n_classes[win])
     kept = []
     for cid, cs in claims.items():
         for c in cs:
-            m = c.mask & (label == cid)
-            if m.any(): kept.append(ClassInstance(m, c.score, cid))
-    return Composed(label, kept, int((n_classes > 1).sum()))
+            if not c.area: continue
+            crop = c.crop
+            ours = label[c.window] == cid
+            if (ours | ~crop).all(): kept.append(c)                # nothing lost: kept as it is (still compact)
+            elif (m := crop & ours).any():
+                kept.append(ClassInstance.from_crop(m, c.box[:2], hw, c.score, category_id=cid))
+    return Composed(label, kept, int(np.count_nonzero(n_classes > 1)))
 
 # %% ../nbs/06c_labelmaps.ipynb #2d506de4
 def class_row_fields(classes, label_map, scores=None, overlap: int = 0) -> dict:

@@ -11,7 +11,6 @@ from .recipe import METHODS
 from .seedpanel import TuningPanel, SeedPanel
 from .canvaspanel import CanvasPanel
 
-
 # %% auto #0
 __all__ = []
 
@@ -32,6 +31,21 @@ def from_names(cls: TuningPanel, reference_image, reference_mask, text: str | No
                                     "--reference I M` repeated, or give them to method='canvas'")
     return SeedPanel.from_names(reference_image, reference_mask, text, images, segmenter, scorer, random, device,
                                 segmenter_options, scorer_options, **options)
+
+# %% ../nbs/11d_panels.ipynb #ffcfc31e
+@patch(cls_method=True)
+def from_classes(cls: TuningPanel, classes, images, method: str = 'seed', segmenter: str | None = None,
+                 scorer: str | None = None, random: bool = False, device: str = 'auto',
+                 segmenter_options: dict | None = None, scorer_options: dict | None = None, **options) -> TuningPanel:
+    "The panel of `method` for several `classes` (a classes file or a list), a class menu above its controls."
+    if method not in METHODS: raise SegwlError(f"method {method!r}: expected one of {', '.join(METHODS)}")
+    if method == 'canvas':
+        if scorer is not None or scorer_options:
+            raise SegwlError(f"scorer {scorer}: the canvas method has no scorer (leave it out)")
+        return CanvasPanel.from_names(None, None, images, segmenter, random, device, segmenter_options,
+                                      classes=classes, **options)
+    return SeedPanel.from_names(None, None, None, images, segmenter, scorer, random, device, segmenter_options,
+                                scorer_options, classes=classes, **options)
 
 # %% ../nbs/11d_panels.ipynb #6a09ea75
 from .caching import fingerprint, CachingSegmenter, MAP_KNOBS, CachingScorer, CachingConcept  # noqa: F401

@@ -13,8 +13,8 @@ from .errors import SegwlError
 # %% auto #0
 __all__ = ['MAP_MODES', 'PromptableSegmenter', 'TextRegionScorer', 'ConceptSegmenter', 'BatchEncoding', 'embed_all',
            'WholeImageScorer', 'WindowedScorer', 'ModalScorer', 'InputError', 'check_image', 'check_prompts',
-           'check_boxes', 'Instance', 'LabelResult', 'Labeller', 'PackingLabeller', 'label_many', 'BatchingLabeller',
-           'group_size', 'label_in_canvases', 'in_batches']
+           'check_boxes', 'Instance', 'instance_iou', 'LabelResult', 'Labeller', 'PackingLabeller', 'label_many',
+           'BatchingLabeller', 'group_size', 'label_in_canvases', 'in_batches']
 
 # %% ../nbs/01_protocols.ipynb #07e1b137
 @runtime_checkable
@@ -148,16 +148,126 @@ def _box(mask: np.ndarray) -> tuple:
     if not len(xs): return (0.0, 0.0, 0.0, 0.0)
     return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
-@dataclass
+def _span(hit: np.ndarray) -> tuple[int, int]:
+    "`(first, last + 1)` of the True entries of 1-D `hit`; `(0, 0)` when there is none."
+    k = np.flatnonzero(hit)
+    return (int(k[0]), int(k[-1]) + 1) if len(k) else (0, 0)
+
 class Instance:
-    "One instance in a target: its mask (HxW bool at the target's size) and score in [0, 1]."
-    mask: np.ndarray
-    score: float
+    "One instance in a target of size `hw`: its score in [0, 1] and its mask, held as its box and the mask inside it."
+    def __init__(self, mask, score: float):
+        m = np.asarray(mask, bool)
+        if m.ndim != 2: raise InputError(f"instance mask: expected HxW, got shape {m.shape}")
+        self.score = score
+        self._place(m, 0, 0, m.shape)
+
+    @classmethod
+    def from_crop(cls, crop, origin, hw, score: float, rows=None, cols=None, **more) -> Instance:
+        "The instance whose mask is `crop` placed at `origin` = (x0, y0) in a target of shape `hw`; see `_place`."
+        self = cls.__new__(cls)
+        self.score = score
+        for k, v in more.items(): setattr(self, k, v)
+        self._place(np.asarray(crop, bool), int(origin[0]), int(origin[1]), hw, rows, cols)
+        return self
+
+    def _place(self, src, x0: int, y0: int, hw, rows=None, cols=None):
+        """Hold `src` (a copy, trimmed to the box): box pixel (r, c) is `src[rows[r], cols[c]]` (`rows`, `cols` None:
+        `src` is the box itself at the target's resolution; else, e.g., a mask at a working resolution, scaled)."""
+        rows = None if rows is None else np.asarray(rows, np.intp)
+        cols = None if cols is None else np.asarray(cols, np.intp)
+        r_hit, c_hit = src.any(1), src.any(0)
+        r0, r1 = _span(r_hit if rows is None else r_hit[rows])
+        c0, c1 = _span(c_hit if cols is None else c_hit[cols])
+        if r1 == r0 or c1 == c0: r0 = r1 = c0 = c1 = 0
+        self.hw = (int(hw[0]), int(hw[1]))
+        self._x0, self._y0 = x0 + c0, y0 + r0
+        if rows is None and cols is None:
+            self._src, self._rows, self._cols = src[r0:r1, c0:c1].copy(), None, None
+            self._src.flags.writeable = False                      # shared by `crop`: read, never written
+            return
+        rows = np.arange(src.shape[0])[r0:r1] if rows is None else rows[r0:r1]
+        cols = np.arange(src.shape[1])[c0:c1] if cols is None else cols[c0:c1]
+        lo_r, lo_c = (int(rows.min()), int(cols.min())) if len(rows) and len(cols) else (0, 0)
+        hi_r, hi_c = (int(rows.max()) + 1, int(cols.max()) + 1) if len(rows) and len(cols) else (0, 0)
+        self._src = src[lo_r:hi_r, lo_c:hi_c].copy()            # only the part the box reads
+        self._src.flags.writeable = False
+        self._rows, self._cols = rows - lo_r, cols - lo_c
+
+    @property
+    def shape(self) -> tuple:
+        "(h, w) of the box."
+        if self._rows is None: return self._src.shape
+        return (len(self._rows), len(self._cols))
 
     @property
     def box(self) -> tuple:
-        "(x0, y0, x1, y1) pixel box of the mask."
-        return _box(self.mask)
+        "(x0, y0, x1, y1) pixel box of the mask (x1, y1 exclusive); zeros when it is empty."
+        h, w = self.shape
+        if not h: return (0.0, 0.0, 0.0, 0.0)
+        return float(self._x0), float(self._y0), float(self._x0 + w), float(self._y0 + h)
+
+    @property
+    def window(self) -> tuple[slice, slice]:
+        "`(rows, cols)` slices of the box in the target: `image[inst.window]` is the part under `inst.crop`."
+        h, w = self.shape
+        return slice(self._y0, self._y0 + h), slice(self._x0, self._x0 + w)
+
+    @property
+    def crop(self) -> np.ndarray:
+        "The mask inside the box (h x w bool, the target's resolution)."
+        if self._rows is None: return self._src
+        return self._src[np.ix_(self._rows, self._cols)]
+
+    @property
+    def area(self) -> int:
+        "Pixels of the mask, counted without building it."
+        if self._rows is None: return int(self._src.sum())
+        n_r = np.bincount(self._rows, minlength=self._src.shape[0])
+        n_c = np.bincount(self._cols, minlength=self._src.shape[1])
+        return int(n_r @ self._src.astype(np.int64) @ n_c)
+
+    @property
+    def mask(self) -> np.ndarray:
+        "The full HxW bool mask at the target's size (built on each call: for callers that need it whole)."
+        m = np.zeros(self.hw, bool)
+        m[self.window] = self.crop
+        return m
+
+    @mask.setter
+    def mask(self, value):
+        m = np.asarray(value, bool)
+        self._place(m, 0, 0, m.shape)
+
+    def remapped(self, hw, rows_of, cols_of) -> Instance:
+        """This instance in another frame of shape `hw` whose pixel (y, x) is this frame's (`rows_of[y]`, `cols_of[x]`)
+        (non-decreasing, as a nearest-neighbour resize's): nothing is built at the new size."""
+        rows_of, cols_of = np.asarray(rows_of, np.intp), np.asarray(cols_of, np.intp)
+        sy, sx = self.window
+        ys, ye, xs, xe = sy.start, sy.stop, sx.start, sx.stop
+        r0, r1 = np.searchsorted(rows_of, [ys, ye])
+        c0, c1 = np.searchsorted(cols_of, [xs, xe])
+        rows = rows_of[r0:r1] - ys if self._rows is None else self._rows[rows_of[r0:r1] - ys]
+        cols = cols_of[c0:c1] - xs if self._cols is None else self._cols[cols_of[c0:c1] - xs]
+        new = type(self).__new__(type(self))
+        new.__dict__.update({k: v for k, v in self.__dict__.items() if not k.startswith('_')})
+        new._place(self._src, int(c0), int(r0), hw, rows, cols)
+        return new
+
+    def __repr__(self) -> str:
+        more = ''.join(f", {k}={v!r}" for k, v in self.__dict__.items() if k not in ('score', 'hw')
+                       and not k.startswith('_'))
+        return f"{type(self).__name__}(box={self.box}, area={self.area}, score={self.score}, hw={self.hw}{more})"
+
+def instance_iou(a: Instance, b: Instance) -> float:
+    "IoU of two instances of one frame, from their boxes and crops (the full masks are never built); 1 if both empty."
+    u = a.area + b.area
+    (ay, ax), (by, bx) = a.window, b.window
+    y0, y1, x0, x1 = max(ay.start, by.start), min(ay.stop, by.stop), max(ax.start, bx.start), min(ax.stop, bx.stop)
+    if y1 <= y0 or x1 <= x0: return 0.0 if u else 1.0
+    ca = a.crop[y0 - ay.start:y1 - ay.start, x0 - ax.start:x1 - ax.start]
+    cb = b.crop[y0 - by.start:y1 - by.start, x0 - bx.start:x1 - bx.start]
+    i = int((ca & cb).sum())
+    return i / (u - i)
 
 @dataclass
 class LabelResult:

@@ -7,11 +7,11 @@ config.json keeps, and the labeller out."""
 from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-import json
+import hashlib, json, warnings
 from typing import ClassVar
 import numpy as np
 from fastcore.basics import patch
-from .errors import SegwlError, BadReferenceError
+from .errors import SegwlError, BadReferenceError, SegwlWarning
 from .data import check_reference_mask, load_reference, resolve_device
 from .settings import read_json
 from .outputs import output_lock, write_text
@@ -19,9 +19,9 @@ from .protocols import InputError, Labeller, check_image
 from .registry import get_backend, create_backend, backend_record, _resolve
 
 # %% auto #0
-__all__ = ['MAX_REFERENCES', 'METHODS', 'MULTICLASS_LABELLER', 'CLASSES', 'BACKEND_OPTIONS', 'PYTHON_TERMS', 'check_references',
-           'load_references', 'clean_text', 'renamed', 'Renamed', 'Method', 'method_of', 'BackendOption',
-           'option_names', 'backend_options', 'LabellerSpec', 'upgrade_config']
+__all__ = ['MAX_REFERENCES', 'METHODS', 'MULTICLASS_LABELLER', 'CLASSES', 'BACKEND_OPTIONS', 'PYTHON_TERMS', 'drop_twins',
+           'check_references', 'load_references', 'clean_text', 'renamed', 'Renamed', 'Method', 'method_of',
+           'BackendOption', 'option_names', 'backend_options', 'LabellerSpec', 'upgrade_config']
 
 # %% ../nbs/06a_recipe.ipynb #ca60e9c3
 MAX_REFERENCES = 5     # both methods: a few looks of the object; each costs the seed method one more stitch
@@ -39,11 +39,32 @@ def _reference(i: int, pair) -> tuple[np.ndarray, np.ndarray]:
                                 f"{image.shape[1]}x{image.shape[0]}: the mask must have the size of its image")
     return image, mask
 
-def check_references(references) -> list:
-    "Checked `[(image, mask)]` of 1 to `MAX_REFERENCES` pairs; a `BadReferenceError` names the bad one and why."
+def _key(image: np.ndarray, mask: np.ndarray) -> tuple:
+    "What two references share when they are one: the sizes and digests of the image and the mask."
+    return (image.shape, hashlib.sha256(np.ascontiguousarray(image)).digest(),
+            hashlib.sha256(np.packbits(mask)).digest())
+
+def drop_twins(references: list, names=None) -> list:
+    """`references` (checked `(image, mask)` pairs) less each whose image and mask are an earlier one's, with one
+    `SegwlWarning` naming them (by position, and by `names[i]` where given: e.g. their files)."""
+    first, out, twins = {}, [], []
+    def say(i): return f"{i + 1}" + (f" ({names[i]})" if names is not None else '')
+    for i, (image, mask) in enumerate(references):
+        j = first.setdefault(_key(image, mask), i)
+        if j != i and np.array_equal(references[j][0], image) and np.array_equal(references[j][1], mask):
+            twins.append(f"reference {say(i)} is reference {say(j)} again (the same image and mask)")
+        else: out.append((image, mask))
+    if twins:
+        warnings.warn(f"{'; '.join(twins)}: left out, a twin adds nothing (another look of the object would)",
+                      SegwlWarning, stacklevel=3)
+    return out
+
+def check_references(references, names=None) -> list:
+    """Checked `[(image, mask)]` of 1 to `MAX_REFERENCES` pairs, a twin of an earlier one left out with a warning
+    (`drop_twins`); a `BadReferenceError` names the bad one and why."""
     if not 1 <= len(references) <= MAX_REFERENCES:
         raise BadReferenceError(f"{len(references)} references: give 1 to {MAX_REFERENCES} (image, mask) pairs")
-    return [_reference(i + 1, p) for i, p in enumerate(references)]
+    return drop_twins([_reference(i + 1, p) for i, p in enumerate(references)], names)
 
 def load_references(pairs) -> list:
     "`[(image, mask)]` arrays of reference file pairs; any problem is a `BadReferenceError` naming the file."
@@ -332,6 +353,7 @@ def load(self: LabellerSpec) -> LabellerSpec:
         return replace(self, classes=loaded, sources=self.classes_record())
     if not any(isinstance(p, (str, Path)) for pair in self.references for p in pair): return self
     arrays = load_references([(i, m) for i, m in self.references])
+    arrays = drop_twins(arrays, [f"{Path(i).name}, {Path(m).name}" for i, m in self.references])   # named by file
     return replace(self, references=arrays, sources=self.reference_record())
 
 @patch

@@ -22,82 +22,19 @@ from .protocols import Instance, Labeller, PromptableSegmenter, ConceptSegmenter
 from .canvas import connected_parts
 from .recipe import LabellerSpec
 from .panels import CachingSegmenter, _backends_html, _describe, _overlay, TINY_STAMP
+from .classes import ClassSpec, ClassesError, CLASSES_JSON, load_label_map
+from .multiclass import MulticlassLabeller
 
 # %% auto #0
-__all__ = ['REVIEW_TERMS', 'NO_BACKENDS', 'KEYS', 'DRAG', 'fix_mask', 'with_reference', 'relabel', 'draw_prompts', 'ReviewPanel']
+__all__ = ['NO_BACKENDS', 'KEYS', 'DRAG', 'draw_prompts', 'ReviewPanel', 'legend_html']
 
 # %% ../nbs/15_review.ipynb #7410eb39
 from .doubt import (_TINY, _unit, mask_shape, doubt_score, REVIEWS, rows_of, mask_path,  # noqa: F401
                          _check_folders, read_label, _doubt, ranked, _write_rows, record, FILTERS, _keep, _edge,
-                         overlay, contact_sheet, _sheet_title, _sheet_cell)
-
-# %% ../nbs/15_review.ipynb #61d8d9d7
-def _box_prompts(box) -> tuple[np.ndarray, np.ndarray]:
-    "A box `(x0, y0, x1, y1)` as point prompts: its centre (object), four points inside its corners (background)."
-    x0, y0, x1, y1 = map(float, box)
-    dx, dy = 0.05 * (x1 - x0), 0.05 * (y1 - y0)
-    pts = [((x0 + x1) / 2, (y0 + y1) / 2),
-           (x0 + dx, y0 + dy), (x1 - dx, y0 + dy), (x0 + dx, y1 - dy), (x1 - dx, y1 - dy)]
-    return np.array(pts, np.float32), np.array([1, 0, 0, 0, 0], np.int64)
-
-def _in_box(hw, box) -> np.ndarray:
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    out = np.zeros(hw, bool)
-    out[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
-    return out
-
-# %% ../nbs/15_review.ipynb #c185c1ae
-def fix_mask(segmenter, image, points=(), labels=(), box=None) -> tuple[np.ndarray, float]:
-    "`(mask, score)`: the segmenter's answer for `image` with `points`/`labels` ((x, y); 1 object, 0 not) and/or `box`."
-    pts, lab = np.asarray(points, np.float32).reshape(-1, 2), np.asarray(labels, np.int64).reshape(-1)
-    if not len(pts) and box is None: raise SegwlError("fix: click at least one object point, or draw a box")
-    points_model = isinstance(segmenter, PromptableSegmenter)
-    if not (points_model or isinstance(segmenter, ConceptSegmenter)):
-        raise SegwlError(f"fix: {type(segmenter).__name__} takes neither points nor a box (give a labeller whose "
-                         f"segmenter is a PromptableSegmenter or a ConceptSegmenter)")
-    segmenter.set_image(image)
-    if not points_model:                                                  # a concept model: the box is its prompt
-        if box is None: raise SegwlError("fix: this labeller's concept model needs a box, not points")
-        masks, scores = segmenter.segment(None, np.array([box], np.float64), np.ones(1, int))
-    else:
-        if box is not None:
-            bp, bl = _box_prompts(box)
-            pts, lab = np.concatenate([pts, bp]), np.concatenate([lab, bl])
-        masks, scores = segmenter.predict(pts, lab, multimask=True)
-    masks, scores = np.asarray(masks, bool), np.asarray(scores, np.float64).reshape(-1)
-    if not len(scores): return np.zeros(image.shape[:2], bool), 0.0
-    inside = _in_box(image.shape[:2], box) if box is not None else np.ones(image.shape[:2], bool)
-    if points_model: k = int(np.argmax(scores))
-    else: k = int(np.lexsort((-scores, -(masks & inside).sum((1, 2))))[0])  # the instance most inside the box
-    return masks[k] & inside, float(scores[k])
-
-# %% ../nbs/15_review.ipynb #a69fe3c1
-REVIEW_TERMS = dict(references='the labeller has the most it takes: fix the image, without using it as a reference')
-
-def with_reference(labeller: Labeller, image, mask) -> Labeller:
-    "A labeller like `labeller`, over its models, that also uses `(image, mask)` as a reference (see above)."
-    refs = [*labeller.references, (image, mask)]                          # the old labeller keeps its own
-    spec = LabellerSpec.like(labeller, references=refs, terms=REVIEW_TERMS)
-    return spec.build(backends=labeller.backends)
-
-# %% ../nbs/15_review.ipynb #f2ae2f4b
-def relabel(labeller, labels_dir, images_dir, changed_below: float = 0.99) -> dict:
-    "Relabel the unreviewed images of `labels_dir`; `{relabelled, skipped, changed, mean_iou, min_iou, ious}`."
-    labels_dir, ious, skipped = Path(labels_dir), {}, []
-    for file, row in rows_of(labels_dir).items():
-        if is_reviewed(row): continue
-        old, t0 = read_label(labels_dir, row), time.perf_counter()
-        try: res = labeller.label(load_image(Path(images_dir)/file))
-        except SegwlError:                                                 # unreadable or too small: its row stays
-            skipped.append(file)
-            continue
-        mask = np.asarray(res.mask, bool) & res.present
-        record(labels_dir, file, mask, None, score=_unit(res.score), text_score=res.text_score,
-               seconds=round(time.perf_counter() - t0, 3))
-        ious[file] = mask_iou(old, mask) if old is not None else 0.0
-    v = list(ious.values())
-    return dict(relabelled=len(v), skipped=skipped, changed=sum(i < changed_below for i in v),
-                mean_iou=float(np.mean(v)) if v else 1.0, min_iou=min(v, default=1.0), ious=ious)
+                         overlay, contact_sheet, _sheet_title, _sheet_cell, classes_of, read_label_map,
+                         lowest_class_score)
+from .fixes import (_box_prompts, _in_box, fix_mask, REVIEW_TERMS, with_reference,  # noqa: F401
+                         _with_class_reference, relabel, map_iou, REVIEW_CLASSES, note_reference, run_classes)
 
 # %% ../nbs/15_review.ipynb #66571a90
 def _square(im: Image.Image, fill=(235, 235, 235)) -> Image.Image:
@@ -127,6 +64,7 @@ class ReviewPanel:
     def __init__(self, labels_dir, images_dir, labeller=None, page_size: int = 12, side: int = 160, big: int = 560):
         self.labels_dir, self.images_dir, self.labeller = Path(labels_dir), Path(images_dir), labeller
         _check_folders(self.labels_dir, self.images_dir)
+        self.classes = _check_classes(self.labels_dir, labeller)       # classes.json's entries; None: one class
         self.segmenter = _fixer(labeller)
         self.page_size, self.side, self.big_side, self.page, self.current = page_size, side, big, 0, None
         self.points, self.labels, self.box, self.last, self._doubts = [], [], None, None, {}
@@ -134,6 +72,21 @@ class ReviewPanel:
         self._widget = None                             # the whole panel, built once when first shown
         self._build()
         self.refresh()
+
+def _check_classes(labels_dir: Path, labeller) -> list[dict] | None:
+    "The folder's `classes.json` entries (None: one class), refusing a labeller of other classes than the folder's."
+    entries = classes_of(labels_dir)
+    if labeller is None: return entries
+    multi = isinstance(labeller, MulticlassLabeller)
+    names = [e['name'] for e in entries or []]
+    if entries is None and multi:
+        raise SegwlError(f"{labels_dir}: a folder of one class (0/255 masks, no {CLASSES_JSON}), but the labeller has "
+                         f"the classes {', '.join(labeller.names)}: give the labeller of that run")
+    if entries is not None and (not multi or labeller.names != names):
+        has = f"the classes {', '.join(labeller.names)}" if multi else 'one class'
+        raise SegwlError(f"{labels_dir}: its {CLASSES_JSON} names the classes {', '.join(names)}, but the labeller "
+                         f"has {has}: give the labeller of the run's classes file (LabellerSpec(classes=FILE))")
+    return entries
 
 def _fixer(labeller: Labeller | None):
     "The model Fix prompts: the labeller's point segmenter (wrapped to reuse its embedding), else its concept model."
@@ -163,16 +116,28 @@ def _build(self: ReviewPanel):
                            layout=W.Layout(width='170px'))
     self.clear, self.fix = B('clear prompts', icon='eraser'), B('Fix', 'warning', 'magic', 'segment from the prompts')
     self.use_ref = B('Use as reference', 'info', 'plus-square', 'relabel the unreviewed images with this one added')
+    opts = [(f"{e['id']} {e['name']}", e['id']) for e in self.classes or []]
+    self.fix_class = W.Dropdown(options=opts, description='class', style=dict(description_width='40px'),
+                                layout=W.Layout(width='170px', display='' if opts else 'none'))
+    self.legend = W.HTML(legend_html(self.classes) if self.classes else '')
     models = self._models()
     self.message = W.HTML()
     self.backends = W.HTML(_backends_html(models) if models else NO_BACKENDS)
     self.keys_help = W.HTML("<span style='font-size:11px;color:#555'>mouse over the image: <b>a</b> accept, "
                             "<b>r</b> reject, <b>n</b>/&darr; next, <b>p</b>/&uarr; previous, <b>f</b> fix, <b>c</b> "
                             "clear, <b>u</b> use as reference; click: object point, shift-click: background, "
-                            "drag: box</span>")
+                            "drag: box" + ("; <b>1</b>-<b>9</b> the class a fix is for" if self.classes else '')
+                            + "</span>")
     self._wire()
 
 NO_BACKENDS = "<div style='font-size:12px'>backends: not recorded (the run's config.json names none)</div>"
+
+def legend_html(entries) -> str:
+    "The classes of `classes.json` `entries` as a line of colour swatches and names."
+    sw = ("<span style='display:inline-block;width:12px;height:12px;margin:0 4px 0 10px;vertical-align:middle;"
+          "background:rgb({},{},{})'></span>")
+    return ("<div style='font-size:12px'>classes:" + ''.join(sw.format(*e['colour']) + f"{e['id']} {e['name']}"
+                                                            for e in entries) + "</div>")
 
 @patch
 def _models(self: ReviewPanel) -> dict:
@@ -219,8 +184,7 @@ def refresh(self: ReviewPanel, page: int | None = None):
 
 @patch
 def _thumb(self: ReviewPanel, doubt: float, row: dict) -> W.VBox:
-    try: pic = _jpeg(_square(overlay(load_image(self.images_dir/row['file']), read_label(self.labels_dir, row),
-                                     self.side)))
+    try: pic = _jpeg(_square(self._picture(load_image(self.images_dir/row['file']), row, self.side)))
     except SegwlError: pic = b''
     b = W.Button(description=row['file'][:22], tooltip=row['file'], layout=W.Layout(width=f'{self.side}px'))
     b.on_click(lambda _: self.open_image(row['file']))
@@ -240,6 +204,28 @@ def open_image(self: ReviewPanel, file: str):
 def _row(self: ReviewPanel) -> dict | None: return rows_of(self.labels_dir).get(self.current)
 
 @patch
+def _label(self: ReviewPanel, row: dict):
+    "The row's mask (one class) or label map (several), as on disk; None where there is none."
+    if self.classes is None: return read_label(self.labels_dir, row)
+    return read_label_map(self.labels_dir, row, self.classes)
+
+@patch
+def _picture(self: ReviewPanel, image, row: dict, side: int):
+    "`image` with the row's mask, or with its label map in the colours of `classes.json`, `side` pixels long."
+    return overlay(image, self._label(row), side, classes=self.classes)
+
+def _class_verdicts(row: dict, entries) -> str:
+    "Each class's verdict and score in the row, its name in its colour."
+    per = row.get('classes') or {}
+    def one(e):
+        v = per.get(e['name']) or {}
+        sc = '' if v.get('score') is None else f" {v['score']:.2f}"
+        return (f"<span style='color:rgb({','.join(map(str, e['colour']))})'><b>{e['name']}</b></span> "
+                f"{v.get('status', '?')}{sc}")
+    ov = f"; overlap {row['overlap']} px" if row.get('overlap') else ''
+    return '<br>' + ', '.join(one(e) for e in entries) + ov
+
+@patch
 def _show(self: ReviewPanel):
     "The open image large, its mask (or the fix's answer) and prompts, its row."
     row = self._row() if self.current else None
@@ -250,14 +236,17 @@ def _show(self: ReviewPanel):
     except SegwlError as e:
         self.title.value, self.big.value = f"<b>{row['file']}</b>: {e}", b''
         return
-    mask = read_label(self.labels_dir, row)                                # a fix is written at once: this is it
-    pic = draw_prompts(overlay(image, mask, self.big_side), image.shape[:2], self.points, self.labels, self.box)
+    mask = self._label(row)                                                # a fix is written at once: this is it
+    pic = draw_prompts(overlay(image, mask, self.big_side, classes=self.classes), image.shape[:2], self.points,
+                       self.labels, self.box)
     self.big.value, self._scale = _jpeg(pic), image.shape[1] / pic.size[0]     # image pixels per picture pixel
     what = row['status'] + (f", {row['reviewed']}" if is_reviewed(row) else ', not reviewed')
     sc = '' if row.get('score') is None else f", score {row['score']:.3f}"
     err = f"<br>{row['error']}" if row.get('error') else ''
     doubt = doubt_score(row, mask)
-    self.title.value = f"<b>{row['file']}</b> ({image.shape[1]}x{image.shape[0]}): {what}{sc}, doubt {doubt:.2f}{err}"
+    per = _class_verdicts(row, self.classes) if self.classes else ''
+    self.title.value = (f"<b>{row['file']}</b> ({image.shape[1]}x{image.shape[0]}): {what}{sc}, doubt {doubt:.2f}"
+                        f"{per}{err}")
 
 # %% ../nbs/15_review.ipynb #16dd4aed
 @patch
@@ -288,7 +277,7 @@ def decide(self: ReviewPanel, reviewed: str):
     row = self._row()
     if row is None: return
     if reviewed == 'accepted':
-        mask = read_label(self.labels_dir, row)
+        mask = self._label(row)
         if mask is None: return self._say(f"{row['file']}: no mask to accept: fix it or reject it", bad=True)
     else:
         try: mask = np.zeros(load_image(self.images_dir/row['file']).shape[:2], bool)
@@ -336,7 +325,26 @@ def apply_fix(self: ReviewPanel) -> dict | None:
         self._say(str(e), bad=True)
         return None
     self.last = (mask, score)
+    if self.classes is not None: return self._fix_class(image, mask, score)
     row = self._write(mask, 'fixed', score=_unit(score))
+    self.refresh()
+    return row
+
+@patch
+def _fix_class(self: ReviewPanel, image, mask, score: float) -> dict | None:
+    "Write `mask` as the pixels of the class picked in the menu; the other classes' pixels stay theirs."
+    k = self.fix_class.value
+    name = next(e['name'] for e in self.classes if e['id'] == k)
+    old = self._label(self._row())
+    new = old.copy() if old is not None and old.shape == image.shape[:2] else np.zeros(image.shape[:2], np.uint8)
+    new[new == k] = 0
+    free = new == 0
+    new[mask & free] = k
+    row = self._write(new, 'fixed', scores={name: _unit(score)})
+    kept = int((mask & ~free).sum())
+    if row is not None:
+        self._say(f"{self.current}: fixed class {name} ({int((new == k).sum())} px)"
+                  + (f"; {kept} px of other classes left to them" if kept else ''))
     self.refresh()
     return row
 
@@ -345,34 +353,30 @@ def apply_fix(self: ReviewPanel) -> dict | None:
 def use_as_reference(self: ReviewPanel) -> dict | None:
     "Add the open image (fixed or accepted, with a mask) to the references; relabel the unreviewed images."
     row = self._row()
-    mask = read_label(self.labels_dir, row) if row else None
+    mask = self._label(row) if row else None
+    cls = None
+    if self.classes is not None and mask is not None:
+        cls = next(e['name'] for e in self.classes if e['id'] == self.fix_class.value)
+        mask = mask == self.fix_class.value                             # the picked class's pixels
     if self.labeller is None or mask is None or not mask.any() or row.get('reviewed') not in ('fixed', 'accepted'):
-        self._say("use as reference: fix or accept an image with an object first", bad=True)
+        what = 'an object' if cls is None else f"pixels of class {cls}"
+        self._say(f"use as reference: fix or accept an image with {what} first", bad=True)
         return None
     try:
-        self.labeller = with_reference(self.labeller, load_image(self.images_dir/row['file']), mask)
-        self._note_reference(row['file'])
+        more = with_reference(self.labeller, load_image(self.images_dir/row['file']), mask, cls)
+        note_reference(self.labels_dir, self.images_dir, row['file'], self.labeller, cls, mask)   # the old classes
+        self.labeller = more
         self.changes = relabel(self.labeller, self.labels_dir, self.images_dir)
     except SegwlError as e:
         self._say(str(e), bad=True)
         return None
     c = self.changes
-    self._say(f"{row['file']} joined the references; relabelled {c['relabelled']} unreviewed image(s): "
+    joined = 'the references' if cls is None else f"the references of class {cls} ({REVIEW_CLASSES})"
+    self._say(f"{row['file']} joined {joined}; relabelled {c['relabelled']} unreviewed image(s): "
               f"{c['changed']} mask(s) changed, IoU with the old masks mean {c['mean_iou']:.3f}, "
               f"min {c['min_iou']:.3f}")
     self.refresh()
     return c
-
-# %% ../nbs/15_review.ipynb #a2f4b45d
-@patch
-def _note_reference(self: ReviewPanel, file: str):
-    p = self.labels_dir/'review.json'
-    old = read_json(p, 'review notes', dict) if p.exists() else {}
-    new = portable(dict(image=self.images_dir/file, mask=mask_path(self.labels_dir, file)), ('image', 'mask'),
-                   self.labels_dir)                                  # absolute, and from the labels folder
-    refs = [*old.get('references', []), new]
-    with output_lock(self.labels_dir, 'segwl review'):
-        write_text(p, json.dumps({**old, 'references': refs}, indent=2) + '\n')
 
 # %% ../nbs/15_review.ipynb #bf0dd057
 @patch
@@ -384,11 +388,12 @@ def _ipython_display_(self: ReviewPanel):
 def widget(self: ReviewPanel) -> W.VBox:
     "The whole panel as one widget, built once."
     if self._widget is not None: return self._widget
-    fix = W.HBox([self.x, self.y, self.add_object, self.add_background, self.box_text, self.clear, self.fix])
+    fix = W.HBox([self.fix_class, self.x, self.y, self.add_object, self.add_background, self.box_text, self.clear,
+                  self.fix])
     decide = W.HBox([self.accept, self.reject, self.prev, self.next, self.use_ref])
     pages = W.HBox([self.prev_page, self.next_page, self.page_label])
-    self._widget = W.VBox([self.backends, self.filter, pages, self.grid, W.HTML('<hr>'), self.title, self.big,
-                           self.keys_help, decide, fix, self.message])
+    self._widget = W.VBox([self.backends, self.legend, self.filter, pages, self.grid, W.HTML('<hr>'), self.title,
+                           self.big, self.keys_help, decide, fix, self.message])
     return self._widget
 
 # %% ../nbs/15_review.ipynb #9c131c6e
@@ -399,7 +404,11 @@ KEYS = {'a': 'accept', 'r': 'reject', 'n': 'next', 'ArrowDown': 'next', 'p': 'pr
 def on_key(self: ReviewPanel, event: dict) -> str | None:
     "Do what the key of an ipyevents keydown `event` stands for in `KEYS`; the action's name, or None."
     if any(event.get(k) for k in ('ctrlKey', 'altKey', 'metaKey')): return None
-    act = KEYS.get(event.get('key'))
+    key = str(event.get('key'))
+    if self.classes and key.isdigit() and 1 <= int(key) <= min(9, len(self.classes)):
+        self.fix_class.value = int(key)                              # the class a fix is for
+        return 'class'
+    act = KEYS.get(key)
     do = {'accept': lambda: self.decide('accepted'), 'reject': lambda: self.decide('rejected'),
           'next': lambda: self.step(1), 'previous': lambda: self.step(-1), 'fix': self.apply_fix,
           'clear': self.clear_prompts, 'reference': self.use_as_reference}

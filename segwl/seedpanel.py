@@ -21,11 +21,13 @@ from .registry import backend_record, backend_names, get_backend, TINY_STAMP, ti
 from .folder import label_folder, read_manifest
 from .caching import CachingSegmenter, CachingScorer
 from .figures import render_result, _backends_html, _trials_html, _absent_reason, progress_text
+from .classmenu import ClassMenu, PANEL_TERMS
+from .ticker import _Stopped, _Ticker, _ClassesTicker, _done_before  # noqa: F401
 from .errors import Voice, one_line_errors, speaking
 from .registry import weights_stamp, STAND_IN_STAMP
 
 # %% auto #0
-__all__ = ['PANEL_TERMS', 'PANEL_VOICE', 'TuningPanel', 'SeedPanel']
+__all__ = ['PANEL_VOICE', 'TuningPanel', 'SeedPanel']
 
 # %% ../nbs/11b_seedpanel.ipynb #86e291f5
 _SLIDERS = (('n_object', 'ref object pts', 0, 32), ('n_background', 'ref bg pts', 0, 32),
@@ -56,14 +58,14 @@ def _describe(backend, kind: str) -> dict:
     return dict(name=None, kind=kind, weights='unknown', cls=type(backend).__name__)
 
 # %% ../nbs/11b_seedpanel.ipynb #c2bdd396
-class TuningPanel:
+class TuningPanel(ClassMenu):
     "A tuning panel: tune a labeller's settings on the images of a folder, label the folder or save the settings."
     title = 'segwl tuning panel'
+    method = 'seed'
     def __new__(cls, *args, **kw):
         "`TuningPanel(...)` is a `SeedPanel` (its arguments); `TuningPanel.from_names` picks the method's panel."
         return super().__new__(SeedPanel if cls is TuningPanel else cls)
 
-PANEL_TERMS = dict(text='a text (the text box)')    # what the panels call the recipe's words, for its messages
 PANEL_VOICE = Voice('python', dict(sam_checkpoint='segmenter_options=dict(checkpoint={value})',
                                    cache_dir='segmenter_options=dict(cache_dir={value})',
                                    clip_model='scorer_options=dict(model_name={value})',
@@ -74,9 +76,11 @@ class SeedPanel(TuningPanel):
     "Tune `SeedSettings` on the images of a folder, see every step, label the folder or save the settings."
     def __init__(self, reference_image, reference_mask, text: str, images, segmenter, scorer,
                  settings: SeedSettings | None = None, out='labels', config_path='label_settings.json',
-                 models: dict | None = None):
+                 models: dict | None = None, classes=None):
+        if classes is not None:                                          # the first class's, to start with
+            (reference_image, reference_mask), text = self._use_classes(classes, reference_image, text)
         self.reference, self.reference_mask = _reference(reference_image, reference_mask)
-        self.ref_paths = _ref_paths(reference_image, reference_mask)
+        self.ref_paths = None if classes is not None else _ref_paths(reference_image, reference_mask)
         self.images, self.files = images, list_images(images)
         if not self.files: raise SegwlError(f"{images}: no images to tune on (folders are listed by image extension)")
         self.raw_segmenter, self.raw_scorer = segmenter, scorer
@@ -102,8 +106,9 @@ def from_names(cls: SeedPanel, reference_image, reference_mask, text: str, image
                segmenter_options: dict | None = None, scorer_options: dict | None = None, **options) -> SeedPanel:
     "A seed panel over the backends registered as `segmenter` and `scorer` (or their tiny random twins, `random=True`)."
     opts = dict(segmenter=dict(segmenter_options or {}), scorer=dict(scorer_options or {}))
-    spec = LabellerSpec((reference_image, reference_mask), text, options.get('settings'), segmenter, scorer, opts,
-                        random=random, device=device, terms=PANEL_TERMS)
+    refs = None if options.get('classes') is not None else (reference_image, reference_mask)
+    spec = LabellerSpec(refs, text, options.get('settings'), segmenter, scorer, opts, random=random, device=device,
+                        terms=PANEL_TERMS, classes=options.get('classes'))
     (seg, sc), models = _models_of(spec, device)
     return cls(reference_image, reference_mask, text, images, seg, sc, models=models, **options)
 
@@ -170,6 +175,7 @@ def _actions(self: TuningPanel, out, config_path) -> W.VBox:
 def _build(self: TuningPanel, text: str, out, config_path):
     "Make the widgets and lay them out: controls on the left, summary and actions on the right, the figure below."
     self.controls = c = self._controls(text)
+    if self.class_specs: self.controls = c = {'class': self._class_menu(), **c}
     for w in c.values(): w.observe(self._changed, 'value')
     self.view, self.summary = W.Image(format='jpeg', layout=W.Layout(max_width='100%')), W.HTML()
     self.log = W.Output(layout=W.Layout(border='1px solid #ccc', max_height='160px', overflow='auto'))
@@ -177,7 +183,8 @@ def _build(self: TuningPanel, text: str, out, config_path):
     head = [W.HTML(f'<b>{self.title}</b>'), self.backends]
     left = W.VBox([*head, *c.values()], layout=W.Layout(min_width='360px'))
     right = W.VBox([self.summary, self._actions(out, config_path)], layout=W.Layout(margin='0 0 0 16px'))
-    self.widget = W.VBox([W.HBox([left, right]), self.view, W.HTML('<b>messages</b>'), self.log])
+    below = [self._classes_box()] if self.class_specs else []
+    self.widget = W.VBox([W.HBox([left, right]), self.view, *below, W.HTML('<b>messages</b>'), self.log])
     self._sync_controls()
 
 @patch
@@ -287,6 +294,10 @@ def refresh(self: TuningPanel):
 
 @patch
 def _changed(self: TuningPanel, change):
+    if self._quiet: return
+    if self.class_specs and change.get('owner') is self.controls['class']: self._pick_class(change['new'])
+    elif self.class_specs and change.get('owner') is self.controls['text']:
+        self.class_texts[self.controls['class'].value] = change['new']         # the picked class's text, edited
     self.refresh()
     self._sync_controls()
 
@@ -308,37 +319,6 @@ def _summary(self: SeedPanel, res: SeedResult) -> str:
             f"SAM embeddings computed: {self.segmenter.set_image_calls}, "
             f"similarity maps computed: {self.scorer.map_calls}</div>")
 
-# %% ../nbs/11b_seedpanel.ipynb #7e900a7f
-class _Stopped(BaseException):
-    "Stop was pressed: raised between two images, never an error of one."
-
-class _Ticker:
-    "A `Labeller` for the folder thread: a stop check before each image, the panel's lock during it, a tick after."
-    def __init__(self, panel, labeller: Labeller, earlier: int):
-        self.panel, self.labeller, self.earlier, self.seconds, self.absent = panel, labeller, earlier, [], 0
-        self.references, self.text, self.settings = labeller.references, labeller.text, labeller.settings
-        self.backends = labeller.backends
-
-    def label(self, image):
-        if self.panel._stop.is_set(): raise _Stopped()
-        t0 = time.perf_counter()
-        try:
-            with self.panel._lock:
-                self.panel.segmenter.forget()          # the model will hold another image than refresh's
-                res = self.labeller.label(image)
-            self.absent += not res.present
-            return res
-        finally:
-            self.seconds.append(time.perf_counter() - t0)
-            self.panel._tick(self)
-
-def _done_before(out: Path, files) -> int:
-    "How many of `files` an earlier run in `out` finished (what a resuming `label_folder` skips)."
-    names = {p.name for p in files}
-    rows = read_manifest(out/'manifest.jsonl')
-    return len({r['file'] for r in rows if r['status'] in ('ok', 'absent') and r['file'] in names
-                and (out/'masks'/f"{Path(r['file']).stem}.png").exists()})
-
 # %% ../nbs/11b_seedpanel.ipynb #daf4fcaa
 @patch
 def _set_running(self: TuningPanel, on: bool):
@@ -356,8 +336,9 @@ def _tick(self: TuningPanel, ticker: _Ticker):
 @patch
 def _start(self: TuningPanel) -> threading.Thread:
     out = Path(self.out_dir.value.strip() or 'labels')
-    with self._lock: pl = self._labeller(cached=False)
-    self._ticker = ticker = _Ticker(self, pl, _done_before(out, self.files))
+    with self._lock: pl = self._labeller(cached=False) if not self.class_specs else self._classes_labeller(False)
+    tick = _Ticker if not self.class_specs else _ClassesTicker
+    self._ticker = ticker = tick(self, pl, _done_before(out, self.files))
     self._stop.clear()
     self.counts, self.error = None, None
     self._set_running(True)
@@ -403,8 +384,8 @@ def _label_or_stop(self: TuningPanel, ticker: _Ticker, out: Path):
 
 @patch
 def _record(self: TuningPanel) -> dict:
-    "What `config.json` records besides the settings: the backends and the reference's files."
-    return dict(models=self.models, reference=self.ref_paths)
+    "What `config.json` records besides the settings: the backends and the reference's files (or the classes)."
+    return dict(models=self.models, reference=self.ref_paths, **self._classes_record())
 
 @patch
 def stop(self: TuningPanel):
@@ -419,6 +400,17 @@ def wait(self: TuningPanel, timeout: float | None = None) -> dict | None:
     "Wait for the folder run: its counts, or None if it was stopped or failed (or still runs after `timeout`)."
     if self._thread is not None: self._thread.join(timeout)
     return self.counts
+
+# %% ../nbs/11b_seedpanel.ipynb #0435e0e2
+@patch
+def _set_references(self: SeedPanel, refs: list):
+    self.reference, self.reference_mask = refs[0]
+
+@patch
+def _backends(self: SeedPanel, cached: bool = True) -> dict:
+    "The models by kind: the caching proxies (refresh) or the raw backends (a folder run)."
+    return dict(segmenter=self.segmenter if cached else self.raw_segmenter,
+                scorer=self.scorer if cached else self.raw_scorer)
 
 # %% ../nbs/11b_seedpanel.ipynb #ca89a179
 @patch

@@ -214,7 +214,7 @@ class ColourConcept:
         area = np.bincount(parts.ravel(), minlength=n + 1)[1:]
         dist = np.bincount(parts.ravel(), weights=np.where(parts > 0, pos, 0).ravel(), minlength=n + 1)[1:]
         ids = [i for i in np.argsort(dist / np.maximum(area, 1), kind='stable') if area[i] >= self.min_area]
-        masks = np.stack([parts == i + 1 for i in ids]) if ids else np.zeros((0, *parts.shape), bool)
+        masks = parts == np.add(ids, 1, dtype=parts.dtype)[:, None, None]       # one (K, H, W) array, built once
         return masks, np.array([1 - dist[i] / area[i] / (2 * self.tolerance) for i in ids], np.float32)
 
 LOOKALIKES = ((220, 100, 30), (150, 30, 30), (220, 30, 100), (255, 90, 90))   # 70+ away from red in one channel

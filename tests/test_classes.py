@@ -335,7 +335,8 @@ def test_class_row_fields_absent_only_when_every_class_is():
     json.dumps(row)                                                      # a manifest line
 
 
-@pytest.mark.parametrize('room,above', [('classfile', {'data', 'protocols'}), ('labelmaps', {'data', 'classfile'}),
+@pytest.mark.parametrize('room,above', [('classfile', {'data', 'protocols'}),
+                                        ('labelmaps', {'data', 'protocols', 'classfile'}),
                                         ('classes', {'classfile', 'labelmaps'})])
 def test_the_room_imports_only_rooms_above_it(room, above):
     tree = ast.parse((Path(C.__file__).parent/f'{room}.py').read_text())

@@ -34,7 +34,9 @@ def test_every_mode_becomes_rgb_uint8(tmp_path, mode, value, rgb):
     assert tuple(int(v) for v in a[1, 2]) == pytest.approx(rgb, abs=1)
 
 def test_palette_with_and_without_transparency(tmp_path):
-    im = Image.new('P', (2, 1)); im.putpalette([200, 0, 0, 0, 0, 200] + [0] * 762); im.putpixel((1, 0), 1)
+    im = Image.new('P', (2, 1))
+    im.putpalette([200, 0, 0, 0, 0, 200] + [0] * 762)
+    im.putpixel((1, 0), 1)
     im.save(tmp_path/'p.png')
     assert load_image(tmp_path/'p.png')[0].tolist() == [[200, 0, 0], [0, 0, 200]]
     im.save(tmp_path/'pt.png', transparency=0)
@@ -43,7 +45,8 @@ def test_palette_with_and_without_transparency(tmp_path):
 @pytest.mark.parametrize('ext,kw', [('.png', {}), ('.bmp', {}), ('.webp', {'lossless': True}), ('.tif', {}),
                                     ('.gif', {}), ('.jpg', {'quality': 100})])
 def test_every_format(tmp_path, ext, kw):
-    a = np.zeros((6, 8, 3), np.uint8); a[:, 4:] = (250, 250, 250)
+    a = np.zeros((6, 8, 3), np.uint8)
+    a[:, 4:] = (250, 250, 250)
     Image.fromarray(a).save(tmp_path/f'x{ext}', **kw)
     b = load_image(tmp_path/f'x{ext}')
     assert b.shape == (6, 8, 3)
@@ -54,10 +57,13 @@ def test_gif_first_frame(tmp_path):
     frames[0].save(tmp_path/'anim.gif', save_all=True, append_images=frames[1:])
     assert load_image(tmp_path/'anim.gif')[0, 0].tolist() == [255, 0, 0]
 
-@pytest.mark.parametrize('orientation,shape,corner', [(1, (2, 4), (0, 0)), (3, (2, 4), (1, 3)), (6, (4, 2), (0, 1)), (8, (4, 2), (3, 0))])
+@pytest.mark.parametrize('orientation,shape,corner', [(1, (2, 4), (0, 0)), (3, (2, 4), (1, 3)), (6, (4, 2), (0, 1)),
+                                                      (8, (4, 2), (3, 0))])
 def test_exif_orientation_applied_to_images_and_masks(tmp_path, orientation, shape, corner):
-    a = np.zeros((2, 4), np.uint8); a[0, 0] = 255       # one marked corner pixel
-    ex = Image.Exif(); ex[0x0112] = orientation
+    a = np.zeros((2, 4), np.uint8)
+    a[0, 0] = 255  # one marked corner pixel
+    ex = Image.Exif()
+    ex[0x0112] = orientation
     Image.fromarray(a).convert('RGB').save(tmp_path/'i.png', exif=ex)
     Image.fromarray(a).save(tmp_path/'m.png', exif=ex)
     img, m = load_image(tmp_path/'i.png'), load_mask(tmp_path/'m.png')
@@ -72,16 +78,22 @@ def test_masks_any_mode_nonzero_is_object(tmp_path):
     for name, a in cases.items():
         Image.fromarray(a).save(tmp_path/f'{name}.png')
         assert (load_mask(tmp_path/f'{name}.png') == want).all(), name
-    pal = Image.fromarray(want.astype(np.uint8) * 3, mode='P'); pal.putpalette([0, 0, 0] * 256)   # all black palette
+    pal = Image.fromarray(want.astype(np.uint8) * 3, mode='P')
+    pal.putpalette([0, 0, 0] * 256)  # all black palette
     pal.save(tmp_path/'pal.png')
     assert (load_mask(tmp_path/'pal.png') == want).all()
-    rgba = np.zeros((2, 3, 4), np.uint8); rgba[..., :3] = 255; rgba[..., 3] = want * 255      # white strokes, transparent bg
+    rgba = np.zeros((2, 3, 4), np.uint8)
+    rgba[..., :3] = 255
+    rgba[..., 3] = want * 255  # white strokes, transparent bg
     Image.fromarray(rgba).save(tmp_path/'rgba.png')
     assert (load_mask(tmp_path/'rgba.png') == want).all()
 
 def test_bad_files_name_the_file_and_the_problem(tmp_path):
-    good = io.BytesIO(); Image.new('RGB', (64, 64), 'red').save(good, 'JPEG'); good = good.getvalue()
-    png = io.BytesIO(); Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(png, 'PNG')
+    good = io.BytesIO()
+    Image.new('RGB', (64, 64), 'red').save(good, 'JPEG')
+    good = good.getvalue()
+    png = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(png, 'PNG')
     files = {'empty.jpg': b'', 'text.jpg': b'hello', 'cut.jpg': good[:len(good) // 2], 'cut.png': png.getvalue()[:2000]}
     for name, data in files.items(): (tmp_path/name).write_bytes(data)
     (tmp_path/'dir.jpg').mkdir()
@@ -104,7 +116,8 @@ def test_mask_size_mismatch_and_reference_checks(tmp_path):
         load_mask(tmp_path/'rot.png', shape=(357, 500))
     with pytest.raises(BadReferenceError, match='357x500'): load_reference(tmp_path/'r.jpg', tmp_path/'rot.png')
     Image.new('L', (500, 357), 0).save(tmp_path/'empty.png')
-    with pytest.raises(BadReferenceError, match='empty.png: reference mask is empty'): load_reference(tmp_path/'r.jpg', tmp_path/'empty.png')
+    with pytest.raises(BadReferenceError, match='empty.png: reference mask is empty'):
+        load_reference(tmp_path/'r.jpg', tmp_path/'empty.png')
     Image.new('L', (500, 357), 255).save(tmp_path/'full.png')
     with pytest.raises(BadReferenceError, match='all object'): load_reference(tmp_path/'r.jpg', tmp_path/'full.png')
     assert issubclass(BadReferenceError, SegwlError)
@@ -113,7 +126,10 @@ def test_listing_and_pairing(tmp_path):
     for n in ['b.jpg', 'a.PNG', 'c.webp', 'notes.txt', '.hidden.jpg', 'x.json']: (tmp_path/n).write_bytes(b'x')
     (tmp_path/'sub.jpg').mkdir()
     assert [p.name for p in list_images(tmp_path)] == ['a.PNG', 'b.jpg', 'c.webp']
-    masks = tmp_path/'masks'; masks.mkdir(); (masks/'a.png').write_bytes(b'x'); (masks/'b.png').write_bytes(b'x')
+    masks = tmp_path/'masks'
+    masks.mkdir()
+    (masks/'a.png').write_bytes(b'x')
+    (masks/'b.png').write_bytes(b'x')
     with pytest.raises(LayoutError, match='no mask for 1 image.*c.webp'): pair_masks(list_images(tmp_path), masks)
     with pytest.raises(LayoutError, match='not a folder'): list_images(tmp_path/'nope')
 
@@ -138,7 +154,8 @@ def test_pets_manifest_agrees_with_loaded_masks(pets_cat):
     for r in rows[:30]:
         img = load_image(pets_cat/r['file'])
         assert img.shape[:2] == (int(r['height']), int(r['width']))
-        split = r['split']; stem = Path(r['file']).stem
+        split = r['split']
+        stem = Path(r['file']).stem
         mp = pets_cat/'reference'/f'{stem}.png' if split == 'reference' else pets_cat/split/'masks'/f'{stem}.png'
         assert load_mask(mp, shape=img.shape).mean() == pytest.approx(float(r['foreground_fraction']), abs=1e-3)
 

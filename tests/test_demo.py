@@ -3,8 +3,9 @@ import json, os, subprocess, sys
 from conftest import ROOT
 
 def _demo(tmp_path, *extra, env=None):
-    return subprocess.run([os.path.join(os.path.dirname(sys.executable), 'segwl'), 'demo', '--examples', str(ROOT/'examples'),
-                           '--out', str(tmp_path/'out'), *extra], capture_output=True, text=True, cwd=tmp_path,
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), 'segwl'), 'demo',
+                           '--examples', str(ROOT/'examples'), '--out', str(tmp_path/'out'), *extra],
+                          capture_output=True, text=True, cwd=tmp_path,
                           env={**os.environ, **(env or {})}, timeout=600)
 
 def test_demo_chain_with_tiny_models(tmp_path):

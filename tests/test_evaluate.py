@@ -67,7 +67,8 @@ def test_a_model_trained_on_tiny_random_labels_is_stamped(folders, tmp_path):
     (tmp_path/'syn'/'config.json').write_text(json.dumps({'models': TINY}))
     torch.set_num_threads(1)
     train(imgs, msks, tmp_path/'model', TrainSettings(arch='tiny-unet', size=32, epochs=1, batch_size=2,
-                                                     val_fraction=0, pretrained=False, device='cpu'), progress=False, log=print)
+                                                     val_fraction=0, pretrained=False, device='cpu'),
+          progress=False, log=print)
     r = segwl('evaluate', '--model', tmp_path/'model', '--images', imgs, '--masks', msks, '--out', tmp_path/'rep',
               '--device', 'cpu', '--quiet', check_rc=0)
     saved = json.loads((tmp_path/'rep'/'metrics.json').read_text())
@@ -81,7 +82,8 @@ def test_masks_of_segwl_predict_name_the_model(folders, tmp_path):
     imgs, msks = synthetic_dataset(tmp_path/'syn', n=2)
     (tmp_path/'syn'/'config.json').write_text(json.dumps({'models': TINY}))
     train(imgs, msks, tmp_path/'model', TrainSettings(arch='tiny-unet', size=32, epochs=1, batch_size=2,
-                                                     val_fraction=0, pretrained=False, device='cpu'), progress=False, log=print)
+                                                     val_fraction=0, pretrained=False, device='cpu'),
+          progress=False, log=print)
     predict_folder(tmp_path/'model', imgs, tmp_path/'pred', device='cpu', progress=False)
     m = evaluate_folder(msks, tmp_path/'r', pred_dir=tmp_path/'pred'/'masks', progress=False, figures=False)
     assert (m['models']['model']['dir'], m['tiny_random']) == (str(tmp_path/'model'), True)
@@ -117,7 +119,7 @@ def test_cli_evaluate_pred_and_usage(folders):
     r = segwl('evaluate', '--pred', folders/'pred', '--masks', folders/'gt', '--out', folders/'rep', '--quiet')
     assert r.returncode == 0 and 'mean IoU 0.7500' in r.stdout, r.stderr
     png = Image.open(folders/'rep'/'best_worst.png')
-    assert png.size == (576, 324)                                   # 2 images: one row, best 1 and best 2
+    assert png.size == (288, 603)                                   # 2 images: best 1 above, worst 1 below
     assert sorted(p.name for p in (folders/'rep').iterdir()) == ['best_worst.png', 'iou_histogram.png',
                                                                  'metrics.json', 'per_image.csv']
     r = segwl('evaluate', '--model', folders, '--masks', folders/'gt', '--out', folders/'rep2')

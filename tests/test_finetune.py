@@ -94,7 +94,8 @@ def test_pretrained_offline_and_not_cached_fails_at_once(monkeypatch, tmp_path):
     monkeypatch.setattr(enc, 'hf_hub_download', lambda *a, **k: downloads.append(a))
     for arch, host in [('unet-resnet34', 'huggingface.co'), ('lraspp_mobilenet_v3_large', 'download.pytorch.org')]:
         looked_up.clear()
-        with pytest.raises(ArchError, match=r'not cached and https://' + host + r'.* cannot be reached.*pretrained=False'):
+        with pytest.raises(ArchError,
+                           match=r'not cached and https://' + host + r'.* cannot be reached.*pretrained=False'):
             build_model(arch, pretrained=True)
         assert looked_up == [host] and downloads == []
 
@@ -414,7 +415,8 @@ def test_model_folder_records_history_curve_and_smp_format(syn, tmp_path):
     assert 'training.png: not drawn, 2 epoch(s) (a curve needs 3)' in lines
     info = train(*syn, tmp_path/'m', TrainSettings(**TINY | dict(epochs=3)), progress=False, log=lines.append)
     rows = (tmp_path/'m'/'history.csv').read_text().splitlines()
-    assert rows[0] == 'epoch,loss,val_iou,lr,elapsed_s,partial' and [r.split(',')[0] for r in rows[1:]] == ['1', '2', '3']
+    assert (rows[0] == 'epoch,loss,val_iou,lr,elapsed_s,partial'
+            and [r.split(',')[0] for r in rows[1:]] == ['1', '2', '3'])
     assert rows[3].split(',')[1] == str(info['history'][2]['loss'])
     assert Image.open(tmp_path/'m'/'training.png').size == (600, 360)
     assert info['smp_pretrained'] == 'smp' and json.loads((tmp_path/'m'/'model.json').read_text())['smp_pretrained']
@@ -492,7 +494,8 @@ def test_reviewed_rows_are_preferred_by_the_cli(syn, tmp_path):
     assert 'data: 2 of 6 images used (2 reviewed), 4 not reviewed' in r.stdout
     r = segwl('train', '--images', imgs, '--masks', msks, '--out', tmp_path/'c', '--weight-by-score', *TINY_FLAGS,
               check_rc=2)
-    assert '--weight-by-score: these read the rows of a labelling manifest: give --manifest LABELS/manifest.jsonl too' in r.stderr
+    assert ('--weight-by-score: these read the rows of a labelling manifest: '
+            'give --manifest LABELS/manifest.jsonl too' in r.stderr)
 
 def test_weight_by_score_learns_past_low_scored_wrong_labels(tmp_path):
     "Half the labels are wrong (the background marked) with low scores: weighing by score learns the discs anyway."

@@ -17,7 +17,8 @@ def test_every_command_that_shows_progress_takes_both_spellings(command):
 
 
 def test_train_answers_a_bad_flag_before_torch_and_suggests_the_close_one(tmp_path):
-    code = ("import sys\nfrom segwl.cli import main\ntry: main(sys.argv[1:])\nexcept SystemExit as e: print('exit', e.code)\n"
+    code = ("import sys\nfrom segwl.cli import main\ntry: main(sys.argv[1:])\n"
+            "except SystemExit as e: print('exit', e.code)\n"
             "print('torch' in sys.modules)")
     r = subprocess.run([sys.executable, '-c', code, 'train', '--images', 'i', '--masks', 'm', '--out', 'o', '--quite'],
                        capture_output=True, text=True, env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})

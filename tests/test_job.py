@@ -15,13 +15,15 @@ EX = ROOT/'examples'
 def tree_digest(folder) -> str:
     h = hashlib.sha256()
     for p in sorted(Path(folder).rglob('*')):
-        if p.is_file() and '.ipynb_checkpoints' not in p.parts: h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
+        if p.is_file() and '.ipynb_checkpoints' not in p.parts:
+            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
     return h.hexdigest()
 
 def test_packaged_copy_is_the_notebook():
     "`segwl run-notebook pipeline` runs segwl/jobs/pipeline.ipynb: it must be nbs/jobs/pipeline.ipynb byte for byte."
     src, copy = ROOT/'nbs'/'jobs'/'pipeline.ipynb', ROOT/'segwl'/'jobs'/'pipeline.ipynb'
-    assert copy.read_bytes() == src.read_bytes(), f"{copy} is stale: cp {src.relative_to(ROOT)} {copy.relative_to(ROOT)}"
+    assert copy.read_bytes() == src.read_bytes(), \
+        f"{copy} is stale: cp {src.relative_to(ROOT)} {copy.relative_to(ROOT)}"
 
 def test_package_data_declared():
     "The copy is installed with the package (a wheel or a non-editable install), not only present in a clone."
@@ -31,18 +33,23 @@ def test_package_data_declared():
 
 @pytest.fixture(scope='module')
 def job(tmp_path_factory):
-    "One run of the pipeline job on 3 images, tiny random models, a seconds-long training; from a folder outside the clone."
+    """One run of the pipeline job on 3 images, tiny random models, a seconds-long training; from a folder outside the
+    clone."""
     d = tmp_path_factory.mktemp('job')
     for sub in ('unlabeled/images', 'unlabeled/masks', 'test/images', 'test/masks'): (d/sub).mkdir(parents=True)
     for p in sorted((EX/'unlabeled'/'images').glob('*.jpg'))[:3]:
-        shutil.copy(p, d/'unlabeled'/'images'); shutil.copy(EX/'unlabeled'/'masks'/f'{p.stem}.png', d/'unlabeled'/'masks')
+        shutil.copy(p, d/'unlabeled'/'images')
+        shutil.copy(EX/'unlabeled'/'masks'/f'{p.stem}.png', d/'unlabeled'/'masks')
     for p in sorted((EX/'test'/'images').glob('*.jpg'))[:2]:
-        shutil.copy(p, d/'test'/'images'); shutil.copy(EX/'test'/'masks'/f'{p.stem}.png', d/'test'/'masks')
+        shutil.copy(p, d/'test'/'images')
+        shutil.copy(EX/'test'/'masks'/f'{p.stem}.png', d/'test'/'masks')
     LabelSettings(trials=2, n_object=3, n_background=3, n_text=2).save(d/'fast.json')
     before = tree_digest(ROOT/'nbs')
     r = segwl('run-notebook', 'pipeline', 'ran/pipeline.ipynb', '--no-progress',
-              '-p', 'reference_image', EX/'reference'/'Abyssinian_88.jpg', '-p', 'reference_mask', EX/'reference'/'Abyssinian_88.png',
-              '-p', 'images', 'unlabeled/images', '-p', 'out', 'out', '-p', 'models', 'tiny-random', '-p', 'config', 'fast.json',
+              '-p', 'reference_image', EX/'reference'/'Abyssinian_88.jpg',
+              '-p', 'reference_mask', EX/'reference'/'Abyssinian_88.png',
+              '-p', 'images', 'unlabeled/images', '-p', 'out', 'out', '-p', 'models', 'tiny-random',
+              '-p', 'config', 'fast.json',
               '-p', 'device', 'cpu', '-p', 'seed', '3', '-p', 'epochs', '2', '-p', 'max_minutes', '0.02',
               '-p', 'test_images', 'test/images', '-p', 'test_masks', 'test/masks', cwd=d)
     return d, r, before
@@ -58,19 +65,23 @@ def test_executed_notebook_where_asked(job):
     nb = nbformat.read(d/'ran'/'pipeline.ipynb', 4)
     injected = [c for c in nb.cells if 'injected-parameters' in c.metadata.get('tags', [])]
     assert len(injected) == 1 and "models = \"tiny-random\"" in injected[0].source and 'seed = 3' in injected[0].source
-    assert any(o.get('output_type') == 'display_data' and 'image/png' in o.get('data', {}) for c in nb.cells for o in c.get('outputs', []))
+    assert any(o.get('output_type') == 'display_data' and 'image/png' in o.get('data', {})
+               for c in nb.cells for o in c.get('outputs', []))
 
 def test_metrics(job):
     d, r, _ = job
     m = json.loads((d/'out'/'metrics.json').read_text())
-    assert {'n_images', 'labelled', 'failed', 'mean_score', 'mean_text_score', 'models', 'device', 'train', 'label_quality', 'test'} <= set(m)
+    assert {'n_images', 'labelled', 'failed', 'mean_score', 'mean_text_score', 'models', 'device', 'train',
+            'label_quality', 'test'} <= set(m)
     assert (m['n_images'], m['labelled'], m['failed'], m['device']) == (3, 3, 0, 'cpu')
     assert m['models'] == dict(segmenter=dict(name='sam-vit_b', kind='segmenter', weights='tiny-random'),
                                scorer=dict(name='clip', kind='scorer', weights='tiny-random'))
     assert -1 <= m['mean_text_score'] <= 1 and np.isfinite(m['mean_score'])
-    assert m['train']['arch'] == 'tiny-unet' and 1 <= m['train']['epochs'] <= 2 and m['train']['stopped'] in ('epochs', 'time')
+    assert (m['train']['arch'] == 'tiny-unet' and 1 <= m['train']['epochs'] <= 2
+            and m['train']['stopped'] in ('epochs', 'time'))
     assert json.loads((d/'out'/'model'/'model.json').read_text())['input_size'] == 64   # tiny-random: the quick size
-    assert (m['label_quality']['n_images'], m['test']['n_images']) == (3, 2)   # label_masks='auto' found unlabeled/masks
+    # label_masks='auto' found unlabeled/masks
+    assert (m['label_quality']['n_images'], m['test']['n_images']) == (3, 2)
     ious = [iou(load_mask(q), load_mask(d/'unlabeled'/'masks'/q.name))            # the pseudo-labels, scored here
             for q in sorted((d/'out'/'labels'/'masks').glob('*.png'))]
     assert m['label_quality']['mean_iou'] == pytest.approx(np.mean(ious), abs=1e-6)
@@ -91,7 +102,8 @@ def test_masks(job):
 def test_unknown_parameter(tmp_path):
     r = segwl('run-notebook', 'pipeline', 'x.ipynb', '-p', 'model', 'real', '-p', 'seed', '1', cwd=tmp_path)
     assert r.returncode == 2
-    assert 'unknown parameter(s) model; valid names: reference_image, reference_mask, text, images, out, method' in r.stderr
+    assert ('unknown parameter(s) model; valid names: reference_image, reference_mask, text, images, out, method'
+            in r.stderr)
     assert not (tmp_path/'x.ipynb').exists()
 
 def test_unknown_job(tmp_path):
@@ -116,8 +128,10 @@ def test_list_parameters(tmp_path):
 
 def test_kernel_is_this_python(tmp_path):
     "Jupyter's registered kernels do not matter: a 'python3' kernelspec that cannot start is never used."
-    spec = tmp_path/'jupyter'/'kernels'/'python3'; spec.mkdir(parents=True)
-    (spec/'kernel.json').write_text(json.dumps(dict(argv=['/bin/false', '{connection_file}'], display_name='broken', language='python')))
+    spec = tmp_path/'jupyter'/'kernels'/'python3'
+    spec.mkdir(parents=True)
+    (spec/'kernel.json').write_text(json.dumps(dict(argv=['/bin/false', '{connection_file}'], display_name='broken',
+                                                    language='python')))
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={'tags': ['parameters']}),
                                          nbformat.v4.new_code_cell("import sys, segwl; print(sys.executable, x)")])
     nb.metadata['kernelspec'] = dict(name='python3', display_name='python3', language='python')

@@ -1,4 +1,5 @@
-"`segwl label` end to end: exit codes, manifest rows, mask sizes, resume, settings; with stand-ins and with tiny real-architecture models."
+"""`segwl label` end to end: exit codes, manifest rows, mask sizes, resume, settings; with stand-ins and with tiny
+real-architecture models."""
 import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np
@@ -14,7 +15,8 @@ from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, scene_
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT/'examples'
-FAST = ['--trials', '2', '--n-object', '3', '--n-background', '3', '--n-text', '2', '--n-text-background', '1', '--no-progress']
+FAST = ['--trials', '2', '--n-object', '3', '--n-background', '3', '--n-text', '2', '--n-text-background', '1',
+        '--no-progress']
 
 def run(capsys, *argv):
     code = cli.main([str(a) for a in argv])
@@ -37,7 +39,8 @@ def scene_ref(tmp_path, stand_ins):
 
 def rows_of(out): return {r['file']: r for r in read_manifest(Path(out)/'manifest.jsonl')}
 
-ODD_LABELLED = {'tiny1.png': ('error', 'too small'), 'tiny3.png': ('error', 'too small')}   # readable, but refused by the labeller
+# readable, but refused by the labeller
+ODD_LABELLED = {'tiny1.png': ('error', 'too small'), 'tiny3.png': ('error', 'too small')}
 
 def check_odd_rows(out, exp):
     rows = rows_of(out)
@@ -78,13 +81,14 @@ def test_cli_odd_files_exact_rows_and_exit_1(tmp_path, capsys, stand_ins, scene_
     n_ok = sum(s == 'ok' for s, _ in exp.values()) - 2
     assert f'{n_ok} labelled, 0 absent, {len(exp) - n_ok} failed' in out and 'manifest.jsonl' in out
     code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', *FAST)
-    assert code == 1 and f'0 labelled, 0 absent, {len(exp) - n_ok} failed, {n_ok} already done' in out   # errors retried, ok kept
+    # errors retried, ok kept
+    assert code == 1 and f'0 labelled, 0 absent, {len(exp) - n_ok} failed, {n_ok} already done' in out
 
 def test_cli_config_then_flags(tmp_path, capsys, stand_ins, scene_ref):
     scene_folder(tmp_path/'imgs', [(40, 50)])
     SeedSettings(trials=3, seed=9, n_text=1, window=12).save(tmp_path/'s.json')
-    code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', '--config', tmp_path/'s.json',
-                         '--seed', '2', '--no-multimask', '--no-progress')
+    code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out',
+                         '--config', tmp_path/'s.json', '--seed', '2', '--no-multimask', '--no-progress')
     assert code == 0, err
     s = json.loads((tmp_path/'out'/'config.json').read_text())
     assert s['settings'] == dict(SeedSettings().to_dict(), trials=3, seed=2, n_text=1, window=12, multimask=False)
@@ -138,16 +142,17 @@ def _bad_refs(tmp_path):
     Image.fromarray(m).save(tmp_path/'ok_mask.png')
     return [('ref.png', 'empty.png', 'reference mask is empty'), ('ref.png', 'full.png', 'all object'),
             ('ref.png', 'small.png', 'size of their image'), ('ref.png', 'notimg.png', 'not an image'),
-            ('missing.jpg', 'ok_mask.png', 'missing.jpg: file not found'), ('notimg.png', 'ok_mask.png', 'not an image'),
-            ('ref.png', 'missing.png', 'missing.png: file not found')]
+            ('missing.jpg', 'ok_mask.png', 'missing.jpg: file not found'),
+            ('notimg.png', 'ok_mask.png', 'not an image'), ('ref.png', 'missing.png', 'missing.png: file not found')]
 
 def test_cli_bad_reference_exit_2(tmp_path, capsys, stand_ins):
     scene_folder(tmp_path/'imgs', [(40, 50)])
     for img, mask, msg in _bad_refs(tmp_path):
-        code, out, err = run(capsys, 'label', '--reference-image', tmp_path/img, '--reference-mask', tmp_path/mask, '--text', 't',
-                             '--images', tmp_path/'imgs', '--out', tmp_path/'out', '--no-progress', *stand_ins)
+        code, out, err = run(capsys, 'label', '--reference-image', tmp_path/img, '--reference-mask', tmp_path/mask,
+                             '--text', 't', '--images', tmp_path/'imgs', '--out', tmp_path/'out', '--no-progress',
+                             *stand_ins)
         assert code == 2 and msg in err and err.startswith('segwl label: error:'), (img, mask, err)
-    assert not (tmp_path/'out').exists()                                  # nothing written before the reference is checked
+    assert not (tmp_path/'out').exists()                              # nothing written before the reference is checked
 
 def test_cli_usage_errors_exit_2(tmp_path, capsys, stand_ins, scene_ref):
     scene_folder(tmp_path/'imgs', [(40, 50)])
@@ -168,18 +173,21 @@ def test_cli_usage_errors_exit_2(tmp_path, capsys, stand_ins, scene_ref):
 # ---------------------------------------------------------------- with tiny real-architecture models
 def _tiny_available():
     import segwl.backends.sam, segwl.backends.clip
-    return all(hasattr(getattr(m, c, None), 'tiny_random') for m, c in ((segwl.backends.sam, 'SamSegmenter'), (segwl.backends.clip, 'ClipScorer')))
+    return all(hasattr(getattr(m, c, None), 'tiny_random')
+               for m, c in ((segwl.backends.sam, 'SamSegmenter'), (segwl.backends.clip, 'ClipScorer')))
 
-tiny = pytest.mark.skipif(not _tiny_available(), reason="needs SamSegmenter.tiny_random (segwl.backends.sam) and ClipScorer.tiny_random "
-                                                        "(segwl.backends.clip) from the sam and clip branches; not merged here yet")
-EXAMPLE_REF = ['--reference-image', EX/'reference'/'Abyssinian_88.jpg', '--reference-mask', EX/'reference'/'Abyssinian_88.png',
-               '--text', 'a photo of a cat']
+tiny = pytest.mark.skipif(not _tiny_available(),
+                          reason="needs SamSegmenter.tiny_random (segwl.backends.sam) and ClipScorer.tiny_random "
+                                 "(segwl.backends.clip) from the sam and clip branches; not merged here yet")
+EXAMPLE_REF = ['--reference-image', EX/'reference'/'Abyssinian_88.jpg',
+               '--reference-mask', EX/'reference'/'Abyssinian_88.png', '--text', 'a photo of a cat']
 
 @tiny
 def test_cli_tiny_models_on_examples(tmp_path):
     "The real console script, in a fresh process, with tiny random SAM and CLIP on examples/."
-    cmd = [str(Path(sys.executable).parent/'segwl'), 'label', *map(str, EXAMPLE_REF), '--images', str(EX/'unlabeled'/'images'),
-           '--out', str(tmp_path/'out'), '--models', 'tiny-random', '--device', 'cpu', *FAST]
+    cmd = [str(Path(sys.executable).parent/'segwl'), 'label', *map(str, EXAMPLE_REF),
+           '--images', str(EX/'unlabeled'/'images'), '--out', str(tmp_path/'out'), '--models', 'tiny-random',
+           '--device', 'cpu', *FAST]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -195,7 +203,8 @@ def test_cli_tiny_models_on_examples(tmp_path):
 
 @tiny
 def test_cli_tiny_models_resume(tmp_path, capsys):
-    args = ['label', *EXAMPLE_REF, '--images', EX/'unlabeled'/'images', '--out', tmp_path/'out', '--models', 'tiny-random', '--device', 'cpu', *FAST]
+    args = ['label', *EXAMPLE_REF, '--images', EX/'unlabeled'/'images', '--out', tmp_path/'out',
+            '--models', 'tiny-random', '--device', 'cpu', *FAST]
     assert run(capsys, *args)[0] == 0
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path/'out'/'masks').iterdir()}
     code, out, err = run(capsys, *args)
@@ -204,31 +213,36 @@ def test_cli_tiny_models_resume(tmp_path, capsys):
     code, out, err = run(capsys, *args)
     assert code == 0 and '1 labelled, 0 absent, 0 failed, 4 already done' in out
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path/'out'/'masks').iterdir()}
-    assert {k: v for k, v in after.items() if k != 'Bengal_110.png'} == {k: v for k, v in before.items() if k != 'Bengal_110.png'}
+    assert ({k: v for k, v in after.items() if k != 'Bengal_110.png'}
+            == {k: v for k, v in before.items() if k != 'Bengal_110.png'})
 
 @tiny
 def test_cli_tiny_models_same_seed_same_masks(tmp_path, capsys):
-    imgs = tmp_path/'imgs'; imgs.mkdir()
+    imgs = tmp_path/'imgs'
+    imgs.mkdir()
     for q in sorted((EX/'unlabeled'/'images').iterdir())[:2]: (imgs/q.name).write_bytes(q.read_bytes())
     for o in ('a', 'b'):
-        code, out, err = run(capsys, 'label', *EXAMPLE_REF, '--images', imgs, '--out', tmp_path/o, '--models', 'tiny-random', '--device', 'cpu', *FAST)
+        code, out, err = run(capsys, 'label', *EXAMPLE_REF, '--images', imgs, '--out', tmp_path/o,
+                             '--models', 'tiny-random', '--device', 'cpu', *FAST)
         assert code == 0, err
     for q in imgs.iterdir():
-        assert (tmp_path/'a'/'masks'/f'{q.stem}.png').read_bytes() == (tmp_path/'b'/'masks'/f'{q.stem}.png').read_bytes()
+        assert ((tmp_path/'a'/'masks'/f'{q.stem}.png').read_bytes()
+                == (tmp_path/'b'/'masks'/f'{q.stem}.png').read_bytes())
 
 @tiny
 def test_cli_tiny_models_on_odd_files(tmp_path, capsys):
     exp = odd_files(tmp_path/'imgs')                                     # broken, odd, EXIF-rotated, 5000x3000, a bomb
-    code, out, err = run(capsys, 'label', *EXAMPLE_REF, '--images', tmp_path/'imgs', '--out', tmp_path/'out', '--models', 'tiny-random',
-                         '--device', 'cpu', *FAST)
+    code, out, err = run(capsys, 'label', *EXAMPLE_REF, '--images', tmp_path/'imgs', '--out', tmp_path/'out',
+                         '--models', 'tiny-random', '--device', 'cpu', *FAST)
     assert code == 1, err[-3000:]
     check_odd_rows(tmp_path/'out', exp)
 
 @tiny
 def test_cli_tiny_models_bad_reference_exit_2(tmp_path, capsys):
     for img, mask, msg in _bad_refs(tmp_path):
-        code, out, err = run(capsys, 'label', '--reference-image', tmp_path/img, '--reference-mask', tmp_path/mask, '--text', 't',
-                             '--images', EX/'unlabeled'/'images', '--out', tmp_path/'out', '--models', 'tiny-random', '--device', 'cpu')
+        code, out, err = run(capsys, 'label', '--reference-image', tmp_path/img, '--reference-mask', tmp_path/mask,
+                             '--text', 't', '--images', EX/'unlabeled'/'images', '--out', tmp_path/'out',
+                             '--models', 'tiny-random', '--device', 'cpu')
         assert code == 2 and msg in err, (img, mask, err)
 
 
@@ -297,7 +311,8 @@ def test_cli_canvas_tiny_sam3_end_to_end(tmp_path, capsys, concept_job):
                          '--out', tmp_path/'out', '--no-progress', '--min-score', '0')
     assert code == 0 and 'MEANINGLESS' in err, err[-2000:]
     rows = rows_of(tmp_path/'out')
-    assert sorted(rows) == sorted(f'{s}.png' for s in truth) and {r['status'] for r in rows.values()} <= {'ok', 'absent'}
+    assert (sorted(rows) == sorted(f'{s}.png' for s in truth)
+            and {r['status'] for r in rows.values()} <= {'ok', 'absent'})
     for stem, (m, _) in truth.items():
         assert load_mask(tmp_path/'out'/'masks'/f'{stem}.png').shape == m.shape
     assert json.loads((tmp_path/'out'/'config.json').read_text())['models']['concept']['weights'] == 'tiny-random'
@@ -321,6 +336,7 @@ def test_cli_tiny_sam2_seed_method(tmp_path, capsys):
                          'sam2.1-tiny', '--models', 'tiny-random', '--device', 'cpu', *FAST)
     assert code == 0, err[-2000:]
     rows = rows_of(tmp_path/'out')
-    assert sorted(rows) == sorted(q.name for q in imgs.iterdir()) and {r['status'] for r in rows.values()} <= {'ok', 'absent'}
+    assert (sorted(rows) == sorted(q.name for q in imgs.iterdir())
+            and {r['status'] for r in rows.values()} <= {'ok', 'absent'})
     cfg = json.loads((tmp_path/'out'/'config.json').read_text())
     assert cfg['models']['segmenter'] == dict(name='sam2.1-tiny', kind='segmenter', weights='tiny-random')

@@ -1,4 +1,5 @@
-"A manifest row names a file, never a path (issue 22, item 1); rows are whole or absent (item 4); one rule for reviewed."
+"""A manifest row names a file, never a path (issue 22, item 1); rows are whole or absent (item 4); one rule for
+reviewed."""
 import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np

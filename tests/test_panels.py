@@ -481,3 +481,100 @@ def test_canvas_panel_tiny_sam3_by_registry_name(concept_folder):
     p.controls['min_instance_score'].value = 0.0                       # every instance in the target is kept
     assert len(p.result.instances) == len(p.candidates) and p.segmenter.set_image_calls == 1
     assert p.segmenter.segment_calls == 1
+
+
+# ------------------------------------------------------------------ several classes (issue 23)
+def _class_setup(tmp_path):
+    "A classes file of red, green and blue beside its reference files, two 3-class scenes."
+    from PIL import Image
+    from segwl.testing import classes_scene, CLASS_COLOURS
+    names, entries = list(CLASS_COLOURS), []
+    (tmp_path/'refs').mkdir()
+    for i, n in enumerate(names):
+        im, lm, _ = classes_scene((90, 120), [int(j == i) for j in range(3)], seed=40 + i)
+        Image.fromarray(im).save(tmp_path/'refs'/f'{n}.png')
+        Image.fromarray((lm > 0).astype(np.uint8) * 255).save(tmp_path/'refs'/f'{n}_mask.png')
+        entries.append({'name': n, 'text': f"a {n} thing", 'references': [[f'{n}.png', f'{n}_mask.png']]})
+    (tmp_path/'refs'/'classes.json').write_text(json.dumps({'classes': entries}))
+    (tmp_path/'images').mkdir()
+    scenes = {}
+    for i, counts in enumerate([(1, 1, 0), (0, 1, 1)]):
+        im, scenes[f'k{i}.png'], _ = classes_scene((120, 160), counts, seed=70 + i)
+        Image.fromarray(im).save(tmp_path/'images'/f'k{i}.png')
+    return tmp_path/'refs'/'classes.json', scenes
+
+def test_class_menu_switches_references_and_text(tmp_path):
+    "Picking a class tunes with its reference and text: the chosen mask is that class's object, as known."
+    from segwl.testing import NamedColourScorer
+    from segwl.data import load_reference
+    classes, scenes = _class_setup(tmp_path)
+    p = TuningPanel(None, None, None, tmp_path/'images', ColourSegmenter(), NamedColourScorer(), classes=classes,
+                    settings=SeedSettings(trials=2, min_text_score=1e-3))
+    assert p.controls['class'].options == ('red', 'green', 'blue') and p.text == 'a red thing'
+    for name, k in (('green', 2), ('red', 1)):
+        p.controls['class'].value = name
+        ref, mask = load_reference(tmp_path/'refs'/f'{name}.png', tmp_path/'refs'/f'{name}_mask.png')
+        assert (p.text, p.picked_class.name) == (f"a {name} thing", name)
+        assert np.array_equal(p.reference, ref) and np.array_equal(p.reference_mask, mask)
+        assert iou(p.result.mask, scenes['k0.png'] == k) > 0.9
+    p.controls['class'].value = 'blue'                                       # not in the first scene: absent
+    assert p.result.present is False
+    blue = p.result.text_score
+    p.controls['text'].value = 'a green thing'                               # the text box edits blue's text
+    assert p.class_texts['blue'] == 'a green thing' and p.result.text_score > blue   # green is there
+    p.controls['class'].value = 'red'
+    p.controls['class'].value = 'blue'
+    assert p.text == 'a green thing'                                         # kept while another class was tuned
+
+def test_label_with_all_classes_draws_the_label_map(tmp_path):
+    "Every class at once: the known label map, each class's verdict, a picture in the classes' colours."
+    import io
+    from PIL import Image
+    from segwl.testing import NamedColourScorer
+    from segwl.classes import PALETTE
+    classes, scenes = _class_setup(tmp_path)
+    p = TuningPanel(None, None, None, tmp_path/'images', ColourSegmenter(), NamedColourScorer(), classes=classes,
+                    settings=SeedSettings(trials=2, min_text_score=1e-3), out=tmp_path/'labels')
+    p.controls['image'].value = 'k1.png'
+    res = p.label_classes()
+    assert p.error is None and np.array_equal(res.label_map, scenes['k1.png'])
+    assert {n: v['status'] for n, v in res.classes.items()} == dict(red='absent', green='ok', blue='ok')
+    assert 'green</b> ok' in p.class_summary.value and 'red</b> absent' in p.class_summary.value
+    pic = np.asarray(Image.open(io.BytesIO(p.class_view.value)).convert('RGB')).astype(int)
+    for k in (2, 3):                                                         # each class's colour in the legend
+        assert (np.abs(pic - PALETTE[k]).max(-1) < 12).sum() > 30, k
+    n = p.label_folder(background=False)
+    assert (n['ok'], n['error']) == (2, 0)
+    cfg = json.loads((tmp_path/'labels'/'config.json').read_text())
+    assert [c['name'] for c in cfg['classes']] == ['red', 'green', 'blue']
+    assert cfg['classes'][0]['references'] == [[str(tmp_path/'refs'/f) for f in ('red.png', 'red_mask.png')]]
+    assert (tmp_path/'labels'/'classes.json').is_file()
+
+def test_canvas_class_menu_takes_every_reference_of_the_class(tmp_path):
+    from segwl.panels import CanvasPanel
+    from segwl.testing import classes_scene
+    classes, scenes = _class_setup(tmp_path)
+    two = lambda s: (lambda x: (x[0], x[1] > 0))(classes_scene((90, 120), [0, 1, 0], seed=s))
+    data = json.loads(classes.read_text())['classes']
+    listed = [(c['name'], None, [[tmp_path/'refs'/f for f in pair] for pair in c['references']]) for c in data]
+    listed[1] = ('green', None, [two(50), two(51)])
+    p = CanvasPanel.from_names(None, None, tmp_path/'images', segmenter='colour-concept', classes=listed)
+    assert (len(p.pairs), p.text) == (1, '')
+    p.controls['class'].value = 'green'
+    assert len(p.pairs) == 2 and iou(p.result.mask, scenes['k0.png'] == 2) > 0.95
+    res = p.label_classes()
+    assert np.array_equal(res.label_map, scenes['k0.png'])
+
+def test_classes_exclude_a_reference(tmp_path):
+    from segwl.errors import SegwlError
+    classes, scenes = _class_setup(tmp_path)
+    ref, mask = synthetic_scene((64, 80), seed=100)
+    with pytest.raises(SegwlError, match='give classes alone'):
+        TuningPanel(ref, mask, None, tmp_path/'images', ColourSegmenter(), ColourScorer(), classes=classes)
+
+def test_the_classes_screenshot_notebook_runs(tmp_path, monkeypatch):
+    "docs/panel_classes_demo.ipynb (docs/panel_classes.png): green picked, its two references, every class labelled."
+    p = _run_doc_notebook('panel_classes_demo.ipynb', tmp_path, monkeypatch)['panel']
+    assert type(p) is CanvasPanel and p.error is None and (p.picked_class.name, len(p.pairs)) == ('green', 2)
+    assert {n: v['status'] for n, v in p.class_result.classes.items()} == dict(red='ok', green='ok', blue='ok')
+    assert 'STAND-IN' in p.backends.value

@@ -2,7 +2,8 @@ import subprocess, sys
 from conftest import ROOT
 
 def test_readme_is_rendered_from_index_notebook():
-    r = subprocess.run([sys.executable, str(ROOT/'tools'/'render_readme.py'), '--check'], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, str(ROOT/'tools'/'render_readme.py'), '--check'], capture_output=True,
+                       text=True)
     assert r.returncode == 0, r.stdout
 
 def test_readme_starts_with_the_two_commands():

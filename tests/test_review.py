@@ -168,7 +168,7 @@ def test_canvas_labeller_takes_the_fix_as_a_reference():
     lab = CanvasLabeller([(im, m)], None, ColourConcept())
     more = with_reference(lab, im2, m2)
     assert isinstance(more, CanvasLabeller) and len(more.images) == 2 and more.segmenter is lab.segmenter
-    five = CanvasLabeller([(im, m)] * 5, None, ColourConcept())
+    five = CanvasLabeller([(im, np.roll(m, k, 1)) for k in range(5)], None, ColourConcept())   # five, no twin
     with pytest.raises(Exception, match='the most it takes'): with_reference(five, im2, m2)
 
 def test_fix_with_a_concept_model_takes_the_box():
@@ -304,7 +304,8 @@ def test_no_resume_keeps_reviewed_masks(folder):
     with pytest.warns(UserWarning, match='keeping 2 reviewed'):
         n = label_folder(seed_labeller(), images, labels, progress=False, resume=False)
     rows = rows_of(labels)
-    assert (n['skipped'], rows['scene_00.png']['reviewed'], rows['scene_01.png']['reviewed']) == (2, 'fixed', 'rejected')
+    assert ((n['skipped'], rows['scene_00.png']['reviewed'], rows['scene_01.png']['reviewed'])
+            == (2, 'fixed', 'rejected'))
     assert load_mask(labels/'masks'/'scene_00.png').all() and not load_mask(labels/'masks'/'scene_01.png').any()
 
 def test_trial_disagreement_reaches_the_row_and_the_ranking(tmp_path):

@@ -25,16 +25,24 @@ def lookalike_scene(hw, kind='small', seed=0, present=True, n_distractors=3):
     yy, xx = np.mgrid[:h, :w]
     def ellipse(cy, cx, ry, rx): return ((yy + .5 - cy) / ry) ** 2 + ((xx + .5 - cx) / rx) ** 2 < 1
     for _ in range(n_distractors):
-        c = np.array(RED); ch = rng.integers(0, 3); c[ch] = np.clip(c[ch] + rng.choice([-1, 1]) * rng.integers(100, 131), 0, 255)
+        c = np.array(RED)
+        ch = rng.integers(0, 3)
+        c[ch] = np.clip(c[ch] + rng.choice([-1, 1]) * rng.integers(100, 131), 0, 255)
         if np.abs(c - RED).max() < 100: c[ch] = (RED[ch] + 120) % 256
         ry, rx = rng.uniform(0.08, 0.2) * h, rng.uniform(0.08, 0.2) * w
         img[ellipse(rng.uniform(ry, h - ry), rng.uniform(rx, w - rx), ry, rx)] = c
     mask = np.zeros((h, w), bool)
     if present:
         s = min(h, w)
-        if kind == 'small': ry = rx = rng.uniform(0.06, 0.1) * s; cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
-        elif kind == 'narrow': ry, rx = rng.uniform(0.25, 0.4) * h, rng.uniform(0.03, 0.06) * w; cy, cx = h / 2, rng.uniform(0.2, 0.8) * w
-        else: ry, rx = rng.uniform(0.1, 0.18) * h, rng.uniform(0.1, 0.18) * w; cy, cx = rng.uniform(0.12, 0.25) * h, rng.uniform(0.75, 0.88) * w
+        if kind == 'small':
+            ry = rx = rng.uniform(0.06, 0.1) * s
+            cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+        elif kind == 'narrow':
+            ry, rx = rng.uniform(0.25, 0.4) * h, rng.uniform(0.03, 0.06) * w
+            cy, cx = h / 2, rng.uniform(0.2, 0.8) * w
+        else:
+            ry, rx = rng.uniform(0.1, 0.18) * h, rng.uniform(0.1, 0.18) * w
+            cy, cx = rng.uniform(0.12, 0.25) * h, rng.uniform(0.75, 0.88) * w
         ry, rx = max(ry, 3), max(rx, 3)
         mask = ellipse(cy, cx, ry, rx)
         img[mask] = RED
@@ -107,5 +115,6 @@ def test_min_mask_score_gate_says_absent_below_it(scenes):
 
 
 def test_gates_are_settings_with_bounds():
-    assert (LabelSettings().min_text_score, LabelSettings().min_mask_score, LabelSettings().peak_threshold) == (None, None, 0.8)
+    assert ((LabelSettings().min_text_score, LabelSettings().min_mask_score, LabelSettings().peak_threshold)
+            == (None, None, 0.8))
     with pytest.raises(Exception, match='peak_threshold=2'): LabelSettings(peak_threshold=2)

@@ -42,7 +42,8 @@ def test_stand_ins_are_recorded_and_stamped_everywhere(scenes, tmp_path, capsys)
     assert code == 0, err
     assert out.rstrip().endswith(f'[{STAND_IN_STAMP}]') and 'colour-segmenter, colour-scorer: test stand-ins' in err
     cfg = json.loads((labels/'config.json').read_text())
-    assert {m['weights'] for m in cfg['models'].values()} == {'stand-in'} and weights_stamp(cfg['models']) == STAND_IN_STAMP
+    assert ({m['weights'] for m in cfg['models'].values()} == {'stand-in'}
+            and weights_stamp(cfg['models']) == STAND_IN_STAMP)
 
     code, out, err = run(capsys, 'train', '--images', d/'images', '--masks', labels/'masks', '--manifest',
                          labels/'manifest.jsonl', '--out', tmp_path/'model', '--arch', 'tiny-unet', '--no-pretrained',
