@@ -13,12 +13,13 @@ from PIL import Image
 from fastcore.basics import patch
 from .errors import SegwlWarning
 from .data import SegwlError, Settings, setting
-from .protocols import check_image, LabelResult, Instance, instance_iou, label_in_canvases
+from .protocols import (check_image, LabelResult, Instance, instance_iou, label_in_canvases, in_batches, embed_all,
+                             group_size)
 from .stitch import (LAYOUTS, CanvasLayout, PackedLayout, MAX_TARGETS, INPUT_SIZES, resize_image, resize_mask,
                           mask_iou)
 from .recipe import check_references, clean_text, Renamed, renamed
 from .seed import (MIN_SIDE, working_copy, working_hw, check_max_side, input_side, to_dict_since, _timer, _bill,
-                        _Target)
+                        _Target, MAX_BATCH)
 
 # %% auto #0
 __all__ = ['MAX_INSTANCES', 'connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasLabeller', 'owners', 'Kept',
@@ -104,6 +105,9 @@ class CanvasSettings(Renamed, Settings):
                                       "model's input beside the references (1: a canvas each; more: cheaper, each "
                                       "target gets its own share of the pixels: bench/bench_quality.py measures the "
                                       "quality cost)", 1, MAX_TARGETS)
+    batch_size: int = setting(1, "canvases sent through the vision encoder in one call, where the segmenter can (SAM "
+                              "3): faster on a GPU, no gain on a CPU; the masks are those of 1, up to float rounding "
+                              "(bench/bench_batch.py measures the speed)", 1, MAX_BATCH)
     max_instances: int = setting(MAX_INSTANCES, "keep at most this many instances a target, the best scoring (a "
                                  "warning says how many more were found)", 1, 10_000)
 
@@ -269,18 +273,29 @@ def _result(self: CanvasLabeller, t: _Target, lay: PackedLayout, i: int, masks, 
 
 # %% ../nbs/07a_canvas.ipynb #9a291a61
 @patch
-def _canvas(self: CanvasLabeller, targets: list):
-    "`targets` on one canvas with the references, one vision pass and one `segment`: each target's result, or error."
+def _drawn(self: CanvasLabeller, targets: list) -> tuple:
+    "`(layout, canvas, exemplar boxes)` of `targets` on one canvas with the references."
     t0 = time.perf_counter()
     works = [t.work for t in targets]
     lay = PackedLayout([im.shape for im in self.images], [w.shape for w in works],
                        input_side(self.segmenter, INPUT_SIZES['sam3']), self.settings.layout)
     canvas, boxes = lay.canvas(self.images, works), self.exemplars(lay)
+    _bill(targets, 'canvas', time.perf_counter() - t0)
+    return lay, canvas, boxes
+
+@patch
+def _canvas(self: CanvasLabeller, targets: list):
+    "`targets` on one canvas with the references, one vision pass and one `segment`: each target's result, or error."
+    lay, canvas, boxes = self._drawn(targets)
     t1 = time.perf_counter()
-    _bill(targets, 'canvas', t1 - t0)
     self.segmenter.set_image(canvas)                                # once a canvas: the vision pass
+    _bill(targets, 'set_image', time.perf_counter() - t1)
+    self._answer_on(targets, lay, boxes)
+
+@patch
+def _answer_on(self: CanvasLabeller, targets: list, lay: PackedLayout, boxes):
+    "One `segment` on the current image (the canvas `lay` of `targets`): each target's result, or error."
     t2 = time.perf_counter()
-    _bill(targets, 'set_image', t2 - t1)
     masks, scores = _check_answer(*self.segmenter.segment(self.text, boxes, np.ones(len(boxes), int)), lay.hw)
     _bill(targets, 'segment', time.perf_counter() - t2)
     for i, t in enumerate(targets):
@@ -297,8 +312,30 @@ def _pack(self: CanvasLabeller, targets: list):
             targets[0].error = e
             return
         for t in targets:
-            t.result, t.error = None, None
+            _unanswer(t)
             self._pack([t])
+
+def _unanswer(t: _Target):
+    "Forget what a target's canvas gave: it goes on another."
+    t.result, t.error = None, None
+
+@patch
+def _batch(self: CanvasLabeller, groups: list):
+    "Each group of targets on its canvas, every canvas through the vision encoder in one `embed` call, then answered."
+    drawn = [(g, *self._drawn(g)) for g in groups]
+    t1 = time.perf_counter()
+    states = embed_all(self.segmenter, [canvas for _, _, canvas, _ in drawn])  # once a batch: the vision pass
+    _bill([t for g in groups for t in g], 'set_image', time.perf_counter() - t1)
+    for (targets, lay, _, boxes), state in zip(drawn, states):
+        t1 = time.perf_counter()
+        self.segmenter.use(state)
+        _bill(targets, 'set_image', time.perf_counter() - t1)
+        self._answer_on(targets, lay, boxes)
+
+@patch
+def _pack_batch(self: CanvasLabeller, targets: list):
+    "Answer up to `targets_per_canvas x batch_size` targets: `batch_size` canvases a vision pass where it can."
+    in_batches(targets, self.targets_per_canvas, self.segmenter, self._pack, self._batch, _unanswer)
 
 # %% ../nbs/07a_canvas.ipynb #6334fa90
 def _answer(t: _Target) -> CanvasResult | Exception:
@@ -308,10 +345,13 @@ def _answer(t: _Target) -> CanvasResult | Exception:
 @patch(as_prop=True)
 def targets_per_canvas(self: CanvasLabeller) -> int: return self.settings.targets_per_canvas
 
+@patch(as_prop=True)
+def batch_size(self: CanvasLabeller) -> int: return self.settings.batch_size
+
 @patch
 def label_many(self: CanvasLabeller, images) -> list:
-    "Label HxWx3 uint8 `images`, `targets_per_canvas` a canvas: per image, in order, its `CanvasResult` or its error."
-    return label_in_canvases(images, self.targets_per_canvas, self._prepare, self._pack, _answer, _Target)
+    "Label HxWx3 uint8 `images`, `targets_per_canvas` a canvas, `batch_size` canvases a call: results or errors."
+    return label_in_canvases(images, group_size(self), self._prepare, self._pack_batch, _answer, _Target)
 
 @patch
 def label(self: CanvasLabeller, image) -> CanvasResult:

@@ -349,7 +349,7 @@ def label_folder_ray(labeler_spec: LabelerSpec, images, out, workers: int = 2, a
     _ray()
     if labeler_spec.device == 'cpu': gpus = 0
     results = partial(ray_results, build=labeler_spec.build, workers=workers, address=address, gpus=gpus,
-                      group=labeler_spec.settings.targets_per_canvas)
+                      group=labeler_spec.settings.targets_per_canvas * labeler_spec.settings.batch_size)
     return label_with(labeler_spec, images, out, results, resume=resume, progress=progress, config=config, limit=limit)
 
 # %% ../nbs/09f_engine.ipynb #f0ad6901

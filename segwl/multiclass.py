@@ -113,21 +113,38 @@ def prompt(self: MulticlassLabeller, layout: CanvasLayout, k: int, exemplars=Non
     return boxes, np.concatenate([np.ones(len(ex[k]), int), np.zeros(len(boxes) - len(ex[k]), int)])
 
 # %% ../nbs/07b_multiclass.ipynb #e5ce4ff7
+from .protocols import in_batches, embed_all, group_size
+from .canvas import _unanswer
+
 @patch(as_prop=True)
 def targets_per_canvas(self: MulticlassLabeller) -> int: return self.settings.targets_per_canvas
 
+@patch(as_prop=True)
+def batch_size(self: MulticlassLabeller) -> int: return self.settings.batch_size
+
 @patch
-def _canvas(self: MulticlassLabeller, targets: list):
-    "`targets` on one canvas with every class's references, one encoder pass, one `segment` per class: their answers."
+def _drawn(self: MulticlassLabeller, targets: list) -> tuple:
+    "`(layout, canvas, each class's exemplar boxes)` of `targets` on one canvas with every class's references."
     t0 = time.perf_counter()
     works = [t.work for t in targets]
     lay = PackedLayout([im.shape for im, _ in self.references], [w.shape for w in works],
                        input_side(self.segmenter, INPUT_SIZES['sam3']), self.settings.layout)
     canvas, ex = lay.canvas([im for im, _ in self.references], works), self.exemplars(lay)
+    _bill(targets, 'canvas', time.perf_counter() - t0)
+    return lay, canvas, ex
+
+@patch
+def _canvas(self: MulticlassLabeller, targets: list):
+    "`targets` on one canvas with every class's references, one encoder pass, one `segment` per class: their answers."
+    lay, canvas, ex = self._drawn(targets)
     t1 = time.perf_counter()
-    _bill(targets, 'canvas', t1 - t0)
     self.segmenter.set_image(canvas)                                # once for every class: the vision pass
     _bill(targets, 'set_image', time.perf_counter() - t1)
+    self._answer_on(targets, lay, ex)
+
+@patch
+def _answer_on(self: MulticlassLabeller, targets: list, lay: PackedLayout, ex):
+    "One `segment` per class on the current image (the canvas `lay` of `targets`): each target's answers, or error."
     answers = []
     for k, lab in enumerate(self.labellers):
         t = time.perf_counter()
@@ -150,8 +167,26 @@ def _pack(self: MulticlassLabeller, targets: list):
             targets[0].error = e
             return
         for t in targets:
-            t.result, t.error = None, None
+            _unanswer(t)
             self._pack([t])
+
+@patch
+def _batch(self: MulticlassLabeller, groups: list):
+    "Each group of targets on its canvas, every canvas through the vision encoder in one `embed` call, then answered."
+    drawn = [(g, *self._drawn(g)) for g in groups]
+    t1 = time.perf_counter()
+    states = embed_all(self.segmenter, [canvas for _, _, canvas, _ in drawn])  # once a batch: the vision pass
+    _bill([t for g in groups for t in g], 'set_image', time.perf_counter() - t1)
+    for (targets, lay, _, ex), state in zip(drawn, states):
+        t1 = time.perf_counter()
+        self.segmenter.use(state)
+        _bill(targets, 'set_image', time.perf_counter() - t1)
+        self._answer_on(targets, lay, ex)
+
+@patch
+def _pack_batch(self: MulticlassLabeller, targets: list):
+    "Answer up to `targets_per_canvas x batch_size` targets: `batch_size` canvases a vision pass where it can."
+    in_batches(targets, self.targets_per_canvas, self.segmenter, self._pack, self._batch, _unanswer)
 
 def _answers(t) -> tuple | Exception:
     "A target's classes' answers and its timings once its canvas is done, or the error that stopped it."
@@ -161,7 +196,7 @@ def _answers(t) -> tuple | Exception:
 def _label_canvas(self: MulticlassLabeller, images) -> list:
     "Per image, `(each class's CanvasResult, timings)` from the packed canvases (one encoder pass each), or its error."
     first = self.labellers[0]                                       # the canvas method's working copy and checks
-    return label_in_canvases(images, self.targets_per_canvas, first._prepare, self._pack, _answers, _CanvasTarget)
+    return label_in_canvases(images, group_size(self), first._prepare, self._pack_batch, _answers, _CanvasTarget)
 
 @patch
 def _label_seed(self: MulticlassLabeller, images) -> list:

@@ -11,9 +11,10 @@ import numpy as np
 from .errors import SegwlError
 
 # %% auto #0
-__all__ = ['MAP_MODES', 'PromptableSegmenter', 'TextRegionScorer', 'ConceptSegmenter', 'WholeImageScorer', 'WindowedScorer',
-           'ModalScorer', 'InputError', 'check_image', 'check_prompts', 'check_boxes', 'Instance', 'instance_iou',
-           'LabelResult', 'Labeller', 'PackingLabeller', 'label_many', 'group_size', 'label_in_canvases']
+__all__ = ['MAP_MODES', 'PromptableSegmenter', 'TextRegionScorer', 'ConceptSegmenter', 'BatchEncoding', 'embed_all',
+           'WholeImageScorer', 'WindowedScorer', 'ModalScorer', 'InputError', 'check_image', 'check_prompts',
+           'check_boxes', 'Instance', 'instance_iou', 'LabelResult', 'Labeller', 'PackingLabeller', 'label_many',
+           'BatchingLabeller', 'group_size', 'label_in_canvases', 'in_batches']
 
 # %% ../nbs/01_protocols.ipynb #07e1b137
 @runtime_checkable
@@ -46,6 +47,25 @@ class ConceptSegmenter(Protocol):
     def segment(self, text: str | None, boxes: np.ndarray, box_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         "`(masks (K, H, W) bool, scores (K,) float in [0, 1])` for `text` and (M, 4) (x0, y0, x1, y1) exemplar `boxes`."
         ...
+
+# %% ../nbs/01_protocols.ipynb #efd84b0f
+@runtime_checkable
+class BatchEncoding(Protocol):
+    "A segmenter that embeds several images in one encoder call, then answers prompts on any of them (`use`)."
+    def embed(self, images) -> list:
+        "One state per HxWx3 uint8 RGB image of `images`, in order, from one encoder call for them all."
+        ...
+    def use(self, state) -> None:
+        "Make `state`'s image the current one: later `predict`/`segment` calls answer as after `set_image(image)`."
+        ...
+
+def embed_all(segmenter, images) -> list:
+    "The states of `images` from one `embed` call of `segmenter` (a `BatchEncoding`): one per image, or an error."
+    images = list(images)
+    states = list(segmenter.embed(images))
+    if len(states) != len(images):
+        raise SegwlError(f"{type(segmenter).__name__}.embed gave {len(states)} states for {len(images)} images")
+    return states
 
 # %% ../nbs/01_protocols.ipynb #9a7cb87d
 @runtime_checkable
@@ -292,9 +312,16 @@ def label_many(labeller, images) -> list:
         except Exception as e: out.append(e)
     return out
 
+@runtime_checkable
+class BatchingLabeller(PackingLabeller, Protocol):
+    "A `PackingLabeller` that sends `batch_size` canvases through its segmenter's encoder at once (`BatchEncoding`)."
+    batch_size: int             # canvases one encoder call takes
+
 def group_size(labeller) -> int:
-    "How many images to give `label_many(labeller, ...)` at a time: its `targets_per_canvas`, 1 for one at a time."
-    return int(labeller.targets_per_canvas) if isinstance(labeller, PackingLabeller) else 1
+    "How many images to give `label_many(labeller, ...)` at a time: `targets_per_canvas x batch_size`, else 1."
+    if not isinstance(labeller, PackingLabeller): return 1
+    batch = int(labeller.batch_size) if isinstance(labeller, BatchingLabeller) else 1
+    return int(labeller.targets_per_canvas) * batch
 
 # %% ../nbs/01_protocols.ipynb #082d267f
 def label_in_canvases(images, n: int, prepare, pack, finish, waiting: type) -> list:
@@ -316,3 +343,15 @@ def label_in_canvases(images, n: int, prepare, pack, finish, waiting: type) -> l
         if len(queue) == n: flush()
     if queue: flush()
     return out
+
+# %% ../nbs/01_protocols.ipynb #cf5a6ba6
+def in_batches(targets: list, n: int, segmenter, one, several, reset) -> None:
+    "Answer `targets`, `n` a canvas: all canvases in one encoder call where `segmenter` can, else each canvas alone."
+    groups = [targets[k:k + n] for k in range(0, len(targets), max(1, int(n)))]
+    if len(groups) > 1 and isinstance(segmenter, BatchEncoding):
+        try:
+            several(groups)
+            return
+        except Exception:                           # the batch as a whole failed: its canvases one by one
+            for t in targets: reset(t)
+    for g in groups: one(g)

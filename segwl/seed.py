@@ -12,21 +12,22 @@ from typing import ClassVar
 from fastcore.basics import patch
 import numpy as np
 from .protocols import (check_image, LabelResult, WholeImageScorer, WindowedScorer, ModalScorer, MAP_MODES,
-                             label_in_canvases)
+                             label_in_canvases, in_batches, embed_all, group_size)
 from .data import SegwlError, Settings, setting
 from .recipe import check_references, clean_text, Renamed, renamed
 from .stitch import Stitch, PackedLayout, MAX_TARGETS, INPUT_SIZES, scale_points, pixel_of, resize_image, resize_mask
 from .points import object_points, background_points, peak_points
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAX_POINTS', 'MAX_TRIALS', 'ADDED', 'SeedSettings', 'check_max_side', 'to_dict_since',
-           'SeedResult', 'scorer_knobs', 'SeedLabeller', 'working_hw', 'working_copy', 'strong_peaks', 'best_answer',
-           'SizedInput', 'input_side', 'TargetView']
+__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAX_POINTS', 'MAX_TRIALS', 'MAX_BATCH', 'ADDED', 'SeedSettings', 'check_max_side',
+           'to_dict_since', 'SeedResult', 'scorer_knobs', 'SeedLabeller', 'working_hw', 'working_copy', 'strong_peaks',
+           'best_answer', 'SizedInput', 'input_side', 'TargetView']
 
 # %% ../nbs/07_seed.ipynb #384699a3
 MIN_SIDE = 8  # smaller images are refused: SAM and CLIP would see a few blown-up pixels
 SCORER_KNOBS = ('map_mode', 'window', 'stride')   # settings that belong to the text scorer, passed on if it has them
 MAX_POINTS, MAX_TRIALS = 256, 1000                 # bounds: beyond them a job would only hang
+MAX_BATCH = 64                                      # canvases one encoder call takes, at most
 
 @dataclass
 class SeedSettings(Renamed, Settings):
@@ -71,6 +72,9 @@ class SeedSettings(Renamed, Settings):
                                       "model's input beside the reference (1: a canvas each; more: cheaper, each "
                                       "target gets its own share of the pixels: bench/bench_quality.py measures the "
                                       "quality cost)", 1, MAX_TARGETS)
+    batch_size: int = setting(1, "canvases sent through the image encoder in one call, where the segmenter can (SAM "
+                              "1, SAM 2.1, SAM 3): faster on a GPU, no gain on a CPU; the masks are those of 1, up to "
+                              "float rounding (bench/bench_batch.py measures the speed)", 1, MAX_BATCH)
 
 # %% ../nbs/07_seed.ipynb #d44d69e4
 def check_max_side(max_side):
@@ -88,7 +92,8 @@ def validate(self: SeedSettings):
         raise SegwlError("settings n_object and n_text are both 0: SAM needs at least one object point")
 
 # %% ../nbs/07_seed.ipynb #29f75777
-ADDED = {'targets_per_canvas': 1}    # settings added since the first release, each with the value of the old behaviour
+# settings added since the first release, each with the value of the old behaviour
+ADDED = {'targets_per_canvas': 1, 'batch_size': 1}
 
 def to_dict_since(settings) -> dict:
     "`settings` as a dict, less the `ADDED` ones at their old behaviour's value."
@@ -340,18 +345,30 @@ def _bill(targets, step: str, seconds: float):
         for k in (step, 'total'): t.tm[k] = t.tm.get(k, 0) + seconds / len(targets)
 
 @patch
-def _canvas(self: SeedLabeller, j: int, targets: list):
-    "Reference `j` and `targets` on one packed canvas, one encoder pass; each target's answer, or its error, kept."
-    targets = [t for t in targets if t.error is None]         # a target failed on an earlier canvas takes no cell
-    if not targets: return
+def _drawn(self: SeedLabeller, j: int, targets: list) -> tuple:
+    "`(live targets, layout, canvas)`: reference `j` and the targets not failed yet (a failed one takes no cell)."
+    targets = [t for t in targets if t.error is None]
+    if not targets: return targets, None, None
     t0 = time.perf_counter()
     ref = self.references[j][0]
     lay = PackedLayout([ref.shape], [t.work.shape for t in targets], input_side(self.segmenter), layout='stitch')
     canvas = lay.canvas([ref], [t.work for t in targets])
+    _bill(targets, 'stitch', time.perf_counter() - t0)
+    return targets, lay, canvas
+
+@patch
+def _canvas(self: SeedLabeller, j: int, targets: list):
+    "Reference `j` and `targets` on one packed canvas, one encoder pass; each target's answer, or its error, kept."
+    targets, lay, canvas = self._drawn(j, targets)
+    if not targets: return
     t1 = time.perf_counter()
-    _bill(targets, 'stitch', t1 - t0)
     self.segmenter.set_image(canvas)                             # once a canvas: every target's trials reuse it
     _bill(targets, 'set_image', time.perf_counter() - t1)
+    self._answer_on(j, lay, targets)
+
+@patch
+def _answer_on(self: SeedLabeller, j: int, lay: PackedLayout, targets: list):
+    "Each target's trials on the current image (reference `j`'s canvas `lay`): its answer, or its error, kept."
     for i, t in enumerate(targets):
         with _timer(t.tm, 'total'):
             try:
@@ -370,8 +387,32 @@ def _pack(self: SeedLabeller, targets: list):
             targets[0].error = e
             return
         for t in targets:
-            t.answers, t.packings, t.error = [], [], None
+            _unanswer(t)
             self._pack([t])
+
+def _unanswer(t):
+    "Forget what a target's canvases gave: it goes on other canvases."
+    t.answers, t.packings, t.error = [], [], None
+
+@patch
+def _batch(self: SeedLabeller, groups: list):
+    "Each group of targets on a canvas per reference; each reference's canvases through the encoder in one call."
+    for j in range(len(self.references)):
+        drawn = [d for d in (self._drawn(j, g) for g in groups) if d[0]]       # failed targets take no cell
+        if not drawn: continue
+        t1 = time.perf_counter()
+        states = embed_all(self.segmenter, [canvas for _, _, canvas in drawn])     # once a batch of canvases
+        _bill([t for d in drawn for t in d[0]], 'set_image', time.perf_counter() - t1)
+        for (targets, lay, _), state in zip(drawn, states):
+            t1 = time.perf_counter()
+            self.segmenter.use(state)
+            _bill(targets, 'set_image', time.perf_counter() - t1)
+            self._answer_on(j, lay, targets)
+
+@patch
+def _pack_batch(self: SeedLabeller, targets: list):
+    "Answer up to `targets_per_canvas x batch_size` targets: `batch_size` canvases an encoder call where it can."
+    in_batches(targets, self.targets_per_canvas, self.segmenter, self._pack, self._batch, _unanswer)
 
 # %% ../nbs/07_seed.ipynb #d64e7711
 @patch
@@ -391,10 +432,13 @@ def _finish(self: SeedLabeller, t: _Target) -> SeedResult | Exception:
 @patch(as_prop=True)
 def targets_per_canvas(self: SeedLabeller) -> int: return self.settings.targets_per_canvas
 
+@patch(as_prop=True)
+def batch_size(self: SeedLabeller) -> int: return self.settings.batch_size
+
 @patch
 def label_many(self: SeedLabeller, images) -> list:
-    "Label HxWx3 uint8 `images`, `targets_per_canvas` a canvas: per image, in order, its `SeedResult` or its error."
-    return label_in_canvases(images, self.targets_per_canvas, self._prepare, self._pack, self._finish, _Target)
+    "Label HxWx3 uint8 `images`, `targets_per_canvas` a canvas, `batch_size` canvases a call: `SeedResult`s or errors."
+    return label_in_canvases(images, group_size(self), self._prepare, self._pack_batch, self._finish, _Target)
 
 @patch
 def label(self: SeedLabeller, image) -> SeedResult:

@@ -22,10 +22,18 @@ class ColourSegmenter:
     "Stand-in `PromptableSegmenter`: the region of the colour under the positive points, scored by agreement."
     def __init__(self, tolerances=(24, 60, 120)):
         self.tolerances, self.image, self.set_image_calls, self.predict_calls = tuple(tolerances), None, 0, 0
+        self.embed_calls = 0
 
     def set_image(self, image: np.ndarray) -> None:
         self.image = np.asarray(image).astype(np.int16)
         self.set_image_calls += 1
+
+    def embed(self, images) -> list:
+        "`BatchEncoding`: each image kept as it is (its 'embedding'), one call counted."
+        self.embed_calls += 1
+        return [np.asarray(im).astype(np.int16) for im in images]
+
+    def use(self, state) -> None: self.image = state
 
     def predict(self, points, labels, multimask: bool = True):
         if self.image is None: raise RuntimeError("predict before set_image")
@@ -171,11 +179,19 @@ class ColourConcept:
     "Stand-in `ConceptSegmenter`: each connected region of a positive exemplar's colour is an instance (known answers)."
     def __init__(self, tolerance: int = 40, min_area: int = 16):
         self.tolerance, self.min_area, self.image, self.texts = tolerance, min_area, None, []
-        self.set_image_calls = self.segment_calls = 0
+        self.set_image_calls = self.segment_calls = self.embed_calls = 0
 
     def set_image(self, image: np.ndarray) -> None:
         self.image = check_image(image).astype(np.int16)
         self.set_image_calls += 1
+
+    def embed(self, images) -> list:
+        "`BatchEncoding`: each image checked and kept as it is (its 'embedding'), one call counted."
+        states = [check_image(im).astype(np.int16) for im in images]
+        self.embed_calls += 1
+        return states
+
+    def use(self, state) -> None: self.image = state
 
     def _distance(self, boxes) -> np.ndarray:
         "Per pixel, the max-channel distance to the nearest colour at the centre of `boxes` (inf if none)."

@@ -8,8 +8,8 @@ import numpy as np
 from ..protocols import PromptableSegmenter, check_image, check_prompts
 
 # %% auto #0
-__all__ = ['SAM_BASE_URL', 'SAM_CHECKPOINTS', 'SAM_ARCHS', 'SamError', 'SamSegmenter', 'tiny_sam', 'sam_cache_dir', 'file_md5',
-           'sam_stamp_dir', 'checked_md5', 'sam_checkpoint', 'sam_state_dict', 'load_sam']
+__all__ = ['SAM_BASE_URL', 'SAM_CHECKPOINTS', 'SAM_ARCHS', 'SamError', 'SamSegmenter', 'tiny_sam', 'SamState', 'sam_cache_dir',
+           'file_md5', 'sam_stamp_dir', 'checked_md5', 'sam_checkpoint', 'sam_state_dict', 'load_sam']
 
 # %% ../../nbs/05_sam.ipynb #f738bbc3
 import hashlib, os
@@ -20,7 +20,6 @@ from fastcore.basics import patch
 from ..errors import SegwlError, why_refused, say
 from ..data import resolve_device
 from ..outputs import atomic_path
-
 
 # %% ../../nbs/05_sam.ipynb #1afeee39
 class SamError(SegwlError):
@@ -81,6 +80,44 @@ def tiny_sam(seed: int = 0, img_size: int = 256, dim: int = 32, depth: int = 2):
 def tiny_random(cls: SamSegmenter, seed: int = 0, device='cpu') -> SamSegmenter:
     "A `SamSegmenter` over `tiny_sam(seed)`: real SAM code, random weights, fast on a CPU."
     return cls(tiny_sam(seed), device=device)
+
+# %% ../../nbs/05_sam.ipynb #58248772
+from typing import NamedTuple
+from ..protocols import BatchEncoding
+
+class SamState(NamedTuple):
+    "One image's part of a batch: its (1, C, h, w) features, its (H, W) and its size after resizing to the input."
+    features: torch.Tensor
+    original_size: tuple
+    input_size: tuple
+
+def _sam_input(predictor, model, a: np.ndarray) -> tuple[torch.Tensor, tuple]:
+    "`(the (1, 3, S, S) encoder input, its resized (h, w))` of an HxWx3 uint8 RGB `a`, as `SamPredictor.set_image`."
+    if model.image_format != 'RGB': a = a[..., ::-1]
+    x = torch.as_tensor(predictor.transform.apply_image(a), device=predictor.device)
+    x = x.permute(2, 0, 1).contiguous()[None]
+    return model.preprocess(x), tuple(x.shape[-2:])
+
+@patch
+def embed(self: SamSegmenter, images) -> list[SamState]:
+    "One `SamState` per HxWx3 uint8 RGB image of `images`, from one image-encoder call over them all."
+    arrays = [check_image(im, 'embed') for im in images]
+    if not arrays: return []
+    with torch.inference_mode():
+        inputs = [_sam_input(self.predictor, self.model, a) for a in arrays]
+        feats = self.model.image_encoder(torch.cat([x for x, _ in inputs]))
+    return [SamState(feats[k:k + 1], a.shape[:2], hw) for k, (a, (_, hw)) in enumerate(zip(arrays, inputs))]
+
+@patch
+def use(self: SamSegmenter, state: SamState) -> None:
+    "Make `state`'s image the current one: `predict` answers on it as after `set_image` (no encoder pass)."
+    if not isinstance(state, SamState):
+        raise SamError(f"use: expected a SamState from embed, got {type(state).__name__}")
+    p = self.predictor
+    p.reset_image()
+    p.features, p.original_size, p.input_size = state
+    p.is_image_set = True
+    self.shape = tuple(state.original_size)
 
 # %% ../../nbs/05_sam.ipynb #2ef96309
 SAM_BASE_URL = 'https://dl.fbaipublicfiles.com/segment_anything/'

@@ -16,8 +16,8 @@ from ..data import resolve_device
 from ..protocols import check_image, check_prompts
 
 # %% auto #0
-__all__ = ['HUB_FILES', 'SAM2_MODELS', 'Sam2Error', 'HubError', 'Sam2Segmenter', 'tiny_sam2_config', 'hub_cache', 'hub_snapshot',
-           'refused_weights']
+__all__ = ['HUB_FILES', 'SAM2_MODELS', 'Sam2Error', 'HubError', 'Sam2Segmenter', 'tiny_sam2_config', 'Sam2State', 'hub_cache',
+           'hub_snapshot', 'refused_weights']
 
 # %% ../../nbs/05a_sam2.ipynb #a21b69e5
 class Sam2Error(SegwlError):
@@ -103,6 +103,30 @@ def tiny_random(cls: Sam2Segmenter, seed: int = 0, device='cpu'):
         model = Sam2Model(cfg)
     n = cfg.vision_config.backbone_config.image_size[0]
     return cls(model, Sam2ImageProcessor(size={'height': n, 'width': n}), device=device)
+
+# %% ../../nbs/05a_sam2.ipynb #50d54b96
+from typing import NamedTuple
+
+class Sam2State(NamedTuple):
+    "One image's part of a batch: its slice (batch of 1) of each level of image embeddings, and its (H, W)."
+    embeddings: list
+    hw: tuple
+
+@patch
+def embed(self: Sam2Segmenter, images) -> list[Sam2State]:
+    "One `Sam2State` per HxWx3 uint8 RGB image of `images`, from one image-encoder call over them all."
+    arrays = [check_image(im, 'embed') for im in images]
+    if not arrays: return []
+    px = torch.cat([_pixels(self.processor, a, self.model) for a in arrays])
+    with torch.inference_mode(): levels = self.model.get_image_embeddings(px)
+    return [Sam2State([e[k:k + 1] for e in levels], a.shape[:2]) for k, a in enumerate(arrays)]
+
+@patch
+def use(self: Sam2Segmenter, state: Sam2State) -> None:
+    "Make `state`'s image the current one: `predict` answers on it as after `set_image` (no encoder pass)."
+    if not isinstance(state, Sam2State):
+        raise Sam2Error(f"use: expected a Sam2State from embed, got {type(state).__name__}")
+    self.embeddings, self.shape = list(state.embeddings), tuple(state.hw)
 
 # %% ../../nbs/05a_sam2.ipynb #2610ea09
 HUB_FILES = ['*.json', '*.safetensors', '*.txt', '*.model']   # what transformers reads; not the original .pt files

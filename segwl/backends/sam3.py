@@ -14,7 +14,7 @@ from ..protocols import InputError, check_image, check_boxes
 from .sam2 import hub_snapshot, _pixels, _upsample, _load
 
 # %% auto #0
-__all__ = ['Sam3Error', 'Sam3Segmenter', 'boxes_cxcywh', 'WordHashTokenizer', 'tiny_sam3_config']
+__all__ = ['Sam3Error', 'Sam3Segmenter', 'boxes_cxcywh', 'WordHashTokenizer', 'tiny_sam3_config', 'Sam3State']
 
 # %% ../../nbs/05b_sam3.ipynb #1f678c83
 class Sam3Error(SegwlError):
@@ -124,6 +124,38 @@ def tiny_random(cls: Sam3Segmenter, seed: int = 0, device='cpu', score_floor: fl
     n = cfg.vision_config.backbone_config.image_size
     proc = Sam3ImageProcessor(size={'height': n, 'width': n})
     return cls(model, proc, WordHashTokenizer(cfg.text_config.vocab_size), device=device, score_floor=score_floor)
+
+# %% ../../nbs/05b_sam3.ipynb #62fa3fce
+from typing import NamedTuple
+
+class Sam3State(NamedTuple):
+    "One image's part of a batch: its `vision_embeds` (every tensor cut to a batch of 1) and its (H, W)."
+    vision_embeds: object
+    hw: tuple
+
+def _one_of(value, k: int, n: int):
+    "Image `k`'s part of `value` from a batch of `n`: tensors with a batch dimension of `n` cut, tuples cut in turn."
+    if isinstance(value, (tuple, list)): return type(value)(_one_of(v, k, n) for v in value)
+    if torch.is_tensor(value) and value.ndim and value.shape[0] == n: return value[k:k + 1]
+    return value
+
+@patch
+def embed(self: Sam3Segmenter, images) -> list[Sam3State]:
+    "One `Sam3State` per HxWx3 uint8 RGB image of `images`, from one vision-encoder call over them all."
+    arrays = [check_image(im, 'embed') for im in images]
+    if not arrays: return []
+    px = torch.cat([_pixels(self.processor, a, self.model) for a in arrays])
+    with torch.inference_mode(): out = self.model.get_vision_features(pixel_values=px)
+    n = len(arrays)
+    return [Sam3State(type(out)(**{f: _one_of(v, k, n) for f, v in out.items()}), a.shape[:2])
+            for k, a in enumerate(arrays)]
+
+@patch
+def use(self: Sam3Segmenter, state: Sam3State) -> None:
+    "Make `state`'s image the current one: `segment` answers on it as after `set_image` (no vision pass)."
+    if not isinstance(state, Sam3State):
+        raise Sam3Error(f"use: expected a Sam3State from embed, got {type(state).__name__}")
+    self.vision_embeds, self.shape = state.vision_embeds, tuple(state.hw)
 
 # %% ../../nbs/05b_sam3.ipynb #fc09dfaa
 @patch(cls_method=True)
