@@ -13,13 +13,13 @@ from PIL import Image
 from fastcore.basics import patch
 from .errors import SegwlWarning
 from .data import SegwlError, Settings, setting
-from .protocols import (check_image, LabelResult, Instance, instance_iou, label_in_canvases, in_batches, embed_all,
-                             group_size)
+from .protocols import (check_image, LabelResult, Instance, instance_iou, label_in_canvases, in_batches, group_size,
+                             pack_or_split)
 from .stitch import (LAYOUTS, CanvasLayout, PackedLayout, MAX_TARGETS, INPUT_SIZES, resize_image, resize_mask,
                           mask_iou)
 from .recipe import check_references, clean_text, Renamed, renamed
 from .seed import (MIN_SIDE, working_copy, working_hw, check_max_side, input_side, to_dict_since, _timer, _bill,
-                        _Target, MAX_BATCH)
+                        _Target, MAX_BATCH, _embed_and_answer)
 
 # %% auto #0
 __all__ = ['MAX_INSTANCES', 'connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasLabeller', 'owners', 'Kept',
@@ -274,19 +274,19 @@ def _result(self: CanvasLabeller, t: _Target, lay: PackedLayout, i: int, masks, 
 # %% ../nbs/07a_canvas.ipynb #9a291a61
 @patch
 def _drawn(self: CanvasLabeller, targets: list) -> tuple:
-    "`(layout, canvas, exemplar boxes)` of `targets` on one canvas with the references."
+    "`(canvas, layout, exemplar boxes)` of `targets` on one canvas with the references."
     t0 = time.perf_counter()
     works = [t.work for t in targets]
     lay = PackedLayout([im.shape for im in self.images], [w.shape for w in works],
                        input_side(self.segmenter, INPUT_SIZES['sam3']), self.settings.layout)
     canvas, boxes = lay.canvas(self.images, works), self.exemplars(lay)
     _bill(targets, 'canvas', time.perf_counter() - t0)
-    return lay, canvas, boxes
+    return canvas, lay, boxes
 
 @patch
 def _canvas(self: CanvasLabeller, targets: list):
     "`targets` on one canvas with the references, one vision pass and one `segment`: each target's result, or error."
-    lay, canvas, boxes = self._drawn(targets)
+    canvas, lay, boxes = self._drawn(targets)
     t1 = time.perf_counter()
     self.segmenter.set_image(canvas)                                # once a canvas: the vision pass
     _bill(targets, 'set_image', time.perf_counter() - t1)
@@ -306,14 +306,7 @@ def _answer_on(self: CanvasLabeller, targets: list, lay: PackedLayout, boxes):
 @patch
 def _pack(self: CanvasLabeller, targets: list):
     "Answer `targets` on one canvas; if a step of the whole canvas fails, each on a canvas of its own."
-    try: self._canvas(targets)
-    except Exception as e:
-        if len(targets) == 1:
-            targets[0].error = e
-            return
-        for t in targets:
-            _unanswer(t)
-            self._pack([t])
+    pack_or_split(targets, self._canvas, _unanswer)
 
 def _unanswer(t: _Target):
     "Forget what a target's canvas gave: it goes on another."
@@ -322,15 +315,7 @@ def _unanswer(t: _Target):
 @patch
 def _batch(self: CanvasLabeller, groups: list):
     "Each group of targets on its canvas, every canvas through the vision encoder in one `embed` call, then answered."
-    drawn = [(g, *self._drawn(g)) for g in groups]
-    t1 = time.perf_counter()
-    states = embed_all(self.segmenter, [canvas for _, _, canvas, _ in drawn])  # once a batch: the vision pass
-    _bill([t for g in groups for t in g], 'set_image', time.perf_counter() - t1)
-    for (targets, lay, _, boxes), state in zip(drawn, states):
-        t1 = time.perf_counter()
-        self.segmenter.use(state)
-        _bill(targets, 'set_image', time.perf_counter() - t1)
-        self._answer_on(targets, lay, boxes)
+    _embed_and_answer(self.segmenter, [(g, *self._drawn(g)) for g in groups], self._answer_on)
 
 @patch
 def _pack_batch(self: CanvasLabeller, targets: list):

@@ -113,7 +113,8 @@ def prompt(self: MulticlassLabeller, layout: CanvasLayout, k: int, exemplars=Non
     return boxes, np.concatenate([np.ones(len(ex[k]), int), np.zeros(len(boxes) - len(ex[k]), int)])
 
 # %% ../nbs/07b_multiclass.ipynb #e5ce4ff7
-from .protocols import in_batches, embed_all, group_size
+from .protocols import in_batches, group_size, pack_or_split
+from .seed import _embed_and_answer
 from .canvas import _unanswer
 
 @patch(as_prop=True)
@@ -124,19 +125,19 @@ def batch_size(self: MulticlassLabeller) -> int: return self.settings.batch_size
 
 @patch
 def _drawn(self: MulticlassLabeller, targets: list) -> tuple:
-    "`(layout, canvas, each class's exemplar boxes)` of `targets` on one canvas with every class's references."
+    "`(canvas, layout, each class's exemplar boxes)` of `targets` on one canvas with every class's references."
     t0 = time.perf_counter()
     works = [t.work for t in targets]
     lay = PackedLayout([im.shape for im, _ in self.references], [w.shape for w in works],
                        input_side(self.segmenter, INPUT_SIZES['sam3']), self.settings.layout)
     canvas, ex = lay.canvas([im for im, _ in self.references], works), self.exemplars(lay)
     _bill(targets, 'canvas', time.perf_counter() - t0)
-    return lay, canvas, ex
+    return canvas, lay, ex
 
 @patch
 def _canvas(self: MulticlassLabeller, targets: list):
     "`targets` on one canvas with every class's references, one encoder pass, one `segment` per class: their answers."
-    lay, canvas, ex = self._drawn(targets)
+    canvas, lay, ex = self._drawn(targets)
     t1 = time.perf_counter()
     self.segmenter.set_image(canvas)                                # once for every class: the vision pass
     _bill(targets, 'set_image', time.perf_counter() - t1)
@@ -161,27 +162,12 @@ def _answer_on(self: MulticlassLabeller, targets: list, lay: PackedLayout, ex):
 @patch
 def _pack(self: MulticlassLabeller, targets: list):
     "Answer `targets` on one canvas; if a step of the whole canvas fails, each on a canvas of its own."
-    try: self._canvas(targets)
-    except Exception as e:
-        if len(targets) == 1:
-            targets[0].error = e
-            return
-        for t in targets:
-            _unanswer(t)
-            self._pack([t])
+    pack_or_split(targets, self._canvas, _unanswer)
 
 @patch
 def _batch(self: MulticlassLabeller, groups: list):
     "Each group of targets on its canvas, every canvas through the vision encoder in one `embed` call, then answered."
-    drawn = [(g, *self._drawn(g)) for g in groups]
-    t1 = time.perf_counter()
-    states = embed_all(self.segmenter, [canvas for _, _, canvas, _ in drawn])  # once a batch: the vision pass
-    _bill([t for g in groups for t in g], 'set_image', time.perf_counter() - t1)
-    for (targets, lay, _, ex), state in zip(drawn, states):
-        t1 = time.perf_counter()
-        self.segmenter.use(state)
-        _bill(targets, 'set_image', time.perf_counter() - t1)
-        self._answer_on(targets, lay, ex)
+    _embed_and_answer(self.segmenter, [(g, *self._drawn(g)) for g in groups], self._answer_on)
 
 @patch
 def _pack_batch(self: MulticlassLabeller, targets: list):

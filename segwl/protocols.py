@@ -14,7 +14,7 @@ from .errors import SegwlError
 __all__ = ['MAP_MODES', 'PromptableSegmenter', 'TextRegionScorer', 'ConceptSegmenter', 'BatchEncoding', 'embed_all',
            'WholeImageScorer', 'WindowedScorer', 'ModalScorer', 'InputError', 'check_image', 'check_prompts',
            'check_boxes', 'Instance', 'instance_iou', 'LabelResult', 'Labeller', 'PackingLabeller', 'label_many',
-           'BatchingLabeller', 'group_size', 'label_in_canvases', 'in_batches']
+           'BatchingLabeller', 'group_size', 'label_in_canvases', 'in_batches', 'pack_or_split']
 
 # %% ../nbs/01_protocols.ipynb #07e1b137
 @runtime_checkable
@@ -355,3 +355,14 @@ def in_batches(targets: list, n: int, segmenter, one, several, reset) -> None:
         except Exception:                           # the batch as a whole failed: its canvases one by one
             for t in targets: reset(t)
     for g in groups: one(g)
+
+def pack_or_split(targets: list, canvas, reset) -> None:
+    "Answer `targets` with `canvas(targets)`; if a step of the whole canvas fails, `reset` each and give it its own."
+    try: canvas(targets)
+    except Exception as e:
+        if len(targets) == 1:
+            targets[0].error = e
+            return
+        for t in targets:
+            reset(t)
+            pack_or_split([t], canvas, reset)

@@ -7,12 +7,13 @@ segmenter (`SeedLabeller`, 1 to 5 references)."""
 from __future__ import annotations
 import math, time
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 from fastcore.basics import patch
 import numpy as np
 from .protocols import (check_image, LabelResult, WholeImageScorer, WindowedScorer, ModalScorer, MAP_MODES,
-                             label_in_canvases, in_batches, embed_all, group_size)
+                             label_in_canvases, in_batches, embed_all, group_size, pack_or_split)
 from .data import SegwlError, Settings, setting
 from .recipe import check_references, clean_text, Renamed, renamed
 from .stitch import Stitch, PackedLayout, MAX_TARGETS, INPUT_SIZES, scale_points, pixel_of, resize_image, resize_mask
@@ -344,9 +345,21 @@ def _bill(targets, step: str, seconds: float):
     for t in targets:
         for k in (step, 'total'): t.tm[k] = t.tm.get(k, 0) + seconds / len(targets)
 
+def _embed_and_answer(segmenter, drawn: list, answer) -> None:
+    "Each canvas of `drawn` (`(targets, canvas, *context)`) in one `embed` call; each: `answer(targets, *context)`."
+    if not drawn: return
+    t1 = time.perf_counter()
+    states = embed_all(segmenter, [canvas for _, canvas, *_ in drawn])     # once a batch: the encoder pass
+    _bill([t for targets, *_ in drawn for t in targets], 'set_image', time.perf_counter() - t1)
+    for (targets, _, *context), state in zip(drawn, states):
+        t1 = time.perf_counter()
+        segmenter.use(state)
+        _bill(targets, 'set_image', time.perf_counter() - t1)
+        answer(targets, *context)
+
 @patch
 def _drawn(self: SeedLabeller, j: int, targets: list) -> tuple:
-    "`(live targets, layout, canvas)`: reference `j` and the targets not failed yet (a failed one takes no cell)."
+    "`(live targets, canvas, layout)`: reference `j` and the targets not failed yet (a failed one takes no cell)."
     targets = [t for t in targets if t.error is None]
     if not targets: return targets, None, None
     t0 = time.perf_counter()
@@ -354,20 +367,20 @@ def _drawn(self: SeedLabeller, j: int, targets: list) -> tuple:
     lay = PackedLayout([ref.shape], [t.work.shape for t in targets], input_side(self.segmenter), layout='stitch')
     canvas = lay.canvas([ref], [t.work for t in targets])
     _bill(targets, 'stitch', time.perf_counter() - t0)
-    return targets, lay, canvas
+    return targets, canvas, lay
 
 @patch
 def _canvas(self: SeedLabeller, j: int, targets: list):
     "Reference `j` and `targets` on one packed canvas, one encoder pass; each target's answer, or its error, kept."
-    targets, lay, canvas = self._drawn(j, targets)
+    targets, canvas, lay = self._drawn(j, targets)
     if not targets: return
     t1 = time.perf_counter()
     self.segmenter.set_image(canvas)                             # once a canvas: every target's trials reuse it
     _bill(targets, 'set_image', time.perf_counter() - t1)
-    self._answer_on(j, lay, targets)
+    self._answer_on(j, targets, lay)
 
 @patch
-def _answer_on(self: SeedLabeller, j: int, lay: PackedLayout, targets: list):
+def _answer_on(self: SeedLabeller, j: int, targets: list, lay: PackedLayout):
     "Each target's trials on the current image (reference `j`'s canvas `lay`): its answer, or its error, kept."
     for i, t in enumerate(targets):
         with _timer(t.tm, 'total'):
@@ -380,15 +393,9 @@ def _answer_on(self: SeedLabeller, j: int, lay: PackedLayout, targets: list):
 @patch
 def _pack(self: SeedLabeller, targets: list):
     "Answer `targets` on one canvas per reference; if a step of the whole canvas fails, each on a canvas of its own."
-    try:
+    def on_canvases(targets):
         for j in range(len(self.references)): self._canvas(j, targets)
-    except Exception as e:
-        if len(targets) == 1:
-            targets[0].error = e
-            return
-        for t in targets:
-            _unanswer(t)
-            self._pack([t])
+    pack_or_split(targets, on_canvases, _unanswer)
 
 def _unanswer(t):
     "Forget what a target's canvases gave: it goes on other canvases."
@@ -399,15 +406,7 @@ def _batch(self: SeedLabeller, groups: list):
     "Each group of targets on a canvas per reference; each reference's canvases through the encoder in one call."
     for j in range(len(self.references)):
         drawn = [d for d in (self._drawn(j, g) for g in groups) if d[0]]       # failed targets take no cell
-        if not drawn: continue
-        t1 = time.perf_counter()
-        states = embed_all(self.segmenter, [canvas for _, _, canvas in drawn])     # once a batch of canvases
-        _bill([t for d in drawn for t in d[0]], 'set_image', time.perf_counter() - t1)
-        for (targets, lay, _), state in zip(drawn, states):
-            t1 = time.perf_counter()
-            self.segmenter.use(state)
-            _bill(targets, 'set_image', time.perf_counter() - t1)
-            self._answer_on(j, lay, targets)
+        _embed_and_answer(self.segmenter, drawn, partial(self._answer_on, j))
 
 @patch
 def _pack_batch(self: SeedLabeller, targets: list):
