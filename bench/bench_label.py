@@ -1,4 +1,5 @@
-"""Labelling cost: where the time of `SeedLabeller` goes, against one SAM image-encoder pass and the seed's call pattern.
+"""Labelling cost: where the time of `SeedLabeller` goes, against one SAM image-encoder pass and \
+the seed's call pattern.
 
 Real-size architectures with random weights (speed does not depend on weight values) on real photos:
 
@@ -31,7 +32,8 @@ DEFAULT_DATA = Path(os.environ.get('SEGWL_SHARED_DATA', ROOT.parent/'shared'/'da
 STEPS = ('load', 'text_map', 'text_score', 'points', 'stitch', 'set_image', 'predict', 'write')
 STEP_NAMES = dict(load='image loading', text_map='CLIP map', text_score='CLIP whole-image score',
                   points='text points (map peaks)', stitch='stitching', set_image='SAM image encoder (set_image)',
-                  predict='SAM decoder calls (all trials; seed: full passes, encoder included)', write='writing the mask')
+                  predict='SAM decoder calls (all trials; seed: full passes, encoder included)',
+                  write='writing the mask')
 
 
 def rss_mb() -> float:
@@ -71,7 +73,8 @@ def find_data(d: Path):
     ref = d/'reference'
     imgs = d/'unlabeled'/'images'
     if not ref.is_dir() or not imgs.is_dir(): return None
-    pairs = [(p, p.with_suffix('.png')) for p in list_images(ref) if p.suffix.lower() != '.png' and p.with_suffix('.png').exists()]
+    pairs = [(p, p.with_suffix('.png')) for p in list_images(ref)
+             if p.suffix.lower() != '.png' and p.with_suffix('.png').exists()]
     if not pairs: return None
     return pairs[0][0], pairs[0][1], list_images(imgs)
 
@@ -146,7 +149,8 @@ def encoder_pass(pl, path) -> float:
     img, _ = working_copy(load_image(path), pl.settings.max_side)
     st = Stitch(pl.reference.shape, img.shape)
     canvas = st.canvas(pl.reference, img)
-    t = time.perf_counter(); pl.segmenter.set_image(canvas)
+    t = time.perf_counter()
+    pl.segmenter.set_image(canvas)
     return time.perf_counter() - t
 
 
@@ -159,7 +163,9 @@ def memory_child(args):
     files = find_data(args.data)[2][:args.memory_child]
     trace, inner = [], pl.label
     def label(image):
-        r = inner(image); trace.append(round(rss_mb(), 1)); return r
+        r = inner(image)
+        trace.append(round(rss_mb(), 1))
+        return r
     pl.label = label
     with tempfile.TemporaryDirectory() as out:
         before = rss_mb()
@@ -174,8 +180,8 @@ def memory_run(args, n: int) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 def child_args(args) -> list[str]:
-    a = ['--data', str(args.data), '--trials', str(args.trials), '--sam-type', args.sam_type, '--clip-model', args.clip_model,
-         '--device', args.device, '--text', args.text]
+    a = ['--data', str(args.data), '--trials', str(args.trials), '--sam-type', args.sam_type,
+         '--clip-model', args.clip_model, '--device', args.device, '--text', args.text]
     if args.threads: a += ['--threads', str(args.threads)]
     for k in SCORER_KNOBS:
         if vars(args).get(k) is not None: a += [f"--{k.replace('_', '-')}", str(vars(args)[k])]
@@ -425,11 +431,13 @@ def run_packed(args) -> dict:
 def machine(args) -> dict:
     import torch
     from segwl.data import resolve_device
-    cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor()) \
-        if Path('/proc/cpuinfo').exists() else platform.processor()
+    cpu = (next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')),
+                platform.processor())
+           if Path('/proc/cpuinfo').exists() else platform.processor())
     dev = resolve_device(args.device)
-    return dict(device=dev, gpu=torch.cuda.get_device_name(0) if dev == 'cuda' else None, cpu=cpu, cpu_count=os.cpu_count(),
-                torch_threads=torch.get_num_threads(), platform=platform.platform(), python=platform.python_version())
+    return dict(device=dev, gpu=torch.cuda.get_device_name(0) if dev == 'cuda' else None, cpu=cpu,
+                cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), platform=platform.platform(),
+                python=platform.python_version())
 
 def versions(*names) -> dict:
     from segwl.registry import versions
@@ -444,7 +452,8 @@ def summarise(steps: list[dict], seed_steps: list[dict], encoder: list[float], m
     dec = mean([s['predict'] for s in steps]) / trials                   # one decoder call
     non_enc = mean([s['total'] - s['set_image'] for s in steps])
     out = dict(encoder_s=enc, pipeline_s_per_image=pipe, overhead_ratio=pipe / enc,
-               non_encoder_s_per_image=non_enc, overhead_ratio_in_run=1 + non_enc / mean([s['set_image'] for s in steps]),
+               non_encoder_s_per_image=non_enc,
+               overhead_ratio_in_run=1 + non_enc / mean([s['set_image'] for s in steps]),
                steps_s_per_image={k: mean([s[k] for s in steps]) for k in (*STEPS, 'other')})
     if seed_steps:
         k = len(seed_steps)
@@ -457,9 +466,11 @@ def summarise(steps: list[dict], seed_steps: list[dict], encoder: list[float], m
                    speedup_bound_sam_only=trials * (enc + dec) / (enc + trials * dec),
                    # the seed's time rebuilt from this run's own encoder and decoder times plus its measured CLIP time:
                    # the same ratio without the drift of a shared CPU's load between the two parts of the run
-                   speedup_vs_seed_same_encoder=(trials * (enc + dec) + mean([s['text_map'] + s['text_score'] for s in seed_steps])) / same,
+                   speedup_vs_seed_same_encoder=(trials * (enc + dec)
+                                                 + mean([s['text_map'] + s['text_score'] for s in seed_steps])) / same,
                    # a kinder seed that computed its CLIP map once per image, not once per trial
-                   speedup_vs_seed_clip_once=(seed - (trials - 1) / trials * mean([s['text_map'] for s in seed_steps])) / same,
+                   speedup_vs_seed_clip_once=(seed - (trials - 1) / trials
+                                              * mean([s['text_map'] for s in seed_steps])) / same,
                    seed_steps_s_per_image={k2: mean([s[k2] for s in seed_steps]) for k2 in (*STEPS, 'other')})
     else: out.update(seed_pattern_s_per_image=None, speedup_vs_seed=None)
     if mem: out['memory'] = mem
@@ -474,30 +485,40 @@ def table(res: dict) -> str:
     "Markdown tables of a result: headline numbers, then seconds per step per image."
     m, st, sd = res['machine'], res['steps_s_per_image'], res.get('seed_steps_s_per_image') or {}
     f = lambda v, d=2: '—' if v is None else f"{v:.{d}f}"
-    lines = [f"SAM `{res['models']['sam']}`, CLIP `{res['models']['clip']}` (random weights), {res['images']} images of "
-             f"`{res['data']}`, {res['trials']} trials, CLIP map {_map_words(res)}; {m['device']} ({m['cpu']}, {m['cpu_count']} cores, "
-             f"{m['torch_threads']} torch threads, load average {res['load_average_start'][0]:.1f} at start, "
+    lines = [f"SAM `{res['models']['sam']}`, CLIP `{res['models']['clip']}` (random weights), {res['images']} "
+             f"images of `{res['data']}`, {res['trials']} trials, CLIP map {_map_words(res)}; {m['device']} "
+             f"({m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch threads, "
+             f"load average {res['load_average_start'][0]:.1f} at start, "
              f"{res['load_average_end'][0]:.1f} at end); torch {res['versions']['torch']}.", '',
              '| measure | value |', '|---|---|',
              f"| one SAM image-encoder pass on the stitched image (`encoder_s`, the floor) | {f(res['encoder_s'])} s |",
              f"| pipeline per image (`pipeline_s_per_image`) | {f(res['pipeline_s_per_image'])} s |",
              f"| `overhead_ratio` = pipeline / encoder pass (goal <= 1.15) | {f(res['overhead_ratio'], 3)} |",
-             f"| `overhead_ratio_in_run` = 1 + (pipeline - its own encoder step) / its own encoder step | {f(res['overhead_ratio_in_run'], 3)} |",
-             f"| seed call pattern per image (`seed_pattern_s_per_image`, {res.get('seed_pattern_images', 0)} images) | {f(res['seed_pattern_s_per_image'])} s |",
+             f"| `overhead_ratio_in_run` = 1 + (pipeline - its own encoder step) / its own encoder step | "
+             f"{f(res['overhead_ratio_in_run'], 3)} |",
+             f"| seed call pattern per image (`seed_pattern_s_per_image`, {res.get('seed_pattern_images', 0)} images) "
+             f"| {f(res['seed_pattern_s_per_image'])} s |",
              f"| `speedup_vs_seed` (goal >= 10) | {f(res['speedup_vs_seed'], 1)} |",
-             f"| the same with the seed's SAM time rebuilt from this run's encoder and decoder times (`speedup_vs_seed_same_encoder`) | {f(res.get('speedup_vs_seed_same_encoder'), 1)} |",
-             f"| the same against a seed computing its CLIP map once per image, not per trial (`speedup_vs_seed_clip_once`) | {f(res.get('speedup_vs_seed_clip_once'), 1)} |",
-             f"| best possible speedup from sharing the encoder pass, CLIP free (`speedup_bound_sam_only`) | {f(res.get('speedup_bound_sam_only'), 1)} |",
+             f"| the same with the seed's SAM time rebuilt from this run's encoder and decoder times "
+             f"(`speedup_vs_seed_same_encoder`) | {f(res.get('speedup_vs_seed_same_encoder'), 1)} |",
+             f"| the same against a seed computing its CLIP map once per image, not per trial "
+             f"(`speedup_vs_seed_clip_once`) | {f(res.get('speedup_vs_seed_clip_once'), 1)} |",
+             f"| best possible speedup from sharing the encoder pass, CLIP free (`speedup_bound_sam_only`) | "
+             f"{f(res.get('speedup_bound_sam_only'), 1)} |",
              f"| peak RSS of this run (`peak_rss_mb`) | {res['peak_rss_mb']:.0f} MB |"]
     for r in (res.get('memory') or {}).get('runs', []):
         tr = r['rss_per_image_mb']
-        lines.append(f"| fresh process, `label_folder` over {r['images']} images ({r['models'] if isinstance(r['models'], str) else 'same models'}): peak RSS / RSS after image 1 -> last | "
+        lines.append(f"| fresh process, `label_folder` over {r['images']} images "
+                     f"({r['models'] if isinstance(r['models'], str) else 'same models'}): "
+                     f"peak RSS / RSS after image 1 -> last | "
                      f"{r['peak_rss_mb']:.0f} MB / {tr[0]:.0f} -> {tr[-1]:.0f} MB |")
-    if res.get('memory'): lines.append(f"| RSS growth per image after the first (from {res['memory']['runs'][-1]['images']} images) | "
-                                       f"{res['memory']['rss_growth_mb_per_image']:+.2f} MB |")
+    if res.get('memory'):
+        lines.append(f"| RSS growth per image after the first (from {res['memory']['runs'][-1]['images']} images) | "
+                     f"{res['memory']['rss_growth_mb_per_image']:+.2f} MB |")
     lines += ['', '| step (seconds per image) | pipeline | seed pattern |', '|---|---|---|']
     for k in (*STEPS, 'other'):
-        lines.append(f"| {STEP_NAMES.get(k, 'other (bookkeeping)')} | {f(st[k], 3)} | {f(sd.get(k), 3) if sd else '—'} |")
+        lines.append(f"| {STEP_NAMES.get(k, 'other (bookkeeping)')} | {f(st[k], 3)} | "
+                     f"{f(sd.get(k), 3) if sd else '—'} |")
     lines.append(f"| **total** | **{f(res['pipeline_s_per_image'])}** | **{f(res['seed_pattern_s_per_image'])}** |")
     return '\n'.join(lines)
 
@@ -539,7 +560,8 @@ def run(args) -> dict:
     res = dict(models=models, data=str(args.data), images=len(files), trials=args.trials,
                settings=pl.settings.to_dict(), clip_map=sc.map_kind(), clip_dense_side=sc.dense_side,
                clip_window=sc.window, clip_stride=sc.stride,
-               **summarise(steps, seed_steps, encoder, mem, args.trials), peak_rss_mb=peak, device=resolve_device(args.device),
+               **summarise(steps, seed_steps, encoder, mem, args.trials), peak_rss_mb=peak,
+               device=resolve_device(args.device),
                machine=machine(args), versions=versions(),
                load_average_start=la0, load_average_end=os.getloadavg(), per_image=steps, seed_per_image=seed_steps,
                encoder_per_image=encoder, command=' '.join(sys.argv))
@@ -548,21 +570,29 @@ def run(args) -> dict:
 
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--data', type=Path, default=DEFAULT_DATA, help="dataset folder in segwl's layout (default: %(default)s)")
+    ap.add_argument('--data', type=Path, default=DEFAULT_DATA,
+                    help="dataset folder in segwl's layout (default: %(default)s)")
     ap.add_argument('--images', type=int, default=3, help="images to label with the pipeline")
     ap.add_argument('--trials', type=int, default=10, help="prompt trials per image (the seed used 10)")
-    ap.add_argument('--seed-images', type=int, default=None, help="images to label with the seed's call pattern (default: --images; 0: skip)")
-    ap.add_argument('--memory', default='', help="comma-separated folder sizes, each labelled by a fresh process, e.g. 10,40 (default: none)")
-    ap.add_argument('--memory-tiny', action='store_true', help="the --memory runs use tiny models (what grows with the folder is the pipeline's, not the model's)")
+    ap.add_argument('--seed-images', type=int, default=None,
+                    help="images to label with the seed's call pattern (default: --images; 0: skip)")
+    ap.add_argument('--memory', default='', help="comma-separated folder sizes, each labelled by a fresh process, "
+                    "e.g. 10,40 (default: none)")
+    ap.add_argument('--memory-tiny', action='store_true', help="the --memory runs use tiny models "
+                    "(what grows with the folder is the pipeline's, not the model's)")
     ap.add_argument('--sam-type', default='vit_b')
     ap.add_argument('--clip-model', default='ViT-B-32')
     ap.add_argument('--device', default='auto')
     ap.add_argument('--threads', type=int, default=None, help="torch threads (default: torch's own)")
     ap.add_argument('--text', default='a photo of a cat')
-    ap.add_argument('--map-mode', default=None, choices=MAP_MODES, help="the pipeline's CLIP map (LabelSettings.map_mode; default: the scorer's, auto = dense on a ViT)")
-    ap.add_argument('--window', type=int, default=None, help="CLIP window in target pixels (LabelSettings.window; default: the scorer's, 160)")
-    ap.add_argument('--stride', type=int, default=None, help="CLIP stride in target pixels (LabelSettings.stride; default: the scorer's, 80)")
-    ap.add_argument('--tiny', action='store_true', help="tiny random models: a quick check of the script, not a measurement")
+    ap.add_argument('--map-mode', default=None, choices=MAP_MODES, help="the pipeline's CLIP map "
+                    "(LabelSettings.map_mode; default: the scorer's, auto = dense on a ViT)")
+    ap.add_argument('--window', type=int, default=None, help="CLIP window in target pixels "
+                    "(LabelSettings.window; default: the scorer's, 160)")
+    ap.add_argument('--stride', type=int, default=None, help="CLIP stride in target pixels "
+                    "(LabelSettings.stride; default: the scorer's, 80)")
+    ap.add_argument('--tiny', action='store_true',
+                    help="tiny random models: a quick check of the script, not a measurement")
     ap.add_argument('--method', choices=['seed', 'canvas'], default='seed', help="seed: SAM 1 + CLIP points (default); "
                     "canvas: references and target on one canvas, a concept segmenter")
     ap.add_argument('--segmenter', default=None,
@@ -570,13 +600,16 @@ def parse(argv=None):
     ap.add_argument('--no-text', action='store_true', help="canvas: exemplar boxes only, no text")
     ap.add_argument('--dtype', default=None, choices=['float32', 'bfloat16', 'float16'],
                     help="canvas: SAM 3's dtype (default float32)")
-    ap.add_argument('--packing', default=None, help="several targets on one canvas: comma-separated N to compare on the "
-                    "same images, e.g. 1,3 (the encoder passes and the time per image at each N; seed or canvas)")
+    ap.add_argument('--packing', default=None, help="several targets on one canvas: comma-separated N to compare "
+                    "on the same images, e.g. 1,3 (the encoder passes and the time per image at each N; "
+                    "seed or canvas)")
     ap.add_argument('--floor-images', type=int, default=2, help="--packing: canvases whose encoder pass is timed alone "
                     "for the floor (default: %(default)s)")
     ap.add_argument('--json', type=Path, default=None, help="write the results here")
-    ap.add_argument('--memory-only', action='store_true', help="only the --memory runs; with an existing --json, replace its memory results")
-    ap.add_argument('--table', type=Path, default=None, help="recompute the summary of an earlier --json file from its per-image times, rewrite it, print its tables")
+    ap.add_argument('--memory-only', action='store_true', help="only the --memory runs; with an existing --json, "
+                    "replace its memory results")
+    ap.add_argument('--table', type=Path, default=None, help="recompute the summary of an earlier --json file "
+                    "from its per-image times, rewrite it, print its tables")
     ap.add_argument('--memory-child', type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.seed_images is None: args.seed_images = args.images
@@ -599,21 +632,29 @@ def parse(argv=None):
 def main(argv=None) -> int:
     args = parse(argv)
     if args.threads:
-        import torch; torch.set_num_threads(args.threads)
-    if args.memory_child is not None: memory_child(args); return 0
-    if args.table:                                       # recompute the summary from the stored per-image times, print it
-        res = json.loads(args.table.read_text())
-        res.update(summarise(res['per_image'], res['seed_per_image'], res['encoder_per_image'], res.get('memory'), res['trials']))
-        res.setdefault('device', res['machine']['device'])
-        args.table.write_text(json.dumps(res, indent=2, default=float) + '\n'); print(table(res)); return 0
-    if find_data(args.data) is None:
-        print(f"bench_label: skipped: no dataset at {args.data} (needs reference/<name>.jpg + .png and unlabeled/images/); "
-              f"pass --data DIR", file=sys.stderr)
+        import torch
+        torch.set_num_threads(args.threads)
+    if args.memory_child is not None:
+        memory_child(args)
         return 0
-    if args.memory_only:                                                 # redo the memory runs, into --json's results if any
+    if args.table:                                  # recompute the summary from the stored per-image times, print it
+        res = json.loads(args.table.read_text())
+        res.update(summarise(res['per_image'], res['seed_per_image'], res['encoder_per_image'], res.get('memory'),
+                             res['trials']))
+        res.setdefault('device', res['machine']['device'])
+        args.table.write_text(json.dumps(res, indent=2, default=float) + '\n')
+        print(table(res))
+        return 0
+    if find_data(args.data) is None:
+        print(f"bench_label: skipped: no dataset at {args.data} "
+              f"(needs reference/<name>.jpg + .png and unlabeled/images/); pass --data DIR", file=sys.stderr)
+        return 0
+    if args.memory_only:                                        # redo the memory runs, into --json's results if any
         res = json.loads(args.json.read_text()) if args.json and args.json.exists() else None
         mem = memory(args, res['models'] if res else None)
-        if res is None: print(json.dumps(mem, indent=2)); return 0
+        if res is None:
+            print(json.dumps(mem, indent=2))
+            return 0
         res['memory'] = mem
     elif args.packing:
         res = run_packed(args)
