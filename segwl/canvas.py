@@ -19,7 +19,7 @@ from .stitch import (LAYOUTS, CanvasLayout, PackedLayout, MAX_TARGETS, INPUT_SIZ
                           mask_iou)
 from .recipe import check_references, clean_text, Renamed, renamed
 from .seed import (MIN_SIDE, working_copy, working_hw, check_max_side, input_side, to_dict_since, _timer, _bill,
-                        _Target, MAX_BATCH, _embed_and_answer)
+                        _Target, MAX_BATCH, _encode_and_answer)
 
 # %% auto #0
 __all__ = ['MAX_INSTANCES', 'connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasLabeller', 'owners', 'Kept',
@@ -284,15 +284,6 @@ def _drawn(self: CanvasLabeller, targets: list) -> tuple:
     return canvas, lay, boxes
 
 @patch
-def _canvas(self: CanvasLabeller, targets: list):
-    "`targets` on one canvas with the references, one vision pass and one `segment`: each target's result, or error."
-    canvas, lay, boxes = self._drawn(targets)
-    t1 = time.perf_counter()
-    self.segmenter.set_image(canvas)                                # once a canvas: the vision pass
-    _bill(targets, 'set_image', time.perf_counter() - t1)
-    self._answer_on(targets, lay, boxes)
-
-@patch
 def _answer_on(self: CanvasLabeller, targets: list, lay: PackedLayout, boxes):
     "One `segment` on the current image (the canvas `lay` of `targets`): each target's result, or error."
     t2 = time.perf_counter()
@@ -306,7 +297,7 @@ def _answer_on(self: CanvasLabeller, targets: list, lay: PackedLayout, boxes):
 @patch
 def _pack(self: CanvasLabeller, targets: list):
     "Answer `targets` on one canvas; if a step of the whole canvas fails, each on a canvas of its own."
-    pack_or_split(targets, self._canvas, _unanswer)
+    pack_or_split(targets, lambda targets: self._batch([targets]), _unanswer)
 
 def _unanswer(t: _Target):
     "Forget what a target's canvas gave: it goes on another."
@@ -314,8 +305,8 @@ def _unanswer(t: _Target):
 
 @patch
 def _batch(self: CanvasLabeller, groups: list):
-    "Each group of targets on its canvas, every canvas through the vision encoder in one `embed` call, then answered."
-    _embed_and_answer(self.segmenter, [(g, *self._drawn(g)) for g in groups], self._answer_on)
+    "Each group of targets on a canvas with the references, the canvases encoded together (one `embed` for several)."
+    _encode_and_answer(self.segmenter, [(g, *self._drawn(g)) for g in groups], self._answer_on)
 
 @patch
 def _pack_batch(self: CanvasLabeller, targets: list):

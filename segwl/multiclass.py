@@ -114,7 +114,7 @@ def prompt(self: MulticlassLabeller, layout: CanvasLayout, k: int, exemplars=Non
 
 # %% ../nbs/07b_multiclass.ipynb #e5ce4ff7
 from .protocols import in_batches, group_size, pack_or_split
-from .seed import _embed_and_answer
+from .seed import _encode_and_answer
 from .canvas import _unanswer
 
 @patch(as_prop=True)
@@ -135,15 +135,6 @@ def _drawn(self: MulticlassLabeller, targets: list) -> tuple:
     return canvas, lay, ex
 
 @patch
-def _canvas(self: MulticlassLabeller, targets: list):
-    "`targets` on one canvas with every class's references, one encoder pass, one `segment` per class: their answers."
-    canvas, lay, ex = self._drawn(targets)
-    t1 = time.perf_counter()
-    self.segmenter.set_image(canvas)                                # once for every class: the vision pass
-    _bill(targets, 'set_image', time.perf_counter() - t1)
-    self._answer_on(targets, lay, ex)
-
-@patch
 def _answer_on(self: MulticlassLabeller, targets: list, lay: PackedLayout, ex):
     "One `segment` per class on the current image (the canvas `lay` of `targets`): each target's answers, or error."
     answers = []
@@ -162,12 +153,12 @@ def _answer_on(self: MulticlassLabeller, targets: list, lay: PackedLayout, ex):
 @patch
 def _pack(self: MulticlassLabeller, targets: list):
     "Answer `targets` on one canvas; if a step of the whole canvas fails, each on a canvas of its own."
-    pack_or_split(targets, self._canvas, _unanswer)
+    pack_or_split(targets, lambda targets: self._batch([targets]), _unanswer)
 
 @patch
 def _batch(self: MulticlassLabeller, groups: list):
-    "Each group of targets on its canvas, every canvas through the vision encoder in one `embed` call, then answered."
-    _embed_and_answer(self.segmenter, [(g, *self._drawn(g)) for g in groups], self._answer_on)
+    "Each group of targets on a canvas with every class's references, the canvases encoded together."
+    _encode_and_answer(self.segmenter, [(g, *self._drawn(g)) for g in groups], self._answer_on)
 
 @patch
 def _pack_batch(self: MulticlassLabeller, targets: list):

@@ -345,15 +345,17 @@ def _bill(targets, step: str, seconds: float):
     for t in targets:
         for k in (step, 'total'): t.tm[k] = t.tm.get(k, 0) + seconds / len(targets)
 
-def _embed_and_answer(segmenter, drawn: list, answer) -> None:
-    "Each canvas of `drawn` (`(targets, canvas, *context)`) in one `embed` call; each: `answer(targets, *context)`."
+def _encode_and_answer(segmenter, drawn: list, answer) -> None:
+    "Encode each canvas of `drawn` (`(targets, canvas, *context)`), then `answer(targets, *context)` on it as current."
     if not drawn: return
     t1 = time.perf_counter()
-    states = embed_all(segmenter, [canvas for _, canvas, *_ in drawn])     # once a batch: the encoder pass
+    if len(drawn) == 1: segmenter.set_image(drawn[0][1])                       # one canvas: its own encoder pass
+    several = len(drawn) > 1
+    states = embed_all(segmenter, [c for _, c, *_ in drawn]) if several else [None]    # several: one call for all
     _bill([t for targets, *_ in drawn for t in targets], 'set_image', time.perf_counter() - t1)
     for (targets, _, *context), state in zip(drawn, states):
         t1 = time.perf_counter()
-        segmenter.use(state)
+        if several: segmenter.use(state)
         _bill(targets, 'set_image', time.perf_counter() - t1)
         answer(targets, *context)
 
@@ -370,14 +372,10 @@ def _drawn(self: SeedLabeller, j: int, targets: list) -> tuple:
     return targets, canvas, lay
 
 @patch
-def _canvas(self: SeedLabeller, j: int, targets: list):
-    "Reference `j` and `targets` on one packed canvas, one encoder pass; each target's answer, or its error, kept."
-    targets, canvas, lay = self._drawn(j, targets)
-    if not targets: return
-    t1 = time.perf_counter()
-    self.segmenter.set_image(canvas)                             # once a canvas: every target's trials reuse it
-    _bill(targets, 'set_image', time.perf_counter() - t1)
-    self._answer_on(j, targets, lay)
+def _canvases(self: SeedLabeller, j: int, groups: list):
+    "Reference `j` beside each group of targets on a canvas, the canvases encoded together; answers, or errors, kept."
+    drawn = [d for d in (self._drawn(j, g) for g in groups) if d[0]]       # failed targets take no cell
+    _encode_and_answer(self.segmenter, drawn, partial(self._answer_on, j))   # the trials of a canvas share its pass
 
 @patch
 def _answer_on(self: SeedLabeller, j: int, targets: list, lay: PackedLayout):
@@ -393,9 +391,7 @@ def _answer_on(self: SeedLabeller, j: int, targets: list, lay: PackedLayout):
 @patch
 def _pack(self: SeedLabeller, targets: list):
     "Answer `targets` on one canvas per reference; if a step of the whole canvas fails, each on a canvas of its own."
-    def on_canvases(targets):
-        for j in range(len(self.references)): self._canvas(j, targets)
-    pack_or_split(targets, on_canvases, _unanswer)
+    pack_or_split(targets, lambda targets: self._batch([targets]), _unanswer)
 
 def _unanswer(t):
     "Forget what a target's canvases gave: it goes on other canvases."
@@ -404,9 +400,7 @@ def _unanswer(t):
 @patch
 def _batch(self: SeedLabeller, groups: list):
     "Each group of targets on a canvas per reference; each reference's canvases through the encoder in one call."
-    for j in range(len(self.references)):
-        drawn = [d for d in (self._drawn(j, g) for g in groups) if d[0]]       # failed targets take no cell
-        _embed_and_answer(self.segmenter, drawn, partial(self._answer_on, j))
+    for j in range(len(self.references)): self._canvases(j, groups)
 
 @patch
 def _pack_batch(self: SeedLabeller, targets: list):
