@@ -1,4 +1,4 @@
-import importlib.util, os, subprocess, sys
+import contextlib, importlib.util, io, os, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
@@ -169,3 +169,23 @@ def edge(truth: np.ndarray) -> np.ndarray:
 def same_up_to_edge(a: np.ndarray, b: np.ndarray, truth: np.ndarray) -> bool:
     "`a` and `b` differ only along the object's edge: what resampling a target into a cell may move, nothing else."
     return a.shape == b.shape and not ((a != b) & ~edge(truth)).any()
+
+
+def cli(*argv) -> tuple:
+    "Exit status, stdout and stderr of `segwl ARGV`, run in this process (one torch import for a whole test file)."
+    from segwl.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try: code = main([str(a) for a in argv])
+        except SystemExit as e: code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def one_thread():
+    "torch on one thread for a test (xdist's workers share the cores), then back to what it was."
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

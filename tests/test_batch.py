@@ -12,7 +12,6 @@ instances, verdicts and packing; the encoder is called ceil(canvases / batch_siz
 import math
 import numpy as np
 import pytest
-import torch
 from segwl.backends.sam import SamSegmenter
 from segwl.backends.sam2 import Sam2Segmenter
 from segwl.backends.sam3 import Sam3Segmenter
@@ -22,17 +21,13 @@ from segwl.protocols import BatchEncoding, BatchingLabeller, PackingLabeller, gr
 from segwl.seed import SeedLabeller, SeedSettings
 from segwl.testing import ColourSegmenter, ColourScorer, ColourConcept, synthetic_scene, concept_scene
 
+pytestmark = pytest.mark.usefixtures('one_thread')      # each test: torch on one thread
+
 POISON = (1, 2, 3)                                          # a colour no scene has: the fragile stand-ins react to it
 IMAGES = [np.random.default_rng(k).integers(0, 256, hw + (3,), dtype=np.uint8)
           for k, hw in enumerate([(83, 131), (200, 60), (64, 64)])]      # different images, different shapes
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def iou(a, b) -> float:

@@ -12,6 +12,8 @@ from segwl.protocols import TextRegionScorer
 from segwl.backends.clip import (ClipScorer, TINY_CLIP_CFG, clip_weights, map_shape, window_boxes,
                         window_geometry)
 
+pytestmark = pytest.mark.usefixtures('one_thread')      # each test: torch on one thread
+
 
 class RedModel(torch.nn.Module):
     "Stand-in CLIP: image -> (fraction of red pixels, rest), every text -> (1, 0); counts its calls."
@@ -34,12 +36,6 @@ def red_square(h, w, x0, y0, side):
     im[y0:y0 + side, x0:x0 + side] = (230, 20, 20)
     return im
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 @pytest.fixture(scope='module')
 def tiny():
@@ -351,4 +347,3 @@ def test_dense_map_refused_on_other_towers():
         sc.similarity_map(np.zeros((40, 40, 3), np.uint8), 'x')
     sc.map_mode = 'auto'
     assert sc.map_kind() == 'windows'
-

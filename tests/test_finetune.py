@@ -12,16 +12,12 @@ from segwl.folder import read_manifest
 from segwl.finetune import (TrainSettings, ArchError, build_model, train, synthetic_dataset, load_model,
                             predict_folder, SMP_DECODERS, TV_ARCHS)
 
+pytestmark = pytest.mark.usefixtures('one_thread')      # each test: torch on one thread
+
 TINY = dict(arch='tiny-unet', size=32, epochs=1, batch_size=2, pretrained=False, device='cpu')
 TINY_FLAGS = ('--arch', 'tiny-unet', '--size', 32, '--batch-size', 2, '--no-pretrained', '--device', 'cpu')
 quiet = dict(progress=False, log=lambda *a: None)
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 @pytest.fixture
 def syn(tmp_path): return synthetic_dataset(tmp_path/'syn', n=6)

@@ -1,26 +1,19 @@
 """Issue 23's bad input, through the command line: each case exits 2 with one message naming the file and the
 problem, and writes nothing (the output folder is not created)."""
-import contextlib, io, json, shutil
+import json, shutil
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from segwl.cli import main
 from segwl.classes import load_label_map, save_label_map
 from segwl.testing import classes_scene
 from segwl.trainset import synthetic_classes_dataset
+from conftest import cli
 
 CANVAS = ('--method', 'canvas', '--segmenter', 'colour-concept', '--no-progress')
 TINY = ('--arch', 'tiny-unet', '--no-pretrained', '--device', 'cpu', '--quiet')
 
 
-def cli(*argv):
-    "Exit status, stdout and stderr of `segwl ARGV`, in this process."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: code = main([str(a) for a in argv])
-        except SystemExit as e: code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def one(name: str, refs, image, mask, **kw) -> dict:

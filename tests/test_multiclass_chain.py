@@ -1,19 +1,19 @@
 """Several classes end to end (issue 23), with known answers: a synthetic two-class folder (red and blue ellipses and
 their look-alikes) through `segwl label --classes` (the colour stand-ins), `train`, `predict`, `evaluate` and
 `export`; and the papermill job on the same folder, scoring label maps and training through the same functions."""
-import contextlib, io, json
+import json
 from pathlib import Path
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from segwl.cli import main
 from segwl.classes import load_label_map, read_classes_json, save_label_map, write_classes_json
 from segwl.testing import CLASS_COLOURS, classes_scene
-from conftest import segwl
+from conftest import cli, segwl
 
 pycocotools = pytest.importorskip('pycocotools')
 from pycocotools.coco import COCO  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures('one_thread')      # each test: torch on one thread
 
 NAMES = ['red', 'blue']
 COLOURS = [CLASS_COLOURS[n] for n in NAMES]
@@ -23,13 +23,6 @@ TRAIN = ('--arch', 'tiny-unet', '--no-pretrained', '--size', '64', '--epochs', '
          '1e-2', '--val-fraction', '0', '--device', 'cpu', '--quiet')
 
 
-def cli(*argv):
-    "Exit status, stdout and stderr of `segwl ARGV`, in this process."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: code = main([str(a) for a in argv])
-        except SystemExit as e: code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
 def two_class_folder(d: Path, n_train: int = 16, n_test: int = 6) -> dict:
@@ -56,12 +49,6 @@ def two_class_folder(d: Path, n_train: int = 16, n_test: int = 6) -> dict:
     return parts
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope='module')

@@ -1,36 +1,25 @@
 "Several classes downstream: train, predict, export and evaluate on label maps (issue 23), a known answer in seconds."
-import contextlib, io, json, shutil, warnings
+import json, shutil, warnings
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from segwl.cli import main
 from segwl.classes import read_classes_json, load_label_map, save_label_map, is_label_map_folder
 from segwl.data import load_mask, load_image
 from segwl.evaluate import evaluate_folder
 from segwl.export import export_model
 from segwl.finetune import TrainSettings, train, load_model, synthetic_dataset
 from segwl.trainset import synthetic_classes_dataset
+from conftest import cli
+
+pytestmark = pytest.mark.usefixtures('one_thread')      # each test: torch on one thread
 
 TINY_FLAGS = ('--arch', 'tiny-unet', '--no-pretrained', '--device', 'cpu', '--quiet')
 quiet = dict(progress=False, log=lambda *a: None)
 
 
-def cli(*argv):
-    "Exit status, stdout and stderr of `segwl ARGV`, run in this process (one torch import for the whole file)."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: code = main([str(a) for a in argv])
-        except SystemExit as e: code = e.code
-    return code, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope='module')

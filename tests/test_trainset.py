@@ -1,21 +1,16 @@
 "Issue 22 in the training rooms: hostile architecture names, manifest scores that are not numbers, the renamed floor."
 import json
 import pytest
-import torch
 from segwl.cli import main
 from segwl.arch import parse_arch, ArchError
 from segwl.trainset import synthetic_dataset, select_training_data
 from segwl.finetune import TrainSettings
 
+pytestmark = pytest.mark.usefixtures('one_thread')      # each test: torch on one thread
+
 TINY_FLAGS = ('--arch', 'tiny-unet', '--size', 32, '--batch-size', 2, '--no-pretrained', '--device', 'cpu',
               '--epochs', 1, '--quiet')
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 @pytest.fixture
 def syn(tmp_path): return synthetic_dataset(tmp_path/'syn', n=6)
