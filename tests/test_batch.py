@@ -239,29 +239,24 @@ def test_multiclass_batches_give_the_same_label_maps(method):
 
 
 # ---------------------------------------------------------------- failures stay with the image that caused them
-class FragileSegmenter(ColourSegmenter):
-    "The encoder breaks on any canvas showing the poison colour: alone, and in a batch (the whole batch)."
+def _poisoned(image) -> bool: return (np.asarray(image) == POISON).all(-1).sum() > 100
+
+
+class _Fragile:
+    "An encoder that breaks on any canvas showing the poison colour: alone, and in a batch (the whole batch)."
     def set_image(self, image):
-        if (np.asarray(image) == POISON).all(-1).sum() > 100: raise MemoryError("the encoder broke on this canvas")
+        if _poisoned(image): raise MemoryError("the encoder broke on this canvas")
         super().set_image(image)
 
     def embed(self, images):
-        if any((np.asarray(im) == POISON).all(-1).sum() > 100 for im in images):
+        if any(_poisoned(im) for im in images):
             self.embed_calls += 1
             raise MemoryError("the encoder broke on this batch")
         return super().embed(images)
 
 
-class FragileConcept(ColourConcept):
-    def set_image(self, image):
-        if (np.asarray(image) == POISON).all(-1).sum() > 100: raise MemoryError("the encoder broke on this canvas")
-        super().set_image(image)
-
-    def embed(self, images):
-        if any((np.asarray(im) == POISON).all(-1).sum() > 100 for im in images):
-            self.embed_calls += 1
-            raise MemoryError("the encoder broke on this batch")
-        return super().embed(images)
+class FragileSegmenter(_Fragile, ColourSegmenter): pass
+class FragileConcept(_Fragile, ColourConcept): pass
 
 
 def poisoned(hw=(50, 70)) -> np.ndarray:

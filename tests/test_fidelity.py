@@ -18,13 +18,7 @@ from segwl.backends.clip import ClipScorer
 IMAGE = np.random.default_rng(7).integers(0, 256, (83, 131, 3), dtype=np.uint8)    # odd sizes: resizing is exercised
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    "One thread, so that ours and the official call reduce in the same order."
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')  # one thread: ours and the official call reduce alike
 
 
 # --- SAM 1: segment-anything's SamPredictor ----------------------------------------------------------------------
