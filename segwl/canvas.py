@@ -14,7 +14,7 @@ from fastcore.basics import patch
 from .errors import SegwlWarning
 from .data import SegwlError, Settings, setting
 from .protocols import (check_image, LabelResult, Instance, instance_iou, label_in_canvases, in_batches, group_size,
-                             pack_or_split)
+                             pack_or_split, Packs)
 from .stitch import (LAYOUTS, CanvasLayout, PackedLayout, MAX_TARGETS, INPUT_SIZES, resize_image, resize_mask,
                           mask_iou)
 from .recipe import check_references, clean_text, Renamed, renamed
@@ -136,7 +136,7 @@ class CanvasResult(LabelResult):
     over_cap: int = 0                        # instances found beyond `max_instances` and left out
 
 # %% ../nbs/07a_canvas.ipynb #60193d98
-class CanvasLabeller:
+class CanvasLabeller(Packs):
     "Labels targets like the references: every instance of the concept, from one concept-model pass per canvas."
     def __init__(self, references, text: str | None, segmenter, settings: CanvasSettings | None = None, **kw):
         try: self.settings = replace(settings or CanvasSettings(), **renamed(kw, CanvasSettings.RENAMED))
@@ -318,12 +318,6 @@ def _answer(t: _Target) -> CanvasResult | Exception:
     "A target's answer once its canvas is done: its result, or the error that stopped it."
     return t.error if t.error is not None else t.result
 
-@patch(as_prop=True)
-def targets_per_canvas(self: CanvasLabeller) -> int: return self.settings.targets_per_canvas
-
-@patch(as_prop=True)
-def batch_size(self: CanvasLabeller) -> int: return self.settings.batch_size
-
 @patch
 def label_many(self: CanvasLabeller, images) -> list:
     "Label HxWx3 uint8 `images`, `targets_per_canvas` a canvas, `batch_size` canvases a call: results or errors."
@@ -332,6 +326,4 @@ def label_many(self: CanvasLabeller, images) -> list:
 @patch
 def label(self: CanvasLabeller, image) -> CanvasResult:
     "Label one HxWx3 uint8 `image`: every kept instance, their union as `mask`, and whether any is `present`."
-    res = self.label_many([image])[0]
-    if isinstance(res, Exception): raise res
-    return res
+    return Packs.label(self, image)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from .data import SegwlError
-from .protocols import LabelResult, label_in_canvases
+from .protocols import LabelResult, label_in_canvases, Packs
 from .stitch import CanvasLayout, PackedLayout, INPUT_SIZES
 from .classes import (ClassSpec, ClassesError, make_classes, read_classes, check_for_method, class_names,
                            class_entries, compose, class_row_fields)
@@ -43,7 +43,7 @@ def as_classes(classes, load: bool = True) -> list[ClassSpec]:
     if isinstance(classes, (str, Path)): return read_classes(classes, load=load)
     return make_classes(list(classes) if isinstance(classes, tuple) else classes, load=load)
 
-class MulticlassLabeller:
+class MulticlassLabeller(Packs):
     "Labels targets with several classes at once: one label map per image, composed by the overlap rule."
     def __init__(self, classes, segmenter, scorer=None, settings=None, method: str = 'seed', negatives: bool = True):
         if method not in MULTICLASS_METHODS:
@@ -116,12 +116,6 @@ def prompt(self: MulticlassLabeller, layout: CanvasLayout, k: int, exemplars=Non
 from .protocols import in_batches, group_size, pack_or_split
 from .seed import _encode_and_answer
 from .canvas import _unanswer
-
-@patch(as_prop=True)
-def targets_per_canvas(self: MulticlassLabeller) -> int: return self.settings.targets_per_canvas
-
-@patch(as_prop=True)
-def batch_size(self: MulticlassLabeller) -> int: return self.settings.batch_size
 
 @patch
 def _drawn(self: MulticlassLabeller, targets: list) -> tuple:
@@ -224,6 +218,4 @@ def label_many(self: MulticlassLabeller, images) -> list:
 @patch
 def label(self: MulticlassLabeller, image) -> MulticlassResult:
     "Label one HxWx3 uint8 `image` with every class: the label map, each class's answer, the row's class fields."
-    res = self.label_many([image])[0]
-    if isinstance(res, Exception): raise res
-    return res
+    return Packs.label(self, image)

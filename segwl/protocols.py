@@ -14,7 +14,7 @@ from .errors import SegwlError
 __all__ = ['MAP_MODES', 'PromptableSegmenter', 'TextRegionScorer', 'ConceptSegmenter', 'BatchEncoding', 'embed_all',
            'WholeImageScorer', 'WindowedScorer', 'ModalScorer', 'InputError', 'check_image', 'check_prompts',
            'check_boxes', 'Instance', 'instance_iou', 'LabelResult', 'Labeller', 'PackingLabeller', 'label_many',
-           'BatchingLabeller', 'group_size', 'label_in_canvases', 'in_batches', 'pack_or_split']
+           'BatchingLabeller', 'group_size', 'Packs', 'label_in_canvases', 'in_batches', 'pack_or_split']
 
 # %% ../nbs/01_protocols.ipynb #07e1b137
 @runtime_checkable
@@ -322,6 +322,19 @@ def group_size(labeller) -> int:
     if not isinstance(labeller, PackingLabeller): return 1
     batch = int(labeller.batch_size) if isinstance(labeller, BatchingLabeller) else 1
     return int(labeller.targets_per_canvas) * batch
+
+class Packs:
+    "What the packing labellers share: `targets_per_canvas` and `batch_size` from their `settings`; `label` of one."
+    @property
+    def targets_per_canvas(self) -> int: return self.settings.targets_per_canvas
+    @property
+    def batch_size(self) -> int: return self.settings.batch_size
+
+    def label(self, image):
+        "Label one HxWx3 uint8 `image`: `label_many` of it alone, its error raised."
+        res = self.label_many([image])[0]
+        if isinstance(res, Exception): raise res
+        return res
 
 # %% ../nbs/01_protocols.ipynb #082d267f
 def label_in_canvases(images, n: int, prepare, pack, finish, waiting: type) -> list:

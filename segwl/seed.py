@@ -13,7 +13,7 @@ from typing import ClassVar
 from fastcore.basics import patch
 import numpy as np
 from .protocols import (check_image, LabelResult, WholeImageScorer, WindowedScorer, ModalScorer, MAP_MODES,
-                             label_in_canvases, in_batches, embed_all, group_size, pack_or_split)
+                             label_in_canvases, in_batches, embed_all, group_size, pack_or_split, Packs)
 from .data import SegwlError, Settings, setting
 from .recipe import check_references, clean_text, Renamed, renamed
 from .stitch import Stitch, PackedLayout, MAX_TARGETS, INPUT_SIZES, scale_points, pixel_of, resize_image, resize_mask
@@ -132,7 +132,7 @@ def _overrides(settings, kw: dict):
     try: return replace(s, **renamed(kw, SeedSettings.RENAMED)) if kw else s
     except TypeError: raise SegwlError(f"unknown setting(s) {', '.join(sorted(kw))}; see SeedSettings") from None
 
-class SeedLabeller:
+class SeedLabeller(Packs):
     "Labels targets like the references: one mask per image, from a segmenter prompted with reference and text points."
     def __init__(self, references, *args, **kw):
         "`(references, text, segmenter, scorer, settings=None, **overrides)`; one reference: `(image, mask, text, ...)`"
@@ -422,12 +422,6 @@ def _finish(self: SeedLabeller, t: _Target) -> SeedResult | Exception:
     return SeedResult(mask & present, score, t.text_score, present=present, candidate_scores=cands, timings=t.tm,
                       points=pts, best_trial=best, similarity_map=t.smap, packing=t.packings[won[0]])
 
-@patch(as_prop=True)
-def targets_per_canvas(self: SeedLabeller) -> int: return self.settings.targets_per_canvas
-
-@patch(as_prop=True)
-def batch_size(self: SeedLabeller) -> int: return self.settings.batch_size
-
 @patch
 def label_many(self: SeedLabeller, images) -> list:
     "Label HxWx3 uint8 `images`, `targets_per_canvas` a canvas, `batch_size` canvases a call: `SeedResult`s or errors."
@@ -436,6 +430,4 @@ def label_many(self: SeedLabeller, images) -> list:
 @patch
 def label(self: SeedLabeller, image) -> SeedResult:
     "Label one HxWx3 uint8 `image`: its mask (HxW bool), the scores, whether the object is there, diagnostics."
-    res = self.label_many([image])[0]
-    if isinstance(res, Exception): raise res
-    return res
+    return Packs.label(self, image)
