@@ -15,11 +15,11 @@ from .errors import SegwlWarning
 from .data import SegwlError, Settings, setting
 from .protocols import (check_image, LabelResult, Instance, instance_iou, label_in_canvases, in_batches, group_size,
                              pack_or_split, Packs)
-from .stitch import (LAYOUTS, CanvasLayout, PackedLayout, MAX_TARGETS, INPUT_SIZES, resize_image, resize_mask,
+from .stitch import (LAYOUTS, CanvasLayout, PackedLayout, INPUT_SIZES, resize_image, resize_mask,
                           mask_iou)
 from .recipe import check_references, clean_text, Renamed, renamed
 from .seed import (MIN_SIDE, working_copy, working_hw, check_max_side, input_side, to_dict_since, _timer, _bill,
-                        _Target, MAX_BATCH, _encode_and_answer)
+                        _Target, _encode_and_answer, targets_setting, batch_setting)
 
 # %% auto #0
 __all__ = ['MAX_INSTANCES', 'connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasLabeller', 'owners', 'Kept',
@@ -101,13 +101,8 @@ class CanvasSettings(Renamed, Settings):
                                  "dropped (1: keep all)", 0, 1)
     max_side: int | None = setting(1008, "larger targets are labelled on a copy shrunk to this longer side, the masks "
                                    "resized back (null or 0: never)", 0, 100_000)
-    targets_per_canvas: int = setting(1, "targets sharing one canvas and one encoder pass, each in a cell of the "
-                                      "model's input beside the references (1: a canvas each; more: cheaper, each "
-                                      "target gets its own share of the pixels: bench/bench_quality.py measures the "
-                                      "quality cost)", 1, MAX_TARGETS)
-    batch_size: int = setting(1, "canvases sent through the vision encoder in one call, where the segmenter can (SAM "
-                              "3): faster on a GPU, no gain on a CPU; the masks are those of 1, up to float rounding "
-                              "(bench/bench_batch.py measures the speed)", 1, MAX_BATCH)
+    targets_per_canvas: int = targets_setting('the references')
+    batch_size: int = batch_setting('vision encoder', 'SAM 3')
     max_instances: int = setting(MAX_INSTANCES, "keep at most this many instances a target, the best scoring (a "
                                  "warning says how many more were found)", 1, 10_000)
 

@@ -20,15 +20,27 @@ from .stitch import Stitch, PackedLayout, MAX_TARGETS, INPUT_SIZES, scale_points
 from .points import object_points, background_points, peak_points
 
 # %% auto #0
-__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAX_POINTS', 'MAX_TRIALS', 'MAX_BATCH', 'ADDED', 'SeedSettings', 'check_max_side',
-           'to_dict_since', 'SeedResult', 'scorer_knobs', 'SeedLabeller', 'working_hw', 'working_copy', 'strong_peaks',
-           'best_answer', 'SizedInput', 'input_side', 'TargetView']
+__all__ = ['MIN_SIDE', 'SCORER_KNOBS', 'MAX_POINTS', 'MAX_TRIALS', 'MAX_BATCH', 'ADDED', 'targets_setting', 'batch_setting',
+           'SeedSettings', 'check_max_side', 'to_dict_since', 'SeedResult', 'scorer_knobs', 'SeedLabeller',
+           'working_hw', 'working_copy', 'strong_peaks', 'best_answer', 'SizedInput', 'input_side', 'TargetView']
 
 # %% ../nbs/07_seed.ipynb #384699a3
 MIN_SIDE = 8  # smaller images are refused: SAM and CLIP would see a few blown-up pixels
 SCORER_KNOBS = ('map_mode', 'window', 'stride')   # settings that belong to the text scorer, passed on if it has them
 MAX_POINTS, MAX_TRIALS = 256, 1000                 # bounds: beyond them a job would only hang
 MAX_BATCH = 64                                      # canvases one encoder call takes, at most
+
+def targets_setting(beside: str):
+    "The `targets_per_canvas` setting of a method whose targets sit `beside` its references."
+    return setting(1, "targets sharing one canvas and one encoder pass, each in a cell of the model's input beside "
+                      f"{beside} (1: a canvas each; more: cheaper, each target gets its own share of the pixels: "
+                      "bench/bench_quality.py measures the quality cost)", 1, MAX_TARGETS)
+
+def batch_setting(encoder: str, segmenters: str):
+    "The `batch_size` setting of a method whose `segmenters` can embed several canvases in one `encoder` call."
+    return setting(1, f"canvases sent through the {encoder} in one call, where the segmenter can ({segmenters}): "
+                      "faster on a GPU, no gain on a CPU; the masks are those of 1, up to float rounding "
+                      "(bench/bench_batch.py measures the speed)", 1, MAX_BATCH)
 
 @dataclass
 class SeedSettings(Renamed, Settings):
@@ -69,13 +81,8 @@ class SeedSettings(Renamed, Settings):
                                            "0.25; default: off)", -1, 1)
     min_mask_score: float | None = setting(None, "presence gate: an image whose best mask scores below this (the "
                                            "segmenter's own score) is labelled absent (default: off)", 0, 10)
-    targets_per_canvas: int = setting(1, "targets sharing one canvas and one encoder pass, each in a cell of the "
-                                      "model's input beside the reference (1: a canvas each; more: cheaper, each "
-                                      "target gets its own share of the pixels: bench/bench_quality.py measures the "
-                                      "quality cost)", 1, MAX_TARGETS)
-    batch_size: int = setting(1, "canvases sent through the image encoder in one call, where the segmenter can (SAM "
-                              "1, SAM 2.1, SAM 3): faster on a GPU, no gain on a CPU; the masks are those of 1, up to "
-                              "float rounding (bench/bench_batch.py measures the speed)", 1, MAX_BATCH)
+    targets_per_canvas: int = targets_setting('the reference')
+    batch_size: int = batch_setting('image encoder', 'SAM 1, SAM 2.1, SAM 3')
 
 # %% ../nbs/07_seed.ipynb #d44d69e4
 def check_max_side(max_side):
