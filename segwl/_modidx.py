@@ -414,6 +414,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'segwl.engine._fatal': ('engine.html#_fatal', 'segwl/engine.py'),
                               'segwl.engine._host_port': ('engine.html#_host_port', 'segwl/engine.py'),
                               'segwl.engine._init': ('engine.html#_init', 'segwl/engine.py'),
+                              'segwl.engine._join_fetchers': ('engine.html#_join_fetchers', 'segwl/engine.py'),
                               'segwl.engine._not_restarted': ('engine.html#_not_restarted', 'segwl/engine.py'),
                               'segwl.engine._quiet': ('engine.html#_quiet', 'segwl/engine.py'),
                               'segwl.engine._quiet_local': ('engine.html#_quiet_local', 'segwl/engine.py'),

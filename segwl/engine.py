@@ -338,7 +338,20 @@ def ray_results(todo, collide: dict, build, one=None, workers: int = 2, address:
             warnings.filterwarnings('ignore', '`ray_remote_args` is deprecated')     # it warns are going away
             ds = ds.map_batches(FolderWorker, fn_constructor_args=(build, one, what), batch_size=1, num_cpus=cpus,
                                 compute=ray.data.ActorPoolStrategy(size=workers), **kw)
-        yield guarded(ds.iter_rows(), ray.exceptions.RayError)
+        rows = guarded(ds.iter_rows(), ray.exceptions.RayError)
+        try: yield rows
+        finally:
+            rows.close()
+            _join_fetchers()
+
+# A fetching thread still in `ray.get` after `ray.shutdown` makes Ray's core worker end the whole process, at once:
+# the error that stopped the run (a failed write, Ctrl-C) would never be shown. Seen about one run in eight.
+def _join_fetchers(timeout: float = 10.0) -> None:
+    "Wait (up to `timeout` s) for the threads that fetched the rows of a closed Ray Data iterator to end."
+    import threading, time
+    end = time.monotonic() + timeout
+    for t in threading.enumerate():
+        if t.name == 'iter_threaded': t.join(max(0.0, end - time.monotonic()))
 
 # %% ../nbs/09f_engine.ipynb #01cbda81
 def label_folder_ray(labeler_spec: LabelerSpec, images, out, workers: int = 2, address: str | None = None,
