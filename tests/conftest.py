@@ -102,7 +102,7 @@ def pytest_xdist_make_scheduler(config, log):
 # `make check` runs `pytest -m 'not slow'`. Slow: the tests below, each over half a second of CPU when measured (a
 # training, a command in a process of its own, a kernel, Ray, a panel drawing figures), and any test that carries
 # @pytest.mark.slow itself. A slow test missing here only makes `make check` slower; `make test` runs them all.
-SLOW_MODULES = {'test_demo.py', 'test_engine.py', 'test_job.py'}
+SLOW_MODULES = {'test_demo.py', 'test_engine.py', 'test_engine_local.py', 'test_job.py'}
 SLOW = {
     'test_bench_label.py': ['test_canvas_runs_with_the_tiny_sam3'],
     'test_clip.py': ['test_peak_on_red_square', 'test_tiny_deterministic'],
@@ -189,3 +189,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope='module')
+def engine_images(tmp_path_factory):
+    "The Ray engine tests' folder: six scenes, a file that is not an image and two files with one stem (error rows)."
+    from PIL import Image
+    from segwl.testing import scene_folder, synthetic_scene
+    d = tmp_path_factory.mktemp('engine')/'images'
+    scene_folder(d, [(40, 60), (64, 30), (30, 90), (48, 48), (56, 40), (36, 72)], seed=20)
+    (d/'broken.png').write_text('no image')
+    Image.fromarray(synthetic_scene((30, 30), seed=5)[0]).save(d/'twin.png')
+    Image.fromarray(synthetic_scene((30, 30), seed=6)[0]).save(d/'twin.jpg')
+    return d

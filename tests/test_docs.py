@@ -174,3 +174,14 @@ def test_make_lab_starts_jupyterlab_on_the_walkthrough():
     finally:
         os.killpg(pr.pid, signal.SIGTERM)
         pr.wait(30)
+
+
+def test_the_notebooks_and_tests_the_docs_name_exist():
+    "A module notebook or a test file named in the README, docs/ or bench/README.md is there (renames left some)."
+    import re
+    texts = [ROOT/'README.md', ROOT/'bench'/'README.md', *sorted((ROOT/'docs').glob('*.md'))]
+    name = re.compile(r'\b(?:\d\d[a-z0-9]*_[a-z_0-9]*\.ipynb|test_[a-z_0-9]+\.py)\b')
+    named = {(p.name, m) for p in texts for m in name.findall(p.read_text())}
+    missing = sorted((doc, m) for doc, m in named
+                     if not (ROOT/'nbs'/m).exists() and not (ROOT/'tests'/m).exists())
+    assert missing == [], missing
