@@ -161,12 +161,12 @@ def memory_child(args):
     seg, sc, _ = build(args)
     pl = labeller(args, seg, sc)
     files = find_data(args.data)[2][:args.memory_child]
-    trace, inner = [], pl.label
-    def label(image):
-        r = inner(image)
-        trace.append(round(rss_mb(), 1))
+    trace, inner = [], pl.label_many                 # label_folder hands the labeller its images through label_many
+    def label_many(images):
+        r = inner(images)
+        trace.extend(round(rss_mb(), 1) for _ in r)
         return r
-    pl.label = label
+    pl.label_many = label_many
     with tempfile.TemporaryDirectory() as out:
         before = rss_mb()
         n = label_folder(pl, list(files), out, progress=False)

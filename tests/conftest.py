@@ -110,7 +110,7 @@ SLOW = {
                       'test_runner_and_ray_hand_over_targets_x_batch', 'test_sam3_batch_is_set_image_one_at_a_time',
                       'test_seed_a_broken_image_in_a_batch_fails_alone', 'test_seed_batches_give_the_same_answers',
                       'test_seed_batches_per_reference', 'test_seed_labeller_with_tiny_sam_batch_is_one_at_a_time'],
-    'test_bench_label.py': ['test_canvas_runs_with_the_tiny_sam3'],
+    'test_bench_label.py': ['test_canvas_runs_with_the_tiny_sam3', 'test_memory_runs_record_rss_after_every_image'],
     'test_bench_quality.py': ['test_packing_changes_nothing_with_stand_ins'],
     'test_clip.py': ['test_peak_on_red_square', 'test_tiny_deterministic'],
     'test_docs.py': ['test_the_review_demo_runs_from_the_repository_alone'],

@@ -157,3 +157,22 @@ def test_packed_runs_with_the_tiny_sam3(bench, tmp_path, capsys):
     res = json.loads(out.read_text())
     assert [res['per_n'][n]['encoder_passes_per_image'] for n in ('1', '2')] == [1.0, pytest.approx(2 / 3)]
     assert [r['grid'] for r in res['per_image']['2']][:2] != ['left', 'left'] and res['floor_images'] == 1
+
+
+def test_memory_runs_record_rss_after_every_image(bench, tmp_path, capsys):
+    """`--memory 2,3` with tiny models: a fresh process per size, an RSS reading after each image (none was taken once
+    label_folder handed images over through label_many)."""
+    from PIL import Image
+    from segwl.data import save_mask
+    from segwl.testing import synthetic_scene
+    d = tmp_path/'data'
+    for sub in ('reference', 'unlabeled/images'): (d/sub).mkdir(parents=True)
+    img, mask = synthetic_scene((60, 90), seed=1)
+    Image.fromarray(img).save(d/'reference'/'r.jpg')
+    save_mask(mask, d/'reference'/'r.png')
+    for i in range(3):
+        Image.fromarray(synthetic_scene((50, 70), seed=5 + i)[0]).save(d/'unlabeled'/'images'/f'{i}.png')
+    assert bench.main(['--tiny', '--data', str(d), '--trials', '2', '--memory', '2,3', '--memory-only']) == 0
+    runs = json.loads(capsys.readouterr().out)['runs']                  # no results file: the memory part, printed
+    assert [(r['images'], len(r['rss_per_image_mb'])) for r in runs] == [(2, 2), (3, 3)]
+    assert all(v > 0 for r in runs for v in r['rss_per_image_mb'])
