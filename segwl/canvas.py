@@ -133,6 +133,7 @@ class CanvasResult(LabelResult):
 # %% ../nbs/07a_canvas.ipynb #60193d98
 class CanvasLabeller(Packs):
     "Labels targets like the references: every instance of the concept, from one concept-model pass per canvas."
+    who = ''                            # what its warnings start with: in a multi-class run, the class they are about
     def __init__(self, references, text: str | None, segmenter, settings: CanvasSettings | None = None, **kw):
         try: self.settings = replace(settings or CanvasSettings(), **renamed(kw, CanvasSettings.RENAMED))
         except TypeError:
@@ -259,7 +260,7 @@ def _prepare(self: CanvasLabeller, image) -> _Target:
 def _result(self: CanvasLabeller, t: _Target, lay: PackedLayout, i: int, masks, scores, boxes) -> CanvasResult:
     "Target `i`'s result from the answer on its canvas: its instances, at its own size, their union, the verdict."
     kept, best, over = self.sift(lay, masks, scores, i)        # compact, at the working copy's size
-    say_over_cap(over, len(kept), t.full.shape, self.settings.max_instances)
+    say_over_cap(over, len(kept), t.full.shape, self.settings.max_instances, self.who)
     kept, union = to_full(kept, t.work.shape, t.full.shape)    # no full-size mask an instance: boxes and index tables
     alone = self.layout_for(t.work.shape) if len(lay.targets) == 1 else lay     # alone: today's CanvasLayout
     return CanvasResult(union, max((x.score for x in kept), default=best), None, present=bool(kept), instances=kept,

@@ -59,6 +59,7 @@ class MulticlassLabeller(Packs):
             try: self.labellers.append(cls(c.load(), c.text, *models, settings=settings))
             except ClassesError: raise
             except SegwlError as e: raise ClassesError(f"{c.where}: {e}") from None
+            self.labellers[-1].who = f"class {c.name!r}: "        # its warnings say which class
         self.settings = self.labellers[0].settings
         self.owners = [k for k, lab in enumerate(self.labellers) for _ in lab.references]   # class index per reference
 

@@ -138,6 +138,21 @@ def test_max_instances_keeps_the_best_and_says_how_many_more():
                     '7 left out)']
     assert (res.mask == np.any([x.mask for x in res.instances], 0)).all()
 
+def test_the_cap_warning_names_the_class_in_a_multiclass_run():
+    "Several classes: the warning says which class found more than max_instances (two classes of red things here)."
+    from segwl.canvas import CanvasSettings
+    from segwl.multiclass import MulticlassLabeller
+    img, _ = disc_scene((600, 800), 12, seed=5)
+    other = concept_scene((300, 400), 1, seed=4, lookalikes=0)[:2]
+    lab = MulticlassLabeller([('disc', None, reference()), ('blob', None, [other])], ColourConcept(), method='canvas',
+                             settings=CanvasSettings(max_instances=5), negatives=False)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter('always')
+        lab.label(img)
+    msgs = sorted(str(w.message) for w in said if 'instances found' in str(w.message))
+    assert msgs == [f"class {n!r}: 12 instances found in a 800x600 image: the best 5 kept (setting max_instances, "
+                    f"--max-instances; 7 left out)" for n in ('blob', 'disc')]
+
 def test_an_earlier_runs_config_resumes_with_the_default_cap(tmp_path):
     "The cap is not written at its default: a folder labelled before it existed resumes (config.json unchanged)."
     img, _ = disc_scene((120, 160), 3, seed=6)
