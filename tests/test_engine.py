@@ -118,13 +118,24 @@ E.write_result = write_result
 KILLED_DRIVER = KILL_ON_WRITE + """
 from segwl.testing import synthetic_scene
 images, out, address, kill_at = args
-spec = E.LabelerSpec(synthetic_scene((60, 90), seed=1), 'a red ellipse', dict(trials=2), 'sam-vit_b', 'clip',
-                     random=True, device='cpu')         # the old spelling, kept by segwl.engine
+spec = E.LabelerSpec(synthetic_scene((60, 90), seed=1), 'a red ellipse', dict(trials=2), 'colour-segmenter',
+                     'colour-scorer', device='cpu')         # the old spelling, kept by segwl.engine
 E.label_folder_ray(spec, images, out, workers=2, address=address, progress=False)
 """
 
 
-def test_killed_run_resumes(ray_address, folder, tiny_local, tmp_path):
+@pytest.fixture(scope='module')
+def colour_local(folder, tmp_path_factory) -> Path:
+    "The local engine's output for the colour stand-ins."
+    out = tmp_path_factory.mktemp('colour')/'local'
+    spec = colour_spec()
+    label_folder(spec.build(), folder, out, progress=False, config=dict(models=spec.models()))
+    return out
+
+
+def test_killed_run_resumes(ray_address, folder, colour_local, tmp_path):
+    """SIGKILL on the 4th row's write, then a rerun: each image labelled once (the stand-ins: the kill, not the models,
+    is under test; tiny SAM and CLIP on Ray are test_tiny_sam_clip_match_local's)."""
     out, script = tmp_path/'ray', tmp_path/'driver.py'
     script.write_text(textwrap.dedent(KILLED_DRIVER))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])]))
@@ -133,10 +144,10 @@ def test_killed_run_resumes(ray_address, folder, tiny_local, tmp_path):
     assert r.returncode == -9, r.stderr[-3000:]                             # SIGKILLed midway
     assert len(read_manifest(out/'manifest.jsonl')) == 3                     # 3 rows; a 4th mask without its row
     assert len(list((out/'masks').glob('*.png'))) >= 3 and list(out.rglob('.*.part'))
-    n = label_folder_ray(tiny_spec(), folder, out, workers=2, progress=False)
+    n = label_folder_ray(colour_spec(), folder, out, workers=2, progress=False)
     assert n['skipped'] + n['ok'] + n['absent'] + n['error'] == n['total'] == 9
     assert n['skipped'] <= 3
-    assert_same(tiny_local, out)                                             # every image exactly once, as local
+    assert_same(colour_local, out)                                           # every image exactly once, as local
 
 
 def test_cli_engine_ray_matches_local(folder, ray_address, tmp_path, capsys):
