@@ -46,13 +46,16 @@ def ray_address(tmp_path_factory):
 def folder(engine_images) -> Path: return engine_images
 
 
+def local_run(spec: LabellerSpec, folder: Path, out: Path) -> Path:
+    "`out`, where the local engine labelled `folder` with `spec`'s labeller."
+    label_folder(spec.build(), folder, out, progress=False, config=dict(models=spec.models()))
+    return out
+
+
 @pytest.fixture(scope='module')
 def tiny_local(folder, tmp_path_factory) -> Path:
     "The local engine's output for the tiny random SAM and CLIP."
-    out = tmp_path_factory.mktemp('tiny')/'local'
-    spec = tiny_spec()
-    label_folder(spec.build(), folder, out, progress=False, config=dict(models=spec.models()))
-    return out
+    return local_run(tiny_spec(), folder, tmp_path_factory.mktemp('tiny')/'local')
 
 
 def rows_of(out: Path) -> dict:
@@ -127,10 +130,7 @@ E.label_folder_ray(spec, images, out, workers=2, address=address, progress=False
 @pytest.fixture(scope='module')
 def colour_local(folder, tmp_path_factory) -> Path:
     "The local engine's output for the colour stand-ins."
-    out = tmp_path_factory.mktemp('colour')/'local'
-    spec = colour_spec()
-    label_folder(spec.build(), folder, out, progress=False, config=dict(models=spec.models()))
-    return out
+    return local_run(colour_spec(), folder, tmp_path_factory.mktemp('colour')/'local')
 
 
 def test_killed_run_resumes(ray_address, folder, colour_local, tmp_path):
