@@ -22,8 +22,8 @@ from .seed import (MIN_SIDE, working_copy, working_hw, check_max_side, input_sid
                         _Target, _encode_and_answer, targets_setting, batch_setting)
 
 # %% auto #0
-__all__ = ['MAX_INSTANCES', 'connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasLabeller', 'owners', 'Kept',
-           'nearest_index', 'to_full', 'say_over_cap']
+__all__ = ['MAX_INSTANCES', 'connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasSteps', 'CanvasLabeller',
+           'owners', 'Kept', 'nearest_index', 'to_full', 'say_over_cap']
 
 # %% ../nbs/07a_canvas.ipynb #a3434f20
 def _runs(m: np.ndarray):
@@ -131,7 +131,26 @@ class CanvasResult(LabelResult):
     over_cap: int = 0                        # instances found beyond `max_instances` and left out
 
 # %% ../nbs/07a_canvas.ipynb #60193d98
-class CanvasLabeller(Packs):
+class CanvasSteps(Packs):
+    """How a canvas labeller (this one, and `segwl.multiclass`'s) answers its targets, from its own `_drawn(targets)`
+    -> `(canvas, layout, context)` and `_answer_on(targets, layout, context)` (see "Several targets on one canvas")."""
+    def _pack(self, targets: list):
+        "Answer `targets` on one canvas; if a step of the whole canvas fails, each on a canvas of its own."
+        pack_or_split(targets, lambda targets: self._batch([targets]), _unanswer)
+
+    def _batch(self, groups: list):
+        "Each group of targets on a canvas, the canvases encoded together (one `embed` call for several)."
+        _encode_and_answer(self.segmenter, [(g, *self._drawn(g)) for g in groups], self._answer_on)
+
+    def _pack_batch(self, targets: list):
+        "Answer up to `targets_per_canvas x batch_size` targets: `batch_size` canvases a vision pass where it can."
+        in_batches(targets, self.targets_per_canvas, self.segmenter, self._pack, self._batch, _unanswer)
+
+def _unanswer(t):
+    "Forget what a target's canvas gave: it goes on another."
+    t.result, t.error = None, None
+
+class CanvasLabeller(CanvasSteps):
     "Labels targets like the references: every instance of the concept, from one concept-model pass per canvas."
     who = ''                            # what its warnings start with: in a multi-class run, the class they are about
     def __init__(self, references, text: str | None, segmenter, settings: CanvasSettings | None = None, **kw):
@@ -289,25 +308,6 @@ def _answer_on(self: CanvasLabeller, targets: list, lay: PackedLayout, boxes):
         with _timer(t.tm, 'total'):
             try: t.result = self._result(t, lay, i, masks, scores, boxes)
             except Exception as e: t.error = e
-
-@patch
-def _pack(self: CanvasLabeller, targets: list):
-    "Answer `targets` on one canvas; if a step of the whole canvas fails, each on a canvas of its own."
-    pack_or_split(targets, lambda targets: self._batch([targets]), _unanswer)
-
-def _unanswer(t: _Target):
-    "Forget what a target's canvas gave: it goes on another."
-    t.result, t.error = None, None
-
-@patch
-def _batch(self: CanvasLabeller, groups: list):
-    "Each group of targets on a canvas with the references, the canvases encoded together (one `embed` for several)."
-    _encode_and_answer(self.segmenter, [(g, *self._drawn(g)) for g in groups], self._answer_on)
-
-@patch
-def _pack_batch(self: CanvasLabeller, targets: list):
-    "Answer up to `targets_per_canvas x batch_size` targets: `batch_size` canvases a vision pass where it can."
-    in_batches(targets, self.targets_per_canvas, self.segmenter, self._pack, self._batch, _unanswer)
 
 # %% ../nbs/07a_canvas.ipynb #6334fa90
 def _answer(t: _Target) -> CanvasResult | Exception:

@@ -15,7 +15,8 @@ from .stitch import CanvasLayout, PackedLayout, INPUT_SIZES
 from .classes import (ClassSpec, ClassesError, make_classes, read_classes, check_for_method, class_names,
                            class_entries, compose, class_row_fields)
 from .seed import SeedLabeller, SeedSettings, input_side, _bill, _timer
-from .canvas import CanvasLabeller, CanvasSettings, CanvasResult, _check_answer, _Target as _CanvasTarget
+from .canvas import (CanvasLabeller, CanvasSettings, CanvasResult, CanvasSteps, _check_answer,
+                          _Target as _CanvasTarget)
 
 # %% auto #0
 __all__ = ['MULTICLASS_METHODS', 'MulticlassResult', 'as_classes', 'MulticlassLabeller']
@@ -43,7 +44,7 @@ def as_classes(classes, load: bool = True) -> list[ClassSpec]:
     if isinstance(classes, (str, Path)): return read_classes(classes, load=load)
     return make_classes(list(classes) if isinstance(classes, tuple) else classes, load=load)
 
-class MulticlassLabeller(Packs):
+class MulticlassLabeller(CanvasSteps):      # its canvas steps are the canvas method's
     "Labels targets with several classes at once: one label map per image, composed by the overlap rule."
     def __init__(self, classes, segmenter, scorer=None, settings=None, method: str = 'seed', negatives: bool = True):
         if method not in MULTICLASS_METHODS:
@@ -114,9 +115,7 @@ def prompt(self: MulticlassLabeller, layout: CanvasLayout, k: int, exemplars=Non
     return boxes, np.concatenate([np.ones(len(ex[k]), int), np.zeros(len(boxes) - len(ex[k]), int)])
 
 # %% ../nbs/07b_multiclass.ipynb #e5ce4ff7
-from .protocols import in_batches, group_size, pack_or_split
-from .seed import _encode_and_answer
-from .canvas import _unanswer
+from .protocols import group_size
 
 @patch
 def _drawn(self: MulticlassLabeller, targets: list) -> tuple:
@@ -144,21 +143,6 @@ def _answer_on(self: MulticlassLabeller, targets: list, lay: PackedLayout, ex):
             try: t.result = [replace(lab._result(t, lay, i, masks, scores, boxes), layout=alone, timings={})
                              for lab, (boxes, masks, scores) in zip(self.labellers, answers)]
             except Exception as e: t.error = e
-
-@patch
-def _pack(self: MulticlassLabeller, targets: list):
-    "Answer `targets` on one canvas; if a step of the whole canvas fails, each on a canvas of its own."
-    pack_or_split(targets, lambda targets: self._batch([targets]), _unanswer)
-
-@patch
-def _batch(self: MulticlassLabeller, groups: list):
-    "Each group of targets on a canvas with every class's references, the canvases encoded together."
-    _encode_and_answer(self.segmenter, [(g, *self._drawn(g)) for g in groups], self._answer_on)
-
-@patch
-def _pack_batch(self: MulticlassLabeller, targets: list):
-    "Answer up to `targets_per_canvas x batch_size` targets: `batch_size` canvases a vision pass where it can."
-    in_batches(targets, self.targets_per_canvas, self.segmenter, self._pack, self._batch, _unanswer)
 
 def _answers(t) -> tuple | Exception:
     "A target's classes' answers and its timings once its canvas is done, or the error that stopped it."
