@@ -45,13 +45,18 @@ def _pixels(processor, image: np.ndarray, model) -> torch.Tensor:
     p = next(model.parameters())
     return processor(images=image, return_tensors='pt')['pixel_values'].to(p.device, p.dtype)
 
+def _encode(model, processor, images, encoder, who: str) -> tuple:
+    "`(arrays, features)`: the checked HxWx3 uint8 `images` and `encoder(pixels)` of them all in one call (SAM 2.1, 3)."
+    arrays = [check_image(im, who) for im in images]
+    if not arrays: return [], None
+    px = torch.cat([_pixels(processor, a, model) for a in arrays])
+    with torch.inference_mode(): return arrays, encoder(px)
+
 @patch
 def set_image(self: Sam2Segmenter, image: np.ndarray) -> None:
     "Run the image encoder on an HxWx3 uint8 RGB `image`; every later `predict` reuses its embeddings."
     self.shape, self.embeddings = None, None          # a failed set_image must not leave the last image in place
-    a = check_image(image, 'set_image')
-    px = _pixels(self.processor, a, self.model)
-    with torch.inference_mode(): self.embeddings = self.model.get_image_embeddings(px)
+    (a,), self.embeddings = _encode(self.model, self.processor, [image], self.model.get_image_embeddings, 'set_image')
     self.shape = a.shape[:2]
 
 # %% ../../nbs/05a_sam2.ipynb #4531b8a7
@@ -115,10 +120,7 @@ class Sam2State(NamedTuple):
 @patch
 def embed(self: Sam2Segmenter, images) -> list[Sam2State]:
     "One `Sam2State` per HxWx3 uint8 RGB image of `images`, from one image-encoder call over them all."
-    arrays = [check_image(im, 'embed') for im in images]
-    if not arrays: return []
-    px = torch.cat([_pixels(self.processor, a, self.model) for a in arrays])
-    with torch.inference_mode(): levels = self.model.get_image_embeddings(px)
+    arrays, levels = _encode(self.model, self.processor, images, self.model.get_image_embeddings, 'embed')
     return [Sam2State([e[k:k + 1] for e in levels], a.shape[:2]) for k, a in enumerate(arrays)]
 
 @patch

@@ -10,8 +10,8 @@ import torch
 from fastcore.basics import patch
 from ..errors import SegwlError
 from ..data import resolve_device
-from ..protocols import InputError, check_image, check_boxes
-from .sam2 import hub_snapshot, _pixels, _upsample, _load
+from ..protocols import InputError, check_boxes
+from .sam2 import hub_snapshot, _encode, _upsample, _load
 
 # %% auto #0
 __all__ = ['Sam3Error', 'Sam3Segmenter', 'boxes_cxcywh', 'WordHashTokenizer', 'tiny_sam3_config', 'Sam3State']
@@ -38,9 +38,8 @@ class Sam3Segmenter:
 def set_image(self: Sam3Segmenter, image: np.ndarray) -> None:
     "Run the vision encoder on an HxWx3 uint8 RGB `image` and keep its `vision_embeds` for every later `segment`."
     self.shape, self.vision_embeds = None, None      # a failed set_image must not leave the last image in place
-    a = check_image(image, 'set_image')
-    px = _pixels(self.processor, a, self.model)
-    with torch.inference_mode(): self.vision_embeds = self.model.get_vision_features(pixel_values=px)
+    m = self.model
+    (a,), self.vision_embeds = _encode(m, self.processor, [image], m.get_vision_features, 'set_image')
     self.shape = a.shape[:2]
 
 # %% ../../nbs/05b_sam3.ipynb #aad2e7fd
@@ -142,10 +141,7 @@ def _one_of(value, k: int, n: int):
 @patch
 def embed(self: Sam3Segmenter, images) -> list[Sam3State]:
     "One `Sam3State` per HxWx3 uint8 RGB image of `images`, from one vision-encoder call over them all."
-    arrays = [check_image(im, 'embed') for im in images]
-    if not arrays: return []
-    px = torch.cat([_pixels(self.processor, a, self.model) for a in arrays])
-    with torch.inference_mode(): out = self.model.get_vision_features(pixel_values=px)
+    arrays, out = _encode(self.model, self.processor, images, self.model.get_vision_features, 'embed')
     n = len(arrays)
     return [Sam3State(type(out)(**{f: _one_of(v, k, n) for f, v in out.items()}), a.shape[:2])
             for k, a in enumerate(arrays)]
