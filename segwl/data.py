@@ -214,6 +214,7 @@ def dataset_layout(root) -> Layout:
 # %% ../nbs/00c_data.ipynb #939b1c23
 def resolve_device(name: str = 'auto') -> str:
     "A torch device string for `name` in auto|cpu|cuda|cuda:N|mps; refuses devices this machine lacks."
+    if name == 'cpu': return name                         # every machine has one: no torch import to say so
     import torch
     has_mps = torch.backends.mps.is_available()          # torch >= 2.1 always has the module
     if name in (None, 'auto'): return 'cuda' if torch.cuda.is_available() else 'mps' if has_mps else 'cpu'

@@ -12,8 +12,6 @@ import numpy as np
 from .errors import SegwlError, OutputError
 from .outputs import atomic_path
 from .folder import label_one, label_group, groups, run_folder
-from .checkpoint import load_model
-from .predict import ModelLabeller, predict_folder
 from .recipe import LabellerSpec, METHODS
 
 # %% auto #0
@@ -142,6 +140,8 @@ def in_process(todo, collide: dict, build, one=None, what: str = 'labeller', gro
 # %% ../nbs/09f_engine.ipynb #7d3e2a90
 def load_labeller(model_dir, device: str = 'auto') -> ModelLabeller:
     "What a predicting worker builds once: the model of `model_dir` on `device`, as a `Labeller`."
+    from segwl.checkpoint import load_model       # here: torch comes with a model, and a labeller's worker needs none
+    from segwl.predict import ModelLabeller
     return ModelLabeller(load_model(model_dir, device))
 
 # %% ../nbs/09f_engine.ipynb #8256175f
@@ -369,6 +369,8 @@ def label_folder_ray(labeler_spec: LabelerSpec, images, out, workers: int = 2, a
 def predict_folder_ray(model, images, out, workers: int = 2, address: str | None = None, device: str = 'auto',
                        resume: bool = True, progress: bool = True, gpus: float | None = None) -> list[dict]:
     "`predict_folder` on a Ray pool of `workers` actors, each loading the model once: the rows, one per image."
+    from segwl.checkpoint import load_model
+    from segwl.predict import predict_folder
     if workers < 1: raise SegwlError(f"workers={workers}: expected at least 1")
     _ray()
     checked = load_model(model, 'cpu')

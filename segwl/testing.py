@@ -7,8 +7,6 @@ from __future__ import annotations
 import io, struct, zlib
 from pathlib import Path
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 from .stitch import pixel_of
 
@@ -60,6 +58,8 @@ class ColourScorer:
         return 1 - np.abs(np.asarray(image, np.float32) - self.colour).max(-1) / 255
 
     def similarity_map(self, image: np.ndarray, text: str) -> np.ndarray:
+        import torch                 # here, not at the top: a Ray worker of the stand-ins starts without torch
+        import torch.nn.functional as F
         self.texts.append(text)
         h, w = image.shape[:2]
         c = torch.from_numpy(self._closeness(image))[None, None]
