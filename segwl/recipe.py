@@ -368,7 +368,9 @@ def build(self: LabellerSpec, backends: dict | None = None, device: str | None =
     "The labeller: references read, each backend taken from `backends` (`{kind: model}`) or built on `device`."
     m, given = METHODS[self.method], dict(backends or {})
     spec = self.load()
-    dev = resolve_device(device or self.device) if set(m.kinds) - set(given) else None
+    built = [self.backends[k] for k in m.kinds if k not in given]
+    stand_ins = not self.random and all(get_backend(n).stand_in for n in built)   # no device to pick, so no torch
+    dev = None if not built else 'cpu' if stand_ins else resolve_device(device or self.device)
     models = [given[k] if k in given else self.backend(k, dev) for k in m.kinds]
     if self.classes is not None:
         return _resolve(MULTICLASS_LABELLER)(spec.classes, *models, settings=self.settings, method=self.method)

@@ -34,9 +34,10 @@ def bench_module():
 def segwl(*argv, cwd=None, check_rc=None, timeout=600, process=None) -> subprocess.CompletedProcess:
     """Run the `segwl` command; `check_rc` asserts the exit status. In this process by default (`segwl.cli.main` with
     stdout and stderr captured, one torch thread, an uncaught exception as exit 1 and its traceback), which spares a
-    Python and torch start-up per call. In a fresh process (this checkout's package first on the path) when `process`
-    is true, for `run-notebook` (a kernel of its own), or for every call with SEGWL_TEST_PROCESS=1: where the process
-    itself is what a test checks (signals, resource limits, the console script)."""
+    Python and torch start-up per call (`run-notebook` too: papermill's kernel is a process of its own anyway). In a
+    fresh process (this checkout's package first on the path) when `process` is true, or for every call with
+    SEGWL_TEST_PROCESS=1: where the process itself is what a test checks (signals, resource limits, the console
+    script)."""
     if process is None: process = os.environ.get('SEGWL_TEST_PROCESS') == '1'
     r = (_segwl_process if process else _segwl_here)([str(a) for a in argv], cwd, timeout)
     if check_rc is not None: assert r.returncode == check_rc, r.stdout + r.stderr
