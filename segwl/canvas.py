@@ -96,7 +96,8 @@ class CanvasSettings(Renamed, Settings):
     min_part: float = setting(0.05, "with box_per_part: parts smaller than this fraction of their mask get no box",
                               0, 1)
     min_inside: float = setting(0.5, "an instance is the target's when at least this fraction of it lies in the "
-                                "target's part of the canvas; the others (the references' own) are dropped", 0, 1)
+                                "target's part of the canvas; the others (the references' own) are dropped", 0, 1,
+                                above=True)
     max_overlap: float = setting(0.8, "an instance overlapping a better one by more than this IoU is a duplicate and "
                                  "dropped (1: keep all)", 0, 1)
     max_side: int | None = setting(1008, "larger targets are labelled on a copy shrunk to this longer side, the masks "
@@ -108,9 +109,8 @@ class CanvasSettings(Renamed, Settings):
 
 @patch
 def validate(self: CanvasSettings):
-    "The field checks, then: `min_inside` above 0 and a usable `max_side`."
+    "The field checks, then: a usable `max_side`."
     Settings.validate(self)
-    if self.min_inside == 0: raise SegwlError("setting min_inside=0: expected a number in (0, 1]")
     check_max_side(self.max_side)
 
 @patch

@@ -57,7 +57,7 @@ class SeedSettings(Renamed, Settings):
                           1, MAX_TRIALS)
     multimask: bool = setting(True, "ask SAM for three masks per trial instead of one")
     keep: float = setting(0.6, "fraction of each kind of point that trials after the first use (a seeded subset)",
-                          0, 1)
+                          0, 1, above=True)
     edge: float = setting(0.25, "object points stay this fraction of the object's largest depth away from its edge",
                           0, 1)
     near: float = setting(0.1, "'near the object' for background points: within this fraction of the reference's "
@@ -92,9 +92,8 @@ def check_max_side(max_side):
 
 @patch
 def validate(self: SeedSettings):
-    "The field checks, then: `keep` above 0, a usable `max_side`, and at least one object point."
+    "The field checks, then: a usable `max_side`, and at least one object point."
     Settings.validate(self)
-    if self.keep == 0: raise SegwlError("setting keep=0: expected a number in (0, 1]: each trial needs some points")
     check_max_side(self.max_side)
     if self.n_object + self.n_text < 1:
         raise SegwlError("settings n_object and n_text are both 0: SAM needs at least one object point")
