@@ -29,7 +29,7 @@ class TrainSettings(Settings):
     size: int = setting(320, "training and inference input is size x size pixels, a multiple of 32", 32, MAX_SIZE)
     epochs: int = setting(40, "stop after this many epochs (a resumed run counts its earlier epochs)", 1, MAX_EPOCHS)
     max_minutes: float | None = setting(None, "... or after this many minutes of training, whichever comes first "
-                                        "(null: epochs only)", 0, MAX_MINUTES)
+                                        "(null: epochs only)", 0, MAX_MINUTES, above=True)
     batch_size: int = setting(4, "images per step: small batches give more updates per epoch on a small set",
                               1, MAX_BATCH)
     lr: float = setting(1e-3, "peak AdamW learning rate", 0, 10)
@@ -62,7 +62,6 @@ def validate(self: TrainSettings):
     if self.size % 32: raise SegwlError(f"setting size={self.size}: expected a multiple of 32")
     if self.val_fraction >= 1: raise SegwlError(f"setting val_fraction={self.val_fraction}: expected less than 1")
     if self.ema >= 1: raise SegwlError(f"setting ema={self.ema}: expected less than 1 (0 turns the average off)")
-    if self.max_minutes == 0: raise SegwlError("setting max_minutes=0: expected a positive number or null")
     # the architecture's name is checked by segwl.arch, which needs torch: it extends this method (never to parse flags)
 
 # %% ../nbs/08b_trainsettings.ipynb #45b65683
