@@ -92,23 +92,12 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     class ModuleGroups(LoadScopeScheduling):
-        """A module of ONE_WORKER is one unit of work; any other test is a unit of its own. Larger units go first, then
-        the modules with more slow tests, each module's tests kept together (its module fixtures are made once): the
-        run should not end on a long test while the other worker idles."""
+        "A module of ONE_WORKER is one unit of work; any other test is a unit of its own. Larger units go first."
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split('::', 1)[0]
             return module if module.rsplit('/', 1)[-1] in ONE_WORKER else nodeid
 
-        def add_node_collection(self, node, collection):
-            super().add_node_collection(node, sorted(collection, key=lambda nodeid: -_slow_tests(nodeid)))
-
     return ModuleGroups(config, log)
-
-
-def _slow_tests(nodeid: str) -> int:
-    "How many slow tests the module of `nodeid` has (SLOW, SLOW_MODULES below): the order of the modules in a run."
-    module = nodeid.split('::', 1)[0].rsplit('/', 1)[-1]
-    return 1000 if module in SLOW_MODULES else len(SLOW.get(module, ()))
 
 
 # `make check` runs `pytest -m 'not slow'`. Slow: the tests below, each over half a second of CPU when measured (a
