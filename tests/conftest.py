@@ -1,4 +1,4 @@
-import contextlib, importlib.util, io, os, subprocess, sys
+import importlib.util, os, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
@@ -71,6 +71,17 @@ def _segwl_here(argv, cwd, timeout) -> subprocess.CompletedProcess:
         os.chdir(here)
         torch.set_num_threads(threads)
     return subprocess.CompletedProcess(['segwl', *argv], code, out.getvalue(), err.getvalue())
+
+
+def ray_pythonpath(shim: Path, *first) -> str:
+    """PYTHONPATH for a Ray instance's or a driver's processes: `shim` (made here) first, then `first`, then what was
+    there. Ray's raylet gives its Python helpers a fixed 15 s to start. Each imports jsonschema, which imports the
+    optional rfc3987_syntax when installed (a jupyter dependency, `make lab`): it builds a grammar at import, ~2 s of
+    CPU a process, and on two busy cores that misses the deadline. The shim leaves that module out: neither Ray nor
+    segwl uses it."""
+    shim.mkdir(parents=True, exist_ok=True)
+    (shim/'rfc3987_syntax.py').write_text('raise ImportError("left out by the tests: slow to import")\n')
+    return os.pathsep.join([str(shim), *map(str, first), *filter(None, [os.environ.get('PYTHONPATH')])])
 
 
 def iou(a, b) -> float:
@@ -214,12 +225,8 @@ def same_up_to_edge(a: np.ndarray, b: np.ndarray, truth: np.ndarray) -> bool:
 
 def cli(*argv) -> tuple:
     "Exit status, stdout and stderr of `segwl ARGV`, run in this process (one torch import for a whole test file)."
-    from segwl.cli import main
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try: code = main([str(a) for a in argv])
-        except SystemExit as e: code = e.code
-    return code, out.getvalue(), err.getvalue()
+    r = _segwl_here([str(a) for a in argv], None, None)
+    return r.returncode, r.stdout, r.stderr
 
 
 @pytest.fixture
