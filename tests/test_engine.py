@@ -4,7 +4,7 @@ import json, os, subprocess, sys, textwrap
 from pathlib import Path
 import pytest
 from PIL import Image
-from conftest import ROOT
+from conftest import ROOT, ray_pythonpath
 from segwl.engine import EngineError, label_folder_ray, predict_folder_ray, ray_session, _ray
 from segwl.recipe import LabellerSpec
 from segwl.folder import label_folder, read_manifest
@@ -27,14 +27,8 @@ def ray_address(tmp_path_factory):
     "The engine's own local Ray instance (2 CPUs) for this module; its address, for drivers in other processes."
     pytest.importorskip('ray', reason='the Ray engine is an optional extra: pip install "segwl[ray]"')
     pytest.importorskip('ray.data', reason='the Ray engine needs Ray Data: pip install "ray[data]"')
-    # Ray's raylet gives its Python helpers a fixed 15 s to start. Each imports jsonschema, which imports the optional
-    # rfc3987_syntax when installed (a jupyter dependency here): it builds a grammar at import, ~2 s of CPU per
-    # process. On two busy cores that misses the deadline, so the processes of this test's instance (and of the
-    # drivers it starts) do without that module, which neither Ray nor segwl uses.
-    shim = tmp_path_factory.mktemp('shim')
-    (shim/'rfc3987_syntax.py').write_text('raise ImportError("left out by tests/test_engine.py: slow to import")\n')
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv('PYTHONPATH', os.pathsep.join([str(shim), *filter(None, [os.environ.get('PYTHONPATH')])]))
+    with pytest.MonkeyPatch.context() as mp:       # the instance's processes and its drivers' start in time
+        mp.setenv('PYTHONPATH', ray_pythonpath(tmp_path_factory.mktemp('shim')))
         session = ray_session(None, workers=2)
         try: ray = session.__enter__()
         except EngineError as e: pytest.skip(f"a local Ray instance could not start on this machine: {e}")

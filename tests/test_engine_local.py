@@ -3,7 +3,7 @@ instance of its own, so these tests need not share `test_engine.py`'s instance n
 import json, os, subprocess, sys, textwrap
 import pytest
 from PIL import Image
-from conftest import ROOT
+from conftest import ROOT, ray_pythonpath
 from segwl.testing import synthetic_scene
 
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning:ray.data.context')   # Ray Data's own
@@ -38,11 +38,8 @@ print(E.label_folder_ray(spec, images, out, workers=workers, progress=False))
 
 
 def ray_env(tmp_path, mark: str) -> dict:
-    "The environment of a driver: segwl and the jsonschema shim first on the path (see `ray_address`), and `mark`."
-    shim = tmp_path/'shim'
-    shim.mkdir(exist_ok=True)
-    (shim/'rfc3987_syntax.py').write_text('raise ImportError("left out by tests/test_engine.py: slow to import")\n')
-    path = os.pathsep.join([str(shim), str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])])
+    "The environment of a driver: the shim and segwl first on the path (`ray_pythonpath`), and `mark`."
+    path = ray_pythonpath(tmp_path/'shim', ROOT)
     return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS='1', SEGWL_TEST_MARK=mark)
 
 

@@ -16,7 +16,7 @@ from segwl.recipe import LabellerSpec
 from segwl.seed import SeedSettings
 from segwl.testing import (CLASS_COLOURS, ColourConcept, ColourSegmenter, NamedColourScorer, classes_scene,
                            class_lookalikes)
-from conftest import segwl
+from conftest import segwl, ray_pythonpath
 
 NAMES = list(CLASS_COLOURS)                       # red, green, blue: classes 1, 2, 3
 SEED = dict(trials=2, min_text_score=1e-3)        # the text gate says "absent" for a colour the image lacks
@@ -315,12 +315,9 @@ def test_cli_classes_on_ray_matches_local(run_dir, capsys, tmp_path_factory, mon
     "`segwl label --classes --engine ray`: workers build the multi-class labeller from the recipe; the same files."
     pytest.importorskip('ray', reason='the Ray engine is an optional extra: pip install "segwl[ray]"')
     pytest.importorskip('ray.data', reason='the Ray engine needs Ray Data: pip install "ray[data]"')
-    import os
     from segwl.engine import EngineError, ray_session
     d, truths = run_dir
-    shim = tmp_path_factory.mktemp('shim')            # as tests/test_engine.py: a module too slow to import for Ray
-    (shim/'rfc3987_syntax.py').write_text('raise ImportError("left out by tests/test_multiclass.py")\n')
-    monkeypatch.setenv('PYTHONPATH', os.pathsep.join([str(shim), *filter(None, [os.environ.get('PYTHONPATH')])]))
+    monkeypatch.setenv('PYTHONPATH', ray_pythonpath(tmp_path_factory.mktemp('shim')))   # Ray's helpers start in time
     base = ['label', '--classes', d/'refs'/'classes.json', '--images', d/'imgs', '--method', 'canvas',
             '--segmenter', 'colour-concept', '--no-progress']
     assert cli(*base, '--out', d/'local', capsys=capsys)[0] == 0
