@@ -1,6 +1,6 @@
 """The Ray engine's local runs in drivers of their own (issue 22.5 and 22.6): each starts, and must stop, a local Ray
 instance of its own, so these tests need not share `test_engine.py`'s instance nor its worker."""
-import json, os, subprocess, sys, textwrap
+import json, os, signal, subprocess, sys, textwrap
 import pytest
 from PIL import Image
 from conftest import ROOT, ray_pythonpath
@@ -57,6 +57,13 @@ def marked(mark: str, wait: float = 5.0) -> list:
         time.sleep(0.5)
 
 
+def ctrl_c_reaches():
+    """SIGINT back to its default in the driver, as in a terminal's foreground process: a suite started in the
+    background of a non-interactive shell (a CI job, `make test &`) ignores SIGINT, its children inherit that, and
+    Python then installs no KeyboardInterrupt handler (the ctrl-c case would run to the end and exit 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize('how', ['ok', 'fail', 'ctrl-c'])
 def test_a_local_run_leaves_no_ray_process(folder, tmp_path, how):
     "--workers 1000 on this machine: bounded by its CPUs (said once), and no Ray process left, whatever the end."
@@ -65,7 +72,7 @@ def test_a_local_run_leaves_no_ray_process(folder, tmp_path, how):
     (tmp_path/'driver.py').write_text(textwrap.dedent(LOCAL_DRIVER))
     arg = json.dumps([str(folder), str(tmp_path/'out'), 1000, how])
     r = subprocess.run([sys.executable, str(tmp_path/'driver.py'), arg], env=ray_env(tmp_path, mark),
-                       capture_output=True, text=True, timeout=400)
+                       capture_output=True, text=True, timeout=400, preexec_fn=ctrl_c_reaches)
     if 'could not start or join a local Ray instance' in r.stderr: pytest.skip('a local Ray instance could not start')
     assert r.returncode in {'ok': (0,), 'fail': (1,), 'ctrl-c': (-2, 130)}[how], r.stderr[-3000:]
     assert {'ok': "'ok': 6", 'fail': 'RuntimeError: the driver fails midway', 'ctrl-c': 'KeyboardInterrupt'}[how] \
