@@ -38,10 +38,11 @@ class SegwlWarning(UserWarning):
     "Something looks wrong but may be meant: segwl goes on and says so, naming the file."
 
 # %% ../nbs/00_errors.ipynb #5a0e1c0a
-def short_list(items, n: int = 10) -> str:
-    "`a, b, c` for at most `n` items, then how many more."
+def short_list(items, n: int = 10, total: int | None = None) -> str:
+    "`a, b, c` for at most `n` items, then how many more (of `total`, where `items` are only the first ones)."
     items = [str(i) for i in items]
-    return ', '.join(items[:n]) + (f' ... (+{len(items) - n} more)' if len(items) > n else '')
+    more = (len(items) if total is None else total) - min(n, len(items))
+    return ', '.join(items[:n]) + (f' ... (+{more} more)' if more > 0 else '')
 
 # %% ../nbs/00_errors.ipynb #5e4fa700
 def why_refused(e: Exception) -> str:

@@ -86,6 +86,7 @@ def renamed(d: dict, renames: dict, name: str = 'settings') -> dict:
     "`d` with old setting names (`renames`: old -> new) under their new names; old and new both given is an error."
     both = [f"{o} and {n}" for o, n in renames.items() if o in d and n in d]
     if both: raise SegwlError(f"{name}: {', '.join(both)} are one setting (the first is its old name): give one")
+    if renames.keys().isdisjoint(d): return dict(d)          # no old name: a copy (a file of millions of keys)
     return {renames.get(k, k): v for k, v in d.items()}
 
 class Renamed:
