@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-import segwl.cli as cli
+from conftest import cli as run
 from segwl.data import load_mask, load_image
 from segwl.seed import SeedSettings
 from segwl.folder import read_manifest, MANIFEST_KEYS
@@ -18,10 +18,6 @@ EX = ROOT/'examples'
 FAST = ['--trials', '2', '--n-object', '3', '--n-background', '3', '--n-text', '2', '--n-text-background', '1',
         '--no-progress']
 
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 STAND_INS = ['--segmenter', 'colour-segmenter', '--scorer', 'colour-scorer']
 
@@ -60,34 +56,34 @@ def check_odd_rows(out, exp):
     return rows
 
 # ---------------------------------------------------------------- with stand-ins
-def test_cli_scenes_exact_resume_and_no_resume(tmp_path, capsys, stand_ins, scene_ref):
+def test_cli_scenes_exact_resume_and_no_resume(tmp_path, stand_ins, scene_ref):
     truth = scene_folder(tmp_path/'imgs', [(60, 80), (120, 40), (45, 200)], seed=5)
     args = ['label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', *FAST]
-    code, out, err = run(capsys, *args)
+    code, out, err = run(*args)
     assert code == 0 and '3 labelled, 0 absent, 0 failed, 0 already done, of 3 images' in out, (out, err)
     for p, m in truth.items(): assert (load_mask(tmp_path/'out'/'masks'/f'{p.stem}.png') == m).all()
-    code, out, err = run(capsys, *args)
+    code, out, err = run(*args)
     assert code == 0 and '0 labelled, 0 absent, 0 failed, 3 already done' in out
-    code, out, err = run(capsys, *args, '--no-resume')
+    code, out, err = run(*args, '--no-resume')
     assert code == 0 and '3 labelled, 0 absent, 0 failed, 0 already done' in out
-    code, out, err = run(capsys, *args, '--seed', '4')
+    code, out, err = run(*args, '--seed', '4')
     assert code == 2 and 'seed' in err and '--no-resume' in err
 
-def test_cli_odd_files_exact_rows_and_exit_1(tmp_path, capsys, stand_ins, scene_ref):
+def test_cli_odd_files_exact_rows_and_exit_1(tmp_path, stand_ins, scene_ref):
     exp = odd_files(tmp_path/'imgs')                                     # includes a 5000x3000 image
-    code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', *FAST)
+    code, out, err = run('label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', *FAST)
     assert code == 1, (out, err)
     check_odd_rows(tmp_path/'out', exp)
     n_ok = sum(s == 'ok' for s, _ in exp.values()) - 2
     assert f'{n_ok} labelled, 0 absent, {len(exp) - n_ok} failed' in out and 'manifest.jsonl' in out
-    code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', *FAST)
+    code, out, err = run('label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', *FAST)
     # errors retried, ok kept
     assert code == 1 and f'0 labelled, 0 absent, {len(exp) - n_ok} failed, {n_ok} already done' in out
 
-def test_cli_config_then_flags(tmp_path, capsys, stand_ins, scene_ref):
+def test_cli_config_then_flags(tmp_path, stand_ins, scene_ref):
     scene_folder(tmp_path/'imgs', [(40, 50)])
     SeedSettings(trials=3, seed=9, n_text=1, window=12).save(tmp_path/'s.json')
-    code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out',
+    code, out, err = run('label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out',
                          '--config', tmp_path/'s.json', '--seed', '2', '--no-multimask', '--no-progress')
     assert code == 0, err
     s = json.loads((tmp_path/'out'/'config.json').read_text())
@@ -112,23 +108,23 @@ def new_backends():
     yield built
     del BACKENDS['test-colour'], BACKENDS['test-scorer']
 
-def test_a_registered_backend_is_used_by_name(tmp_path, capsys, scene_ref, new_backends):
+def test_a_registered_backend_is_used_by_name(tmp_path, scene_ref, new_backends):
     truth = scene_folder(tmp_path/'imgs', [(60, 80), (45, 200)], seed=5)
     args = ['label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', *FAST]
-    code, out, err = run(capsys, *args, '--segmenter', 'test-colour', '--device', 'cpu')
+    code, out, err = run(*args, '--segmenter', 'test-colour', '--device', 'cpu')
     assert code == 0 and new_backends == [('real', 'cpu')], (out, err)
     for p, m in truth.items(): assert (load_mask(tmp_path/'out'/'masks'/f'{p.stem}.png') == m).all()
     cfg = json.loads((tmp_path/'out'/'config.json').read_text())
     assert cfg['models']['segmenter'] == dict(name='test-colour', kind='segmenter', weights='real')
 
-def test_cli_tiny_random_warns_loudly_and_stamps(tmp_path, capsys, scene_ref, new_backends):
+def test_cli_tiny_random_warns_loudly_and_stamps(tmp_path, scene_ref, new_backends):
     scene_folder(tmp_path/'imgs', [(40, 50)])
-    code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out',
+    code, out, err = run('label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out',
                          '--segmenter', 'test-colour', '--scorer', 'test-scorer', '--models', 'tiny-random', *FAST)
     assert code == 0 and 'MEANINGLESS' in err and new_backends == [('tiny', 0)]
     cfg = json.loads((tmp_path/'out'/'config.json').read_text())
     assert {m['weights'] for m in cfg['models'].values()} == {'tiny-random'}
-    code, out, err = run(capsys, 'label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'o2',
+    code, out, err = run('label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'o2',
                          '--models', 'tiny-random', *FAST)
     assert code == 2 and 'colour-segmenter has no tiny random model' in err
 
@@ -145,30 +141,30 @@ def _bad_refs(tmp_path):
             ('missing.jpg', 'ok_mask.png', 'missing.jpg: file not found'),
             ('notimg.png', 'ok_mask.png', 'not an image'), ('ref.png', 'missing.png', 'missing.png: file not found')]
 
-def test_cli_bad_reference_exit_2(tmp_path, capsys, stand_ins):
+def test_cli_bad_reference_exit_2(tmp_path, stand_ins):
     scene_folder(tmp_path/'imgs', [(40, 50)])
     for img, mask, msg in _bad_refs(tmp_path):
-        code, out, err = run(capsys, 'label', '--reference-image', tmp_path/img, '--reference-mask', tmp_path/mask,
+        code, out, err = run('label', '--reference-image', tmp_path/img, '--reference-mask', tmp_path/mask,
                              '--text', 't', '--images', tmp_path/'imgs', '--out', tmp_path/'out', '--no-progress',
                              *stand_ins)
         assert code == 2 and msg in err and err.startswith('segwl label: error:'), (img, mask, err)
     assert not (tmp_path/'out').exists()                              # nothing written before the reference is checked
 
-def test_cli_usage_errors_exit_2(tmp_path, capsys, stand_ins, scene_ref):
+def test_cli_usage_errors_exit_2(tmp_path, stand_ins, scene_ref):
     scene_folder(tmp_path/'imgs', [(40, 50)])
     base = ['label', *scene_ref, '--out', tmp_path/'out']
-    assert run(capsys, *base, '--images', tmp_path/'nope')[0] == 2                      # no such folder
+    assert run(*base, '--images', tmp_path/'nope')[0] == 2                      # no such folder
     (tmp_path/'bad.json').write_text('{"trails": 3}')
-    code, out, err = run(capsys, *base, '--images', tmp_path/'imgs', '--config', tmp_path/'bad.json')
+    code, out, err = run(*base, '--images', tmp_path/'imgs', '--config', tmp_path/'bad.json')
     assert code == 2 and 'unknown setting(s) trails' in err
-    code, out, err = run(capsys, *base, '--images', tmp_path/'imgs', '--config', tmp_path/'none.json')
+    code, out, err = run(*base, '--images', tmp_path/'imgs', '--config', tmp_path/'none.json')
     assert code == 2 and 'none.json' in err
-    code, out, err = run(capsys, *base, '--images', tmp_path/'imgs', '--keep', '0')
+    code, out, err = run(*base, '--images', tmp_path/'imgs', '--keep', '0')
     assert code == 2 and 'keep=0' in err
     for argv in ([*base, '--images', tmp_path/'imgs', '--trials', 'many'], ['label', '--images', tmp_path/'imgs'],
                  [*base, '--images', tmp_path/'imgs', '--models', 'huge']):
-        with pytest.raises(SystemExit) as e: run(capsys, *argv)
-        assert e.value.code == 2
+        code, out, err = run(*argv)
+        assert code == 2 and 'usage: segwl label' in err, (argv, err)              # argparse's exit, its usage line
 
 # ---------------------------------------------------------------- with tiny real-architecture models
 def _tiny_available():
@@ -202,27 +198,27 @@ def test_cli_tiny_models_on_examples(tmp_path):
     assert cfg['versions']['segment-anything'] and cfg['versions']['open_clip_torch']
 
 @tiny
-def test_cli_tiny_models_resume(tmp_path, capsys):
+def test_cli_tiny_models_resume(tmp_path):
     args = ['label', *EXAMPLE_REF, '--images', EX/'unlabeled'/'images', '--out', tmp_path/'out',
             '--models', 'tiny-random', '--device', 'cpu', *FAST]
-    assert run(capsys, *args)[0] == 0
+    assert run(*args)[0] == 0
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path/'out'/'masks').iterdir()}
-    code, out, err = run(capsys, *args)
+    code, out, err = run(*args)
     assert code == 0 and '0 labelled, 0 absent, 0 failed, 5 already done' in out
     (tmp_path/'out'/'masks'/'Bengal_110.png').unlink()
-    code, out, err = run(capsys, *args)
+    code, out, err = run(*args)
     assert code == 0 and '1 labelled, 0 absent, 0 failed, 4 already done' in out
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path/'out'/'masks').iterdir()}
     assert ({k: v for k, v in after.items() if k != 'Bengal_110.png'}
             == {k: v for k, v in before.items() if k != 'Bengal_110.png'})
 
 @tiny
-def test_cli_tiny_models_same_seed_same_masks(tmp_path, capsys):
+def test_cli_tiny_models_same_seed_same_masks(tmp_path):
     imgs = tmp_path/'imgs'
     imgs.mkdir()
     for q in sorted((EX/'unlabeled'/'images').iterdir())[:2]: (imgs/q.name).write_bytes(q.read_bytes())
     for o in ('a', 'b'):
-        code, out, err = run(capsys, 'label', *EXAMPLE_REF, '--images', imgs, '--out', tmp_path/o,
+        code, out, err = run('label', *EXAMPLE_REF, '--images', imgs, '--out', tmp_path/o,
                              '--models', 'tiny-random', '--device', 'cpu', *FAST)
         assert code == 0, err
     for q in imgs.iterdir():
@@ -230,17 +226,17 @@ def test_cli_tiny_models_same_seed_same_masks(tmp_path, capsys):
                 == (tmp_path/'b'/'masks'/f'{q.stem}.png').read_bytes())
 
 @tiny
-def test_cli_tiny_models_on_odd_files(tmp_path, capsys):
+def test_cli_tiny_models_on_odd_files(tmp_path):
     exp = odd_files(tmp_path/'imgs')                                     # broken, odd, EXIF-rotated, 5000x3000, a bomb
-    code, out, err = run(capsys, 'label', *EXAMPLE_REF, '--images', tmp_path/'imgs', '--out', tmp_path/'out',
+    code, out, err = run('label', *EXAMPLE_REF, '--images', tmp_path/'imgs', '--out', tmp_path/'out',
                          '--models', 'tiny-random', '--device', 'cpu', *FAST)
     assert code == 1, err[-3000:]
     check_odd_rows(tmp_path/'out', exp)
 
 @tiny
-def test_cli_tiny_models_bad_reference_exit_2(tmp_path, capsys):
+def test_cli_tiny_models_bad_reference_exit_2(tmp_path):
     for img, mask, msg in _bad_refs(tmp_path):
-        code, out, err = run(capsys, 'label', '--reference-image', tmp_path/img, '--reference-mask', tmp_path/mask,
+        code, out, err = run('label', '--reference-image', tmp_path/img, '--reference-mask', tmp_path/mask,
                              '--text', 't', '--images', EX/'unlabeled'/'images', '--out', tmp_path/'out',
                              '--models', 'tiny-random', '--device', 'cpu')
         assert code == 2 and msg in err, (img, mask, err)
@@ -267,11 +263,11 @@ def concept_job(tmp_path):
 
 
 @pytest.mark.parametrize('n_refs', [1, 3])
-def test_cli_canvas_counts_instances_and_says_absent(tmp_path, capsys, concept_job, n_refs):
+def test_cli_canvas_counts_instances_and_says_absent(tmp_path, concept_job, n_refs):
     refs, truth = concept_job
     argv = ['label', '--method', 'canvas', '--segmenter', 'colour-concept', *[a for r in refs[:n_refs] for a in r],
             '--images', tmp_path/'imgs', '--out', tmp_path/'out', '--no-progress']
-    code, out, err = run(capsys, *argv)
+    code, out, err = run(*argv)
     assert code == 0 and '3 labelled, 1 absent, 0 failed' in out, (out, err)
     rows = rows_of(tmp_path/'out')
     for stem, (m, n) in truth.items():
@@ -284,29 +280,29 @@ def test_cli_canvas_counts_instances_and_says_absent(tmp_path, capsys, concept_j
     assert cfg['models'] == dict(concept=dict(name='colour-concept', kind='concept', weights='stand-in'))
 
 
-def test_cli_canvas_settings_and_mistakes(tmp_path, capsys, concept_job):
+def test_cli_canvas_settings_and_mistakes(tmp_path, concept_job):
     refs, truth = concept_job
     base = ['label', '--method', 'canvas', '--segmenter', 'colour-concept', *refs[0], '--images', tmp_path/'imgs',
             '--no-progress']
-    code, out, err = run(capsys, *base, '--out', tmp_path/'a', '--min-score', '0.9', '--layout', 'top')
+    code, out, err = run(*base, '--out', tmp_path/'a', '--min-score', '0.9', '--layout', 'top')
     assert code == 0
     assert json.loads((tmp_path/'a'/'config.json').read_text())['settings']['layout'] == 'top'
-    code, out, err = run(capsys, *base, '--out', tmp_path/'b', '--trials', '3')
+    code, out, err = run(*base, '--out', tmp_path/'b', '--trials', '3')
     assert code == 2 and '--trials: not a setting of CanvasSettings' in err
-    code, out, err = run(capsys, *base, '--out', tmp_path/'c', '--segmenter', 'colour-segmenter')
+    code, out, err = run(*base, '--out', tmp_path/'c', '--segmenter', 'colour-segmenter')
     assert code == 2 and "concept backend 'colour-segmenter' is not registered" in err
     many = [a for _ in range(3) for r in refs for a in r]                    # 9 references
-    code, out, err = run(capsys, *base[:5], *many, '--images', tmp_path/'imgs', '--out', tmp_path/'d')
+    code, out, err = run(*base[:5], *many, '--images', tmp_path/'imgs', '--out', tmp_path/'d')
     assert code == 2 and '5' in err, err
-    code, out, err = run(capsys, 'label', *refs[0], '--images', tmp_path/'imgs', '--out', tmp_path/'e',
+    code, out, err = run('label', *refs[0], '--images', tmp_path/'imgs', '--out', tmp_path/'e',
                          '--segmenter', 'colour-segmenter', '--scorer', 'colour-scorer')
     assert code == 2 and 'needs --text' in err
 
 
-def test_cli_canvas_tiny_sam3_end_to_end(tmp_path, capsys, concept_job):
+def test_cli_canvas_tiny_sam3_end_to_end(tmp_path, concept_job):
     "The tiny random SAM 3 through `segwl label --method canvas`: rows for every image, masks at each image's size."
     refs, truth = concept_job
-    code, out, err = run(capsys, 'label', '--method', 'canvas', '--segmenter', 'sam3', '--models', 'tiny-random',
+    code, out, err = run('label', '--method', 'canvas', '--segmenter', 'sam3', '--models', 'tiny-random',
                          '--device', 'cpu', *refs[0], '--text', 'a red ellipse', '--images', tmp_path/'imgs',
                          '--out', tmp_path/'out', '--no-progress', '--min-score', '0')
     assert code == 0 and 'MEANINGLESS' in err, err[-2000:]
@@ -318,21 +314,21 @@ def test_cli_canvas_tiny_sam3_end_to_end(tmp_path, capsys, concept_job):
     assert json.loads((tmp_path/'out'/'config.json').read_text())['models']['concept']['weights'] == 'tiny-random'
 
 
-def test_cli_limit_labels_a_subset_then_the_rest(tmp_path, capsys, scene_ref):
+def test_cli_limit_labels_a_subset_then_the_rest(tmp_path, scene_ref):
     scene_folder(tmp_path/'imgs', [(40, 50)] * 5, seed=9)
     args = ['label', *scene_ref, '--images', tmp_path/'imgs', '--out', tmp_path/'out', *FAST]
-    code, out, err = run(capsys, *args, '--limit', '2')
+    code, out, err = run(*args, '--limit', '2')
     assert code == 0 and '2 labelled, 0 absent, 0 failed, 0 already done, of 5 images' in out
-    code, out, err = run(capsys, *args)
+    code, out, err = run(*args)
     assert code == 0 and '3 labelled, 0 absent, 0 failed, 2 already done' in out
 
 
-def test_cli_tiny_sam2_seed_method(tmp_path, capsys):
+def test_cli_tiny_sam2_seed_method(tmp_path):
     "The tiny random SAM 2.1 through `segwl label` (seed method), end to end."
     imgs = tmp_path/'imgs'
     imgs.mkdir()
     for q in sorted((EX/'unlabeled'/'images').iterdir())[:2]: (imgs/q.name).write_bytes(q.read_bytes())
-    code, out, err = run(capsys, 'label', *EXAMPLE_REF, '--images', imgs, '--out', tmp_path/'out', '--segmenter',
+    code, out, err = run('label', *EXAMPLE_REF, '--images', imgs, '--out', tmp_path/'out', '--segmenter',
                          'sam2.1-tiny', '--models', 'tiny-random', '--device', 'cpu', *FAST)
     assert code == 0, err[-2000:]
     rows = rows_of(tmp_path/'out')

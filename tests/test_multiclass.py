@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 from segwl.canvas import connected_parts
-from segwl.cli import main
 from segwl.classes import compose, load_label_map, read_classes_json
 from segwl.folder import label_folder, read_manifest
 from segwl.multiclass import MulticlassLabeller, MulticlassResult
@@ -16,7 +15,7 @@ from segwl.recipe import LabellerSpec
 from segwl.seed import SeedSettings
 from segwl.testing import (CLASS_COLOURS, ColourConcept, ColourSegmenter, NamedColourScorer, classes_scene,
                            class_lookalikes)
-from conftest import segwl, ray_pythonpath
+from conftest import cli, segwl, ray_pythonpath
 
 NAMES = list(CLASS_COLOURS)                       # red, green, blue: classes 1, 2, 3
 SEED = dict(trials=2, min_text_score=1e-3)        # the text gate says "absent" for a colour the image lacks
@@ -193,11 +192,6 @@ def run_dir(tmp_path):
         truths[f's{i}'] = truth
     return tmp_path, truths
 
-def cli(*argv, capsys=None):
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr() if capsys else None
-    return code, out
-
 def check_labels_folder(out: Path, truths: dict, instances: bool = True):
     "A multi-class labels folder as issue 23 says: classes.json, palette label maps, instances, rows with classes."
     assert read_classes_json(out) == [dict(id=k, name=n, colour=c) for k, (n, c) in
@@ -218,25 +212,25 @@ def check_labels_folder(out: Path, truths: dict, instances: bool = True):
             assert got == [k for k in (1, 2, 3) for _ in range(connected_parts(truth == k)[1])]   # one per object
             assert row['instances'] == len(got)
 
-def test_cli_classes_writes_label_maps_and_records_the_classes(run_dir, capsys):
+def test_cli_classes_writes_label_maps_and_records_the_classes(run_dir):
     "`segwl label --classes FILE`: label maps, classes.json, instances by class; config.json records the classes."
     d, truths = run_dir
-    code, out = cli('label', '--classes', d/'refs'/'classes.json', '--images', d/'imgs', '--out', d/'out',
-                    '--method', 'canvas', '--segmenter', 'colour-concept', '--no-progress', capsys=capsys)
-    assert code == 0, out.err
-    assert '3 labelled, 1 absent, 0 failed' in out.out
+    code, out, err = cli('label', '--classes', d/'refs'/'classes.json', '--images', d/'imgs', '--out', d/'out',
+                         '--method', 'canvas', '--segmenter', 'colour-concept', '--no-progress')
+    assert code == 0, err
+    assert '3 labelled, 1 absent, 0 failed' in out
     check_labels_folder(d/'out', truths)
     cfg = json.loads((d/'out'/'config.json').read_text())
     assert [c['name'] for c in cfg['classes']] == NAMES and cfg['reference'] is None
     assert cfg['classes'][2]['references'] == [[str(d/'refs'/'blue.png'), str(d/'refs'/'blue_mask.png')]]
-    code, out = cli('label', '--classes', d/'refs'/'classes.json', '--images', d/'imgs', '--out', d/'out',
-                    '--method', 'canvas', '--segmenter', 'colour-concept', '--no-progress', capsys=capsys)
-    assert code == 0 and '4 already done' in out.out                                      # resumes
+    code, out, err = cli('label', '--classes', d/'refs'/'classes.json', '--images', d/'imgs', '--out', d/'out',
+                         '--method', 'canvas', '--segmenter', 'colour-concept', '--no-progress')
+    assert code == 0 and '4 already done' in out                                      # resumes
     data = json.loads((d/'refs'/'classes.json').read_text())
     (d/'refs'/'two.json').write_text(json.dumps({'classes': data['classes'][:2]}))
-    code, out = cli('label', '--classes', d/'refs'/'two.json', '--images', d/'imgs', '--out', d/'out',
-                    '--method', 'canvas', '--segmenter', 'colour-concept', '--no-progress', capsys=capsys)
-    assert code == 2 and 'classes differ' in out.err and '--no-resume' in out.err
+    code, out, err = cli('label', '--classes', d/'refs'/'two.json', '--images', d/'imgs', '--out', d/'out',
+                         '--method', 'canvas', '--segmenter', 'colour-concept', '--no-progress')
+    assert code == 2 and 'classes differ' in err and '--no-resume' in err
 
 def test_seed_folder_writes_label_maps_without_instances(run_dir):
     "The seed method's folder: the same label maps and rows; no instances (one mask per class, as for one class)."
@@ -266,34 +260,32 @@ def test_engine_path_writes_the_same_files(run_dir):
                                          (['--reference', 'refs/red.png', 'refs/red_mask.png'], '--reference'),
                                          (['--reference-image', 'refs/red.png', '--reference-mask',
                                            'refs/red_mask.png', '--text', 'x'], '--reference and --text')])
-def test_cli_classes_exclude_reference_and_text(run_dir, capsys, extra, said, monkeypatch):
+def test_cli_classes_exclude_reference_and_text(run_dir, extra, said, monkeypatch):
     d, _ = run_dir
     monkeypatch.chdir(d)
-    code, out = cli('label', '--classes', 'refs/classes.json', '--images', 'imgs', '--out', 'out', *extra,
-                    capsys=capsys)
-    assert code == 2 and f"--classes excludes {said}: each class brings its own references and text" in out.err
+    code, out, err = cli('label', '--classes', 'refs/classes.json', '--images', 'imgs', '--out', 'out', *extra)
+    assert code == 2 and f"--classes excludes {said}: each class brings its own references and text" in err
     assert not (d/'out').exists()
 
-def test_cli_seed_class_without_text(run_dir, capsys):
+def test_cli_seed_class_without_text(run_dir):
     d, _ = run_dir
     data = json.loads((d/'refs'/'classes.json').read_text())
     del data['classes'][1]['text']
     (d/'refs'/'notext.json').write_text(json.dumps(data))
-    code, out = cli('label', '--classes', d/'refs'/'notext.json', '--images', d/'imgs', '--out', d/'out',
-                    capsys=capsys)
-    assert code == 2 and "notext.json: class(es) 'green' have no text" in out.err and '--method canvas' in out.err
+    code, out, err = cli('label', '--classes', d/'refs'/'notext.json', '--images', d/'imgs', '--out', d/'out')
+    assert code == 2 and "notext.json: class(es) 'green' have no text" in err and '--method canvas' in err
     assert not (d/'out').exists()
 
 @pytest.mark.parametrize('content, said', [('{"classes": [', 'not valid JSON'),
                                            ('{"clases": []}', "'clases' (did you mean 'classes'?)"),
                                            ('{"classes": [{"name": "a", "text": "x", "references": '
                                             '[["nothere.png", "red_mask.png"]]}]}', 'nothere.png: file not found')])
-def test_cli_bad_classes_file(run_dir, capsys, content, said):
+def test_cli_bad_classes_file(run_dir, content, said):
     d, _ = run_dir
     (d/'refs'/'bad.json').write_text(content)
-    code, out = cli('label', '--classes', d/'refs'/'bad.json', '--images', d/'imgs', '--out', d/'out',
-                    '--method', 'canvas', '--segmenter', 'colour-concept', capsys=capsys)
-    assert code == 2 and said in out.err and 'bad.json' in out.err, out.err
+    code, out, err = cli('label', '--classes', d/'refs'/'bad.json', '--images', d/'imgs', '--out', d/'out',
+                         '--method', 'canvas', '--segmenter', 'colour-concept')
+    assert code == 2 and said in err and 'bad.json' in err, err
     assert not (d/'out').exists()
 
 def test_job_takes_classes(run_dir):
@@ -311,7 +303,7 @@ def test_job_takes_classes(run_dir):
     assert r.returncode == 2 and 'parameter classes excludes parameter text' in r.stderr, r.stderr[-2000:]
 
 
-def test_cli_classes_on_ray_matches_local(run_dir, capsys, tmp_path_factory, monkeypatch):
+def test_cli_classes_on_ray_matches_local(run_dir, tmp_path_factory, monkeypatch):
     "`segwl label --classes --engine ray`: workers build the multi-class labeller from the recipe; the same files."
     pytest.importorskip('ray', reason='the Ray engine is an optional extra: pip install "segwl[ray]"')
     pytest.importorskip('ray.data', reason='the Ray engine needs Ray Data: pip install "ray[data]"')
@@ -320,15 +312,15 @@ def test_cli_classes_on_ray_matches_local(run_dir, capsys, tmp_path_factory, mon
     monkeypatch.setenv('PYTHONPATH', ray_pythonpath(tmp_path_factory.mktemp('shim')))   # Ray's helpers start in time
     base = ['label', '--classes', d/'refs'/'classes.json', '--images', d/'imgs', '--method', 'canvas',
             '--segmenter', 'colour-concept', '--no-progress']
-    assert cli(*base, '--out', d/'local', capsys=capsys)[0] == 0
+    assert cli(*base, '--out', d/'local')[0] == 0
     session = ray_session(None, workers=1)
     try: ray = session.__enter__()
     except EngineError as e: pytest.skip(f"a local Ray instance could not start on this machine: {e}")
     try:
-        code, out = cli(*base, '--out', d/'ray', '--engine', 'ray', '--workers', '1', '--ray-address',
-                        ray.get_runtime_context().gcs_address, capsys=capsys)
+        code, out, err = cli(*base, '--out', d/'ray', '--engine', 'ray', '--workers', '1', '--ray-address',
+                             ray.get_runtime_context().gcs_address)
     finally: session.__exit__(None, None, None)
-    assert code == 0 and '3 labelled, 1 absent, 0 failed' in out.out, out.err[-2000:]
+    assert code == 0 and '3 labelled, 1 absent, 0 failed' in out, err[-2000:]
     check_labels_folder(d/'ray', truths)
     for sub in ('masks', 'instances'):
         for p in sorted((d/'local'/sub).iterdir()): assert (d/'ray'/sub/p.name).read_bytes() == p.read_bytes()

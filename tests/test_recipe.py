@@ -1,10 +1,9 @@
 "The recipe: one `LabellerSpec` for both methods, the `Labeller` protocol and its result, the old names and old runs."
 import ast, json
-from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from conftest import ROOT
+from conftest import ROOT, cli as run
 import segwl.cli as cli
 from segwl.data import SegwlError, BadReferenceError
 from segwl.protocols import Labeller, LabelResult, Instance
@@ -89,30 +88,27 @@ def canvas_job(tmp_path):
             tmp_path/'ref0_mask.png', '--images', tmp_path/'images', '--out', tmp_path/'out', '--no-progress']
 
 
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    return (code, *capsys.readouterr())
 
 
-def test_a_run_from_before_the_rename_resumes(canvas_job, tmp_path, capsys):
+def test_a_run_from_before_the_rename_resumes(canvas_job, tmp_path):
     "A folder whose config.json says `min_score` (an older segwl) resumes, renamed; another value is refused."
-    code, out, err = run(capsys, *canvas_job, '--min-score', '0.6', '--limit', '2')
+    code, out, err = run(*canvas_job, '--min-score', '0.6', '--limit', '2')
     assert code == 0 and '1 labelled, 1 absent, 0 failed, 0 already done' in out, (out, err)
     cfg_path = tmp_path/'out'/'config.json'
     cfg = json.loads(cfg_path.read_text())
     assert cfg['settings']['min_instance_score'] == 0.6 and 'min_score' not in cfg['settings']
     cfg['settings'] = {('min_score' if k == 'min_instance_score' else k): v for k, v in cfg['settings'].items()}
     cfg_path.write_text(json.dumps(cfg))                                     # as an older segwl wrote it
-    code, out, err = run(capsys, *canvas_job, '--min-instance-score', '0.6')
+    code, out, err = run(*canvas_job, '--min-instance-score', '0.6')
     assert code == 0 and '1 labelled, 0 absent, 0 failed, 2 already done' in out, (out, err)
     settings = json.loads(cfg_path.read_text())['settings']
     assert settings['min_instance_score'] == 0.6 and 'min_score' not in settings   # renamed, its value kept
     assert len(read_manifest(tmp_path/'out'/'manifest.jsonl')) == 3
-    code, out, err = run(capsys, *canvas_job, '--min-instance-score', '0.7')
+    code, out, err = run(*canvas_job, '--min-instance-score', '0.7')
     assert code == 2 and 'min_instance_score' in err and '--no-resume' in err
 
 
-def test_a_seed_run_from_before_the_rename_resumes(tmp_path, capsys):
+def test_a_seed_run_from_before_the_rename_resumes(tmp_path):
     "The seed's gate, off (null) in an older config.json: the run resumes without a word."
     Image.fromarray(REF[0]).save(tmp_path/'ref.png')
     Image.fromarray(REF[1]).save(tmp_path/'ref_mask.png')
@@ -120,12 +116,12 @@ def test_a_seed_run_from_before_the_rename_resumes(tmp_path, capsys):
     argv = ['label', '--reference', tmp_path/'ref.png', tmp_path/'ref_mask.png', '--text', 'a red ellipse',
             '--segmenter', 'colour-segmenter', '--scorer', 'colour-scorer', '--images', tmp_path/'images', '--out',
             tmp_path/'out', '--trials', '2', '--no-progress', '--limit', '1']
-    assert run(capsys, *argv)[0] == 0
+    assert run(*argv)[0] == 0
     cfg_path = tmp_path/'out'/'config.json'
     cfg = json.loads(cfg_path.read_text())
     cfg['settings'] = {('min_score' if k == 'min_mask_score' else k): v for k, v in cfg['settings'].items()}
     cfg_path.write_text(json.dumps(cfg))
-    code, out, err = run(capsys, *argv[:-2])
+    code, out, err = run(*argv[:-2])
     assert code == 0 and '1 labelled, 0 absent, 0 failed, 1 already done' in out, (out, err)
 
 

@@ -1,12 +1,11 @@
 """Results of backends that are not real weights say so, on every surface: tiny random models and the colour stand-ins
 each with their own stamp (issue 25, item 1)."""
 import io, json
-from pathlib import Path
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-import segwl.cli as cli
+from conftest import cli as run
 from segwl.data import save_mask
 from segwl.registry import STAND_IN_STAMP, TINY_STAMP, weights_stamp
 from segwl.testing import synthetic_scene, scene_folder
@@ -16,10 +15,6 @@ STAND_INS = ['--segmenter', 'colour-segmenter', '--scorer', 'colour-scorer']
 FAST = ['--trials', '2', '--n-object', '3', '--n-background', '3', '--no-progress']
 
 
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope='module')
@@ -34,10 +29,10 @@ def scenes(tmp_path_factory):
     return d
 
 
-def test_stand_ins_are_recorded_and_stamped_everywhere(scenes, tmp_path, capsys):
+def test_stand_ins_are_recorded_and_stamped_everywhere(scenes, tmp_path):
     "label, train, evaluate (model and masks), review: the records say stand-in, the outputs carry its stamp."
     d, labels = scenes, tmp_path/'labels'
-    code, out, err = run(capsys, 'label', '--reference', d/'ref.png', d/'ref_mask.png', '--text', 'a red ellipse',
+    code, out, err = run('label', '--reference', d/'ref.png', d/'ref_mask.png', '--text', 'a red ellipse',
                          '--images', d/'images', '--out', labels, *STAND_INS, *FAST)
     assert code == 0, err
     assert out.rstrip().endswith(f'[{STAND_IN_STAMP}]') and 'colour-segmenter, colour-scorer: test stand-ins' in err
@@ -45,7 +40,7 @@ def test_stand_ins_are_recorded_and_stamped_everywhere(scenes, tmp_path, capsys)
     assert ({m['weights'] for m in cfg['models'].values()} == {'stand-in'}
             and weights_stamp(cfg['models']) == STAND_IN_STAMP)
 
-    code, out, err = run(capsys, 'train', '--images', d/'images', '--masks', labels/'masks', '--manifest',
+    code, out, err = run('train', '--images', d/'images', '--masks', labels/'masks', '--manifest',
                          labels/'manifest.jsonl', '--out', tmp_path/'model', '--arch', 'tiny-unet', '--no-pretrained',
                          '--size', 32, '--epochs', 1, '--device', 'cpu', '--quiet')
     assert code == 0, err
@@ -55,14 +50,14 @@ def test_stand_ins_are_recorded_and_stamped_everywhere(scenes, tmp_path, capsys)
 
     for how, argv in (('model', ['--model', tmp_path/'model', '--images', d/'images']),
                       ('masks', ['--pred', labels/'masks', '--images', d/'images'])):
-        code, out, err = run(capsys, 'evaluate', *argv, '--masks', d/'gt', '--out', tmp_path/how, '--device', 'cpu',
+        code, out, err = run('evaluate', *argv, '--masks', d/'gt', '--out', tmp_path/how, '--device', 'cpu',
                              '--quiet')
         assert code == 0 and f'[{STAND_IN_STAMP}]' in out, (how, out, err)
         m = json.loads((tmp_path/how/'metrics.json').read_text())
         assert (m['stamp'], m['tiny_random'], m['warning'].startswith(STAND_IN_STAMP)) == (STAND_IN_STAMP, False, True)
         assert (tmp_path/how/'best_worst.png').is_file() and (tmp_path/how/'iou_histogram.png').is_file()
 
-    code, out, err = run(capsys, 'review', labels, '--sheet', tmp_path/'sheet.png')     # images: from config.json
+    code, out, err = run('review', labels, '--sheet', tmp_path/'sheet.png')     # images: from config.json
     assert code == 0, err
     from segwl.review import _sheet_title, ReviewPanel
     assert _sheet_title(labels, 4, 'all').endswith('\n' + STAND_IN_STAMP.upper())

@@ -2,13 +2,11 @@
 command line (`--sam-checkpoint PATH`, exit 2), a papermill job (`-p pretrained False`, exit 2), Python and Jupyter
 (`segmenter_options=dict(checkpoint=PATH)`, one line, no traceback)."""
 import json, socket
-from pathlib import Path
 import nbformat
 import pytest
 import torch
 from PIL import Image
-import segwl.cli as cli
-from conftest import segwl
+from conftest import segwl, cli as run
 from segwl.data import SegwlError
 from segwl.testing import synthetic_scene, scene_folder
 
@@ -36,22 +34,18 @@ def scenes(tmp_path):
     return tmp_path
 
 
-def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
-def test_cli_says_flags(scenes, offline, capsys):
+def test_cli_says_flags(scenes, offline):
     d = scenes
-    code, _, err = run(capsys, 'label', '--reference', d/'ref.png', d/'ref_mask.png', '--text', 'a red ellipse',
+    code, _, err = run('label', '--reference', d/'ref.png', d/'ref_mask.png', '--text', 'a red ellipse',
                        '--images', d/'images', '--out', d/'labels', '--segmenter', 'sam-vit_b', '--scorer',
                        'colour-scorer', '--cache-dir', offline, '--no-progress')
     assert code == 2 and 'or pass --sam-checkpoint PATH' in err and 'Traceback' not in err, err
-    code, _, err = run(capsys, 'label', '--reference', d/'ref.png', d/'ref_mask.png', '--text', 'a red ellipse',
+    code, _, err = run('label', '--reference', d/'ref.png', d/'ref_mask.png', '--text', 'a red ellipse',
                        '--images', d/'images', '--out', d/'labels', *STAND_INS, '--trials', '2', '--no-progress')
     assert code == 0, err
-    code, _, err = run(capsys, 'train', '--images', d/'images', '--masks', d/'labels'/'masks', '--out', d/'model',
+    code, _, err = run('train', '--images', d/'images', '--masks', d/'labels'/'masks', '--out', d/'model',
                        '--arch', 'tiny-unet', '--pretrained', '--size', 32, '--epochs', 1, '--device', 'cpu', '--quiet')
     assert code == 2 and err.strip().endswith('train it with --no-pretrained'), err
 
