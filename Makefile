@@ -40,8 +40,8 @@ export: install
 export-check: install
 	$(call unchanged,$(EXPORT),segwl,segwl/ disagrees with nbs/ - edit notebooks then run make export)
 
-# ruff (pyproject.toml: 120 columns, one statement per line) over the package, the tools, the tests and the
-# benchmarks (less bench/bench_label.py for now: pyproject.toml says why).
+# ruff (pyproject.toml: 120 columns, one statement per line, no unused import or variable) over the package, the
+# tools, the tests and the benchmarks.
 lint: install
 	$(BIN)/python tools/lint.py segwl tools tests bench
 

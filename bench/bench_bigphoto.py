@@ -18,7 +18,7 @@ every instance pixel is in the mask and every mask pixel in an instance. See ben
 (bench_bigphoto.py)".
 """
 from __future__ import annotations
-import argparse, json, os, subprocess, sys, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile
 from pathlib import Path
 import numpy as np
 

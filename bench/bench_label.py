@@ -531,7 +531,7 @@ def memory(args, models) -> dict:
                 peak_rss_growth_mb=runs[-1]['peak_rss_mb'] - runs[0]['peak_rss_mb'])
 
 def run(args) -> dict:
-    import torch, segwl
+    import torch
     from segwl.data import resolve_device
     la0 = os.getloadavg()
     found = find_data(args.data)

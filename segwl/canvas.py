@@ -19,7 +19,7 @@ from .stitch import (LAYOUTS, CanvasLayout, PackedLayout, INPUT_SIZES, resize_im
                           mask_iou)
 from .recipe import check_references, clean_text, Renamed, renamed
 from .seed import (MIN_SIDE, working_copy, working_hw, check_max_side, input_side, to_dict_since, _timer, _bill,
-                        _Target, _encode_and_answer, targets_setting, batch_setting)
+                        _encode_and_answer, targets_setting, batch_setting)
 
 # %% auto #0
 __all__ = ['MAX_INSTANCES', 'connected_parts', 'part_boxes', 'CanvasSettings', 'CanvasResult', 'CanvasSteps', 'CanvasLabeller',

@@ -1,7 +1,6 @@
 """The several-classes benchmark's counting and arithmetic, on the colour stand-in and made-up numbers (the
 measurement is in bench/, not a test)."""
 from types import SimpleNamespace
-import numpy as np
 import pytest
 from segwl.multiclass import MulticlassLabeller
 from segwl.testing import ColourConcept, classes_scene

@@ -1,5 +1,5 @@
 "The papermill job `nbs/jobs/pipeline.ipynb` run by `segwl run-notebook`: outputs, metrics, masks, parameter errors."
-import hashlib, json, os, shutil, subprocess, sys
+import hashlib, json, os, shutil, sys
 from pathlib import Path
 import nbformat
 import numpy as np

@@ -1,6 +1,5 @@
 "SAM backend: shapes and coordinates with a tiny random SAM, and the checkpoint download against a local HTTP server."
 import hashlib, http.server, io, socket, threading
-from pathlib import Path
 import numpy as np
 import pytest
 import torch
