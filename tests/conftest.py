@@ -124,6 +124,7 @@ SLOW = {
                       'test_seed_batches_per_reference', 'test_seed_labeller_with_tiny_sam_batch_is_one_at_a_time'],
     'test_bench_label.py': ['test_canvas_runs_with_the_tiny_sam3', 'test_memory_runs_record_rss_after_every_image'],
     'test_bench_quality.py': ['test_packing_changes_nothing_with_stand_ins'],
+    'test_bench_suite.py': ['test_watch_sees_a_child_burn_its_cpu'],
     'test_clip.py': ['test_peak_on_red_square', 'test_tiny_deterministic'],
     'test_docs.py': ['test_the_review_demo_runs_from_the_repository_alone'],
     'test_evaluate.py': ['test_a_model_trained_on_tiny_random_labels_is_stamped',
