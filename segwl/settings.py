@@ -47,9 +47,9 @@ def recorded_path(record, key: str, base) -> Path | None:
     return Path(record[key])
 
 # %% ../nbs/00b_settings.ipynb #32d7c1ef
-def setting(default, help: str, lo=None, hi=None, choices=None, above: bool = False):
-    "A settings field: its default, one line of help (for --help and docs) and its allowed values (`above`: not `lo`)."
-    return field(default=default, metadata=dict(help=help, lo=lo, hi=hi, choices=choices, above=above))
+def setting(default, help: str, lo=None, hi=None, choices=None, above: bool = False, below: bool = False):
+    "A settings field: default, one line of help (for --help, docs), allowed values (`above`/`below`: not lo/hi)."
+    return field(default=default, metadata=dict(help=help, lo=lo, hi=hi, choices=choices, above=above, below=below))
 
 def _kind(f) -> tuple[str, bool]:
     "`(base type name, None allowed)` of a field's (string) annotation."
@@ -57,12 +57,12 @@ def _kind(f) -> tuple[str, bool]:
     return next(t for t in parts if t != 'None'), 'None' in parts
 
 # %% ../nbs/00b_settings.ipynb #0add5665
-def _expected(base, lo, hi, choices, above: bool = False) -> str:
+def _expected(base, lo, hi, choices, above: bool = False, below: bool = False) -> str:
     if choices: return f"one of {', '.join(map(repr, choices))}"
     word = {'int': 'an integer', 'float': 'a number', 'bool': 'true or false', 'str': 'a text'}.get(base, base)
     if lo is None: return word
     if hi is None: return f"{word} {'>' if above else '>='} {lo}"
-    return f"{word} in {'(' if above else '['}{lo}, {hi}]"
+    return f"{word} in {'(' if above else '['}{lo}, {hi}{')' if below else ']'}"
 
 def check_setting(f, v):
     "`SegwlError` unless value `v` fits field `f` (type, bounds, choices)."
@@ -71,12 +71,13 @@ def check_setting(f, v):
     m = f.metadata
     ok = {'int': isinstance(v, int) and not isinstance(v, bool), 'bool': isinstance(v, bool), 'str': isinstance(v, str),
           'float': isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}.get(base, True)
-    lo, hi, above = m.get('lo'), m.get('hi'), m.get('above', False)
-    ok = ok and (lo is None or v > lo or (v == lo and not above)) and (hi is None or v <= hi)
+    lo, hi, above, below = m.get('lo'), m.get('hi'), m.get('above', False), m.get('below', False)
+    ok = ok and (lo is None or v > lo or (v == lo and not above))
+    ok = ok and (hi is None or v < hi or (v == hi and not below))
     ok = ok and (not m.get('choices') or v in m['choices'])
     if not ok:
         null = ' or null' if nullable else ''
-        want = _expected(base, lo, hi, m.get('choices'), above)
+        want = _expected(base, lo, hi, m.get('choices'), above, below)
         raise SegwlError(f"setting {f.name}={v!r}: expected {want}{null}")
 
 # %% ../nbs/00b_settings.ipynb #d1de2062

@@ -36,7 +36,7 @@ class TrainSettings(Settings):
     weight_decay: float = setting(1e-2, "AdamW weight decay", 0, 10)
     warmup: float = setting(0.05, "fraction of the budget spent warming up the learning rate", 0, 1)
     val_fraction: float = setting(0.1, "fraction of the images held out to pick the best epoch (0: none, the last "
-                                  "epoch is kept)", 0, 1)
+                                  "epoch is kept)", 0, 1, below=True)
     min_label_score: float | None = setting(None, "with a manifest: leave out pseudo-labels whose score is below "
                                             "this or not a number (old name: min_score, --min-score, still accepted)",
                                             0, 1)
@@ -52,16 +52,14 @@ class TrainSettings(Settings):
     seed: int = setting(0, "seed of the validation split, the augmentations and the initial weights", 0, 2**32 - 1)
     amp: bool = setting(True, "mixed precision, on CUDA only")
     ema: float = setting(0.99, "decay of the weight average that is validated and saved (0: the trained weights "
-                         "as they are)", 0, 1)
+                         "as they are)", 0, 1, below=True)
 
 # %% ../nbs/08b_trainsettings.ipynb #a245e938
 @patch
 def validate(self: TrainSettings):
-    "The field checks, then the rules no bound says: size a multiple of 32, fractions below 1."
+    "The field checks, then the rule no bound says: size a multiple of 32."
     Settings.validate(self)
     if self.size % 32: raise SegwlError(f"setting size={self.size}: expected a multiple of 32")
-    if self.val_fraction >= 1: raise SegwlError(f"setting val_fraction={self.val_fraction}: expected less than 1")
-    if self.ema >= 1: raise SegwlError(f"setting ema={self.ema}: expected less than 1 (0 turns the average off)")
     # the architecture's name is checked by segwl.arch, which needs torch: it extends this method (never to parse flags)
 
 # %% ../nbs/08b_trainsettings.ipynb #45b65683
