@@ -44,11 +44,20 @@ def segwl(*argv, cwd=None, check_rc=None, timeout=600, process=None) -> subproce
     return r
 
 
-def _segwl_process(argv, cwd, timeout) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get('PYTHONPATH')] if p]),
-               OMP_NUM_THREADS='1')
+def checkout_env(**more) -> dict:
+    "The environment of a Python process a test starts: this checkout's segwl first on the path, one torch thread."
+    path = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])])
+    return {**os.environ, 'PYTHONPATH': path, 'OMP_NUM_THREADS': '1', **more}
+
+
+def segwl_argv(*argv) -> list:
+    "The command line of `segwl ARGV` as this checkout's segwl runs it (with `checkout_env`), not an installed script."
     code = 'import sys; from segwl.cli import main; sys.exit(main(sys.argv[1:]))'
-    return subprocess.run([sys.executable, '-c', code, *argv], cwd=cwd, env=env, capture_output=True, text=True,
+    return [sys.executable, '-c', code, *map(str, argv)]
+
+
+def _segwl_process(argv, cwd, timeout) -> subprocess.CompletedProcess:
+    return subprocess.run(segwl_argv(*argv), cwd=cwd, env=checkout_env(), capture_output=True, text=True,
                           timeout=timeout)
 
 

@@ -1,10 +1,10 @@
 """The Ray engine against the local one (label: seed and canvas; predict), on a local Ray instance of 2 CPUs started
 here (never another address)."""
-import json, os, subprocess, sys, textwrap
+import json, subprocess, sys, textwrap
 from pathlib import Path
 import pytest
 from PIL import Image
-from conftest import ROOT, ray_pythonpath
+from conftest import checkout_env, ray_pythonpath
 from segwl.engine import EngineError, label_folder_ray, predict_folder_ray, ray_session, _ray
 from segwl.recipe import LabellerSpec
 from segwl.folder import label_folder, read_manifest
@@ -132,9 +132,9 @@ def test_killed_run_resumes(ray_address, folder, colour_local, tmp_path):
     is under test; tiny SAM and CLIP on Ray are test_tiny_sam_clip_match_local's)."""
     out, script = tmp_path/'ray', tmp_path/'driver.py'
     script.write_text(textwrap.dedent(KILLED_DRIVER))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])]))
     arg = json.dumps([str(folder), str(out), ray_address, 4])
-    r = subprocess.run([sys.executable, str(script), arg], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, str(script), arg], env=checkout_env(), capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == -9, r.stderr[-3000:]                             # SIGKILLed midway
     assert len(read_manifest(out/'manifest.jsonl')) == 3                     # 3 rows; a 4th mask without its row
     assert len(list((out/'masks').glob('*.png'))) >= 3 and list(out.rglob('.*.part'))
@@ -260,9 +260,9 @@ def test_killed_predict_resumes(tiny_model, folder, predicted_local, ray_address
     "A Ray predict SIGKILLed midway, then run again: every image predicted exactly once, as the local engine does."
     out, script = tmp_path/'ray', tmp_path/'driver.py'
     script.write_text(textwrap.dedent(KILLED_PREDICT))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get('PYTHONPATH')])]))
     arg = json.dumps([str(folder), str(out), str(tiny_model), ray_address, 4])
-    r = subprocess.run([sys.executable, str(script), arg], env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, str(script), arg], env=checkout_env(), capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == -9, r.stderr[-3000:]                             # SIGKILLed midway
     assert len(read_manifest(out/'manifest.jsonl')) == 3                     # 3 rows; a 4th mask without its row
     assert list(out.rglob('.*.part'))

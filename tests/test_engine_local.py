@@ -3,7 +3,7 @@ instance of its own, so these tests need not share `test_engine.py`'s instance n
 import json, os, signal, subprocess, sys, textwrap
 import pytest
 from PIL import Image
-from conftest import ROOT, ray_pythonpath
+from conftest import ROOT, checkout_env, ray_pythonpath, segwl_argv
 from segwl.testing import synthetic_scene
 
 pytestmark = pytest.mark.filterwarnings('ignore::DeprecationWarning:ray.data.context')   # Ray Data's own
@@ -39,8 +39,7 @@ print(E.label_folder_ray(spec, images, out, workers=workers, progress=False))
 
 def ray_env(tmp_path, mark: str) -> dict:
     "The environment of a driver: the shim and segwl first on the path (`ray_pythonpath`), and `mark`."
-    path = ray_pythonpath(tmp_path/'shim', ROOT)
-    return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS='1', SEGWL_TEST_MARK=mark)
+    return checkout_env(PYTHONPATH=ray_pythonpath(tmp_path/'shim', ROOT), SEGWL_TEST_MARK=mark)
 
 
 def marked(mark: str, wait: float = 5.0) -> list:
@@ -100,11 +99,10 @@ def test_a_bad_ray_address_is_an_error_within_a_minute(folder, tmp_path, listene
     Image.fromarray(REF[1]).save(tmp_path/'ref_mask.png')
     t0 = time.time()
     try:
-        cli = 'import sys; from segwl.cli import main; sys.exit(main(sys.argv[1:]))'
         argv = ['label', '--reference', ref, tmp_path/'ref_mask.png', '--text', 'a red ellipse', '--images', folder,
                 '--out', tmp_path/'out', '--segmenter', 'colour-segmenter', '--scorer', 'colour-scorer',
                 '--no-progress', '--engine', 'ray', '--ray-address', address]
-        r = subprocess.run([sys.executable, '-c', cli, *map(str, argv)], env=ray_env(tmp_path, 'address'),
+        r = subprocess.run(segwl_argv(*argv), env=ray_env(tmp_path, 'address'),
                            capture_output=True, text=True, timeout=300)
     finally: server.close()
     took = time.time() - t0

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-from conftest import iou
+from conftest import checkout_env, iou
 from segwl.data import FolderBusyError, LayoutError, SegwlError, SegwlWarning, load_mask, output_lock, save_mask
 from segwl.export import coco_segment, export_labels
 from segwl.folder import manifest_row, read_manifest
@@ -373,8 +373,7 @@ def test_label_parts_agrees_with_a_flood_fill_on_random_masks():
 def test_label_export_does_not_import_torch():
     import subprocess, sys
     code = 'import sys, segwl.export; print(sorted(m for m in ("torch", "onnx", "pycocotools") if m in sys.modules))'
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, check=True)
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=checkout_env(), check=True)
     assert r.stdout.strip() == '[]'
 
 

@@ -1,12 +1,12 @@
 "Training, prediction and the train/predict/evaluate commands on tiny synthetic data (seconds, CPU)."
-import json, os, random, shlex, shutil, signal, subprocess, sys, time
+import json, os, random, shlex, shutil, signal, subprocess, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from conftest import ROOT, segwl
+from conftest import checkout_env, segwl, segwl_argv
 from segwl.data import load_mask, LayoutError
 from segwl.folder import read_manifest
 from segwl.finetune import (TrainSettings, ArchError, build_model, train, synthetic_dataset, load_model,
@@ -45,11 +45,8 @@ def image_folder(folder: Path, n: int, side: int = 32, seed: int = 0) -> Path:
 
 def start(*argv) -> subprocess.Popen:
     "`segwl ARGV` in the background, in the environment conftest's `segwl` gives it."
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get('PYTHONPATH')] if p]),
-               OMP_NUM_THREADS='1')
-    code = 'import sys; from segwl.cli import main; sys.exit(main(sys.argv[1:]))'
-    return subprocess.Popen([sys.executable, '-c', code, *map(str, argv)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(segwl_argv(*argv), env=checkout_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 def wait_for(cond, timeout=120, what='condition'):
     t0 = time.monotonic()
@@ -382,11 +379,10 @@ def segwl_on_small_disk(size: str, mount: Path, *argv) -> subprocess.CompletedPr
     "Run segwl with `mount` a fresh tmpfs of `size` in a private mount namespace (root only; else skip)."
     if os.geteuid() != 0 or not shutil.which('unshare'): pytest.skip('a small disk needs root and unshare')
     mount.mkdir(parents=True, exist_ok=True)
-    code = 'import sys; from segwl.cli import main; sys.exit(main(sys.argv[1:]))'
-    cmd = ' '.join(shlex.quote(str(a)) for a in (sys.executable, '-c', code, *argv))
+    cmd = ' '.join(map(shlex.quote, segwl_argv(*argv)))
     script = f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(mount))} || exit 99; exec {cmd}"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
-    r = subprocess.run(['unshare', '-m', 'sh', '-c', script], env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(['unshare', '-m', 'sh', '-c', script], env=checkout_env(), capture_output=True, text=True,
+                       timeout=600)
     if r.returncode == 99: pytest.skip(f'cannot mount a tmpfs here: {r.stderr[:200]}')
     return r
 

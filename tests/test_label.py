@@ -156,7 +156,7 @@ from segwl.folder import label_folder, read_manifest, MANIFEST_KEYS
 from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, scene_folder, odd_files
 from segwl import stitch as stitch_mod
 
-from conftest import iou
+from conftest import checkout_env, iou
 
 class CheckingSegmenter(ColourSegmenter):
     "The protocol's contract, checked: an ordinary image, points inside it, labels 0/1."
@@ -396,7 +396,7 @@ def test_killed_process_loses_only_the_image_in_flight(tmp_path, wait_rows):
     scene_folder(tmp_path/'imgs', SIZES + SIZES, seed=21)
     out = tmp_path/'out'
     proc = subprocess.Popen([sys.executable, '-c', KILL_SCRIPT, str(tmp_path/'imgs'), str(out)],
-                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent)))
+                            env=checkout_env())
     t0 = time.time()
     while time.time() - t0 < 60 and len(read_manifest(out/'manifest.jsonl')) < wait_rows: time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)

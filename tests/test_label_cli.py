@@ -1,19 +1,18 @@
 """`segwl label` end to end: exit codes, manifest rows, mask sizes, resume, settings; with stand-ins and with tiny
 real-architecture models."""
-import json, os, subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from conftest import cli as run
+from conftest import ROOT, checkout_env, cli as run
 from segwl.data import load_mask, load_image
 from segwl.seed import SeedSettings
 from segwl.folder import read_manifest, MANIFEST_KEYS
 from segwl.testing import ColourSegmenter, ColourScorer, synthetic_scene, scene_folder, odd_files
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parent.parent
 EX = ROOT/'examples'
 FAST = ['--trials', '2', '--n-object', '3', '--n-background', '3', '--n-text', '2', '--n-text-background', '1',
         '--no-progress']
@@ -184,8 +183,7 @@ def test_cli_tiny_models_on_examples(tmp_path):
     cmd = [str(Path(sys.executable).parent/'segwl'), 'label', *map(str, EXAMPLE_REF),
            '--images', str(EX/'unlabeled'/'images'), '--out', str(tmp_path/'out'), '--models', 'tiny-random',
            '--device', 'cpu', *FAST]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=checkout_env(), timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     assert 'MEANINGLESS' in p.stderr and '5 labelled, 0 absent, 0 failed' in p.stdout
     rows = rows_of(tmp_path/'out')

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from conftest import checkout_env
 import segwl.cli as cli
 from segwl.errors import SegwlError
 from segwl.folder import (ManifestWriter, ManifestError, read_manifest, manifest_row, name_problem, is_reviewed,
@@ -12,7 +13,6 @@ from segwl.folder import (ManifestWriter, ManifestError, read_manifest, manifest
 from segwl.outputs import OutputError, save_mask
 from segwl.testing import synthetic_scene, concept_scene
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY_FLAGS = ('--arch', 'tiny-unet', '--size', 32, '--batch-size', 2, '--no-pretrained', '--device', 'cpu',
               '--epochs', 1)
 BAD = ['../../elsewhere/secret.jpg', '/etc/passwd', 'a/b.jpg', '..\\x.jpg']
@@ -214,7 +214,7 @@ w.close()
 
 def test_a_file_size_limit_mid_row_leaves_no_fragment(tmp_path):
     "RLIMIT_FSIZE lets 30 bytes of the row through, then EFBIG: the row is cut back, nothing is left to flush later."
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = checkout_env()
     r = subprocess.run([sys.executable, '-c', FSIZE_WRITER, str(tmp_path/'m.jsonl')], env=env, capture_output=True,
                        text=True, timeout=120)
     assert 'refused: cannot write' in r.stdout and r.returncode == 0, r.stdout + r.stderr
@@ -265,7 +265,7 @@ def test_label_folder_on_a_disk_that_fills_while_appending(tmp_path):
     imgs = tmp_path/'imgs'
     imgs.mkdir()
     for i in range(5): Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(imgs/f'i{i}.png')
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = checkout_env()
     r = subprocess.run([sys.executable, '-c', FULL_DISK_RUN, str(imgs), str(tmp_path/'out')], env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "'stopped': 'cannot write" in r.stdout, r.stdout + r.stderr

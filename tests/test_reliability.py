@@ -6,11 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from conftest import cli as run
+from conftest import checkout_env, cli as run
 from segwl.folder import read_manifest
 from segwl.testing import synthetic_scene, scene_folder
 
-ROOT = Path(__file__).resolve().parent.parent
 FAST = ['--trials', '2', '--n-object', '3', '--n-background', '3', '--no-progress',
         '--segmenter', 'colour-segmenter', '--scorer', 'colour-scorer']
 
@@ -176,7 +175,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 def spawn(argv):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    env = checkout_env()
     return subprocess.Popen([sys.executable, '-c', SLOW_LABEL, *map(str, argv)], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -371,7 +370,7 @@ def test_a_65_byte_instances_file_declaring_40000x40000_is_not_decoded(tmp_path,
     code = ('import re, sys\nfrom segwl.cli import main\nrc = main(sys.argv[1:])\n'
             'hwm = re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read())[1]\n'
             'print("maxrss", hwm, "rc", rc)')
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    env = checkout_env()
     r = subprocess.run([sys.executable, '-c', code, 'export', str(project/'labels'), '--format', 'coco', '--out',
                         str(tmp_path/'coco')], env=env, capture_output=True, text=True, timeout=120)
     kb, rc = int(r.stdout.split('maxrss ')[1].split()[0]), int(r.stdout.split(' rc ')[1])
